@@ -21,6 +21,7 @@ type Event struct {
 	// "security.login_failed", "operator.created". The area picks the
 	// stream: see StreamFor.
 	Type string `json:"type"`
+	// Time is when it happened, as the producer saw it.
 	Time time.Time `json:"time"`
 	// Actor is who caused it ("operator:alice", "token:ci", "system").
 	Actor string `json:"actor"`
