@@ -65,8 +65,8 @@ func errPendingGone() error {
 // Login checks a username and password from remote (the client's address,
 // for throttling and the ledger). A correct password gives a Session, or a
 // PendingLogin when a second factor is needed (always for an operator with
-// an enrolled authenticator; for an administrator without one, when
-// AdminsWithoutMFAInsecure, a pending enrolment).
+// an enrolled authenticator; for an administrator without one, a pending
+// enrolment unless AdminsWithoutMFAInsecure).
 //
 // Returns Unauthorized "wrong username or password" for an unknown user, a
 // wrong password or a disabled account alike, taking the same time for
