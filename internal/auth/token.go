@@ -45,7 +45,9 @@ const (
 	tokenSecretLen  = 64 // hex digits: 32 random bytes
 	defaultTokenTTL = 90 * 24 * time.Hour
 	maxTokenTTL     = 2 * 365 * 24 * time.Hour
-	maxTokenName    = 64
+	// minTokenTTL refuses tokens that would be expired on arrival.
+	minTokenTTL  = time.Minute
+	maxTokenName = 64
 	// tokenUseEvery is how often a token's use is written down: its
 	// last_used_at and a security.token_used entry in the ledger.
 	tokenUseEvery = time.Minute
@@ -109,8 +111,8 @@ func tokenScopes(role Role, requested []string) ([]string, error) {
 // CreateToken creates an API token and returns it in clear, once:
 // "fwt_<id>_<secret>", with a 32-byte random secret. scopes narrow the
 // role (none means all the role allows); ttl 0 means 90 days. Returns
-// Invalid naming "name", "role", "scopes" or "ttl" (negative, or over 2
-// years), Conflict when an active (unrevoked, unexpired) token has the
+// Invalid naming "name", "role", "scopes" or "ttl" (negative, under a
+// minute or over 2 years), Conflict when an active (unrevoked, unexpired) token has the
 // name.
 func (s *Service) CreateToken(ctx context.Context, name string, role Role, scopes []string, ttl time.Duration) (string, Token, error) {
 	if err := validateTokenName(name); err != nil {
@@ -126,6 +128,8 @@ func (s *Service) CreateToken(ctx context.Context, name string, role Role, scope
 	switch {
 	case ttl < 0:
 		return "", Token{}, apperr.InvalidField("ttl", "must be positive")
+	case ttl > 0 && ttl < minTokenTTL:
+		return "", Token{}, apperr.InvalidField("ttl", "is %s; at least %s is required", ttl, minTokenTTL)
 	case ttl == 0:
 		ttl = defaultTokenTTL
 	case ttl > maxTokenTTL:

@@ -95,6 +95,12 @@ func openSQLite(ctx context.Context, dir string) (*DB, error) {
 	// deadlock upgrading a read lock; busy_timeout makes them wait instead.
 	// synchronous=FULL: an acknowledged write survives power loss, not only
 	// a crash of the process.
+	// Create the file 0600 before SQLite opens it with the umask's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	f.Close()
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(15000)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/demofleet"
+	"github.com/fleetward/fleetward/internal/inventory"
+)
+
+func demoCommand() *cli.Command {
+	flags := serverFlags()
+	for _, f := range flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "data" {
+			sf.Value = ""
+			sf.Usage = "data directory; must be new or empty (default: a fresh temporary directory)"
+		}
+	}
+	flags = append(flags,
+		&cli.IntFlag{Name: "devices", Value: 250, Usage: "size of the simulated fleet"},
+		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the simulated fleet (same seed, same fleet)"},
+		&cli.BoolFlag{Name: "insecure-demo-login", Usage: "let the demo admin log in WITHOUT a second factor (every page says so)"},
+	)
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "run a server with a fresh data directory, a demo administrator and a simulated fleet",
+		Description: `Starts 'serve' on a fresh data directory, creates the administrator "admin" with a
+generated password and an enrolled TOTP authenticator (printed, with the secret to load into
+an authenticator app or 'oathtool --totp -b SECRET'), seeds a realistic fleet across several
+sites, and runs until interrupted (Ctrl-C).`,
+		Flags: flags,
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if n := cmd.Int("devices"); n < 0 || n > 1_000_000 {
+				return fmt.Errorf("--devices %d: must be from 0 to 1000000", n)
+			}
+			cfg := serverConfig(cmd)
+			cfg.InsecureDemoLogin = cmd.Bool("insecure-demo-login")
+			if cfg.DataDir == "" || cfg.DataDir == "fleetward-data" {
+				dir, err := os.MkdirTemp("", "fleetward-demo-")
+				if err != nil {
+					return err
+				}
+				cfg.DataDir = dir
+			} else if err := requireEmptyDir(cfg.DataDir); err != nil {
+				return err
+			}
+			s, err := app.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			err = seedDemo(cliContext(ctx), s, cmd.Int("devices"), cmd.Int64("seed"), cfg.InsecureDemoLogin)
+			if err != nil {
+				s.Stop()
+				return err
+			}
+			<-ctx.Done()
+			slog.Info("shutting down the demo", "data", cfg.DataDir)
+			return s.Stop()
+		},
+	}
+}
+
+func requireEmptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("--data %s: the demo needs a new or empty directory (use 'fleetward serve' for existing data)", dir)
+	}
+	return nil
+}
+
+// seedDemo creates the demo administrator and fleet and prints how to log in.
+func seedDemo(ctx context.Context, s *app.Server, devices int, seed int64, insecure bool) error {
+	password := rand.Text()[:20]
+	if _, err := s.Auth.CreateOperator(ctx, "admin", password, auth.RoleAdmin); err != nil {
+		return fmt.Errorf("demo admin: %w", err)
+	}
+	var enrol auth.Enrollment
+	if !insecure {
+		var err error
+		if enrol, err = s.Auth.EnrollTOTP(ctx, "admin"); err != nil {
+			return fmt.Errorf("demo admin TOTP: %w", err)
+		}
+	}
+	token, _, err := s.Auth.CreateToken(ctx, "demo", auth.RoleAdmin, nil, 7*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("demo token: %w", err)
+	}
+	for _, site := range demofleet.Sites() {
+		if _, err := s.Inventory.CreateSite(ctx, site); err != nil {
+			return fmt.Errorf("demo site %s: %w", site.ID, err)
+		}
+	}
+	fleet := demofleet.Generate(devices, seed, time.Now())
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(json.NewEncoder(pw).Encode(fleet)) }()
+	progress := progressPrinter("imported")
+	res, err := s.Inventory.ImportDevices(ctx, "json", pr, inventory.ImportOptions{
+		Progress: func(p inventory.ImportProgress) { progress(uint64(p.Done), uint64(len(fleet))) },
+	})
+	clearProgress()
+	if err != nil {
+		return fmt.Errorf("demo fleet: %w", err)
+	}
+	fmt.Printf(`
+fleetward demo is running
+  dashboard   %s
+  user        admin
+  password    %s
+`, s.URL, password)
+	if insecure {
+		fmt.Println("  MFA         DISABLED (--insecure-demo-login): not for real use")
+	} else {
+		fmt.Printf("  TOTP secret %s\n              (oathtool --totp -b %s, or scan %s)\n", enrol.Secret, enrol.Secret, enrol.OTPAuthURL)
+		fmt.Printf("  recovery    %s\n", enrol.RecoveryCodes[0])
+	}
+	fmt.Printf(`  API token   %s
+  certificate %s (%s)
+  data        %s
+  fleet       %d devices imported across %d sites
+Try: curl --cacert %s/tls/server.crt -H "Authorization: Bearer %s" %s/api/v1/stats
+Press Ctrl-C to stop.
+`, token, s.CertFingerprint, s.Config.DataDir+"/tls/server.crt", s.Config.DataDir, res.Created+res.Updated, len(demofleet.Sites()),
+		s.Config.DataDir, token, s.URL)
+	return nil
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/fleetward/fleetward/internal/app"
+)
+
+func serverFlags() []cli.Flag {
+	return append(storageFlags(),
+		&cli.StringFlag{Name: "nats", Usage: "external NATS JetStream URL (nats://…); default runs an embedded server under --data", Sources: cli.EnvVars("FLEETWARD_NATS")},
+		&cli.StringFlag{Name: "http", Value: app.DefaultHTTPAddr, Usage: "HTTPS listen address of the API and dashboard", Sources: cli.EnvVars("FLEETWARD_HTTP")},
+		&cli.BoolFlag{Name: "http-plaintext-insecure", Usage: "serve plain HTTP without TLS (only behind a TLS-terminating proxy on the same host)"},
+		&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token"},
+	)
+}
+
+func serverConfig(cmd *cli.Command) app.Config {
+	cfg := coreConfig(cmd)
+	cfg.NATSURL = cmd.String("nats")
+	cfg.HTTPAddr = cmd.String("http")
+	cfg.HTTPPlaintextInsecure = cmd.Bool("http-plaintext-insecure")
+	cfg.MetricsPublic = cmd.Bool("metrics-public")
+	cfg.Log = slog.Default()
+	return cfg
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the fleetward server: API, dashboard, ledger and bus",
+		Description: `Runs fleetward until interrupted. State lives in --data (SQLite, master key, TLS
+certificate, embedded NATS) unless --database and --nats point at PostgreSQL and an external
+NATS JetStream. The API and dashboard listen with TLS on --http using a certificate created
+under --data. Create the first administrator with 'fleetward user add'.`,
+		Flags: serverFlags(),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			s, err := app.Start(ctx, serverConfig(cmd))
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			slog.Info("shutting down")
+			return s.Stop()
+		},
+	}
+}

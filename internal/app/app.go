@@ -1,0 +1,259 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/fleetward/fleetward/internal/api"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/bus"
+	"github.com/fleetward/fleetward/internal/inventory"
+	"github.com/fleetward/fleetward/internal/ledger"
+	"github.com/fleetward/fleetward/internal/secrets"
+	"github.com/fleetward/fleetward/internal/store"
+	"github.com/fleetward/fleetward/internal/web"
+)
+
+// Core is storage, secrets, the ledger and the services: what the CLI's
+// administrative commands need, without listeners or the bus.
+type Core struct {
+	Config    Config
+	Log       *slog.Logger
+	DB        *store.DB
+	Keyring   *secrets.Keyring
+	Ledger    *ledger.Ledger
+	Inventory *inventory.Service
+	Auth      *auth.Service
+}
+
+// ledgerPublisher is what services are given as their bus publisher. The
+// services record every change in the ledger inside the change's own
+// transaction; the relay (see relay.go) then publishes ledger entries on the
+// bus. The ledger is the outbox: an event cannot be lost between a commit
+// and a publish, and changes made by CLI commands while the server runs
+// reach the bus too.
+type ledgerPublisher struct{}
+
+func (ledgerPublisher) Publish(context.Context, bus.Event) error { return nil }
+
+// OpenCore opens storage, the master key, the ledger and the services.
+func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	kr, err := secrets.Load(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, Dir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	lg, err := ledger.Open(ctx, db, ledger.Options{Sealer: kr, Log: log.With("component", "ledger")})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	c := &Core{Config: cfg, Log: log, DB: db, Keyring: kr, Ledger: lg}
+	c.Inventory = inventory.NewService(db, lg, ledgerPublisher{}, kr, log.With("component", "inventory"))
+	c.Auth = auth.NewService(db, lg, ledgerPublisher{}, kr, log.With("component", "auth"),
+		auth.Options{AdminsWithoutMFAInsecure: cfg.InsecureDemoLogin})
+	return c, nil
+}
+
+// Close signs a last checkpoint and closes storage.
+func (c *Core) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Ledger.Checkpoint(ctx); err != nil {
+		c.Log.Warn("final ledger checkpoint failed", "err", err)
+	}
+	return c.DB.Close()
+}
+
+// Server is a running fleetward: Core plus the bus, the event relay, the
+// API and the dashboard behind HTTPS.
+type Server struct {
+	*Core
+	Bus     *bus.Bus
+	API     *api.Server
+	Metrics *metrics.Set
+	// URL is where the dashboard is reachable once Start returned.
+	URL string
+	// CertFingerprint identifies the server's TLS certificate.
+	CertFingerprint string
+
+	http     *http.Server
+	listener net.Listener
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+	relayed  atomic.Uint64
+	// relaySkipped counts ledger entries the bus refused for good.
+	relaySkipped atomic.Uint64
+}
+
+// Start opens everything and begins serving. It returns once the listener
+// is bound; Stop (or cancelling ctx) shuts it down.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	core, err := OpenCore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = core.Config
+	log := core.Log
+	b, err := bus.Open(ctx, bus.Config{URL: cfg.NATSURL, Dir: cfg.DataDir, Log: log.With("component", "bus")})
+	if err != nil {
+		core.Close()
+		return nil, fmt.Errorf("open bus: %w", err)
+	}
+	s := &Server{Core: core, Bus: b, Metrics: metrics.NewSet()}
+	s.API = api.New(api.Deps{
+		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger,
+		Health: s.health, Metrics: s.Metrics, WriteMetrics: s.writeMetrics, Log: log.With("component", "api"),
+		MetricsPublic: cfg.MetricsPublic, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
+	})
+	web.Register(s.API, web.Deps{
+		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
+		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
+	}
+	scheme := "https"
+	if cfg.HTTPPlaintextInsecure {
+		scheme = "http"
+		log.Warn("serving HTTP WITHOUT TLS because --http-plaintext-insecure is set", "addr", ln.Addr().String())
+	} else {
+		cert, fp, err := serverCertificate(cfg.DataDir, certHosts(cfg.HTTPAddr), time.Now())
+		if err != nil {
+			ln.Close()
+			s.closeAll()
+			return nil, err
+		}
+		s.CertFingerprint = fp
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12, // browsers; TLS 1.3 with X25519MLKEM768 is preferred by Go
+			NextProtos:   []string{"h2", "http/1.1"},
+		})
+	}
+	s.listener = ln
+	s.URL = scheme + "://" + browsable(ln.Addr().String())
+	s.http = &http.Server{
+		Handler:           s.API.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // imports of large fleets
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); core.Ledger.Run(runCtx) }()
+	go func() { defer s.wg.Done(); s.relay(runCtx) }()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	log.Info("fleetward serving", "url", s.URL, "storage", core.DB.Location, "bus", busName(cfg.NATSURL), "tls_fingerprint", s.CertFingerprint)
+	return s, nil
+}
+
+// Stop shuts the server down gracefully: HTTP first, then the background
+// loops (the ledger signs a last checkpoint), then the bus and storage.
+// Calling it again returns the first call's result.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := s.http.Shutdown(ctx)
+		s.stop()
+		s.wg.Wait()
+		s.stopErr = errors.Join(err, s.closeAll())
+	})
+	return s.stopErr
+}
+
+func (s *Server) closeAll() error {
+	return errors.Join(s.Bus.Close(), s.Core.Close())
+}
+
+func (s *Server) health(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.DB.PingContext(ctx); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if err := s.Bus.Healthy(ctx); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	return nil
+}
+
+// writeMetrics adds figures computed at scrape time.
+func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
+	if st, err := s.Inventory.FleetStats(ctx); err == nil {
+		b.WriteString("# HELP fleetward_devices Devices in the inventory by status.\n# TYPE fleetward_devices gauge\n")
+		for _, status := range inventory.Statuses {
+			fmt.Fprintf(b, "fleetward_devices{status=%q} %d\n", status, st.ByStatus[status])
+		}
+	}
+	if cp, err := s.Ledger.Latest(ctx); err == nil {
+		fmt.Fprintf(b, "# HELP fleetward_ledger_checkpoint_size Entries covered by the latest signed checkpoint.\n# TYPE fleetward_ledger_checkpoint_size gauge\nfleetward_ledger_checkpoint_size %d\n", cp.Size)
+	}
+	b.WriteString("# HELP fleetward_auth_events_total Authentication and authorization outcomes.\n# TYPE fleetward_auth_events_total counter\n")
+	for name, n := range s.Auth.Metrics() {
+		fmt.Fprintf(b, "fleetward_auth_events_total{event=%q} %d\n", name, n)
+	}
+	if stats, err := s.Bus.Stats(ctx); err == nil {
+		b.WriteString("# HELP fleetward_bus_stream_messages Messages stored per bus stream.\n# TYPE fleetward_bus_stream_messages gauge\n")
+		for name, st := range stats {
+			fmt.Fprintf(b, "fleetward_bus_stream_messages{stream=%q} %d\n", name, st.Messages)
+		}
+	}
+	fmt.Fprintf(b, "# HELP fleetward_bus_relayed_total Ledger entries published on the bus.\n# TYPE fleetward_bus_relayed_total counter\nfleetward_bus_relayed_total %d\n", s.relayed.Load())
+	fmt.Fprintf(b, "# HELP fleetward_bus_relay_skipped_total Ledger entries the bus refused for good (see the log).\n# TYPE fleetward_bus_relay_skipped_total counter\nfleetward_bus_relay_skipped_total %d\n", s.relaySkipped.Load())
+}
+
+// browsable turns a listen address into one a browser can open.
+func browsable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "0.0.0.0" || host == "::" || host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func busName(url string) string {
+	if url == "" {
+		return "embedded"
+	}
+	return url
+}

@@ -1,0 +1,70 @@
+// Package app is fleetward's composition root: it turns one validated
+// Config into storage, secrets, the ledger, the bus and the services, starts
+// them in order and stops them in reverse. Only this package knows every
+// other one.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+)
+
+// Config is everything `fleetward serve` needs. The zero value is not
+// usable: DataDir is required (it holds the master key, the server
+// certificate, the embedded bus and, by default, the SQLite database).
+type Config struct {
+	// DataDir holds fleetward's files. Created 0700 if missing.
+	DataDir string `json:"data"`
+	// DatabaseURL selects PostgreSQL (postgres://…); empty uses SQLite in
+	// DataDir.
+	DatabaseURL string `json:"database,omitempty"`
+	// NATSURL selects an external NATS JetStream server; empty runs one
+	// in-process with its store under DataDir/nats.
+	NATSURL string `json:"nats,omitempty"`
+	// HTTPAddr is where the dashboard and API listen (TLS), default
+	// 127.0.0.1:8443.
+	HTTPAddr string `json:"http"`
+	// HTTPPlaintextInsecure serves HTTP without TLS. Only for a proxy that
+	// terminates TLS on the same host.
+	HTTPPlaintextInsecure bool `json:"http_plaintext_insecure,omitempty"`
+	// MetricsPublic serves /metrics without a token.
+	MetricsPublic bool `json:"metrics_public,omitempty"`
+	// InsecureDemoLogin lets administrators log in without a second
+	// factor; every page then says so. Only `fleetward demo` sets it, and
+	// only when asked.
+	InsecureDemoLogin bool         `json:"insecure_demo_login,omitempty"`
+	Log               *slog.Logger `json:"-"`
+}
+
+// DefaultHTTPAddr is the listener of `serve` when --http is not given.
+const DefaultHTTPAddr = "127.0.0.1:8443"
+
+// Validate checks the configuration before anything is opened and names
+// the flag at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.DataDir) == "" {
+		errs = append(errs, errors.New("--data: a data directory is required"))
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("--http %q: must be HOST:PORT", c.HTTPAddr))
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		errs = append(errs, fmt.Errorf("--http %q: %v", c.HTTPAddr, err))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, fmt.Errorf("--database: must be a postgres:// URL (leave it empty for SQLite in --data)"))
+	}
+	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+		errs = append(errs, fmt.Errorf("--nats: must be a nats:// or tls:// URL (leave it empty for the embedded server)"))
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,177 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/demofleet"
+	"github.com/fleetward/fleetward/internal/inventory"
+)
+
+// chromium finds Debian's chromium; the test command installs it. Without
+// it the browser test cannot run, and says so (in CI it must run).
+func chromium(t *testing.T) string {
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed; scripts/test.sh installs it")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); skipping the browser test")
+	return ""
+}
+
+// TestBrowserLogsInWithMFAAndBrowsesTheFleet drives Debian chromium through
+// the real dashboard over HTTPS: login with password and TOTP, the fleet
+// overview, the device list and its filters, a device's ledger history.
+// Screenshots are saved in the test's artifact directory.
+func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
+	exe := chromium(t)
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	const password = "a long demo passphrase"
+	if _, err := s.Auth.CreateOperator(ctx, "ada", password, auth.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	enrol, err := s.Auth.EnrollTOTP(ctx, "ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range demofleet.Sites() {
+		if _, err := s.Inventory.CreateSite(ctx, site); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fleet := demofleet.Generate(120, 7, time.Now())
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(json.NewEncoder(pw).Encode(fleet)) }()
+	if _, err := s.Inventory.ImportDevices(ctx, "json", pr, inventory.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cameras := 0
+	for _, d := range fleet {
+		if d.Class == "camera" {
+			cameras++
+		}
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("ignore-certificate-errors", true), // the server's own self-signed certificate
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.WindowSize(1400, 1000),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+
+	// The first Run starts the browser; it must not carry a timeout (that
+	// would stop the browser), so each step below gets its own.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	out := t.ArtifactDir()
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("browser: %s: %v", what, err)
+		}
+	}
+	text := func(id string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, chromedp.Text(chromedp.ID(id)))
+		if err != nil {
+			t.Fatalf("browser: read #%s: %v", id, err)
+		}
+		return v
+	}
+	shot := func(name string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("browser: screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(out, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot %s", path)
+	}
+
+	step("log in with a password",
+		chromedp.Navigate(s.URL+"/devices"),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("username"), "ada"),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("mfa-form")),
+	)
+	code, err := totp.GenerateCode(enrol.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("give the TOTP code",
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.ID("mfa-submit")),
+		chromedp.WaitVisible(chromedp.ID("devices")),
+	)
+	total := text("device-total")
+	shot("devices.png")
+	step("filter the list to cameras",
+		chromedp.SetValue(chromedp.ID("class"), "camera"),
+		chromedp.Evaluate[chromedp.Void](`htmx.trigger('#filters', 'change')`),
+		chromedp.Poll[chromedp.Void](`document.getElementById('device-total').textContent !== '`+strconv.Itoa(len(fleet))+`'`),
+	)
+	filtered := text("device-total")
+	shot("devices-cameras.png")
+	step("open a device", chromedp.Click(chromedp.CSS("#devices tbody tr a")), chromedp.WaitVisible(chromedp.ID("history")))
+	history := text("history")
+	shot("device.png")
+	step("open the overview", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#risk-chart canvas")))
+	tiles := text("tiles")
+	shot("overview.png")
+
+	if strings.TrimSpace(total) != strconv.Itoa(len(fleet)) {
+		t.Errorf("device list total = %q, want %d", total, len(fleet))
+	}
+	if strings.TrimSpace(filtered) != strconv.Itoa(cameras) {
+		t.Errorf("camera filter total = %q, want %d", filtered, cameras)
+	}
+	if !strings.Contains(history, "device.") {
+		t.Errorf("device history shows no ledger entry: %q", history)
+	}
+	if !strings.Contains(tiles, strconv.Itoa(len(fleet))) {
+		t.Errorf("overview tiles %q lack the fleet size %d", tiles, len(fleet))
+	}
+}
