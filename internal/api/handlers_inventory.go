@@ -143,6 +143,12 @@ func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) error {
 	opts := inventory.ImportOptions{DryRun: q.Get("dry_run") == "true", StopOnError: q.Get("stop_on_error") == "true"}
 	res, err := s.deps.Inventory.ImportDevices(r.Context(), format, r.Body, opts)
 	if err != nil {
+		// Batches committed before the failure stand: say which, beside
+		// the usual error.
+		if e := apperr.As(err); e != nil && e.Code != apperr.Internal && res.Created+res.Updated+res.Unchanged > 0 {
+			writeJSON(w, StatusOf(e), map[string]any{"error": e, "result": res})
+			return nil
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/ledger"
 	"github.com/fleetward/fleetward/internal/store"
 	"github.com/fleetward/fleetward/internal/store/storetest"
 )
@@ -37,25 +38,21 @@ var benchEngines = []struct {
 
 // BenchmarkImport100k imports 100k generated devices (JSON, 20 sites
 // created on the way, default batches) into a fresh database per
-// iteration, and reports devices/s. The ledger is the recording double,
-// which writes one row per event in the import's transactions.
+// iteration, and reports devices/s. It uses the real ledger, as the
+// product does: each device's ledger entry is appended in its batch's
+// transaction.
 func BenchmarkImport100k(b *testing.B) {
-	runImportBenchmark(b, benchFleetSize, func(testing.TB, *store.DB) Ledger { return &recordingLedger{} })
+	runImportBenchmark(b, benchFleetSize, func(tb testing.TB, db *store.DB) Ledger {
+		l, err := ledger.Open(context.Background(), db, ledger.Options{Sealer: newAESSealer()})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return l
+	})
 }
 
 // runImportBenchmark measures ImportDevices of n devices on each engine
-// with the ledger newLedger returns for the fresh database. To measure with
-// the real ledger, add beside this file:
-//
-//	func BenchmarkImport100kRealLedger(b *testing.B) {
-//		runImportBenchmark(b, benchFleetSize, func(tb testing.TB, db *store.DB) Ledger {
-//			l, err := ledger.Open(context.Background(), db, ledger.Options{Sealer: newAESSealer()})
-//			if err != nil {
-//				tb.Fatal(err)
-//			}
-//			return l
-//		})
-//	}
+// with the ledger newLedger returns for the fresh database.
 func runImportBenchmark(b *testing.B, n int, newLedger func(testing.TB, *store.DB) Ledger) {
 	data, err := json.Marshal(genDevices(n, 1, benchSites))
 	if err != nil {
