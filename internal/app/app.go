@@ -38,15 +38,11 @@ type Core struct {
 	Auth      *auth.Service
 }
 
-// ledgerPublisher is what services are given as their bus publisher. The
-// services record every change in the ledger inside the change's own
-// transaction; the relay (see relay.go) then publishes ledger entries on the
-// bus. The ledger is the outbox: an event cannot be lost between a commit
-// and a publish, and changes made by CLI commands while the server runs
-// reach the bus too.
-type ledgerPublisher struct{}
-
-func (ledgerPublisher) Publish(context.Context, bus.Event) error { return nil }
+// Services get no bus publisher (nil): they record every change in the
+// ledger inside the change's own transaction, and the relay (relay.go)
+// publishes ledger entries on the bus. The ledger is the outbox: an event
+// cannot be lost between a commit and a publish, and changes made by CLI
+// commands while the server runs reach the bus too.
 
 // OpenCore opens storage, the master key, the ledger and the services.
 func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
@@ -71,8 +67,8 @@ func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	c := &Core{Config: cfg, Log: log, DB: db, Keyring: kr, Ledger: lg}
-	c.Inventory = inventory.NewService(db, lg, ledgerPublisher{}, kr, log.With("component", "inventory"))
-	c.Auth = auth.NewService(db, lg, ledgerPublisher{}, kr, log.With("component", "auth"),
+	c.Inventory = inventory.NewService(db, lg, nil, kr, log.With("component", "inventory"))
+	c.Auth = auth.NewService(db, lg, nil, kr, log.With("component", "auth"),
 		auth.Options{AdminsWithoutMFAInsecure: cfg.InsecureDemoLogin})
 	return c, nil
 }
