@@ -90,7 +90,7 @@ func runCLI(t *testing.T, bin string, stdin string, args ...string) (string, err
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if err != nil {
-		return stdout.String(), fmt.Errorf("%v: %s", err, stderr.String())
+		return stdout.String(), fmt.Errorf("%w: %s", err, stderr.String())
 	}
 	return stdout.String(), nil
 }
