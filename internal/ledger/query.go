@@ -198,12 +198,30 @@ func fetchNodes(ctx context.Context, q store.Querier, ids []compact.NodeID) ([][
 		where.WriteString("(level = ? AND idx = ?)")
 		args = append(args, int(id.Level), int64(id.Index))
 	}
-	rows, err := q.Query(ctx, `SELECT level, idx, hash FROM ledger_nodes WHERE `+where.String(), args...)
+	found, err := queryNodes(ctx, q, where.String(), args)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, ok := found[id]
+		if !ok {
+			return nil, fmt.Errorf("tree node (level %d, index %d) is missing from the store", id.Level, id.Index)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// queryNodes reads the stored tree nodes a WHERE clause over (level, idx)
+// selects.
+func queryNodes(ctx context.Context, q store.Querier, where string, args []any) (map[compact.NodeID][]byte, error) {
+	rows, err := q.Query(ctx, `SELECT level, idx, hash FROM ledger_nodes WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read tree nodes: %w", err)
 	}
 	defer rows.Close()
-	found := make(map[compact.NodeID][]byte, len(ids))
+	found := map[compact.NodeID][]byte{}
 	for rows.Next() {
 		var level int
 		var idx int64
@@ -216,13 +234,5 @@ func fetchNodes(ctx context.Context, q store.Querier, ids []compact.NodeID) ([][
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read tree nodes: %w", err)
 	}
-	out := make([][]byte, len(ids))
-	for i, id := range ids {
-		h, ok := found[id]
-		if !ok {
-			return nil, fmt.Errorf("tree node (level %d, index %d) is missing from the store", id.Level, id.Index)
-		}
-		out[i] = h
-	}
-	return out, nil
+	return found, nil
 }

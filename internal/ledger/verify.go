@@ -468,25 +468,10 @@ func nodesCompletedBy(ctx context.Context, q store.Querier, from, to uint64) (ma
 		where.WriteString("(level = ? AND idx >= ? AND idx <= ?)")
 		args = append(args, int(level), int64(lo), int64(hi))
 	}
-	out := map[compact.NodeID][]byte{}
 	if len(args) == 0 {
-		return out, nil
+		return map[compact.NodeID][]byte{}, nil
 	}
-	rows, err := q.Query(ctx, `SELECT level, idx, hash FROM ledger_nodes WHERE `+where.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("read tree nodes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var level int
-		var idx int64
-		var h []byte
-		if err := rows.Scan(&level, &idx, &h); err != nil {
-			return nil, fmt.Errorf("read tree nodes: %w", err)
-		}
-		out[compact.NewNodeID(uint(level), uint64(idx))] = h
-	}
-	return out, rows.Err()
+	return queryNodes(ctx, q, where.String(), args)
 }
 
 func equalHashes(a, b [][]byte) bool {
