@@ -51,48 +51,34 @@ type DevicePatch struct {
 // apply returns d with the patch's fields replaced. Secrets are not
 // applied; see mergeSecrets.
 func (p *DevicePatch) apply(d Device) Device {
-	set := func(dst *string, src *string) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	set(&d.Name, p.Name)
-	set(&d.Class, p.Class)
-	set(&d.Vendor, p.Vendor)
-	set(&d.Model, p.Model)
-	set(&d.Serial, p.Serial)
-	set(&d.FirmwareVersion, p.FirmwareVersion)
-	set(&d.OS, p.OS)
-	set(&d.OSVersion, p.OSVersion)
-	set(&d.ConfigDigest, p.ConfigDigest)
-	set(&d.Owner, p.Owner)
-	set(&d.Segment, p.Segment)
-	set(&d.Status, p.Status)
-	if p.MACs != nil {
-		d.MACs = *p.MACs
-	}
-	if p.IPs != nil {
-		d.IPs = *p.IPs
-	}
-	if p.Location != nil {
-		d.Location = *p.Location
-	}
-	if p.Tags != nil {
-		d.Tags = *p.Tags
-	}
-	if p.FirstSeen != nil {
-		d.FirstSeen = *p.FirstSeen
-	}
-	if p.LastSeen != nil {
-		d.LastSeen = *p.LastSeen
-	}
-	if p.RiskScore != nil {
-		d.RiskScore = *p.RiskScore
-	}
-	if p.Attributes != nil {
-		d.Attributes = *p.Attributes
-	}
+	patchField(&d.Name, p.Name)
+	patchField(&d.Class, p.Class)
+	patchField(&d.Vendor, p.Vendor)
+	patchField(&d.Model, p.Model)
+	patchField(&d.Serial, p.Serial)
+	patchField(&d.FirmwareVersion, p.FirmwareVersion)
+	patchField(&d.OS, p.OS)
+	patchField(&d.OSVersion, p.OSVersion)
+	patchField(&d.ConfigDigest, p.ConfigDigest)
+	patchField(&d.Owner, p.Owner)
+	patchField(&d.Segment, p.Segment)
+	patchField(&d.Status, p.Status)
+	patchField(&d.MACs, p.MACs)
+	patchField(&d.IPs, p.IPs)
+	patchField(&d.Location, p.Location)
+	patchField(&d.Tags, p.Tags)
+	patchField(&d.FirstSeen, p.FirstSeen)
+	patchField(&d.LastSeen, p.LastSeen)
+	patchField(&d.RiskScore, p.RiskScore)
+	patchField(&d.Attributes, p.Attributes)
 	return d
+}
+
+// patchField replaces *dst with *src, or leaves it when src is nil.
+func patchField[T any](dst, src *T) {
+	if src != nil {
+		*dst = *src
+	}
 }
 
 // deviceChange is one validated device change, ready to be written.
@@ -264,10 +250,10 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-// writeChanges stores prepared changes in tx — creations with multi-row
-// inserts — and records their events in the ledger. Events are recorded
-// only when record is set (a dry run writes and rolls back without them).
-func (s *Service) writeChanges(ctx context.Context, tx *store.Tx, changes []*deviceChange, record bool) error {
+// writeChanges stores prepared changes in tx, creations with multi-row
+// inserts. It leaves their events to the caller, which records them with
+// the rest of its transaction's (see change).
+func (s *Service) writeChanges(ctx context.Context, tx *store.Tx, changes []*deviceChange) error {
 	var creates []*Device
 	for _, c := range changes {
 		if c.created {
@@ -279,7 +265,6 @@ func (s *Service) writeChanges(ctx context.Context, tx *store.Tx, changes []*dev
 			return err
 		}
 	}
-	var evs []bus.Event
 	for _, c := range changes {
 		if !c.created {
 			if err := updateDevice(ctx, tx, &c.dev, c.tagsChanged); err != nil {
@@ -292,12 +277,8 @@ func (s *Service) writeChanges(ctx context.Context, tx *store.Tx, changes []*dev
 		if err := s.writeSecrets(ctx, tx, c.dev.ID, c.setSecrets, store.Nanos(c.dev.UpdatedAt)); err != nil {
 			return err
 		}
-		evs = append(evs, c.events...)
 	}
-	if !record {
-		return nil
-	}
-	return s.record(ctx, tx, evs)
+	return nil
 }
 
 // checkSiteExists returns Invalid on location.site when a device's site
@@ -330,11 +311,16 @@ func (s *Service) CreateDevice(ctx context.Context, d Device) (Device, error) {
 	if err != nil {
 		return Device{}, err
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	// No op: a conflict gets the device's own message below, and any other
+	// error, application errors too, is named with the device here.
+	err = s.change(ctx, "", func(tx *store.Tx) ([]bus.Event, error) {
 		if err := checkSiteExists(ctx, tx, c.dev.Location.Site); err != nil {
-			return err
+			return nil, err
 		}
-		return s.writeChanges(ctx, tx, []*deviceChange{c}, true)
+		if err := s.writeChanges(ctx, tx, []*deviceChange{c}); err != nil {
+			return nil, err
+		}
+		return c.events, nil
 	})
 	if apperr.Is(err, apperr.Conflict) {
 		return Device{}, apperr.Errorf(apperr.Conflict, "device %s exists already", c.dev.ID)
@@ -342,7 +328,6 @@ func (s *Service) CreateDevice(ctx context.Context, d Device) (Device, error) {
 	if err != nil {
 		return Device{}, fmt.Errorf("create device %s: %w", c.dev.ID, err)
 	}
-	s.publish(ctx, c.events)
 	return c.dev, nil
 }
 
@@ -364,47 +349,43 @@ func (s *Service) UpdateDevice(ctx context.Context, id string, p DevicePatch) (D
 		// device active.
 		return Device{}, apperr.InvalidField("status", "must be one of %s", strings.Join(Statuses, ", "))
 	}
-	var c *deviceChange
 	var out Device
 	now := s.nowUTC()
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		c = nil
+	err := s.change(ctx, "update device "+id, func(tx *store.Tx) ([]bus.Event, error) {
 		old, err := s.getDevice(ctx, tx, id, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if p.IfVersion != nil && *p.IfVersion != old.Version {
-			return apperr.Errorf(apperr.Conflict, "device %s is at version %d, not %d: it changed since it was read", id, old.Version, *p.IfVersion)
+			return nil, apperr.Errorf(apperr.Conflict, "device %s is at version %d, not %d: it changed since it was read", id, old.Version, *p.IfVersion)
 		}
 		next := p.apply(old)
 		next.Secrets = p.Secrets
 		next, err = next.normalized()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if c, err = s.prepareUpdate(ctx, old, next, p.RemoveSecrets, now); err != nil {
-			return err
+		c, err := s.prepareUpdate(ctx, old, next, p.RemoveSecrets, now)
+		if err != nil {
+			return nil, err
 		}
 		if c == nil {
 			out = old
-			return nil
+			return nil, nil
 		}
 		if c.dev.Location.Site != old.Location.Site {
 			if err := checkSiteExists(ctx, tx, c.dev.Location.Site); err != nil {
-				return err
+				return nil, err
 			}
 		}
+		if err := s.writeChanges(ctx, tx, []*deviceChange{c}); err != nil {
+			return nil, err
+		}
 		out = c.dev
-		return s.writeChanges(ctx, tx, []*deviceChange{c}, true)
+		return c.events, nil
 	})
 	if err != nil {
-		if apperr.As(err) != nil {
-			return Device{}, err
-		}
-		return Device{}, fmt.Errorf("update device %s: %w", id, err)
-	}
-	if c != nil {
-		s.publish(ctx, c.events)
+		return Device{}, err
 	}
 	return out, nil
 }
@@ -412,30 +393,20 @@ func (s *Service) UpdateDevice(ctx context.Context, id string, p DevicePatch) (D
 // DeleteDevice removes a device with its tags, secrets and group
 // memberships. Returns NotFound when it does not exist.
 func (s *Service) DeleteDevice(ctx context.Context, id string) error {
-	var evs []bus.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	return s.change(ctx, "delete device "+id, func(tx *store.Tx) ([]bus.Event, error) {
 		old, err := s.getDevice(ctx, tx, id, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = ?`, id); err != nil {
-			return fmt.Errorf("delete device %s: %w", id, err)
+			return nil, fmt.Errorf("delete device %s: %w", id, err)
 		}
 		ev, err := s.newEvent(ctx, EventDeviceDeleted, id, map[string]any{"id": id, "name": old.Name}, s.nowUTC())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
-	if err != nil {
-		if apperr.As(err) != nil {
-			return err
-		}
-		return fmt.Errorf("delete device %s: %w", id, err)
-	}
-	s.publish(ctx, evs)
-	return nil
 }
 
 // DeviceSecret opens one of a device's sealed secrets and returns its
@@ -449,32 +420,31 @@ func (s *Service) DeviceSecret(ctx context.Context, id, name string) (string, er
 		return "", fmt.Errorf("open secret %s of device %s: the inventory has no sealer", name, id)
 	}
 	var plain []byte
-	var evs []bus.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	// No op: DeviceSecret returns errors as they come; those of reading and
+	// opening the secret name it already.
+	err := s.change(ctx, "", func(tx *store.Tx) ([]bus.Event, error) {
 		if _, err := s.getDevice(ctx, tx, id, false); err != nil {
-			return err
+			return nil, err
 		}
 		var sealed string
 		err := tx.QueryRow(ctx, `SELECT sealed FROM device_secrets WHERE device_id = ? AND name = ?`, id, name).Scan(&sealed)
 		if errors.Is(err, sql.ErrNoRows) {
-			return apperr.NotFoundf("device %s has no secret %s", id, quote(name))
+			return nil, apperr.NotFoundf("device %s has no secret %s", id, quote(name))
 		}
 		if err != nil {
-			return fmt.Errorf("read secret %s of device %s: %w", name, id, err)
+			return nil, fmt.Errorf("read secret %s of device %s: %w", name, id, err)
 		}
 		if plain, err = s.sealer.Open(sealed, secretContext(id, name)); err != nil {
-			return fmt.Errorf("open secret %s of device %s: %w", name, id, err)
+			return nil, fmt.Errorf("open secret %s of device %s: %w", name, id, err)
 		}
 		ev, err := s.newEvent(ctx, EventDeviceSecretAccessed, id, map[string]any{"name": name}, s.nowUTC())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
 	if err != nil {
 		return "", err
 	}
-	s.publish(ctx, evs)
 	return string(plain), nil
 }

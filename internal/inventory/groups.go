@@ -2,8 +2,6 @@ package inventory
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -69,30 +67,24 @@ func (s *Service) CreateGroup(ctx context.Context, g Group) (Group, error) {
 	}
 	now := s.nowUTC()
 	n.CreatedAt = now
-	var evs []bus.Event
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	err = s.change(ctx, "create group "+n.ID, func(tx *store.Tx) ([]bus.Event, error) {
 		_, err := tx.Exec(ctx, `INSERT INTO device_groups (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
 			n.ID, n.Name, n.Description, store.Nanos(now), store.Nanos(now))
 		if store.IsUniqueViolation(err) {
-			return apperr.Errorf(apperr.Conflict, "group %s exists already", n.ID)
+			return nil, apperr.Errorf(apperr.Conflict, "group %s exists already", n.ID)
 		}
 		if err != nil {
-			return fmt.Errorf("insert group: %w", err)
+			return nil, fmt.Errorf("insert group: %w", err)
 		}
 		ev, err := s.newEvent(ctx, EventGroupCreated, n.ID, n, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
 	if err != nil {
-		if apperr.As(err) != nil {
-			return Group{}, err
-		}
-		return Group{}, fmt.Errorf("create group %s: %w", n.ID, err)
+		return Group{}, err
 	}
-	s.publish(ctx, evs)
 	return n, nil
 }
 
@@ -116,67 +108,35 @@ func (s *Service) GetGroup(ctx context.Context, id string) (Group, error) {
 }
 
 func getGroup(ctx context.Context, q store.Querier, id string) (Group, error) {
-	if checkID(id) != "" {
-		return Group{}, apperr.NotFoundf("group %s does not exist", quote(id))
-	}
-	g, err := scanGroup(q.QueryRow(ctx, groupQuery+` WHERE g.id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Group{}, apperr.NotFoundf("group %s does not exist", quote(id))
-	}
-	if err != nil {
-		return Group{}, fmt.Errorf("read group %s: %w", id, err)
-	}
-	return g, nil
+	return getByID(ctx, q, scanGroup, groupQuery+` WHERE g.id = ?`, "group", id)
 }
 
 // ListGroups returns every group with its member count, by name then id.
 func (s *Service) ListGroups(ctx context.Context) ([]Group, error) {
-	rows, err := s.db.Query(ctx, groupQuery+` ORDER BY g.name, g.id`)
+	groups, err := queryAll(ctx, s.db, scanGroup, groupQuery+` ORDER BY g.name, g.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
-	defer rows.Close()
-	out := []Group{}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list groups: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	return out, nil
+	return groups, nil
 }
 
 // DeleteGroup removes a group and its memberships; the devices stay.
 // Returns NotFound when it does not exist.
 func (s *Service) DeleteGroup(ctx context.Context, id string) error {
-	var evs []bus.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	return s.change(ctx, "delete group "+id, func(tx *store.Tx) ([]bus.Event, error) {
 		g, err := getGroup(ctx, tx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM device_groups WHERE id = ?`, id); err != nil {
-			return fmt.Errorf("delete group %s: %w", id, err)
+			return nil, fmt.Errorf("delete group %s: %w", id, err)
 		}
 		ev, err := s.newEvent(ctx, EventGroupDeleted, id, map[string]any{"id": id, "name": g.Name, "device_count": g.DeviceCount}, s.nowUTC())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
-	if err != nil {
-		if apperr.As(err) != nil {
-			return err
-		}
-		return fmt.Errorf("delete group %s: %w", id, err)
-	}
-	s.publish(ctx, evs)
-	return nil
 }
 
 // MaxGroupMembersPerCall bounds the device ids one AddGroupMembers call
@@ -202,25 +162,23 @@ func (s *Service) AddGroupMembers(ctx context.Context, groupID string, deviceIDs
 			ids = append(ids, id)
 		}
 	}
-	var evs []bus.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		evs = nil
+	return s.change(ctx, "add members to group "+groupID, func(tx *store.Tx) ([]bus.Event, error) {
 		if _, err := getGroup(ctx, tx, groupID); err != nil {
-			return err
+			return nil, err
 		}
 		exist, err := existingIDs(ctx, tx, `SELECT id FROM devices WHERE id IN (`+placeholders(len(ids))+`)`, anys(ids))
 		if err != nil {
-			return fmt.Errorf("look up devices: %w", err)
+			return nil, fmt.Errorf("look up devices: %w", err)
 		}
 		for i, id := range deviceIDs {
 			if !exist[id] {
-				return apperr.InvalidField(indexed("devices", i), "device %s does not exist", quote(id))
+				return nil, apperr.InvalidField(indexed("devices", i), "device %s does not exist", quote(id))
 			}
 		}
 		members, err := existingIDs(ctx, tx, `SELECT device_id FROM group_members WHERE group_id = ? AND device_id IN (`+placeholders(len(ids))+`)`,
 			append([]any{groupID}, anys(ids)...))
 		if err != nil {
-			return fmt.Errorf("look up members of group %s: %w", groupID, err)
+			return nil, fmt.Errorf("look up members of group %s: %w", groupID, err)
 		}
 		now := s.nowUTC()
 		var added []string
@@ -232,29 +190,20 @@ func (s *Service) AddGroupMembers(ctx context.Context, groupID string, deviceIDs
 			}
 		}
 		if len(added) == 0 {
-			return nil
+			return nil, nil
 		}
 		for chunk := range slices.Chunk(args, 3*300) {
 			q := `INSERT INTO group_members (group_id, device_id, added_at) VALUES ` + strings.Repeat("(?, ?, ?),", len(chunk)/3-1) + "(?, ?, ?)"
 			if _, err := tx.Exec(ctx, q, chunk...); err != nil {
-				return fmt.Errorf("add members to group %s: %w", groupID, err)
+				return nil, fmt.Errorf("add members to group %s: %w", groupID, err)
 			}
 		}
 		ev, err := s.newEvent(ctx, EventGroupMembersAdded, groupID, map[string]any{"devices": added}, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
-	if err != nil {
-		if apperr.As(err) != nil {
-			return err
-		}
-		return fmt.Errorf("add members to group %s: %w", groupID, err)
-	}
-	s.publish(ctx, evs)
-	return nil
 }
 
 // existingIDs runs a query that selects one id column and returns the set.
@@ -281,33 +230,24 @@ func (s *Service) RemoveGroupMember(ctx context.Context, groupID, deviceID strin
 	if checkID(deviceID) != "" {
 		return apperr.NotFoundf("device %s is not in group %s", quote(deviceID), quote(groupID))
 	}
-	var evs []bus.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	op := fmt.Sprintf("remove device %s from group %s", deviceID, groupID)
+	return s.change(ctx, op, func(tx *store.Tx) ([]bus.Event, error) {
 		if _, err := getGroup(ctx, tx, groupID); err != nil {
-			return err
+			return nil, err
 		}
 		res, err := tx.Exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND device_id = ?`, groupID, deviceID)
 		if err != nil {
-			return fmt.Errorf("remove device %s from group %s: %w", deviceID, groupID, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("remove device %s from group %s: %w", deviceID, groupID, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		} else if n == 0 {
-			return apperr.NotFoundf("device %s is not in group %s", quote(deviceID), groupID)
+			return nil, apperr.NotFoundf("device %s is not in group %s", quote(deviceID), groupID)
 		}
 		ev, err := s.newEvent(ctx, EventGroupMemberRemoved, groupID, map[string]any{"device": deviceID}, s.nowUTC())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
-	if err != nil {
-		if apperr.As(err) != nil {
-			return err
-		}
-		return fmt.Errorf("remove device %s from group %s: %w", deviceID, groupID, err)
-	}
-	s.publish(ctx, evs)
-	return nil
 }

@@ -241,15 +241,16 @@ type batchOutcome struct {
 	stop                                         *RowError
 }
 
-// flush writes one batch in one transaction, then publishes its events and
-// reports progress.
+// flush writes one batch in one transaction with its ledger entries, then
+// publishes its events and reports progress.
 func (imp *importer) flush(ctx context.Context, rows []importRow) error {
 	if len(rows) == 0 || imp.stopped {
 		return nil
 	}
 	s := imp.s
 	var out batchOutcome
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	// No op: every error but a dry run's is named with the batch below.
+	err := s.change(ctx, "", func(tx *store.Tx) ([]bus.Event, error) {
 		out = batchOutcome{}
 		if s.db.Dialect == store.Postgres {
 			// Every statement here looks rows up by key. Right after a bulk
@@ -257,16 +258,16 @@ func (imp *importer) flush(ctx context.Context, rows []importRow) error {
 			// and it would scan the whole of it for each batch's lookup,
 			// growing with the table; this transaction never wants that.
 			if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if err := imp.writeBatch(ctx, tx, rows, &out); err != nil {
-			return err
+			return nil, err
 		}
 		if imp.opts.DryRun {
-			return errDryRun
+			return nil, errDryRun
 		}
-		return nil
+		return out.events, nil
 	})
 	if err != nil && !errors.Is(err, errDryRun) {
 		return fmt.Errorf("import devices: batch of rows %d to %d: %w", rows[0].row, rows[len(rows)-1].row, err)
@@ -291,7 +292,6 @@ func (imp *importer) flush(ctx context.Context, rows []importRow) error {
 		for _, id := range out.sites {
 			imp.knownSites[id] = true
 		}
-		s.publish(ctx, out.events)
 	}
 	imp.done += out.settled
 	if imp.opts.Progress != nil {
@@ -299,13 +299,18 @@ func (imp *importer) flush(ctx context.Context, rows []importRow) error {
 	}
 	if out.stop != nil {
 		imp.stopped = true
+		after := "the rows before it are committed"
+		if imp.opts.DryRun {
+			after = "dry run: nothing was written"
+		}
 		imp.stopErr = &apperr.Error{Code: apperr.Invalid, Field: out.stop.Field,
-			Message: fmt.Sprintf("row %d: %s (import stopped; the rows before it are committed)", out.stop.Row, out.stop.Message)}
+			Message: fmt.Sprintf("row %d: %s (import stopped; %s)", out.stop.Row, out.stop.Message, after)}
 	}
 	return nil
 }
 
-// writeBatch validates and writes rows inside tx, filling out.
+// writeBatch validates and writes rows inside tx, filling out; the caller
+// records out.events.
 func (imp *importer) writeBatch(ctx context.Context, tx *store.Tx, rows []importRow, out *batchOutcome) error {
 	s := imp.s
 	now := s.nowUTC()
@@ -400,13 +405,7 @@ func (imp *importer) writeBatch(ctx context.Context, tx *store.Tx, rows []import
 			out.events = append(out.events, c.events...)
 		}
 	}
-	if err := s.writeChanges(ctx, tx, changes, false); err != nil {
-		return err
-	}
-	if imp.opts.DryRun {
-		return nil
-	}
-	return s.record(ctx, tx, out.events)
+	return s.writeChanges(ctx, tx, changes)
 }
 
 // mergeRow returns old with the fields the row gives replaced.

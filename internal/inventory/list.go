@@ -72,21 +72,10 @@ func (s *Service) listFirstPageCounted(ctx context.Context, c *compiledFilter) (
 	q := `SELECT ` + prefixed("d.", deviceColumns) + `, p.total FROM devices d JOIN (SELECT id AS pid, ` + col +
 		` AS pkey, COUNT(*) OVER () AS total FROM devices WHERE ` + where + ` ORDER BY ` + col + ` ` + dir + `, id ` + dir +
 		` LIMIT ?) p ON d.id = p.pid ORDER BY p.pkey ` + dir + `, p.pid ` + dir
-	rows, err := s.db.Query(ctx, q, append(args, c.Limit+1)...)
-	if err != nil {
-		return nil, "", 0, fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
 	var total int
-	out := make([]Device, 0, c.Limit)
-	for rows.Next() {
-		d, err := scanDevice(withExtra{rows, &total})
-		if err != nil {
-			return nil, "", 0, fmt.Errorf("list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	scan := func(sc rowScanner) (Device, error) { return scanDevice(withExtra{sc, &total}) }
+	out, err := queryAll(ctx, s.db, scan, q, append(args, c.Limit+1)...)
+	if err != nil {
 		return nil, "", 0, fmt.Errorf("list devices: %w", err)
 	}
 	out, next := c.trim(out)
@@ -154,20 +143,8 @@ func (s *Service) listPage(ctx context.Context, c *compiledFilter, walkSort bool
 	q := `SELECT ` + deviceColumns + ` FROM devices WHERE ` + where +
 		` ORDER BY ` + col + ` ` + dir + `, id ` + dir + ` LIMIT ?`
 	args = append(args, c.Limit+1)
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := queryAll(ctx, s.db, scanDevice, q, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
-	out := make([]Device, 0, c.Limit)
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list devices: %w", err)
 	}
 	out, next := c.trim(out)
@@ -209,7 +186,7 @@ func (s *Service) FleetStats(ctx context.Context) (Stats, error) {
 	now := s.nowUTC()
 	st := Stats{
 		ByStatus: map[string]int{}, ByClass: map[string]int{}, BySite: map[string]int{}, ByVendor: map[string]int{},
-		Riskiest: []RiskyDevice{}, GeneratedAt: now,
+		GeneratedAt: now,
 	}
 	for _, g := range []struct {
 		column string
@@ -252,19 +229,13 @@ func (s *Service) FleetStats(ctx context.Context) (Stats, error) {
 	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM devices WHERE last_seen >= ?`, since).Scan(&st.SeenLast24h); err != nil {
 		return Stats{}, fmt.Errorf("fleet stats: seen in 24 h: %w", err)
 	}
-	rows, err = s.db.Query(ctx, `SELECT id, name, risk_score FROM devices ORDER BY risk_score DESC, id DESC LIMIT 10`)
-	if err != nil {
-		return Stats{}, fmt.Errorf("fleet stats: riskiest: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	scanRisky := func(sc rowScanner) (RiskyDevice, error) {
 		var r RiskyDevice
-		if err := rows.Scan(&r.ID, &r.Name, &r.RiskScore); err != nil {
-			return Stats{}, fmt.Errorf("fleet stats: riskiest: %w", err)
-		}
-		st.Riskiest = append(st.Riskiest, r)
+		err := sc.Scan(&r.ID, &r.Name, &r.RiskScore)
+		return r, err
 	}
-	if err := rows.Err(); err != nil {
+	st.Riskiest, err = queryAll(ctx, s.db, scanRisky, `SELECT id, name, risk_score FROM devices ORDER BY risk_score DESC, id DESC LIMIT 10`)
+	if err != nil {
 		return Stats{}, fmt.Errorf("fleet stats: riskiest: %w", err)
 	}
 	return st, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/store"
 )
@@ -95,6 +96,32 @@ func (s *Service) newEvent(ctx context.Context, typ, subject string, data any, n
 		Subject: subject,
 		Data:    raw,
 	}, nil
+}
+
+// change runs fn in a transaction, records the events fn returns in the
+// ledger inside it, and publishes them once it has committed; fn may run
+// more than once (InTx retries serialization failures), and only the last
+// run's events count. An application error (*apperr.Error) is returned as
+// it is; any other error is wrapped with op, which names the change and its
+// subject ("delete site s-1"). With an empty op every error is returned as
+// it is, for callers that name their errors themselves.
+func (s *Service) change(ctx context.Context, op string, fn func(tx *store.Tx) ([]bus.Event, error)) error {
+	var evs []bus.Event
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if evs, err = fn(tx); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, evs)
+	})
+	if err != nil {
+		if op == "" || apperr.As(err) != nil {
+			return err
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	s.publish(ctx, evs)
+	return nil
 }
 
 // record appends evs to the ledger inside tx.

@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,22 +119,16 @@ func (s *Service) CreateSite(ctx context.Context, site Site) (Site, error) {
 	}
 	now := s.nowUTC()
 	n.CreatedAt = now
-	var evs []bus.Event
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	err = s.change(ctx, "create site "+n.ID, func(tx *store.Tx) ([]bus.Event, error) {
 		ev, err := s.insertSite(ctx, tx, n, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
 	if err != nil {
-		if apperr.As(err) != nil {
-			return Site{}, err
-		}
-		return Site{}, fmt.Errorf("create site %s: %w", n.ID, err)
+		return Site{}, err
 	}
-	s.publish(ctx, evs)
 	return n, nil
 }
 
@@ -145,79 +138,47 @@ func (s *Service) GetSite(ctx context.Context, id string) (Site, error) {
 }
 
 func (s *Service) getSite(ctx context.Context, q store.Querier, id string, forUpdate bool) (Site, error) {
-	if checkID(id) != "" {
-		return Site{}, apperr.NotFoundf("site %s does not exist", quote(id))
-	}
 	query := `SELECT ` + siteColumns + ` FROM sites WHERE id = ?`
 	if forUpdate {
 		query += s.db.ForUpdate()
 	}
-	site, err := scanSite(q.QueryRow(ctx, query, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Site{}, apperr.NotFoundf("site %s does not exist", quote(id))
-	}
-	if err != nil {
-		return Site{}, fmt.Errorf("read site %s: %w", id, err)
-	}
-	return site, nil
+	return getByID(ctx, q, scanSite, query, "site", id)
 }
 
 // ListSites returns every site, by name then id.
 func (s *Service) ListSites(ctx context.Context) ([]Site, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+siteColumns+` FROM sites ORDER BY name, id`)
+	sites, err := queryAll(ctx, s.db, scanSite, `SELECT `+siteColumns+` FROM sites ORDER BY name, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list sites: %w", err)
 	}
-	defer rows.Close()
-	out := []Site{}
-	for rows.Next() {
-		site, err := scanSite(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sites: %w", err)
-		}
-		out = append(out, site)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sites: %w", err)
-	}
-	return out, nil
+	return sites, nil
 }
 
 // DeleteSite removes a site. Returns NotFound when it does not exist and
 // Conflict while devices refer to it.
 func (s *Service) DeleteSite(ctx context.Context, id string) error {
-	var evs []bus.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	return s.change(ctx, "delete site "+id, func(tx *store.Tx) ([]bus.Event, error) {
 		site, err := s.getSite(ctx, tx, id, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM devices WHERE site = ?`, id).Scan(&n); err != nil {
-			return fmt.Errorf("count devices at site %s: %w", id, err)
+			return nil, fmt.Errorf("count devices at site %s: %w", id, err)
 		}
 		if n > 0 {
-			return apperr.Errorf(apperr.Conflict, "site %s is the location of %d devices; move or delete them first", id, n)
+			return nil, apperr.Errorf(apperr.Conflict, "site %s is the location of %d devices; move or delete them first", id, n)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sites WHERE id = ?`, id); err != nil {
 			if store.IsForeignKeyViolation(err) {
-				return apperr.Errorf(apperr.Conflict, "site %s is the location of devices; move or delete them first", id)
+				return nil, apperr.Errorf(apperr.Conflict, "site %s is the location of devices; move or delete them first", id)
 			}
-			return fmt.Errorf("delete site %s: %w", id, err)
+			return nil, fmt.Errorf("delete site %s: %w", id, err)
 		}
 		ev, err := s.newEvent(ctx, EventSiteDeleted, id, map[string]any{"id": id, "name": site.Name}, s.nowUTC())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return []bus.Event{ev}, nil
 	})
-	if err != nil {
-		if apperr.As(err) != nil {
-			return err
-		}
-		return fmt.Errorf("delete site %s: %w", id, err)
-	}
-	s.publish(ctx, evs)
-	return nil
 }

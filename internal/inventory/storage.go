@@ -25,6 +25,47 @@ const deviceColumnCount = 31
 // rowScanner is *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(dest ...any) error }
 
+// queryAll runs query through q and reads every row it returns with scan.
+// The result is empty, not nil, when no row matches, so it encodes as [].
+func queryAll[T any](ctx context.Context, q store.Querier, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// getByID reads, with scan, the one row query selects for id through q.
+// Returns NotFound, naming kind ("device"), when there is no such row or id
+// is not a valid id at all: it cannot exist, and PostgreSQL would refuse
+// some bytes outright.
+func getByID[T any](ctx context.Context, q store.Querier, scan func(rowScanner) (T, error), query, kind, id string) (T, error) {
+	var zero T
+	if checkID(id) != "" {
+		return zero, apperr.NotFoundf("%s %s does not exist", kind, quote(id))
+	}
+	v, err := scan(q.QueryRow(ctx, query, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return zero, apperr.NotFoundf("%s %s does not exist", kind, quote(id))
+	}
+	if err != nil {
+		return zero, fmt.Errorf("read %s %s: %w", kind, id, err)
+	}
+	return v, nil
+}
+
 // scanDevice reads one row selected with deviceColumns.
 func scanDevice(sc rowScanner) (Device, error) {
 	var (
@@ -121,22 +162,11 @@ func searchText(d *Device) string {
 // getDevice reads one device through q; forUpdate locks its row on
 // PostgreSQL. Returns NotFound when it does not exist.
 func (s *Service) getDevice(ctx context.Context, q store.Querier, id string, forUpdate bool) (Device, error) {
-	if checkID(id) != "" {
-		// It cannot exist; and PostgreSQL would refuse some bytes outright.
-		return Device{}, apperr.NotFoundf("device %s does not exist", quote(id))
-	}
 	query := `SELECT ` + deviceColumns + ` FROM devices WHERE id = ?`
 	if forUpdate {
 		query += s.db.ForUpdate()
 	}
-	d, err := scanDevice(q.QueryRow(ctx, query, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Device{}, apperr.NotFoundf("device %s does not exist", quote(id))
-	}
-	if err != nil {
-		return Device{}, fmt.Errorf("read device %s: %w", id, err)
-	}
-	return d, nil
+	return getByID(ctx, q, scanDevice, query, "device", id)
 }
 
 // getDevices reads the devices with the given ids that exist, locking them
