@@ -45,7 +45,8 @@ const pullBatch = 64
 // An event is also delivered again if the process dies while handling it,
 // so h must tolerate seeing an event twice. The handler's context ends
 // when the subscription stops; an event whose handler fails then is handed
-// back at once for another subscriber.
+// back for another subscriber after about a second (or, if the server routes
+// it to a pull request the stopped subscriber left open, after AckWait).
 //
 // The subscription runs until stop is called, ctx ends or the Bus closes;
 // stop waits for a handler in progress to return, so h must not call it
@@ -255,6 +256,13 @@ type subscription struct {
 	once   sync.Once
 }
 
+// handBackDelay is how long a stopping subscriber's events wait before the
+// server delivers them again. Without it, a plain Nak lets the server
+// deliver the event straight back to this subscriber's pull request while it
+// drains, which Naks it again: each round counts as a delivery, and the
+// event can burn through MaxDeliver in milliseconds and never arrive.
+const handBackDelay = time.Second
+
 // stop ends the subscription and waits for its loops to finish.
 func (s *subscription) stop() {
 	s.once.Do(func() {
@@ -322,7 +330,7 @@ func (s *subscription) pull(p *streamPart, it jetstream.MessagesContext, log *sl
 			continue
 		}
 		if s.ctx.Err() != nil {
-			msg.Nak()
+			msg.NakWithDelay(handBackDelay)
 			continue
 		}
 		if !p.wants(msg.Subject()) {
@@ -368,7 +376,7 @@ func (s *subscription) deliver(msg jetstream.Msg, log *slog.Logger) {
 		return
 	}
 	if s.ctx.Err() != nil {
-		msg.Nak() // stopping: let another subscriber have it now
+		msg.NakWithDelay(handBackDelay) // stopping: let another subscriber have it
 		return
 	}
 	if md.NumDelivered >= uint64(s.b.maxDeliver) {
