@@ -151,9 +151,17 @@ func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
 	step("filter the list to cameras",
 		chromedp.SetValue(chromedp.ID("class"), "camera"),
 		chromedp.Evaluate[chromedp.Void](`htmx.trigger('#filters', 'change')`),
-		chromedp.Poll[chromedp.Void](`document.getElementById('device-total').textContent !== '`+strconv.Itoa(len(fleet))+`'`),
 	)
+	// htmx replaces the table (and the total with it); wait until the
+	// settled page shows the camera count, then read it once more.
+	pctx, pcancel := context.WithTimeout(bctx, 15*time.Second)
+	_, perr := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](
+		`(document.getElementById('device-total') || {}).textContent === '`+strconv.Itoa(cameras)+`' && !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')`))
+	pcancel()
 	filtered := text("device-total")
+	if perr != nil {
+		t.Errorf("the camera filter did not settle on %d devices: %v (page shows %q)", cameras, perr, filtered)
+	}
 	shot("devices-cameras.png")
 	step("open a device", chromedp.Click(chromedp.CSS("#devices tbody tr a")), chromedp.WaitVisible(chromedp.ID("history")))
 	history := text("history")
