@@ -603,8 +603,8 @@ func TestOpenBringsAnExistingStreamUpToDateWithoutLosingEvents(t *testing.T) {
 		if info.Config.Duplicates != DuplicateWindow {
 			t.Errorf("duplicate window = %s, want %s", info.Config.Duplicates, DuplicateWindow)
 		}
-		if len(info.Config.Subjects) != 3 {
-			t.Errorf("subjects = %v, want group added", info.Config.Subjects)
+		if len(info.Config.Subjects) != 4 {
+			t.Errorf("subjects = %v, want group and identity added", info.Config.Subjects)
 		}
 		publish(t, b2, event("g1", "group.created"))
 	})

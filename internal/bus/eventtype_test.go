@@ -109,13 +109,13 @@ func TestFiltersFor(t *testing.T) {
 			map[string][]string{"p_DEVICE_EVENTS": {"p_fleetward.device.>"}}},
 		{"a wildcard area reaches every stream", []string{"*.created"},
 			map[string][]string{
-				"p_DEVICE_EVENTS":   {"p_fleetward.device.created", "p_fleetward.site.created", "p_fleetward.group.created"},
+				"p_DEVICE_EVENTS":   {"p_fleetward.device.created", "p_fleetward.site.created", "p_fleetward.group.created", "p_fleetward.identity.created"},
 				"p_SECURITY_EVENTS": {"p_fleetward.security.created"},
 				"p_ADMIN_EVENTS":    {"p_fleetward.operator.created", "p_fleetward.token.created", "p_fleetward.system.created"},
 			}},
 		{"everything", []string{">", "security.login_failed"},
 			map[string][]string{
-				"p_DEVICE_EVENTS":   {"p_fleetward.device.>", "p_fleetward.site.>", "p_fleetward.group.>"},
+				"p_DEVICE_EVENTS":   {"p_fleetward.device.>", "p_fleetward.site.>", "p_fleetward.group.>", "p_fleetward.identity.>"},
 				"p_SECURITY_EVENTS": {"p_fleetward.security.>"},
 				"p_ADMIN_EVENTS":    {"p_fleetward.operator.>", "p_fleetward.token.>", "p_fleetward.system.>"},
 			}},
@@ -148,14 +148,14 @@ func TestReconcileStreamNeverLosesData(t *testing.T) {
 		check    func(t *testing.T, m jetstream.StreamConfig)
 	}{
 		{"a stream as fleetward made it needs nothing", func(*jetstream.StreamConfig) {}, 0, 0, nil},
-		{"a missing subject is added", func(c *jetstream.StreamConfig) { c.Subjects = c.Subjects[:2] }, 1, 0,
+		{"a missing subject is added", func(c *jetstream.StreamConfig) { c.Subjects = c.Subjects[:len(c.Subjects)-1] }, 1, 0,
 			func(t *testing.T, m jetstream.StreamConfig) {
-				if len(m.Subjects) != 3 {
+				if len(m.Subjects) != 4 {
 					t.Errorf("subjects = %v", m.Subjects)
 				}
 			}},
 		{"a narrower subject is replaced by the covering one", func(c *jetstream.StreamConfig) {
-			c.Subjects = []string{"fleetward.device.created", "fleetward.site.>", "fleetward.group.>", "other.x"}
+			c.Subjects = []string{"fleetward.device.created", "fleetward.site.>", "fleetward.group.>", "fleetward.identity.>", "other.x"}
 		}, 1, 0, func(t *testing.T, m jetstream.StreamConfig) {
 			if slices.Contains(m.Subjects, "fleetward.device.created") || !slices.Contains(m.Subjects, "fleetward.device.>") || !slices.Contains(m.Subjects, "other.x") {
 				t.Errorf("subjects = %v", m.Subjects)

@@ -24,8 +24,9 @@ import (
 // With Config.StreamPrefix set (tests), every stream name and the subject
 // root carry the prefix: "<prefix>DEVICE_EVENTS", "<prefix>fleetward.device.>".
 const (
-	// DeviceEvents holds what happens to the inventory, on the subjects
-	// "fleetward.device.>", "fleetward.site.>" and "fleetward.group.>".
+	// DeviceEvents holds what happens to the inventory and to device
+	// identities, on the subjects "fleetward.device.>", "fleetward.site.>",
+	// "fleetward.group.>" and "fleetward.identity.>".
 	DeviceEvents = "DEVICE_EVENTS"
 	// SecurityEvents holds security-relevant facts (failed logins, denied
 	// requests, detections), on the subject "fleetward.security.>".
@@ -58,7 +59,7 @@ type streamSpec struct {
 // streamSpecs returns the streams in a fixed order.
 func streamSpecs() []streamSpec {
 	return []streamSpec{
-		{DeviceEvents, []string{"device", "site", "group"}, "fleetward inventory events: devices, sites, groups"},
+		{DeviceEvents, []string{"device", "site", "group", "identity"}, "fleetward inventory and device identity events: devices, sites, groups, certificates"},
 		{SecurityEvents, []string{"security"}, "fleetward security events: authentication failures, denials, detections"},
 		{AdminEvents, []string{"operator", "token", "system"}, "fleetward administrative events: operators, API tokens, the system"},
 	}
