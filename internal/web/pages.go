@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,8 +26,38 @@ type loginData struct {
 	Username string
 }
 
+// loginCookie carries the login forms' CSRF token before there is a
+// session (double submit): a cross-site page can post the form but cannot
+// read or set this SameSite=Strict cookie, so it cannot log a victim's
+// browser into the attacker's account.
+const loginCookie = "fw_login"
+
+// loginToken returns the browser's login CSRF token, issuing one if needed.
+func (ui *UI) loginToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(loginCookie); err == nil && len(c.Value) == 26 {
+		return c.Value
+	}
+	tok := rand.Text()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", MaxAge: 3600,
+		Secure: !ui.deps.PlaintextInsecure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return tok
+}
+
+// checkLoginToken compares the form's token with the cookie's.
+func checkLoginToken(r *http.Request) bool {
+	c, err := r.Cookie(loginCookie)
+	form := r.PostFormValue(api.CSRFField)
+	return err == nil && form != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(form)) == 1
+}
+
+// expiredLoginForm answers a login post without a valid token.
+func (ui *UI) expiredLoginForm(w http.ResponseWriter, r *http.Request, next string) error {
+	return ui.render(w, r, http.StatusForbidden, "login", page{Title: "Log in", CSRF: ui.loginToken(w, r),
+		Error: "This login form has expired or did not come from this site; please log in again.", Data: loginData{Next: next}})
+}
+
 func (ui *UI) loginPage(w http.ResponseWriter, r *http.Request) error {
-	return ui.render(w, r, http.StatusOK, "login", page{Title: "Log in", Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
+	return ui.render(w, r, http.StatusOK, "login", page{Title: "Log in", CSRF: ui.loginToken(w, r), Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
 }
 
 type mfaData struct {
@@ -42,11 +74,15 @@ func (ui *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return apperr.Errorf(apperr.Invalid, "malformed form")
 	}
 	next := safeNext(r.PostFormValue("next"))
+	if !checkLoginToken(r) {
+		return ui.expiredLoginForm(w, r, next)
+	}
+	tok := ui.loginToken(w, r)
 	user := r.PostFormValue("username")
 	res, err := ui.deps.Auth.Login(r.Context(), user, r.PostFormValue("password"), api.RemoteAddr(r))
 	if err != nil {
 		status, msg := ui.userError(r, err)
-		return ui.render(w, r, status, "login", page{Title: "Log in", Error: msg, Data: loginData{Next: next, Username: user}})
+		return ui.render(w, r, status, "login", page{Title: "Log in", CSRF: tok, Error: msg, Data: loginData{Next: next, Username: user}})
 	}
 	if res.Session != nil {
 		ui.srv.SetSessionCookie(w, res.Session)
@@ -54,7 +90,7 @@ func (ui *UI) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	p := res.Pending
-	return ui.render(w, r, http.StatusOK, "mfa", page{Title: "Second factor", Data: mfaData{
+	return ui.render(w, r, http.StatusOK, "mfa", page{Title: "Second factor", CSRF: tok, Data: mfaData{
 		Next: next, PendingID: p.ID, Enrolment: p.NeedsEnrolment, Secret: p.Secret, OTPAuthURL: p.OTPAuthURL, QRCodePNG: p.QRCodePNG,
 	}})
 }
@@ -64,15 +100,19 @@ func (ui *UI) mfaSubmit(w http.ResponseWriter, r *http.Request) error {
 		return apperr.Errorf(apperr.Invalid, "malformed form")
 	}
 	next := safeNext(r.PostFormValue("next"))
+	if !checkLoginToken(r) {
+		return ui.expiredLoginForm(w, r, next)
+	}
+	tok := ui.loginToken(w, r)
 	pending := r.PostFormValue("pending_id")
 	sess, codes, err := ui.deps.Auth.CompleteLogin(r.Context(), pending, strings.TrimSpace(r.PostFormValue("code")), api.RemoteAddr(r))
 	if err != nil {
 		status, msg := ui.userError(r, err)
 		// A pending login that expired or was used up needs a fresh start.
 		if apperr.Is(err, apperr.Unauthorized) && strings.Contains(msg, "expired") {
-			return ui.render(w, r, status, "login", page{Title: "Log in", Error: msg, Data: loginData{Next: next}})
+			return ui.render(w, r, status, "login", page{Title: "Log in", CSRF: tok, Error: msg, Data: loginData{Next: next}})
 		}
-		return ui.render(w, r, status, "mfa", page{Title: "Second factor", Error: msg, Data: mfaData{Next: next, PendingID: pending}})
+		return ui.render(w, r, status, "mfa", page{Title: "Second factor", CSRF: tok, Error: msg, Data: mfaData{Next: next, PendingID: pending}})
 	}
 	ui.srv.SetSessionCookie(w, &sess)
 	if len(codes) > 0 {
