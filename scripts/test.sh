@@ -21,6 +21,7 @@ command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
+command -v mosquitto_pub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${need_pkgs[*]}"
