@@ -55,6 +55,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			userCommand(),
 			tokenCommand(),
 			ledgerCommand(),
+			caCommand(),
 			deviceCommand(),
 		},
 	}

@@ -17,8 +17,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/fleetward/fleetward/internal/api"
+	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/bus"
+	"github.com/fleetward/fleetward/internal/identity"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/ledger"
 	"github.com/fleetward/fleetward/internal/secrets"
@@ -36,6 +38,10 @@ type Core struct {
 	Ledger    *ledger.Ledger
 	Inventory *inventory.Service
 	Auth      *auth.Service
+	// CA is the device certificate authority. `serve` creates it on first
+	// start (online root); `fleetward ca init --offline-root` can make it
+	// beforehand with the root key kept off the server.
+	CA *identity.CA
 }
 
 // Services get no bus publisher (nil): they record every change in the
@@ -68,9 +74,25 @@ func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	c := &Core{Config: cfg, Log: log, DB: db, Keyring: kr, Ledger: lg}
 	c.Inventory = inventory.NewService(db, lg, nil, kr, log.With("component", "inventory"))
+	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity")})
 	c.Auth = auth.NewService(db, lg, nil, kr, log.With("component", "auth"),
 		auth.Options{AdminsWithoutMFAInsecure: cfg.InsecureDemoLogin})
 	return c, nil
+}
+
+// ensureCA creates the certificate authority (with an online root) unless
+// it exists, made by an earlier start or by `fleetward ca init`.
+func (c *Core) ensureCA(ctx context.Context) error {
+	if _, err := c.CA.Chain(ctx); err == nil {
+		return nil
+	} else if !apperr.Is(err, apperr.Conflict) {
+		return fmt.Errorf("certificate authority: %w", err)
+	}
+	if err := c.CA.Init(ctx, identity.InitOptions{}); err != nil {
+		return fmt.Errorf("create the certificate authority: %w", err)
+	}
+	c.Log.Info("certificate authority created", "root", "online (use 'fleetward ca init --offline-root' before the first start to keep it offline)")
+	return nil
 }
 
 // Close signs a last checkpoint and closes storage.
@@ -115,6 +137,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg = core.Config
 	log := core.Log
+	if err := core.ensureCA(ctx); err != nil {
+		core.Close()
+		return nil, err
+	}
 	b, err := bus.Open(ctx, bus.Config{URL: cfg.NATSURL, Dir: cfg.DataDir, Log: log.With("component", "bus")})
 	if err != nil {
 		core.Close()
@@ -126,6 +152,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Health: s.health, Metrics: s.Metrics, WriteMetrics: s.writeMetrics, Log: log.With("component", "api"),
 		MetricsPublic: cfg.MetricsPublic, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
+	registerPKI(s.API, core.CA)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
