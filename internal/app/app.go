@@ -19,6 +19,7 @@ import (
 	"github.com/fleetward/fleetward/internal/api"
 	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/broker"
 	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/identity"
 	"github.com/fleetward/fleetward/internal/inventory"
@@ -42,13 +43,19 @@ type Core struct {
 	// start (online root); `fleetward ca init --offline-root` can make it
 	// beforehand with the root key kept off the server.
 	CA *identity.CA
+
+	// access decides which devices the broker admits and drops sessions
+	// when a device loses that right.
+	access *deviceAccess
 }
 
 // Services get no bus publisher (nil): they record every change in the
 // ledger inside the change's own transaction, and the relay (relay.go)
 // publishes ledger entries on the bus. The ledger is the outbox: an event
 // cannot be lost between a commit and a publish, and changes made by CLI
-// commands while the server runs reach the bus too.
+// commands while the server runs reach the bus too. The inventory's
+// publisher is deviceAccess, which is not the bus: it reacts in process to
+// committed status changes (a quarantined device is disconnected at once).
 
 // OpenCore opens storage, the master key, the ledger and the services.
 func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
@@ -73,8 +80,10 @@ func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	c := &Core{Config: cfg, Log: log, DB: db, Keyring: kr, Ledger: lg}
-	c.Inventory = inventory.NewService(db, lg, nil, kr, log.With("component", "inventory"))
-	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity")})
+	c.access = newDeviceAccess(nil, log.With("component", "access"))
+	c.Inventory = inventory.NewService(db, lg, c.access, kr, log.With("component", "inventory"))
+	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity"), OnRevoke: c.access.certificateRevoked})
+	c.access.ca, c.access.inventory = c.CA, c.Inventory
 	c.Auth = auth.NewService(db, lg, nil, kr, log.With("component", "auth"),
 		auth.Options{AdminsWithoutMFAInsecure: cfg.InsecureDemoLogin})
 	return c, nil
@@ -109,8 +118,10 @@ func (c *Core) Close() error {
 // API and the dashboard behind HTTPS.
 type Server struct {
 	*Core
-	Bus     *bus.Bus
-	API     *api.Server
+	Bus *bus.Bus
+	API *api.Server
+	// Broker is the MQTT broker; nil when Config.MQTTAddr is empty.
+	Broker  *broker.Broker
 	Metrics *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
@@ -153,6 +164,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		MetricsPublic: cfg.MetricsPublic, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 	registerPKI(s.API, core.CA)
+	registerDeviceAccessAPI(s)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
@@ -163,23 +175,35 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
 	}
+	// One certificate from the CA serves HTTPS and MQTT.
+	cert, fp, err := serverCertificate(ctx, core.CA, cfg.DataDir, certHosts(cfg.HTTPAddr, cfg.MQTTAddr), time.Now())
+	if err != nil {
+		ln.Close()
+		s.closeAll()
+		return nil, err
+	}
+	s.CertFingerprint = fp
 	scheme := "https"
 	if cfg.HTTPPlaintextInsecure {
 		scheme = "http"
 		log.Warn("serving HTTP WITHOUT TLS because --http-plaintext-insecure is set", "addr", ln.Addr().String())
 	} else {
-		cert, fp, err := serverCertificate(cfg.DataDir, certHosts(cfg.HTTPAddr), time.Now())
-		if err != nil {
-			ln.Close()
-			s.closeAll()
-			return nil, err
-		}
-		s.CertFingerprint = fp
 		ln = tls.NewListener(ln, &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			MinVersion:   tls.VersionTLS12, // browsers; TLS 1.3 with X25519MLKEM768 is preferred by Go
 			NextProtos:   []string{"h2", "http/1.1"},
+			// EST re-enrolment and manufacturer (IDevID) enrolment
+			// authenticate with a client certificate; the EST handlers
+			// verify it themselves. Nothing else looks at it.
+			ClientAuth: tls.RequestClientCert,
 		})
+	}
+	if cfg.MQTTAddr != "" {
+		if err := s.startBroker(ctx, cert); err != nil {
+			ln.Close()
+			s.closeAll()
+			return nil, err
+		}
 	}
 	s.listener = ln
 	s.URL = scheme + "://" + browsable(ln.Addr().String())
@@ -202,7 +226,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
-	log.Info("fleetward serving", "url", s.URL, "storage", core.DB.Location, "bus", busName(cfg.NATSURL), "tls_fingerprint", s.CertFingerprint)
+	log.Info("fleetward serving", "url", s.URL, "mqtt", s.MQTTAddr(), "storage", core.DB.Location, "bus", busName(cfg.NATSURL), "tls_fingerprint", s.CertFingerprint)
 	return s, nil
 }
 
@@ -222,7 +246,11 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) closeAll() error {
-	return errors.Join(s.Bus.Close(), s.Core.Close())
+	var err error
+	if s.Broker != nil {
+		err = s.Broker.Close()
+	}
+	return errors.Join(err, s.Bus.Close(), s.Core.Close())
 }
 
 func (s *Server) health(ctx context.Context) error {

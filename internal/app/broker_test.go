@@ -1,0 +1,187 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/identity"
+	"github.com/fleetward/fleetward/internal/inventory"
+)
+
+// requirePeer returns the path of an outside program the test drives, and
+// skips (fails under CI=true) when it is not installed.
+func requirePeer(t *testing.T, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (Debian package %s) and CI requires it", name, debianPackage)
+	}
+	t.Skipf("%s is not installed (Debian package %s): skipping this test with a real peer", name, debianPackage)
+	return ""
+}
+
+// deviceFiles makes a key on the "device", has the server's CA issue its
+// certificate, and writes both as PEM files for mosquitto clients.
+func deviceFiles(t *testing.T, ctx context.Context, s *app.Server, id, class string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := x509.ParseCertificateRequest(der)
+	cert, err = s.CA.IssueDevice(ctx, id, class, csr)
+	if err != nil {
+		t.Fatalf("issue %s: %v", id, err)
+	}
+	dir := t.TempDir()
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, id+".crt"), filepath.Join(dir, id+".key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	return certFile, keyFile, cert
+}
+
+func connected(s *app.Server, deviceID string) bool {
+	for _, ss := range s.Broker.Sessions() {
+		if ss.DeviceID == deviceID {
+			return true
+		}
+	}
+	return false
+}
+
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices runs a
+// real server with its broker, and Debian's mosquitto clients as the
+// device: it connects with its CA-issued certificate, is disconnected
+// within a second of being quarantined and of its certificate being
+// revoked, and is refused when it tries again.
+func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-7", Name: "Lobby camera", Class: "camera"}); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, cert := deviceFiles(t, ctx, s, "cam-7", "camera")
+	_, port, _ := net.SplitHostPort(s.MQTTAddr())
+	caFile := filepath.Join(dir, "tls", "ca.crt")
+	args := func(clientID string) []string {
+		return []string{"-h", "127.0.0.1", "-p", port, "--cafile", caFile, "--cert", certFile, "--key", keyFile, "-i", clientID, "-V", "mqttv5"}
+	}
+	publish := func(clientID, topic string) (string, error) {
+		cmd := exec.Command(pub, append(args(clientID), "-t", topic, "-q", "1", "-m", "temp=21")...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// stay connects and stays subscribed until killed.
+	stay := func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command(sub, append(args("cam-7"), "-t", "devices/cam-7/cmd/#")...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		if !within(5*time.Second, func() bool { return connected(s, "cam-7") }) {
+			t.Fatalf("cam-7 did not connect: %s", out.String())
+		}
+		return cmd
+	}
+
+	t.Run("the device publishes to its own topic over TLS 1.3", func(t *testing.T) {
+		if out, err := publish("cam-7", "devices/cam-7/telemetry"); err != nil {
+			t.Fatalf("mosquitto_pub to its own topic: %v: %s", err, out)
+		}
+		c := stay()
+		defer c.Process.Kill()
+		for _, ss := range s.Broker.Sessions() {
+			if ss.DeviceID == "cam-7" && (ss.TLSVersion != "TLS 1.3" || ss.Class != "camera") {
+				t.Errorf("session %+v, want TLS 1.3 and class camera", ss)
+			}
+		}
+	})
+	t.Run("a client id other than the certificate's device id is refused", func(t *testing.T) {
+		if out, err := publish("cam-8", "devices/cam-8/telemetry"); err == nil {
+			t.Fatalf("mosquitto_pub as cam-8 with cam-7's certificate succeeded: %s", out)
+		}
+	})
+	t.Run("quarantine drops the live session within a second and refuses reconnection", func(t *testing.T) {
+		stay()
+		quarantined := inventory.StatusQuarantined
+		start := time.Now()
+		if _, err := s.Inventory.UpdateDevice(ctx, "cam-7", inventory.DevicePatch{Status: &quarantined}); err != nil {
+			t.Fatal(err)
+		}
+		if !within(time.Second, func() bool { return !connected(s, "cam-7") }) {
+			t.Fatal("cam-7 still connected a second after quarantine")
+		}
+		t.Logf("disconnected %v after the quarantine", time.Since(start).Round(time.Millisecond))
+		if out, err := publish("cam-7", "devices/cam-7/telemetry"); err == nil {
+			t.Fatalf("quarantined cam-7 could connect and publish: %s", out)
+		}
+		active := inventory.StatusActive
+		if _, err := s.Inventory.UpdateDevice(ctx, "cam-7", inventory.DevicePatch{Status: &active}); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := publish("cam-7", "devices/cam-7/telemetry"); err != nil {
+			t.Fatalf("cam-7 active again could not publish: %v: %s", err, out)
+		}
+	})
+	t.Run("revoking the certificate drops the live session within a second and refuses reconnection", func(t *testing.T) {
+		stay()
+		start := time.Now()
+		if err := s.CA.Revoke(ctx, identity.SerialString(cert.SerialNumber), identity.ReasonKeyCompromise); err != nil {
+			t.Fatal(err)
+		}
+		if !within(time.Second, func() bool { return !connected(s, "cam-7") }) {
+			t.Fatal("cam-7 still connected a second after its certificate was revoked")
+		}
+		t.Logf("disconnected %v after the revocation", time.Since(start).Round(time.Millisecond))
+		out, err := publish("cam-7", "devices/cam-7/telemetry")
+		if err == nil {
+			t.Fatalf("cam-7 with a revoked certificate could connect and publish: %s", out)
+		}
+		if !strings.Contains(strings.ToLower(out), "not authori") {
+			t.Errorf("refusal output %q does not say not authorised", out)
+		}
+	})
+}

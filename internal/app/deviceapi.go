@@ -1,0 +1,87 @@
+package app
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/fleetward/fleetward/internal/api"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/broker"
+	"github.com/fleetward/fleetward/internal/identity"
+)
+
+// registerDeviceAccessAPI serves a device's certificates, revocation of
+// all of them in one action (which drops its broker sessions at once), and
+// the broker's live sessions and per-device metrics.
+func registerDeviceAccessAPI(s *Server) {
+	s.API.Handle(api.Route{Method: "GET", Pattern: "/api/v1/devices/{id}/certificates", Perm: auth.PermRead,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			certs, err := s.CA.DeviceCertificates(r.Context(), r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			if certs == nil {
+				certs = []identity.IssuedCertificate{}
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"certificates": certs})
+			return nil
+		}})
+	s.API.Handle(api.Route{Method: "POST", Pattern: "/api/v1/devices/{id}/revoke", Perm: auth.PermWrite,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var req struct {
+				Reason identity.Reason `json:"reason"`
+			}
+			if r.ContentLength != 0 {
+				if err := api.DecodeJSON(r, &req); err != nil && !errors.Is(err, io.EOF) {
+					return err
+				}
+			}
+			if err := req.Reason.Validate(); err != nil {
+				return err
+			}
+			id := r.PathValue("id")
+			if _, err := s.Inventory.GetDevice(r.Context(), id); err != nil {
+				return err
+			}
+			revoked, err := s.access.revokeDevice(r.Context(), id, req.Reason)
+			if revoked == nil {
+				revoked = []string{}
+			}
+			if err != nil {
+				return err
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"device": id, "revoked": revoked})
+			return nil
+		}})
+	s.API.Handle(api.Route{Method: "GET", Pattern: "/api/v1/broker/sessions", Perm: auth.PermRead,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			sessions := []broker.Session{}
+			if s.Broker != nil {
+				sessions = s.Broker.Sessions()
+			}
+			pq := 0
+			for _, ss := range sessions {
+				if ss.PostQuantum {
+					pq++
+				}
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"sessions": sessions, "total": len(sessions), "post_quantum": pq})
+			return nil
+		}})
+	s.API.Handle(api.Route{Method: "GET", Pattern: "/api/v1/devices/{id}/broker-metrics", Perm: auth.PermRead,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			id := r.PathValue("id")
+			if _, err := s.Inventory.GetDevice(r.Context(), id); err != nil {
+				return err
+			}
+			m := broker.Metrics{DeviceID: id}
+			if s.Broker != nil {
+				if got, ok := s.Broker.Metrics(id); ok {
+					m = got
+				}
+			}
+			api.WriteJSON(w, http.StatusOK, m)
+			return nil
+		}})
+}
