@@ -26,6 +26,7 @@ import (
 	"github.com/fleetward/fleetward/internal/ledger"
 	"github.com/fleetward/fleetward/internal/secrets"
 	"github.com/fleetward/fleetward/internal/store"
+	"github.com/fleetward/fleetward/internal/telemetry"
 	"github.com/fleetward/fleetward/internal/web"
 )
 
@@ -43,6 +44,8 @@ type Core struct {
 	// start (online root); `fleetward ca init --offline-root` can make it
 	// beforehand with the root key kept off the server.
 	CA *identity.CA
+	// Telemetry keeps device measurements (broker-side and agent-reported).
+	Telemetry *telemetry.Store
 
 	// access decides which devices the broker admits and drops sessions
 	// when a device loses that right.
@@ -84,6 +87,7 @@ func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 	c.Inventory = inventory.NewService(db, lg, c.access, kr, log.With("component", "inventory"))
 	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity"), OnRevoke: c.access.certificateRevoked})
 	c.access.ca, c.access.inventory = c.CA, c.Inventory
+	c.Telemetry = telemetry.NewStore(db)
 	c.Auth = auth.NewService(db, lg, nil, kr, log.With("component", "auth"),
 		auth.Options{AdminsWithoutMFAInsecure: cfg.InsecureDemoLogin})
 	return c, nil
@@ -121,8 +125,10 @@ type Server struct {
 	Bus *bus.Bus
 	API *api.Server
 	// Broker is the MQTT broker; nil when Config.MQTTAddr is empty.
-	Broker  *broker.Broker
-	Metrics *metrics.Set
+	Broker *broker.Broker
+
+	deviceMsgs *deviceMessages
+	Metrics    *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
 	// CertFingerprint identifies the server's TLS certificate.
@@ -157,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		core.Close()
 		return nil, fmt.Errorf("open bus: %w", err)
 	}
-	s := &Server{Core: core, Bus: b, Metrics: metrics.NewSet()}
+	s := &Server{Core: core, Bus: b, Metrics: metrics.NewSet(), deviceMsgs: newDeviceMessages()}
 	s.API = api.New(api.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger,
 		Health: s.health, Metrics: s.Metrics, WriteMetrics: s.writeMetrics, Log: log.With("component", "api"),
@@ -220,6 +226,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); core.Ledger.Run(runCtx) }()
 	go func() { defer s.wg.Done(); s.relay(runCtx) }()
+	if s.Broker != nil {
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); s.sampleBroker(runCtx) }()
+		go func() { defer s.wg.Done(); s.ingestDeviceMessages(runCtx) }()
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -279,6 +290,19 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 	b.WriteString("# HELP fleetward_auth_events_total Authentication and authorization outcomes.\n# TYPE fleetward_auth_events_total counter\n")
 	for name, n := range s.Auth.Metrics() {
 		fmt.Fprintf(b, "fleetward_auth_events_total{event=%q} %d\n", name, n)
+	}
+	if s.Broker != nil {
+		sessions := s.Broker.Sessions()
+		pq := 0
+		for _, ss := range sessions {
+			if ss.PostQuantum {
+				pq++
+			}
+		}
+		fmt.Fprintf(b, "# HELP fleetward_mqtt_sessions Live device MQTT sessions.\n# TYPE fleetward_mqtt_sessions gauge\nfleetward_mqtt_sessions %d\n", len(sessions))
+		fmt.Fprintf(b, "# HELP fleetward_mqtt_sessions_post_quantum Live sessions whose TLS key exchange is a hybrid with ML-KEM.\n# TYPE fleetward_mqtt_sessions_post_quantum gauge\nfleetward_mqtt_sessions_post_quantum %d\n", pq)
+		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
+		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
 	}
 	if stats, err := s.Bus.Stats(ctx); err == nil {
 		b.WriteString("# HELP fleetward_bus_stream_messages Messages stored per bus stream.\n# TYPE fleetward_bus_stream_messages gauge\n")

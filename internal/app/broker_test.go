@@ -21,6 +21,7 @@ import (
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/identity"
 	"github.com/fleetward/fleetward/internal/inventory"
+	"github.com/fleetward/fleetward/internal/telemetry"
 )
 
 // requirePeer returns the path of an outside program the test drives, and
@@ -92,7 +93,7 @@ func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing
 	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
 	dir := t.TempDir()
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
-	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLog()})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", TelemetryInterval: 200 * time.Millisecond, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +107,12 @@ func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing
 	args := func(clientID string) []string {
 		return []string{"-h", "127.0.0.1", "-p", port, "--cafile", caFile, "--cert", certFile, "--key", keyFile, "-i", clientID, "-V", "mqttv5"}
 	}
-	publish := func(clientID, topic string) (string, error) {
-		cmd := exec.Command(pub, append(args(clientID), "-t", topic, "-q", "1", "-m", "temp=21")...)
+	publishMessage := func(clientID, topic, message string) (string, error) {
+		cmd := exec.Command(pub, append(args(clientID), "-t", topic, "-q", "1", "-m", message)...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	publish := func(clientID, topic string) (string, error) { return publishMessage(clientID, topic, `{"temp":21}`) }
 	// stay connects and stays subscribed until killed.
 	stay := func() *exec.Cmd {
 		t.Helper()
@@ -137,6 +139,38 @@ func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing
 			if ss.DeviceID == "cam-7" && (ss.TLSVersion != "TLS 1.3" || ss.Class != "camera") {
 				t.Errorf("session %+v, want TLS 1.3 and class camera", ss)
 			}
+		}
+	})
+	t.Run("what the device reports reaches the inventory and the measurements", func(t *testing.T) {
+		inv := `{"device_id":"cam-7","firmware":"5.7.3","os_name":"Debian GNU/Linux","os_version":"12","kernel":"6.1.0-26-amd64",
+			"listening_ports":[{"proto":"tcp","addr":"0.0.0.0","port":554},{"proto":"tcp","addr":"::","port":80}],"config_digest":"not a digest"}`
+		if out, err := publishMessage("cam-7", "devices/cam-7/inventory", inv); err != nil {
+			t.Fatalf("publish inventory: %v: %s", err, out)
+		}
+		tel := `{"device_id":"cam-7","seq":1,"time":"` + time.Now().UTC().Format(time.RFC3339) + `","delta":{"bytes_in":1500,"bytes_out":9000},"established_tcp":2,"remote_addresses":["10.0.0.9"]}`
+		if out, err := publishMessage("cam-7", "devices/cam-7/telemetry", tel); err != nil {
+			t.Fatalf("publish telemetry: %v: %s", err, out)
+		}
+		var d inventory.Device
+		if !within(5*time.Second, func() bool {
+			d, _ = s.Inventory.GetDevice(ctx, "cam-7")
+			return d.FirmwareVersion == "5.7.3"
+		}) {
+			t.Fatalf("inventory not updated from the device's report: %+v", d)
+		}
+		if d.OS != "Debian GNU/Linux" || d.OSVersion != "12" || d.ConfigDigest != "" ||
+			d.Attributes["kernel"] != "6.1.0-26-amd64" || d.Attributes["listening_ports"] != "tcp/554 tcp/80" {
+			t.Errorf("inventory after the report: %+v", d)
+		}
+		var series map[string][]telemetry.Point
+		if !within(5*time.Second, func() bool {
+			series, _ = s.Telemetry.Series(ctx, "cam-7", []string{"delta_bytes_out", "established_tcp", telemetry.MetricMessagesIn}, time.Now().Add(-time.Hour))
+			return len(series) == 3
+		}) {
+			t.Fatalf("measurements after the reports: %+v, want agent metrics and broker-side messages_in", series)
+		}
+		if v := series["delta_bytes_out"][0].Value; v != 9000 {
+			t.Errorf("delta_bytes_out = %v, want 9000", v)
 		}
 	})
 	t.Run("a client id other than the certificate's device id is refused", func(t *testing.T) {

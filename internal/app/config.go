@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 )
 
 // Config is everything `fleetward serve` needs. The zero value is not
@@ -40,6 +41,9 @@ type Config struct {
 	// MQTT tunes the broker's limits (packet size, rates); zero values
 	// take the broker's defaults.
 	MQTT MQTTLimits `json:"mqtt_limits,omitzero"`
+	// TelemetryInterval is how often broker-side device counters are
+	// sampled into measurements; default 10 s.
+	TelemetryInterval time.Duration `json:"telemetry_interval,omitempty"`
 	// MetricsPublic serves /metrics without a token.
 	MetricsPublic bool `json:"metrics_public,omitempty"`
 	// InsecureDemoLogin lets administrators log in without a second
@@ -91,6 +95,11 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, fmt.Errorf("--nats: must be a nats:// or tls:// URL (leave it empty for the embedded server)"))
+	}
+	if c.TelemetryInterval == 0 {
+		c.TelemetryInterval = DefaultTelemetryInterval
+	} else if c.TelemetryInterval < 100*time.Millisecond || c.TelemetryInterval > time.Hour {
+		errs = append(errs, fmt.Errorf("--telemetry-interval %s: must be from 100ms to 1h", c.TelemetryInterval))
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

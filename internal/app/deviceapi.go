@@ -4,11 +4,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/fleetward/fleetward/internal/api"
+	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/broker"
 	"github.com/fleetward/fleetward/internal/identity"
+	"github.com/fleetward/fleetward/internal/telemetry"
 )
 
 // registerDeviceAccessAPI serves a device's certificates, revocation of
@@ -52,6 +55,35 @@ func registerDeviceAccessAPI(s *Server) {
 				return err
 			}
 			api.WriteJSON(w, http.StatusOK, map[string]any{"device": id, "revoked": revoked})
+			return nil
+		}})
+	s.API.Handle(api.Route{Method: "GET", Pattern: "/api/v1/devices/{id}/measurements", Perm: auth.PermRead,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			id := r.PathValue("id")
+			if _, err := s.Inventory.GetDevice(r.Context(), id); err != nil {
+				return err
+			}
+			q := r.URL.Query()
+			window := 24 * time.Hour
+			if v := q.Get("window"); v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 || d > 31*24*time.Hour {
+					return apperr.InvalidField("window", "must be a duration from 1s to 744h, e.g. 1h")
+				}
+				window = d
+			}
+			metrics := q["metric"]
+			if len(metrics) == 0 {
+				metrics = telemetry.BrokerMetrics
+			}
+			if len(metrics) > 64 {
+				return apperr.InvalidField("metric", "at most 64 metrics per request")
+			}
+			series, err := s.Telemetry.Series(r.Context(), id, metrics, time.Now().Add(-window))
+			if err != nil {
+				return err
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"device": id, "window": window.String(), "series": series})
 			return nil
 		}})
 	s.API.Handle(api.Route{Method: "GET", Pattern: "/api/v1/broker/sessions", Perm: auth.PermRead,
