@@ -173,6 +173,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	registerDeviceAccessAPI(s)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
+		Connectivity:      dashboardConnectivity{s},
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -116,4 +117,27 @@ func registerDeviceAccessAPI(s *Server) {
 			api.WriteJSON(w, http.StatusOK, m)
 			return nil
 		}})
+}
+
+// dashboardConnectivity gives the dashboard the CA, the broker and the
+// measurements (web.Connectivity).
+type dashboardConnectivity struct{ s *Server }
+
+func (d dashboardConnectivity) DeviceCertificates(ctx context.Context, id string) ([]identity.IssuedCertificate, error) {
+	return d.s.CA.DeviceCertificates(ctx, id)
+}
+
+func (d dashboardConnectivity) Sessions() []broker.Session {
+	if d.s.Broker == nil {
+		return nil
+	}
+	return d.s.Broker.Sessions()
+}
+
+func (d dashboardConnectivity) Series(ctx context.Context, id string, metrics []string, since time.Time) (map[string][]telemetry.Point, error) {
+	return d.s.Telemetry.Series(ctx, id, metrics, since)
+}
+
+func (d dashboardConnectivity) RevokeDevice(ctx context.Context, id string) ([]string, error) {
+	return d.s.access.revokeDevice(ctx, id, identity.ReasonPrivilegeWithdrawn)
 }

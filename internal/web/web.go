@@ -37,7 +37,10 @@ type Deps struct {
 	Inventory *inventory.Service
 	Auth      *auth.Service
 	Ledger    *ledger.Ledger
-	Log       *slog.Logger
+	// Connectivity, if set, adds certificates, live sessions, traffic and
+	// the revoke and quarantine actions to the pages.
+	Connectivity Connectivity
+	Log          *slog.Logger
 	// InsecureDemoLogin puts a warning on every page: administrators may
 	// log in without a second factor.
 	InsecureDemoLogin bool
@@ -73,6 +76,8 @@ func Register(s *api.Server, d Deps) *UI {
 	s.Handle(api.Route{Method: "GET", Pattern: "/{$}", Perm: read, Page: true, Handler: ui.overview})
 	s.Handle(api.Route{Method: "GET", Pattern: "/devices", Perm: read, Page: true, Handler: ui.devices})
 	s.Handle(api.Route{Method: "GET", Pattern: "/devices/{id}", Perm: read, Page: true, Handler: ui.device})
+	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/revoke", Perm: auth.PermWrite, Page: true, Handler: ui.revokeDevice})
+	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/status", Perm: auth.PermWrite, Page: true, Handler: ui.setDeviceStatus})
 	return ui
 }
 
