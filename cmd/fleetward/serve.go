@@ -16,6 +16,7 @@ func serverFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "http-plaintext-insecure", Usage: "serve plain HTTP without TLS (only behind a TLS-terminating proxy on the same host)"},
 		&cli.StringFlag{Name: "mqtt", Value: app.DefaultMQTTAddr, Usage: `MQTT broker listen address (mutual TLS: devices present their fleetward certificate); "" runs no broker`, Sources: cli.EnvVars("FLEETWARD_MQTT")},
 		&cli.BoolFlag{Name: "mqtt-plaintext-insecure", Usage: "run the broker WITHOUT TLS (no device identity: every connect is refused)"},
+		&cli.StringFlag{Name: "class-policy", Usage: "JSON file of per-class device policies: MQTT topics, legacy TLS 1.2, certificate lifetime (docs/OPERATIONS.md)", Sources: cli.EnvVars("FLEETWARD_CLASS_POLICY")},
 		&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token"},
 	)
 }
@@ -27,6 +28,7 @@ func serverConfig(cmd *cli.Command) app.Config {
 	cfg.HTTPPlaintextInsecure = cmd.Bool("http-plaintext-insecure")
 	cfg.MQTTAddr = cmd.String("mqtt")
 	cfg.MQTTPlaintextInsecure = cmd.Bool("mqtt-plaintext-insecure")
+	cfg.ClassPolicyFile = cmd.String("class-policy")
 	cfg.MetricsPublic = cmd.Bool("metrics-public")
 	cfg.Log = slog.Default()
 	return cfg

@@ -85,7 +85,7 @@ func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 	c := &Core{Config: cfg, Log: log, DB: db, Keyring: kr, Ledger: lg}
 	c.access = newDeviceAccess(nil, log.With("component", "access"))
 	c.Inventory = inventory.NewService(db, lg, c.access, kr, log.With("component", "inventory"))
-	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity"), OnRevoke: c.access.certificateRevoked})
+	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity"), OnRevoke: c.access.certificateRevoked, Classes: cfg.Classes.caPolicies()})
 	c.access.ca, c.access.inventory = c.CA, c.Inventory
 	c.Telemetry = telemetry.NewStore(db)
 	c.Auth = auth.NewService(db, lg, nil, kr, log.With("component", "auth"),

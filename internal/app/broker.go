@@ -23,6 +23,7 @@ func (s *Server) startBroker(ctx context.Context, cert tls.Certificate) error {
 		MessagesPerSecond:        cfg.MQTT.MessagesPerSecond,
 		BytesPerSecond:           cfg.MQTT.BytesPerSecond,
 		ConnectAttemptsPerMinute: cfg.MQTT.ConnectAttemptsPerMinute,
+		Policies:                 cfg.Classes.brokerPolicies(),
 		DeviceMessages:           s.deviceMsgs.offer,
 		Log:                      s.Log,
 	}

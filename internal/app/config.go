@@ -41,6 +41,11 @@ type Config struct {
 	// MQTT tunes the broker's limits (packet size, rates); zero values
 	// take the broker's defaults.
 	MQTT MQTTLimits `json:"mqtt_limits,omitzero"`
+	// ClassPolicyFile is a JSON file of per-class policies (topics, legacy
+	// TLS, certificate lifetime); see ClassPolicy. Empty keeps defaults.
+	ClassPolicyFile string `json:"class_policy,omitempty"`
+	// Classes are the policies read from ClassPolicyFile by Validate.
+	Classes ClassPolicies `json:"-"`
 	// TelemetryInterval is how often broker-side device counters are
 	// sampled into measurements; default 10 s.
 	TelemetryInterval time.Duration `json:"telemetry_interval,omitempty"`
@@ -95,6 +100,13 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, fmt.Errorf("--nats: must be a nats:// or tls:// URL (leave it empty for the embedded server)"))
+	}
+	if c.ClassPolicyFile != "" {
+		p, err := LoadClassPolicies(c.ClassPolicyFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Classes = p
 	}
 	if c.TelemetryInterval == 0 {
 		c.TelemetryInterval = DefaultTelemetryInterval
