@@ -218,4 +218,9 @@ func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing
 			t.Errorf("refusal output %q does not say not authorised", out)
 		}
 	})
+	t.Run("every refused connect is counted", func(t *testing.T) {
+		if n := s.Broker.SecurityEventCounts()["security.mqtt_connect_denied"]; n < 3 {
+			t.Errorf("connect denials counted = %d, want at least 3 (client id, quarantine, revocation)", n)
+		}
+	})
 }

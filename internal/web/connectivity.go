@@ -54,6 +54,20 @@ func (ui *UI) fleetConnections() *fleetConnections {
 	return &fc
 }
 
+// connections is the page of live broker sessions.
+func (ui *UI) connections(w http.ResponseWriter, r *http.Request) error {
+	var sessions []broker.Session
+	if ui.deps.Connectivity != nil {
+		sessions = ui.deps.Connectivity.Sessions()
+	}
+	summary := ui.fleetConnections()
+	if summary == nil {
+		summary = &fleetConnections{}
+	}
+	return ui.render(w, r, http.StatusOK, "connections", page{Title: "Connections", Nav: "connections",
+		Data: map[string]any{"Sessions": sessions, "Summary": summary}})
+}
+
 // deviceConnectivity is the device page's connectivity card.
 type deviceConnectivity struct {
 	Session      *broker.Session

@@ -110,6 +110,11 @@ func TestBrowserShowsAConnectedDeviceAndQuarantinesIt(t *testing.T) {
 	if got := strings.TrimSpace(b.text("connected")); got != "1" {
 		t.Errorf("overview shows %q devices connected, want 1", got)
 	}
+	b.step("open the connections page", chromedp.Navigate(s.URL+"/connections"), chromedp.WaitVisible(chromedp.ID("sessions")))
+	if got := b.text("sessions"); !strings.Contains(got, "cam-7") || !strings.Contains(got, "TLS 1.3") {
+		t.Errorf("connections page lists %q, want cam-7 over TLS 1.3", got)
+	}
+	b.shot("connections.png")
 	b.step("open the device", chromedp.Navigate(s.URL+"/devices/cam-7"), chromedp.WaitVisible(chromedp.ID("connectivity")),
 		chromedp.WaitVisible(chromedp.CSS("#traffic-chart canvas")))
 	session := b.text("session")
