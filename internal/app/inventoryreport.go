@@ -44,7 +44,7 @@ func (s *Server) applyInventoryReport(ctx context.Context, m deviceMessage) {
 	var rep inventoryReport
 	if err := json.Unmarshal(m.payload, &rep); err != nil {
 		s.deviceMsgs.bad.Add(1)
-		log.Warn("device inventory report refused", "err", err)
+		log.Warn("device inventory report refused", "err", err, "bytes", len(m.payload), "start", fmt.Sprintf("%x", m.payload[:min(len(m.payload), 16)]))
 		return
 	}
 	ctx = actor.With(context.WithoutCancel(ctx), actor.Actor{Name: "device:" + m.deviceID, Remote: "mqtt"})
