@@ -153,6 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		MetricsPublic: cfg.MetricsPublic, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 	registerPKI(s.API, core.CA)
+	registerEST(s.API, core.CA, core.Inventory)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,

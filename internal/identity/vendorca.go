@@ -21,12 +21,12 @@ import (
 // CA may enrol the device id the IDevID names (see IDevIDDeviceID) without
 // a token. Registered vendor CAs are never changed.
 type VendorCA struct {
-	ID        string    `json:"id"` // SHA-256 of the certificate, hex
-	Name      string    `json:"name"`
-	Subject   string    `json:"subject"`
-	NotAfter  time.Time `json:"not_after"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string            `json:"id"` // SHA-256 of the certificate, hex
+	Name      string            `json:"name"`
+	Subject   string            `json:"subject"`
+	NotAfter  time.Time         `json:"not_after"`
+	CreatedBy string            `json:"created_by"`
+	CreatedAt time.Time         `json:"created_at"`
 	Cert      *x509.Certificate `json:"-"`
 }
 
