@@ -20,8 +20,8 @@ import (
 // when a refused request named none).
 const (
 	EventEnrollmentTokenCreated = "identity.enrollment_token_created" // Data: {"device", "class", "expires_at"}
-	EventEnrollmentTokenUsed    = "identity.enrollment_token_used"    // Data: {"device", "class"}
-	EventEnrollmentRefused      = "identity.enrollment_refused"       // Data: {"device", "path", "reason", "remote"}
+	EventEnrollmentTokenUsed    = "security.enrollment_token_used"    // Data: {"device", "class"}
+	EventEnrollmentRefused      = "security.enrollment_refused"       // Data: {"device", "path", "reason", "detail", "remote"}
 	EventEnrollmentRequested    = "identity.enrollment_requested"     // Data: {"request", "device", "credential", "key_fingerprint"}
 	EventEnrollmentDecided      = "identity.enrollment_decided"       // Data: {"request", "device", "status"}
 	EventVendorCARegistered     = "identity.vendor_ca_registered"     // Data: {"id", "name", "subject", "not_after"}
