@@ -614,17 +614,18 @@ func certsOnly(certs ...*x509.Certificate) ([]byte, error) {
 	return p7, nil
 }
 
-// base64Lines encodes der in base64 lines of 64 characters.
+// base64Lines encodes der in base64 lines of 64 characters, ended by LF
+// alone: EST clients accept either, and GNU base64 -d refuses CR.
 func base64Lines(der []byte) []byte {
 	s := base64.StdEncoding.EncodeToString(der)
 	var b strings.Builder
 	for len(s) > 64 {
 		b.WriteString(s[:64])
-		b.WriteString("\r\n")
+		b.WriteString("\n")
 		s = s[64:]
 	}
 	b.WriteString(s)
-	b.WriteString("\r\n")
+	b.WriteString("\n")
 	return []byte(b.String())
 }
 

@@ -311,7 +311,7 @@ func TestEnrolmentAcceptsPEMAndUnwrappedUnpaddedBase64(t *testing.T) {
 	for name, body := range map[string][]byte{
 		"PEM":                   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
 		"base64 without breaks": []byte(base64.RawStdEncoding.EncodeToString(der)),
-		"base64 with LF breaks": bytes.ReplaceAll(base64Lines(der), []byte("\r\n"), []byte("\n")),
+		"base64 with CRLF breaks": bytes.ReplaceAll(base64Lines(der), []byte("\n"), []byte("\r\n")),
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.post(nil, ESTSimpleEnroll, body, "cam-1", e.token("cam-1", "", 0)).certs(t)
