@@ -309,8 +309,8 @@ func TestEnrolmentAcceptsPEMAndUnwrappedUnpaddedBase64(t *testing.T) {
 	key := newKey(t)
 	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cam-1"}}, key)
 	for name, body := range map[string][]byte{
-		"PEM":                   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-		"base64 without breaks": []byte(base64.RawStdEncoding.EncodeToString(der)),
+		"PEM":                     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+		"base64 without breaks":   []byte(base64.RawStdEncoding.EncodeToString(der)),
 		"base64 with CRLF breaks": bytes.ReplaceAll(base64Lines(der), []byte("\n"), []byte("\r\n")),
 	} {
 		t.Run(name, func(t *testing.T) {
