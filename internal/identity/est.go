@@ -570,7 +570,9 @@ func (e *EST) recordRefusal(ctx context.Context, a *attempt, reason, msg, remote
 		subject = "unknown"
 	}
 	e.ca.log.Warn("est enrolment refused", "op", a.op, "device", a.device, "remote", remote, "reason", reason, "detail", msg)
-	err := e.ca.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	// Recorded even if the client has gone: a refusal must not be lost.
+	ctx = context.WithoutCancel(ctx)
+	err := e.ca.db.InTx(ctx, func(tx *store.Tx) error {
 		return e.ca.record(ctx, tx, EventEnrollmentRefused, subject, map[string]any{
 			"device": a.device, "path": ESTPathPrefix + a.op, "reason": reason, "detail": msg, "remote": remote,
 		})
