@@ -204,9 +204,12 @@ func (e *EST) SimpleEnroll(w http.ResponseWriter, r *http.Request) error {
 		}
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			id, vendor, ok, err := e.ca.verifyIDevID(ctx, r.TLS.PeerCertificates)
-			if err != nil {
+			if apperr.Is(err, apperr.Invalid) {
 				a.reason = "idevid_invalid"
-				return estResponse{}, unauthorized("the IDevID certificate does not name a device: %v", err)
+				return estResponse{}, unauthorized("the IDevID certificate does not name a device: %v", apperr.As(err).Message)
+			}
+			if err != nil {
+				return estResponse{}, err
 			}
 			if ok {
 				return e.enrollWithIDevID(ctx, a, r, id, vendor, csr)
