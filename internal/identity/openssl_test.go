@@ -129,3 +129,72 @@ func TestOpenSSLVerifiesChainCRLAndOCSP(t *testing.T) {
 		})
 	}
 }
+
+func needCurl(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl binary not found on PATH; install it (Debian: apt-get install curl) to run the EST interoperability test")
+	}
+}
+
+// sh runs a shell pipeline and returns its standard output.
+func sh(t *testing.T, dir, script string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s%s", script, err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// TestOpenSSLAndCurlEnrolOverEST is the token path as a device's tooling
+// does it: openssl makes the key and a base64 DER CSR, curl posts it with
+// the token as HTTP Basic, and openssl unpacks the PKCS#7 answer and
+// verifies the certificate against the chain from cacerts.
+func TestOpenSSLAndCurlEnrolOverEST(t *testing.T) {
+	needOpenSSL(t)
+	needCurl(t)
+	e := startEST(t, devices{"cam-7": {Class: "camera"}}, ESTOptions{})
+	dir := t.TempDir()
+	writePEM(t, dir, "root.pem", e.chain[len(e.chain)-1])
+	tok := e.token("cam-7", "camera", 0)
+	url := e.srv.URL
+
+	sh(t, dir, `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout device.key -subj /CN=cam-7 -outform DER | base64 > csr.b64`)
+	status := sh(t, dir, `curl -sS --cacert root.pem -u cam-7:`+tok+` --data-binary @csr.b64 -H 'Content-Type: application/pkcs10' -o cert.b64 -D headers.txt -w '%{http_code}' `+url+ESTSimpleEnroll)
+	if status != "200" {
+		b, _ := os.ReadFile(filepath.Join(dir, "cert.b64"))
+		t.Fatalf("curl simpleenroll: HTTP %s: %s", status, b)
+	}
+	headers := sh(t, dir, `cat headers.txt`)
+	if !strings.Contains(strings.ToLower(headers), "content-type: application/pkcs7-mime; smime-type=certs-only") {
+		t.Errorf("response headers lack the certs-only content type:\n%s", headers)
+	}
+	certs := sh(t, dir, `base64 -d cert.b64 | openssl pkcs7 -inform DER -print_certs | tee device.pem`)
+	if !strings.Contains(strings.ReplaceAll(certs, " ", ""), "CN=cam-7") || strings.Count(certs, "BEGIN CERTIFICATE") != 1 {
+		t.Fatalf("openssl pkcs7 -print_certs:\n%s", certs)
+	}
+
+	// The chain comes from cacerts, unpacked the same way.
+	sh(t, dir, `curl -sS --cacert root.pem `+url+ESTCACerts+` | base64 -d | openssl pkcs7 -inform DER -print_certs > chain.pem`)
+	if out := sh(t, dir, `openssl verify -purpose sslclient -CAfile root.pem -untrusted chain.pem device.pem`); !strings.Contains(out, "device.pem: OK") {
+		t.Fatalf("openssl verify: %s", out)
+	}
+	// The issued certificate is for the key openssl made.
+	if a, b := sh(t, dir, `openssl x509 -in device.pem -noout -pubkey`), sh(t, dir, `openssl pkey -in device.key -pubout`); a != b {
+		t.Fatalf("issued public key\n%s\ndiffers from the device's\n%s", a, b)
+	}
+	// The token is spent: curl again is refused.
+	status = sh(t, dir, `curl -sS --cacert root.pem -u cam-7:`+tok+` --data-binary @csr.b64 -H 'Content-Type: application/pkcs10' -o /dev/null -w '%{http_code}' `+url+ESTSimpleEnroll)
+	if status != "401" {
+		t.Fatalf("replayed token with curl: HTTP %s, want 401", status)
+	}
+	// openssl can read the CSR attributes.
+	if out := sh(t, dir, `curl -sS --cacert root.pem `+url+ESTCSRAttrs+` | base64 -d | openssl asn1parse -inform DER`); !strings.Contains(out, "prime256v1") || !strings.Contains(out, "ecdsa-with-SHA256") {
+		t.Errorf("openssl asn1parse of csrattrs:\n%s", out)
+	}
+}
