@@ -2,8 +2,8 @@ package agent
 
 import (
 	"bufio"
-	"encoding/hex"
 	"cmp"
+	"encoding/hex"
 	"io"
 	"net/netip"
 	"slices"
