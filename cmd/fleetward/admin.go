@@ -127,7 +127,7 @@ func tokenCommand() *cli.Command {
 				Usage: "create an API token and print it (only the token, once)",
 				Description: `Prints only the token, so scripts can capture it:
   TOKEN=$(fleetward token create --data DIR --name ci --role auditor)
-  curl --cacert DIR/tls/server.crt -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/api/v1/devices`,
+  curl --cacert DIR/tls/ca.crt -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/api/v1/devices`,
 				Flags: append(storageFlags(),
 					&cli.StringFlag{Name: "name", Usage: "what the token is for", Required: true},
 					&cli.StringFlag{Name: "role", Value: "auditor", Usage: "admin, operator or auditor"},

@@ -45,7 +45,7 @@ func freeAddr(t *testing.T) string {
 // startServe runs `fleetward serve` and waits until /healthz answers.
 func startServe(t *testing.T, bin, data, addr string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", data, "--http", addr)
+	cmd := exec.Command(bin, "serve", "--data", data, "--http", addr, "--mqtt", freeAddr(t))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -74,7 +74,7 @@ func insecureLocalClient() *http.Client {
 }
 
 func pinnedClient(t *testing.T, data string) *http.Client {
-	pem, err := os.ReadFile(filepath.Join(data, "tls", "server.crt"))
+	pem, err := os.ReadFile(filepath.Join(data, "tls", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,9 +133,9 @@ fleetward demo is running
   certificate %s (%s)
   data        %s
   fleet       %d devices imported across %d sites
-Try: curl --cacert %s/tls/server.crt -H "Authorization: Bearer %s" %s/api/v1/stats
+Try: curl --cacert %s/tls/ca.crt -H "Authorization: Bearer %s" %s/api/v1/stats
 Press Ctrl-C to stop.
-`, token, s.CertFingerprint, s.Config.DataDir+"/tls/server.crt", s.Config.DataDir, res.Created+res.Updated, len(demofleet.Sites()),
+`, token, s.CertFingerprint, s.Config.DataDir+"/tls/ca.crt", s.Config.DataDir, res.Created+res.Updated, len(demofleet.Sites()),
 		s.Config.DataDir, token, s.URL)
 	return nil
 }

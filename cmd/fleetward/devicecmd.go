@@ -22,7 +22,7 @@ func clientFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "server", Value: "https://127.0.0.1:8443", Usage: "fleetward server URL", Sources: cli.EnvVars("FLEETWARD_SERVER")},
 		&cli.StringFlag{Name: "token", Usage: "API token (see 'fleetward token create')", Sources: cli.EnvVars("FLEETWARD_TOKEN")},
-		&cli.StringFlag{Name: "cacert", Usage: "PEM file to trust for the server (e.g. DATA/tls/server.crt)", Sources: cli.EnvVars("FLEETWARD_CACERT")},
+		&cli.StringFlag{Name: "cacert", Usage: "PEM file to trust for the server (e.g. DATA/tls/ca.crt)", Sources: cli.EnvVars("FLEETWARD_CACERT")},
 	}
 }
 

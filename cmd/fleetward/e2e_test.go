@@ -33,7 +33,7 @@ func TestWithRealPeers(t *testing.T) {
 	data := t.TempDir()
 	addr := freeAddr(t)
 	base := "https://" + addr
-	cert := filepath.Join(data, "tls", "server.crt")
+	cert := filepath.Join(data, "tls", "ca.crt")
 	srv := startServe(t, bin, data, addr)
 	t.Cleanup(func() {
 		srv.Process.Signal(syscall.SIGTERM)
@@ -331,7 +331,7 @@ func TestWithRealPeers(t *testing.T) {
 			t.Fatalf("the API lists %d devices, want at least 1203", len(api))
 		}
 
-		out, err := runCLI(t, bin, "", "device", "list", "--server", base, "--token", token, "--cacert", filepath.Join(data, "tls", "server.crt"), "--json")
+		out, err := runCLI(t, bin, "", "device", "list", "--server", base, "--token", token, "--cacert", filepath.Join(data, "tls", "ca.crt"), "--json")
 		if err != nil {
 			t.Fatalf("fleetward device list: %v", err)
 		}

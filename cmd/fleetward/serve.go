@@ -14,6 +14,9 @@ func serverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats", Usage: "external NATS JetStream URL (nats://…); default runs an embedded server under --data", Sources: cli.EnvVars("FLEETWARD_NATS")},
 		&cli.StringFlag{Name: "http", Value: app.DefaultHTTPAddr, Usage: "HTTPS listen address of the API and dashboard", Sources: cli.EnvVars("FLEETWARD_HTTP")},
 		&cli.BoolFlag{Name: "http-plaintext-insecure", Usage: "serve plain HTTP without TLS (only behind a TLS-terminating proxy on the same host)"},
+		&cli.StringFlag{Name: "mqtt", Value: app.DefaultMQTTAddr, Usage: `MQTT broker listen address (mutual TLS: devices present their fleetward certificate); "" runs no broker`, Sources: cli.EnvVars("FLEETWARD_MQTT")},
+		&cli.BoolFlag{Name: "mqtt-plaintext-insecure", Usage: "run the broker WITHOUT TLS (no device identity: every connect is refused)"},
+		&cli.StringFlag{Name: "class-policy", Usage: "JSON file of per-class device policies: MQTT topics, legacy TLS 1.2, certificate lifetime (docs/OPERATIONS.md)", Sources: cli.EnvVars("FLEETWARD_CLASS_POLICY")},
 		&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token"},
 	)
 }
@@ -23,6 +26,9 @@ func serverConfig(cmd *cli.Command) app.Config {
 	cfg.NATSURL = cmd.String("nats")
 	cfg.HTTPAddr = cmd.String("http")
 	cfg.HTTPPlaintextInsecure = cmd.Bool("http-plaintext-insecure")
+	cfg.MQTTAddr = cmd.String("mqtt")
+	cfg.MQTTPlaintextInsecure = cmd.Bool("mqtt-plaintext-insecure")
+	cfg.ClassPolicyFile = cmd.String("class-policy")
 	cfg.MetricsPublic = cmd.Bool("metrics-public")
 	cfg.Log = slog.Default()
 	return cfg
@@ -34,8 +40,10 @@ func serveCommand() *cli.Command {
 		Usage: "run the fleetward server: API, dashboard, ledger and bus",
 		Description: `Runs fleetward until interrupted. State lives in --data (SQLite, master key, TLS
 certificate, embedded NATS) unless --database and --nats point at PostgreSQL and an external
-NATS JetStream. The API and dashboard listen with TLS on --http using a certificate created
-under --data. Create the first administrator with 'fleetward user add'.`,
+NATS JetStream. The API and dashboard listen with TLS on --http, devices connect to the MQTT
+broker on --mqtt with their own certificates (mutual TLS); both listeners use a certificate
+the built-in CA issues (trust DATA/tls/ca.crt). Create the first administrator with
+'fleetward user add'.`,
 		Flags: serverFlags(),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			s, err := app.Start(ctx, serverConfig(cmd))

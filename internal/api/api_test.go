@@ -39,7 +39,7 @@ func startServer(t *testing.T) *testServer {
 		t.Fatalf("start server: %v", err)
 	}
 	t.Cleanup(func() { s.Stop() })
-	pem, err := os.ReadFile(filepath.Join(dir, "tls", "server.crt"))
+	pem, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
 	if err != nil {
 		t.Fatalf("read server certificate: %v", err)
 	}

@@ -19,12 +19,14 @@ import (
 	"github.com/fleetward/fleetward/internal/api"
 	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/broker"
 	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/identity"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/ledger"
 	"github.com/fleetward/fleetward/internal/secrets"
 	"github.com/fleetward/fleetward/internal/store"
+	"github.com/fleetward/fleetward/internal/telemetry"
 	"github.com/fleetward/fleetward/internal/web"
 )
 
@@ -42,13 +44,21 @@ type Core struct {
 	// start (online root); `fleetward ca init --offline-root` can make it
 	// beforehand with the root key kept off the server.
 	CA *identity.CA
+	// Telemetry keeps device measurements (broker-side and agent-reported).
+	Telemetry *telemetry.Store
+
+	// access decides which devices the broker admits and drops sessions
+	// when a device loses that right.
+	access *deviceAccess
 }
 
 // Services get no bus publisher (nil): they record every change in the
 // ledger inside the change's own transaction, and the relay (relay.go)
 // publishes ledger entries on the bus. The ledger is the outbox: an event
 // cannot be lost between a commit and a publish, and changes made by CLI
-// commands while the server runs reach the bus too.
+// commands while the server runs reach the bus too. The inventory's
+// publisher is deviceAccess, which is not the bus: it reacts in process to
+// committed status changes (a quarantined device is disconnected at once).
 
 // OpenCore opens storage, the master key, the ledger and the services.
 func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
@@ -73,8 +83,11 @@ func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	c := &Core{Config: cfg, Log: log, DB: db, Keyring: kr, Ledger: lg}
-	c.Inventory = inventory.NewService(db, lg, nil, kr, log.With("component", "inventory"))
-	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity")})
+	c.access = newDeviceAccess(nil, log.With("component", "access"))
+	c.Inventory = inventory.NewService(db, lg, c.access, kr, log.With("component", "inventory"))
+	c.CA = identity.NewCA(db, kr, lg, identity.Options{Log: log.With("component", "identity"), OnRevoke: c.access.certificateRevoked, Classes: cfg.Classes.caPolicies()})
+	c.access.ca, c.access.inventory = c.CA, c.Inventory
+	c.Telemetry = telemetry.NewStore(db)
 	c.Auth = auth.NewService(db, lg, nil, kr, log.With("component", "auth"),
 		auth.Options{AdminsWithoutMFAInsecure: cfg.InsecureDemoLogin})
 	return c, nil
@@ -109,9 +122,13 @@ func (c *Core) Close() error {
 // API and the dashboard behind HTTPS.
 type Server struct {
 	*Core
-	Bus     *bus.Bus
-	API     *api.Server
-	Metrics *metrics.Set
+	Bus *bus.Bus
+	API *api.Server
+	// Broker is the MQTT broker; nil when Config.MQTTAddr is empty.
+	Broker *broker.Broker
+
+	deviceMsgs *deviceMessages
+	Metrics    *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
 	// CertFingerprint identifies the server's TLS certificate.
@@ -146,15 +163,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		core.Close()
 		return nil, fmt.Errorf("open bus: %w", err)
 	}
-	s := &Server{Core: core, Bus: b, Metrics: metrics.NewSet()}
+	s := &Server{Core: core, Bus: b, Metrics: metrics.NewSet(), deviceMsgs: newDeviceMessages()}
 	s.API = api.New(api.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger,
 		Health: s.health, Metrics: s.Metrics, WriteMetrics: s.writeMetrics, Log: log.With("component", "api"),
 		MetricsPublic: cfg.MetricsPublic, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 	registerPKI(s.API, core.CA)
+	registerDeviceAccessAPI(s)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
+		Connectivity:      dashboardConnectivity{s},
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 
@@ -163,23 +182,35 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
 	}
+	// One certificate from the CA serves HTTPS and MQTT.
+	cert, fp, err := serverCertificate(ctx, core.CA, cfg.DataDir, certHosts(cfg.HTTPAddr, cfg.MQTTAddr), time.Now())
+	if err != nil {
+		ln.Close()
+		s.closeAll()
+		return nil, err
+	}
+	s.CertFingerprint = fp
 	scheme := "https"
 	if cfg.HTTPPlaintextInsecure {
 		scheme = "http"
 		log.Warn("serving HTTP WITHOUT TLS because --http-plaintext-insecure is set", "addr", ln.Addr().String())
 	} else {
-		cert, fp, err := serverCertificate(cfg.DataDir, certHosts(cfg.HTTPAddr), time.Now())
-		if err != nil {
-			ln.Close()
-			s.closeAll()
-			return nil, err
-		}
-		s.CertFingerprint = fp
 		ln = tls.NewListener(ln, &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			MinVersion:   tls.VersionTLS12, // browsers; TLS 1.3 with X25519MLKEM768 is preferred by Go
 			NextProtos:   []string{"h2", "http/1.1"},
+			// EST re-enrolment and manufacturer (IDevID) enrolment
+			// authenticate with a client certificate; the EST handlers
+			// verify it themselves. Nothing else looks at it.
+			ClientAuth: tls.RequestClientCert,
 		})
+	}
+	if cfg.MQTTAddr != "" {
+		if err := s.startBroker(ctx, cert); err != nil {
+			ln.Close()
+			s.closeAll()
+			return nil, err
+		}
 	}
 	s.listener = ln
 	s.URL = scheme + "://" + browsable(ln.Addr().String())
@@ -196,13 +227,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); core.Ledger.Run(runCtx) }()
 	go func() { defer s.wg.Done(); s.relay(runCtx) }()
+	if s.Broker != nil {
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); s.sampleBroker(runCtx) }()
+		go func() { defer s.wg.Done(); s.ingestDeviceMessages(runCtx) }()
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
-	log.Info("fleetward serving", "url", s.URL, "storage", core.DB.Location, "bus", busName(cfg.NATSURL), "tls_fingerprint", s.CertFingerprint)
+	log.Info("fleetward serving", "url", s.URL, "mqtt", s.MQTTAddr(), "storage", core.DB.Location, "bus", busName(cfg.NATSURL), "tls_fingerprint", s.CertFingerprint)
 	return s, nil
 }
 
@@ -222,7 +258,11 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) closeAll() error {
-	return errors.Join(s.Bus.Close(), s.Core.Close())
+	var err error
+	if s.Broker != nil {
+		err = s.Broker.Close()
+	}
+	return errors.Join(err, s.Bus.Close(), s.Core.Close())
 }
 
 func (s *Server) health(ctx context.Context) error {
@@ -251,6 +291,23 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 	b.WriteString("# HELP fleetward_auth_events_total Authentication and authorization outcomes.\n# TYPE fleetward_auth_events_total counter\n")
 	for name, n := range s.Auth.Metrics() {
 		fmt.Fprintf(b, "fleetward_auth_events_total{event=%q} %d\n", name, n)
+	}
+	if s.Broker != nil {
+		sessions := s.Broker.Sessions()
+		pq := 0
+		for _, ss := range sessions {
+			if ss.PostQuantum {
+				pq++
+			}
+		}
+		fmt.Fprintf(b, "# HELP fleetward_mqtt_sessions Live device MQTT sessions.\n# TYPE fleetward_mqtt_sessions gauge\nfleetward_mqtt_sessions %d\n", len(sessions))
+		fmt.Fprintf(b, "# HELP fleetward_mqtt_sessions_post_quantum Live sessions whose TLS key exchange is a hybrid with ML-KEM.\n# TYPE fleetward_mqtt_sessions_post_quantum gauge\nfleetward_mqtt_sessions_post_quantum %d\n", pq)
+		b.WriteString("# HELP fleetward_mqtt_security_events_total Denied connects, publishes and subscribes and malformed packets, by event type.\n# TYPE fleetward_mqtt_security_events_total counter\n")
+		for _, typ := range []string{broker.EventConnectDenied, broker.EventPublishDenied, broker.EventSubscribeDenied, broker.EventMalformedPacket} {
+			fmt.Fprintf(b, "fleetward_mqtt_security_events_total{type=%q} %d\n", typ, s.Broker.SecurityEventCounts()[typ])
+		}
+		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
+		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
 	}
 	if stats, err := s.Bus.Stats(ctx); err == nil {
 		b.WriteString("# HELP fleetward_bus_stream_messages Messages stored per bus stream.\n# TYPE fleetward_bus_stream_messages gauge\n")

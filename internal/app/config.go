@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 )
 
 // Config is everything `fleetward serve` needs. The zero value is not
@@ -30,6 +31,24 @@ type Config struct {
 	// HTTPPlaintextInsecure serves HTTP without TLS. Only for a proxy that
 	// terminates TLS on the same host.
 	HTTPPlaintextInsecure bool `json:"http_plaintext_insecure,omitempty"`
+	// MQTTAddr is where the device broker listens (mutual TLS), e.g.
+	// ":8883" (the default of `serve`); empty runs no broker.
+	MQTTAddr string `json:"mqtt,omitempty"`
+	// MQTTPlaintextInsecure runs the broker without TLS. With no
+	// certificate there is no device identity, so every connect is
+	// refused: it exists only to show that plain MQTT is not served.
+	MQTTPlaintextInsecure bool `json:"mqtt_plaintext_insecure,omitempty"`
+	// MQTT tunes the broker's limits (packet size, rates); zero values
+	// take the broker's defaults.
+	MQTT MQTTLimits `json:"mqtt_limits,omitzero"`
+	// ClassPolicyFile is a JSON file of per-class policies (topics, legacy
+	// TLS, certificate lifetime); see ClassPolicy. Empty keeps defaults.
+	ClassPolicyFile string `json:"class_policy,omitempty"`
+	// Classes are the policies read from ClassPolicyFile by Validate.
+	Classes ClassPolicies `json:"-"`
+	// TelemetryInterval is how often broker-side device counters are
+	// sampled into measurements; default 10 s.
+	TelemetryInterval time.Duration `json:"telemetry_interval,omitempty"`
 	// MetricsPublic serves /metrics without a token.
 	MetricsPublic bool `json:"metrics_public,omitempty"`
 	// InsecureDemoLogin lets administrators log in without a second
@@ -38,6 +57,18 @@ type Config struct {
 	InsecureDemoLogin bool         `json:"insecure_demo_login,omitempty"`
 	Log               *slog.Logger `json:"-"`
 }
+
+// MQTTLimits are the broker limits an operator may set.
+type MQTTLimits struct {
+	MaxPacketSize            int `json:"max_packet_size,omitempty"`
+	MessagesPerSecond        int `json:"messages_per_second,omitempty"`
+	BytesPerSecond           int `json:"bytes_per_second,omitempty"`
+	ConnectAttemptsPerMinute int `json:"connect_attempts_per_minute,omitempty"`
+}
+
+// DefaultMQTTAddr is the broker listener of `serve` when --mqtt is not
+// given.
+const DefaultMQTTAddr = ":8883"
 
 // DefaultHTTPAddr is the listener of `serve` when --http is not given.
 const DefaultHTTPAddr = "127.0.0.1:8443"
@@ -57,11 +88,30 @@ func (c *Config) Validate() error {
 	} else if _, err := net.LookupPort("tcp", port); err != nil {
 		errs = append(errs, fmt.Errorf("--http %q: %v", c.HTTPAddr, err))
 	}
+	if c.MQTTAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MQTTAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--mqtt %q: must be HOST:PORT or :PORT", c.MQTTAddr))
+		}
+	} else if c.MQTTPlaintextInsecure {
+		errs = append(errs, errors.New("--mqtt-plaintext-insecure: needs --mqtt"))
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		errs = append(errs, fmt.Errorf("--database: must be a postgres:// URL (leave it empty for SQLite in --data)"))
 	}
 	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, fmt.Errorf("--nats: must be a nats:// or tls:// URL (leave it empty for the embedded server)"))
+	}
+	if c.ClassPolicyFile != "" {
+		p, err := LoadClassPolicies(c.ClassPolicyFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Classes = p
+	}
+	if c.TelemetryInterval == 0 {
+		c.TelemetryInterval = DefaultTelemetryInterval
+	} else if c.TelemetryInterval < 100*time.Millisecond || c.TelemetryInterval > time.Hour {
+		errs = append(errs, fmt.Errorf("--telemetry-interval %s: must be from 100ms to 1h", c.TelemetryInterval))
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

@@ -52,7 +52,7 @@ func TestServeCreatesTheCAAndPublishesCRLAndOCSP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pem, _ := os.ReadFile(filepath.Join(dir, "tls", "server.crt"))
+	pem, _ := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}

@@ -79,6 +79,11 @@ type Config struct {
 	// Policies maps a device class to its policy; classes not listed get
 	// DefaultPolicy.
 	Policies map[string]Policy `json:"policies"`
+	// DeviceMessages, if set, receives a copy of every publish a device
+	// made that passed its ACL and rate limits: the device id, the topic
+	// and the payload. It runs on the session's goroutine and must not
+	// block: queue and return.
+	DeviceMessages func(deviceID, topic string, payload []byte) `json:"-"`
 	// Log receives the broker's logs; slog.Default() if nil.
 	Log *slog.Logger `json:"-"`
 }

@@ -42,6 +42,8 @@ type securityEvents struct {
 	queue   chan bus.Event
 	done    chan struct{}
 	dropped atomic.Uint64
+	// counts holds how many events of each type were raised, sent or not.
+	counts sync.Map // type → *atomic.Uint64
 
 	mu     sync.RWMutex // guards closed against sends racing close
 	closed bool
@@ -67,8 +69,10 @@ func (e *securityEvents) run() {
 	}
 }
 
-// send queues an event; it never blocks.
+// send counts and queues an event; it never blocks.
 func (e *securityEvents) send(typ, deviceID, remote string, d denial) {
+	n, _ := e.counts.LoadOrStore(typ, new(atomic.Uint64))
+	n.(*atomic.Uint64).Add(1)
 	data, _ := json.Marshal(d)
 	actor := "device:" + deviceID
 	if deviceID == "" {
@@ -107,4 +111,16 @@ func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// SecurityEventCounts returns how many security events of each type the
+// broker has raised since it started (denied connects, publishes and
+// subscribes, malformed packets), including any the bus did not take.
+func (b *Broker) SecurityEventCounts() map[string]uint64 {
+	out := map[string]uint64{}
+	b.events.counts.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
 }

@@ -250,6 +250,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		m.LastSeen = now.UTC()
 	})
 	if !limited {
+		if fn := h.b.cfg.DeviceMessages; fn != nil && !s.open {
+			fn(s.info.DeviceID, pk.TopicName, bytes.Clone(pk.Payload))
+		}
 		return pk, nil
 	}
 	if m := s.device.snapshot(); m.RateLimited&(m.RateLimited-1) == 0 { // log at 1, 2, 4, …

@@ -112,12 +112,14 @@ func TestFiltersFor(t *testing.T) {
 				"p_DEVICE_EVENTS":   {"p_fleetward.device.created", "p_fleetward.site.created", "p_fleetward.group.created", "p_fleetward.identity.created"},
 				"p_SECURITY_EVENTS": {"p_fleetward.security.created"},
 				"p_ADMIN_EVENTS":    {"p_fleetward.operator.created", "p_fleetward.token.created", "p_fleetward.system.created"},
+				"p_TELEMETRY":       {"p_fleetward.telemetry.created"},
 			}},
 		{"everything", []string{">", "security.login_failed"},
 			map[string][]string{
 				"p_DEVICE_EVENTS":   {"p_fleetward.device.>", "p_fleetward.site.>", "p_fleetward.group.>", "p_fleetward.identity.>"},
 				"p_SECURITY_EVENTS": {"p_fleetward.security.>"},
 				"p_ADMIN_EVENTS":    {"p_fleetward.operator.>", "p_fleetward.token.>", "p_fleetward.system.>"},
+				"p_TELEMETRY":       {"p_fleetward.telemetry.>"},
 			}},
 	}
 	for _, tt := range tests {

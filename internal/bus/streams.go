@@ -35,6 +35,10 @@ const (
 	// itself, on the subjects "fleetward.operator.>", "fleetward.token.>"
 	// and "fleetward.system.>".
 	AdminEvents = "ADMIN_EVENTS"
+	// Telemetry holds device measurements (broker-side counters per
+	// sampling interval, agent reports), on the subject
+	// "fleetward.telemetry.>".
+	Telemetry = "TELEMETRY"
 )
 
 const (
@@ -62,6 +66,7 @@ func streamSpecs() []streamSpec {
 		{DeviceEvents, []string{"device", "site", "group", "identity"}, "fleetward inventory and device identity events: devices, sites, groups, certificates"},
 		{SecurityEvents, []string{"security"}, "fleetward security events: authentication failures, denials, detections"},
 		{AdminEvents, []string{"operator", "token", "system"}, "fleetward administrative events: operators, API tokens, the system"},
+		{Telemetry, []string{"telemetry"}, "fleetward device measurements: broker-side counters and agent reports"},
 	}
 }
 

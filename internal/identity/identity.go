@@ -92,6 +92,10 @@ type Options struct {
 	Classes map[string]ClassPolicy
 	// ServerLifetime of IssueServer certificates; default 90 days.
 	ServerLifetime time.Duration
+	// OnRevoke, if set, is called after a revocation commits (not for a
+	// certificate that was already revoked), so an in-process broker can
+	// drop the certificate's live session at once. It must not block.
+	OnRevoke func(IssuedCertificate)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log receives diagnostics; default slog.Default().

@@ -127,6 +127,10 @@ func (ca *CA) Revoke(ctx context.Context, serial string, reason Reason) error {
 		delete(ca.crls, c.Issuer)
 		ca.mu.Unlock()
 		ca.log.Info("certificate revoked", "serial", s, "device", c.DeviceID, "reason", int(reason))
+		if ca.opts.OnRevoke != nil {
+			c.Status, c.Reason = StatusRevoked, reason
+			ca.opts.OnRevoke(c)
+		}
 	}
 	return nil
 }

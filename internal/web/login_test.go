@@ -37,7 +37,7 @@ func TestLoginFormRefusesAPostWithoutItsToken(t *testing.T) {
 	if _, err := s.Auth.CreateOperator(ctx, "otto", "a sufficiently long password", auth.RoleOperator); err != nil {
 		t.Fatal(err)
 	}
-	pem, err := os.ReadFile(filepath.Join(dir, "tls", "server.crt"))
+	pem, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/fleetward/fleetward/internal/api"
 	"github.com/fleetward/fleetward/internal/apperr"
@@ -132,12 +133,13 @@ func (ui *UI) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 type overviewData struct {
-	Stats    inventory.Stats
-	ByStatus []bar
-	ByClass  []bar
-	BySite   []bar
-	ByVendor []bar
-	Charts   map[string]any
+	Stats       inventory.Stats
+	Connections *fleetConnections
+	ByStatus    []bar
+	ByClass     []bar
+	BySite      []bar
+	ByVendor    []bar
+	Charts      map[string]any
 }
 
 func (ui *UI) overview(w http.ResponseWriter, r *http.Request) error {
@@ -156,7 +158,7 @@ func (ui *UI) overview(w http.ResponseWriter, r *http.Request) error {
 		byVendor = byVendor[:12]
 	}
 	return ui.render(w, r, http.StatusOK, "overview", page{Title: "Fleet overview", Nav: "overview", Data: overviewData{
-		Stats: st, ByStatus: sortedCounts(st.ByStatus, "status"), ByClass: sortedCounts(st.ByClass, "class"),
+		Stats: st, Connections: ui.fleetConnections(), ByStatus: sortedCounts(st.ByStatus, "status"), ByClass: sortedCounts(st.ByClass, "class"),
 		BySite: sortedCounts(st.BySite, "site"), ByVendor: byVendor,
 		Charts: map[string]any{"risk": map[string]any{"x": buckets, "y": counts}},
 	}})
@@ -202,9 +204,11 @@ func (ui *UI) devices(w http.ResponseWriter, r *http.Request) error {
 }
 
 type deviceData struct {
-	Device  inventory.Device
-	History any
-	CanEdit bool
+	Device       inventory.Device
+	History      any
+	CanEdit      bool
+	Connectivity *deviceConnectivity
+	Charts       map[string]any
 }
 
 func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
@@ -217,8 +221,14 @@ func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	conn, traffic, err := ui.deviceConnectivity(r.Context(), dev.ID, time.Now())
+	if err != nil {
+		return err
+	}
 	p, _ := api.PrincipalFrom(r.Context())
-	return ui.render(w, r, http.StatusOK, "device", page{Title: dev.Name, Nav: "devices", Data: deviceData{
-		Device: dev, History: hist, CanEdit: p.Can(auth.PermWrite),
-	}})
+	d := deviceData{Device: dev, History: hist, CanEdit: p.Can(auth.PermWrite), Connectivity: conn}
+	if traffic != nil {
+		d.Charts = map[string]any{"traffic": traffic}
+	}
+	return ui.render(w, r, http.StatusOK, "device", page{Title: dev.Name, Nav: "devices", Data: d})
 }

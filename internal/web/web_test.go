@@ -79,73 +79,9 @@ func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
 		}
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("ignore-certificate-errors", true), // the server's own self-signed certificate
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.WindowSize(1400, 1000),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-
-	// The first Run starts the browser; it must not carry a timeout (that
-	// would stop the browser), so each step below gets its own.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	out := t.ArtifactDir()
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			t.Fatalf("browser: %s: %v", what, err)
-		}
-	}
-	text := func(id string) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(sctx, chromedp.Text(chromedp.ID(id)))
-		if err != nil {
-			t.Fatalf("browser: read #%s: %v", id, err)
-		}
-		return v
-	}
-	shot := func(name string) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("browser: screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(out, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s", path)
-	}
-
-	step("log in with a password",
-		chromedp.Navigate(s.URL+"/devices"),
-		chromedp.WaitVisible(chromedp.ID("login-form")),
-		chromedp.SendKeys(chromedp.ID("username"), "ada"),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("login-submit")),
-		chromedp.WaitVisible(chromedp.ID("mfa-form")),
-	)
-	code, err := totp.GenerateCode(enrol.Secret, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	step("give the TOTP code",
-		chromedp.SendKeys(chromedp.ID("code"), code),
-		chromedp.Click(chromedp.ID("mfa-submit")),
-		chromedp.WaitVisible(chromedp.ID("devices")),
-	)
+	b := newBrowser(t, exe)
+	b.login(s.URL+"/devices", "ada", password, enrol.Secret, "devices")
+	step, text, shot := b.step, b.text, b.shot
 	total := text("device-total")
 	shot("devices.png")
 	step("filter the list to cameras",
@@ -154,7 +90,7 @@ func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
 	)
 	// htmx replaces the table (and the total with it); wait until the
 	// settled page shows the camera count, then read it once more.
-	pctx, pcancel := context.WithTimeout(bctx, 15*time.Second)
+	pctx, pcancel := context.WithTimeout(b.ctx, 15*time.Second)
 	_, perr := chromedp.Run(pctx, chromedp.Poll[chromedp.Void](
 		`(document.getElementById('device-total') || {}).textContent === '`+strconv.Itoa(cameras)+`' && !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')`))
 	pcancel()
@@ -182,4 +118,89 @@ func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
 	if !strings.Contains(tiles, strconv.Itoa(len(fleet))) {
 		t.Errorf("overview tiles %q lack the fleet size %d", tiles, len(fleet))
 	}
+}
+
+// browser drives one headless chromium for a test.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	out string
+}
+
+func newBrowser(t *testing.T, exe string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("ignore-certificate-errors", true), // a test server's CA is not in chromium's store
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.WindowSize(1400, 1000),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	bctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// The first Run starts the browser; it must not carry a timeout (that
+	// would stop the browser), so each step gets its own.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return &browser{t: t, ctx: bctx, out: t.ArtifactDir()}
+}
+
+func (b *browser) step(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		b.t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+func (b *browser) text(id string) string {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, chromedp.Text(chromedp.ID(id)))
+	if err != nil {
+		b.t.Fatalf("browser: read #%s: %v", id, err)
+	}
+	return v
+}
+
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("browser: screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(b.out, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot %s", path)
+}
+
+// login opens url, is sent to the login page, gives the password and a
+// TOTP code, and waits for the element with id landing.
+func (b *browser) login(url, user, password, totpSecret, landing string) {
+	b.t.Helper()
+	b.step("log in with a password",
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("username"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("mfa-form")),
+	)
+	code, err := totp.GenerateCode(totpSecret, time.Now())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.step("give the TOTP code",
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.ID("mfa-submit")),
+		chromedp.WaitVisible(chromedp.ID(landing)),
+	)
 }

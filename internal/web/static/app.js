@@ -14,12 +14,26 @@
       legend: { show: false }
     }, [d.x, d.y], el);
   }
+  function drawTraffic(el, d) {
+    var width = Math.max(320, el.clientWidth || 600);
+    new uPlot({
+      width: width, height: 220,
+      scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } } },
+      axes: [{}, { label: "per interval" }],
+      series: [{},
+        { label: "messages in", stroke: "#1f6feb", width: 2 },
+        { label: "messages out", stroke: "#2da44e", width: 2 },
+        { label: "authorization failures", stroke: "#cf222e", width: 2 }]
+    }, [d.x, d.messages_in, d.messages_out, d.authorization_failures], el);
+  }
   function init() {
     var node = document.getElementById("chart-data");
     if (!node || typeof uPlot === "undefined") return;
     var data = JSON.parse(node.textContent);
     var risk = document.getElementById("risk-chart");
     if (risk && data.risk) drawRisk(risk, data.risk);
+    var traffic = document.getElementById("traffic-chart");
+    if (traffic && data.traffic) drawTraffic(traffic, data.traffic);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 })();
