@@ -218,7 +218,7 @@ func (a *Agent) Enroll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	csr, err := deviceCSR(a.cfg.DeviceID, key)
+	csr, err := DeviceCSR(a.cfg.DeviceID, key)
 	if err != nil {
 		return err
 	}
@@ -521,7 +521,7 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	csr, err := deviceCSR(a.cfg.DeviceID, key)
+	csr, err := DeviceCSR(a.cfg.DeviceID, key)
 	if err != nil {
 		return err
 	}

@@ -314,9 +314,9 @@ func ParseCertsOnly(body []byte) ([]*x509.Certificate, error) {
 	return p7.Certificates, nil
 }
 
-// deviceCSR makes the DER PKCS#10 request of a device: subject CN and the
+// DeviceCSR makes the DER PKCS#10 request of a device: subject CN and the
 // urn:fleetward:device: URI SAN both name the device.
-func deviceCSR(deviceID string, key crypto.Signer) ([]byte, error) {
+func DeviceCSR(deviceID string, key crypto.Signer) ([]byte, error) {
 	uri, err := url.Parse(identity.DeviceURI(deviceID))
 	if err != nil {
 		return nil, fmt.Errorf("csr for %s: %w", deviceID, err)
