@@ -97,13 +97,18 @@ func padding(n int) string {
 }
 
 // inventoryReport is the device's self-description, in the agent's format.
-func inventoryReport(id string, p Profile) []byte {
+func inventoryReport(d Device) []byte {
+	p := d.Profile
+	firmware, osName, osVersion := p.Firmware, p.OS, p.Firmware
+	if d.Firmware != "" || d.OS != "" {
+		firmware, osName, osVersion = d.Firmware, d.OS, d.OSVersion
+	}
 	ports := make([]map[string]any, 0, len(p.Ports))
 	for _, port := range p.Ports {
 		ports = append(ports, map[string]any{"proto": "tcp", "addr": "0.0.0.0", "port": port})
 	}
 	b, _ := json.Marshal(map[string]any{
-		"device_id": id, "firmware": p.Firmware, "os_name": p.OS, "os_version": p.Firmware,
+		"device_id": d.ID, "firmware": firmware, "os_name": osName, "os_version": osVersion,
 		"kernel": "", "listening_ports": ports, "config_digest": "",
 	})
 	return b

@@ -35,10 +35,13 @@ import (
 )
 
 // Device is one simulated device: its inventory identity and profile.
+// Firmware, OS and OSVersion, when set, are what it reports about itself
+// instead of the profile's.
 type Device struct {
-	ID      string
-	Name    string
-	Profile Profile
+	ID                      string
+	Name                    string
+	Profile                 Profile
+	Firmware, OS, OSVersion string
 }
 
 // Config configures a simulation.
@@ -89,14 +92,11 @@ func Generate(prefix string, n int) []Device {
 	return out
 }
 
-// FromInventory returns simulated devices for existing inventory entries,
-// each with the profile closest to its class.
-func FromInventory(ids, names, classes []string) []Device {
-	out := make([]Device, len(ids))
-	for i := range ids {
-		out[i] = Device{ID: ids[i], Name: names[i], Profile: profileForClass(classes[i])}
-	}
-	return out
+// ForClass returns a simulated device for an existing inventory entry,
+// with the profile closest to its class and the firmware and OS the
+// inventory knows.
+func ForClass(id, name, class, firmware, os, osVersion string) Device {
+	return Device{ID: id, Name: name, Profile: profileForClass(class), Firmware: firmware, OS: os, OSVersion: osVersion}
 }
 
 // Sim runs a simulated fleet.
@@ -360,7 +360,7 @@ func (s *Sim) session(ctx context.Context, d Device, cert *tls.Certificate, r *m
 		s.stats.bytes.Add(uint64(len(payload)))
 		return nil
 	}
-	if err := publish("inventory", inventoryReport(d.ID, d.Profile), 1); err != nil {
+	if err := publish("inventory", inventoryReport(d), 1); err != nil {
 		return true, err
 	}
 	interval := time.Duration(float64(d.Profile.Interval) / s.cfg.Speed)
