@@ -37,6 +37,7 @@ counters as JSON.
 			&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "enrolments in flight"},
 			&cli.FloatFlag{Name: "speed", Value: 1, Usage: "report rate multiplier"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until interrupted)"},
+			&cli.BoolFlag{Name: "enrol-only", Usage: "enrol every device, then stop (no MQTT): measures enrolment"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final counters as JSON on standard output"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -60,7 +61,7 @@ counters as JSON.
 			start := time.Now()
 			s, err := sim.New(sim.Config{
 				Server: cmd.String("server"), MQTTAddr: cmd.String("mqtt"), Token: cmd.String("token"), Roots: roots,
-				Devices: sim.Generate(cmd.String("prefix"), n), Register: true,
+				Devices: sim.Generate(cmd.String("prefix"), n), Register: true, EnrolOnly: cmd.Bool("enrol-only"),
 				Concurrency: cmd.Int("concurrency"), Speed: cmd.Float("speed"),
 				Progress: func(st sim.Stats) {
 					fmt.Fprintf(os.Stderr, "\r\033[Ksim %s: %d/%d enrolled, %d connected, %d messages (%s), %d failures",
@@ -80,8 +81,8 @@ counters as JSON.
 				enc.SetIndent("", "  ")
 				enc.Encode(st)
 			} else {
-				fmt.Printf("%d devices: %d enrolled (%d failed), %d messages, %s sent, %d disconnections\n",
-					st.Devices, st.Enrolled, st.EnrolFailures, st.Messages, humanBytes(st.Bytes), st.Disconnections)
+				fmt.Printf("%d devices: %d enrolled (%d failed) in %.1f s (%.0f/s), %d messages, %s sent, %d disconnections\n",
+					st.Devices, st.Enrolled, st.EnrolFailures, st.EnrolSeconds, st.EnrolPerSecond, st.Messages, humanBytes(st.Bytes), st.Disconnections)
 			}
 			return err
 		},

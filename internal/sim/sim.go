@@ -59,6 +59,9 @@ type Config struct {
 	// inventory first; otherwise they must be there and active.
 	Devices  []Device
 	Register bool
+	// EnrolOnly stops each device after enrolment: no MQTT session (for
+	// measuring enrolment).
+	EnrolOnly bool
 	// Concurrency bounds enrolments in flight; default 16.
 	Concurrency int
 	// Speed multiplies every report rate (2 = twice as often); default 1.
@@ -79,6 +82,10 @@ type Stats struct {
 	ConnectErrors  uint64 `json:"connect_errors"`
 	PublishErrors  uint64 `json:"publish_errors"`
 	Disconnections uint64 `json:"disconnections"`
+	// EnrolSeconds is the time from the start of Run until the last
+	// enrolment finished, and EnrolPerSecond the rate over it.
+	EnrolSeconds   float64 `json:"enrol_seconds"`
+	EnrolPerSecond float64 `json:"enrol_per_second"`
 }
 
 // Generate returns n devices "<prefix>-<class>-0001"… cycling the profiles.
@@ -101,11 +108,15 @@ func ForClass(id, name, class, firmware, os, osVersion string) Device {
 
 // Sim runs a simulated fleet.
 type Sim struct {
-	cfg   Config
-	log   *slog.Logger
-	api   *http.Client
-	est   *agent.ESTClient
-	stats struct {
+	cfg Config
+	log *slog.Logger
+	api *http.Client
+	est *agent.ESTClient
+	// started is when Run began; lastEnrol the Unix nanoseconds of the
+	// latest enrolment.
+	started   time.Time
+	lastEnrol atomic.Int64
+	stats     struct {
 		enrolled, connected                                                atomic.Int64
 		messages, bytes, enrolFail, connectErr, publishErr, disconnections atomic.Uint64
 	}
@@ -145,7 +156,15 @@ func New(cfg Config) (*Sim, error) {
 
 // Stats returns the counters so far.
 func (s *Sim) Stats() Stats {
+	var secs, rate float64
+	if last := s.lastEnrol.Load(); last > 0 {
+		secs = time.Unix(0, last).Sub(s.started).Seconds()
+		if secs > 0 {
+			rate = float64(s.stats.enrolled.Load()) / secs
+		}
+	}
 	return Stats{
+		EnrolSeconds: secs, EnrolPerSecond: rate,
 		Devices: len(s.cfg.Devices), Enrolled: s.stats.enrolled.Load(), Connected: s.stats.connected.Load(),
 		Messages: s.stats.messages.Load(), Bytes: s.stats.bytes.Load(), EnrolFailures: s.stats.enrolFail.Load(),
 		ConnectErrors: s.stats.connectErr.Load(), PublishErrors: s.stats.publishErr.Load(), Disconnections: s.stats.disconnections.Load(),
@@ -156,6 +175,7 @@ func (s *Sim) Stats() Stats {
 // them reporting until ctx ends. It returns an error only when no device
 // could be enrolled.
 func (s *Sim) Run(ctx context.Context) error {
+	s.started = time.Now()
 	if s.cfg.Progress != nil {
 		go func() {
 			t := time.NewTicker(time.Second)
@@ -193,6 +213,10 @@ func (s *Sim) Run(ctx context.Context) error {
 				return
 			}
 			s.stats.enrolled.Add(1)
+			s.lastEnrol.Store(time.Now().UnixNano())
+			if s.cfg.EnrolOnly {
+				return
+			}
 			s.runDevice(ctx, d, cert, mrand.New(mrand.NewPCG(uint64(i), 0x5eed)))
 		}()
 	}
