@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,10 +43,15 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startServe runs `fleetward serve` and waits until /healthz answers.
-func startServe(t *testing.T, bin, data, addr string) *exec.Cmd {
+// startServe runs `fleetward serve` and waits until /healthz answers. The
+// broker listens on a free port unless extra gives --mqtt.
+func startServe(t *testing.T, bin, data, addr string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", data, "--http", addr, "--mqtt", freeAddr(t))
+	args := []string{"serve", "--data", data, "--http", addr}
+	if !slices.Contains(extra, "--mqtt") {
+		args = append(args, "--mqtt", freeAddr(t))
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

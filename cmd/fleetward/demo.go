@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -16,6 +20,7 @@ import (
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/demofleet"
 	"github.com/fleetward/fleetward/internal/inventory"
+	"github.com/fleetward/fleetward/internal/sim"
 )
 
 func demoCommand() *cli.Command {
@@ -29,6 +34,7 @@ func demoCommand() *cli.Command {
 	flags = append(flags,
 		&cli.IntFlag{Name: "devices", Value: 250, Usage: "size of the simulated fleet"},
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the simulated fleet (same seed, same fleet)"},
+		&cli.BoolFlag{Name: "no-simulation", Usage: "do not connect the fleet: no device enrols over EST or reports over MQTT"},
 		&cli.BoolFlag{Name: "insecure-demo-login", Usage: "let the demo admin log in WITHOUT a second factor (every page says so)"},
 	)
 	return &cli.Command{
@@ -45,6 +51,13 @@ sites, and runs until interrupted (Ctrl-C).`,
 			}
 			cfg := serverConfig(cmd)
 			cfg.InsecureDemoLogin = cmd.Bool("insecure-demo-login")
+			if !cmd.IsSet("est-rate") {
+				// The simulated fleet enrols from one address.
+				cfg.ESTRatePerMinute = 60000
+			}
+			if !cmd.IsSet("mqtt-connect-rate") {
+				cfg.MQTT.ConnectAttemptsPerMinute = 100000
+			}
 			if cfg.DataDir == "" || cfg.DataDir == "fleetward-data" {
 				dir, err := os.MkdirTemp("", "fleetward-demo-")
 				if err != nil {
@@ -58,10 +71,13 @@ sites, and runs until interrupted (Ctrl-C).`,
 			if err != nil {
 				return err
 			}
-			err = seedDemo(cliContext(ctx), s, cmd.Int("devices"), cmd.Int64("seed"), cfg.InsecureDemoLogin)
+			token, err := seedDemo(cliContext(ctx), s, cmd.Int("devices"), cmd.Int64("seed"), cfg.InsecureDemoLogin)
 			if err != nil {
 				s.Stop()
 				return err
+			}
+			if !cmd.Bool("no-simulation") && s.Broker != nil {
+				go connectDemoFleet(ctx, s, token)
 			}
 			<-ctx.Done()
 			slog.Info("shutting down the demo", "data", cfg.DataDir)
@@ -85,25 +101,25 @@ func requireEmptyDir(dir string) error {
 }
 
 // seedDemo creates the demo administrator and fleet and prints how to log in.
-func seedDemo(ctx context.Context, s *app.Server, devices int, seed int64, insecure bool) error {
+func seedDemo(ctx context.Context, s *app.Server, devices int, seed int64, insecure bool) (string, error) {
 	password := rand.Text()[:20]
 	if _, err := s.Auth.CreateOperator(ctx, "admin", password, auth.RoleAdmin); err != nil {
-		return fmt.Errorf("demo admin: %w", err)
+		return "", fmt.Errorf("demo admin: %w", err)
 	}
 	var enrol auth.Enrollment
 	if !insecure {
 		var err error
 		if enrol, err = s.Auth.EnrollTOTP(ctx, "admin"); err != nil {
-			return fmt.Errorf("demo admin TOTP: %w", err)
+			return "", fmt.Errorf("demo admin TOTP: %w", err)
 		}
 	}
 	token, _, err := s.Auth.CreateToken(ctx, "demo", auth.RoleAdmin, nil, 7*24*time.Hour)
 	if err != nil {
-		return fmt.Errorf("demo token: %w", err)
+		return "", fmt.Errorf("demo token: %w", err)
 	}
 	for _, site := range demofleet.Sites() {
 		if _, err := s.Inventory.CreateSite(ctx, site); err != nil {
-			return fmt.Errorf("demo site %s: %w", site.ID, err)
+			return "", fmt.Errorf("demo site %s: %w", site.ID, err)
 		}
 	}
 	fleet := demofleet.Generate(devices, seed, time.Now())
@@ -115,7 +131,7 @@ func seedDemo(ctx context.Context, s *app.Server, devices int, seed int64, insec
 	})
 	clearProgress()
 	if err != nil {
-		return fmt.Errorf("demo fleet: %w", err)
+		return "", fmt.Errorf("demo fleet: %w", err)
 	}
 	fmt.Printf(`
 fleetward demo is running
@@ -137,5 +153,57 @@ Try: curl --cacert %s/tls/ca.crt -H "Authorization: Bearer %s" %s/api/v1/stats
 Press Ctrl-C to stop.
 `, token, s.CertFingerprint, s.Config.DataDir+"/tls/ca.crt", s.Config.DataDir, res.Created+res.Updated, len(demofleet.Sites()),
 		s.Config.DataDir, token, s.URL)
-	return nil
+	return token, nil
+}
+
+// connectDemoFleet enrols every active device of the demo fleet over EST
+// and connects it to the broker through the simulator, as a real fleet
+// would, and says so once they are in.
+func connectDemoFleet(ctx context.Context, s *app.Server, token string) {
+	var devices []sim.Device
+	f := inventory.Filter{Statuses: []string{inventory.StatusActive}, Limit: inventory.MaxLimit}
+	for {
+		page, err := s.Inventory.ListDevices(ctx, f)
+		if err != nil {
+			slog.Error("demo fleet: list devices", "err", err)
+			return
+		}
+		for _, d := range page.Devices {
+			devices = append(devices, sim.ForClass(d.ID, d.Name, d.Class, d.FirmwareVersion, d.OS, d.OSVersion))
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		f.Cursor = page.NextCursor
+	}
+	pem, err := os.ReadFile(filepath.Join(s.Config.DataDir, "tls", "ca.crt"))
+	if err != nil {
+		slog.Error("demo fleet: CA certificate", "err", err)
+		return
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	_, port, _ := net.SplitHostPort(s.MQTTAddr())
+	var once sync.Once
+	start := time.Now()
+	sm, err := sim.New(sim.Config{
+		Server: s.URL, MQTTAddr: net.JoinHostPort("127.0.0.1", port), Token: token, Roots: roots,
+		Devices: devices, Concurrency: 8,
+		Progress: func(st sim.Stats) {
+			if st.Enrolled+int64(st.EnrolFailures) == int64(st.Devices) {
+				once.Do(func() {
+					fmt.Printf("  devices     %d enrolled over EST in %s and connected to the broker (mTLS, port %s); %d failed\n",
+						st.Enrolled, time.Since(start).Round(100*time.Millisecond), port, st.EnrolFailures)
+				})
+			}
+		},
+		Log: slog.Default(),
+	})
+	if err != nil {
+		slog.Error("demo fleet: simulator", "err", err)
+		return
+	}
+	if err := sm.Run(ctx); err != nil && ctx.Err() == nil {
+		slog.Error("demo fleet: simulator", "err", err)
+	}
 }

@@ -56,6 +56,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			tokenCommand(),
 			ledgerCommand(),
 			caCommand(),
+			simCommand(),
 			deviceCommand(),
 		},
 	}

@@ -17,6 +17,8 @@ func serverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mqtt", Value: app.DefaultMQTTAddr, Usage: `MQTT broker listen address (mutual TLS: devices present their fleetward certificate); "" runs no broker`, Sources: cli.EnvVars("FLEETWARD_MQTT")},
 		&cli.BoolFlag{Name: "mqtt-plaintext-insecure", Usage: "run the broker WITHOUT TLS (no device identity: every connect is refused)"},
 		&cli.StringFlag{Name: "class-policy", Usage: "JSON file of per-class device policies: MQTT topics, legacy TLS 1.2, certificate lifetime (docs/OPERATIONS.md)", Sources: cli.EnvVars("FLEETWARD_CLASS_POLICY")},
+		&cli.IntFlag{Name: "mqtt-connect-rate", Value: 60, Usage: "MQTT connection attempts allowed per minute from one source address"},
+		&cli.FloatFlag{Name: "est-rate", Value: 10, Usage: "EST enrolment requests allowed per minute from one source address (burst: a third of it, at least 20)"},
 		&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token"},
 	)
 }
@@ -29,6 +31,8 @@ func serverConfig(cmd *cli.Command) app.Config {
 	cfg.MQTTAddr = cmd.String("mqtt")
 	cfg.MQTTPlaintextInsecure = cmd.Bool("mqtt-plaintext-insecure")
 	cfg.ClassPolicyFile = cmd.String("class-policy")
+	cfg.ESTRatePerMinute = cmd.Float("est-rate")
+	cfg.MQTT.ConnectAttemptsPerMinute = cmd.Int("mqtt-connect-rate")
 	cfg.MetricsPublic = cmd.Bool("metrics-public")
 	cfg.Log = slog.Default()
 	return cfg

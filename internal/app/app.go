@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	registerPKI(s.API, core.CA)
 	registerDeviceAccessAPI(s)
-	registerEST(s.API, core.CA, core.Inventory)
+	registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		Connectivity:      dashboardConnectivity{s},

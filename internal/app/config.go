@@ -41,6 +41,10 @@ type Config struct {
 	// MQTT tunes the broker's limits (packet size, rates); zero values
 	// take the broker's defaults.
 	MQTT MQTTLimits `json:"mqtt_limits,omitzero"`
+	// ESTRatePerMinute limits EST requests per source address (a third
+	// of it as burst); 0 means identity.DefaultESTRatePerMinute. Raise it
+	// for enrolment through a NAT or a simulator on one address.
+	ESTRatePerMinute float64 `json:"est_rate_per_minute,omitempty"`
 	// ClassPolicyFile is a JSON file of per-class policies (topics, legacy
 	// TLS, certificate lifetime); see ClassPolicy. Empty keeps defaults.
 	ClassPolicyFile string `json:"class_policy,omitempty"`
@@ -100,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, fmt.Errorf("--nats: must be a nats:// or tls:// URL (leave it empty for the embedded server)"))
+	}
+	if c.ESTRatePerMinute < 0 || c.ESTRatePerMinute > 1e6 {
+		errs = append(errs, fmt.Errorf("--est-rate %g: must be from 0 to 1000000 per minute", c.ESTRatePerMinute))
 	}
 	if c.ClassPolicyFile != "" {
 		p, err := LoadClassPolicies(c.ClassPolicyFile)

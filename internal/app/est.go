@@ -17,9 +17,9 @@ import (
 // permission: devices bring their own credentials (an enrolment token, an
 // IDevID or their current certificate), which the EST server checks, and
 // requests without one wait for an operator in the approval queue.
-func registerEST(s *api.Server, ca *identity.CA, inv *inventory.Service) {
+func registerEST(s *api.Server, ca *identity.CA, inv *inventory.Service, ratePerMinute float64) {
 	devices := inventoryDevices{inv}
-	est := identity.NewEST(ca, identity.ESTOptions{Devices: devices})
+	est := identity.NewEST(ca, identity.ESTOptions{Devices: devices, RatePerMinute: ratePerMinute, RateBurst: max(int(ratePerMinute/3), identity.DefaultESTRateBurst)})
 	body := est.MaxBody()
 	s.Handle(api.Route{Method: "GET", Pattern: identity.ESTCACerts, Handler: est.CACerts})
 	s.Handle(api.Route{Method: "GET", Pattern: identity.ESTCSRAttrs, Handler: est.CSRAttrs})
