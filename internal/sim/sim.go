@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/fleetward/fleetward/internal/agent"
@@ -344,7 +345,9 @@ func (s *Sim) session(ctx context.Context, d Device, cert *tls.Certificate, r *m
 	}
 	lost := make(chan error, 1)
 	c := paho.NewClient(paho.ClientConfig{
-		Conn:     conn,
+		// paho writes a packet in several Write calls; without the lock a
+		// keep-alive PINGREQ can land inside a PUBLISH and corrupt it.
+		Conn:     packets.NewThreadSafeConn(conn),
 		ClientID: d.ID,
 		OnClientError: func(err error) {
 			select {
