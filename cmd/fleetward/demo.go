@@ -55,6 +55,10 @@ sites, and runs until interrupted (Ctrl-C).`,
 				// The simulated fleet enrols from one address.
 				cfg.ESTRatePerMinute = 60000
 			}
+			if !cmd.IsSet("mqtt") {
+				// The demo listens on loopback only, like its dashboard.
+				cfg.MQTTAddr = "127.0.0.1:8883"
+			}
 			if !cmd.IsSet("mqtt-connect-rate") {
 				cfg.MQTT.ConnectAttemptsPerMinute = 100000
 			}
