@@ -43,7 +43,10 @@ func demoCommand() *cli.Command {
 		Description: `Starts 'serve' on a fresh data directory, creates the administrator "admin" with a
 generated password and an enrolled TOTP authenticator (printed, with the secret to load into
 an authenticator app or 'oathtool --totp -b SECRET'), seeds a realistic fleet across several
-sites, and runs until interrupted (Ctrl-C).`,
+sites, and runs until interrupted (Ctrl-C). Every active device of the fleet is then simulated in
+the same process: it makes its own key, enrols over EST with its own one-time token and reports
+over its own mutual-TLS connection to the broker (127.0.0.1:8883 unless --mqtt says otherwise),
+so the dashboard shows live sessions, certificates and traffic (--no-simulation to skip).`,
 		Flags: flags,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if n := cmd.Int("devices"); n < 0 || n > 1_000_000 {
