@@ -412,27 +412,10 @@ func (a *Agent) sendSpooled(ctx context.Context, cm *autopaho.ConnectionManager)
 // connect starts the MQTT connection manager; it keeps reconnecting
 // until ctx ends.
 func (a *Agent) connect(ctx context.Context) (*autopaho.ConnectionManager, error) {
-	roots := x509.NewCertPool()
-	if a.cfg.Trust.Roots != nil {
-		roots = a.cfg.Trust.Roots.Clone()
-	}
-	for _, c := range a.chain {
-		if isSelfSigned(c) {
-			roots.AddCert(c)
-		}
-	}
 	u := &url.URL{Scheme: "tls", Host: a.cfg.MQTTAddr}
 	cfg := autopaho.ClientConfig{
-		ServerUrls: []*url.URL{u},
-		TlsCfg: &tls.Config{
-			MinVersion: tls.VersionTLS13,
-			RootCAs:    roots,
-			// Asked at every handshake, so a reconnect presents the
-			// certificate renewed in the meantime.
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				return a.cert.Load(), nil
-			},
-		},
+		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        a.connTLSConfig(),
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              jitteredBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax),
@@ -454,6 +437,30 @@ func (a *Agent) connect(ctx context.Context) (*autopaho.ConnectionManager, error
 		return nil, fmt.Errorf("connect to broker %s: %w", a.cfg.MQTTAddr, err)
 	}
 	return cm, nil
+}
+
+// connTLSConfig is the TLS configuration of the broker connection: TLS
+// 1.3, the CA chain (and any configured roots) to verify the broker, and
+// the device certificate.
+func (a *Agent) connTLSConfig() *tls.Config {
+	roots := x509.NewCertPool()
+	if a.cfg.Trust.Roots != nil {
+		roots = a.cfg.Trust.Roots.Clone()
+	}
+	for _, c := range a.chain {
+		if isSelfSigned(c) {
+			roots.AddCert(c)
+		}
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    roots,
+		// Asked at every handshake, so a reconnect presents the
+		// certificate renewed in the meantime.
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return a.cert.Load(), nil
+		},
+	}
 }
 
 // jitteredBackoff waits nothing before the first attempt, then a random
