@@ -57,6 +57,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			ledgerCommand(),
 			caCommand(),
 			deviceCommand(),
+			agentCommand(),
 		},
 	}
 }
