@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -114,7 +115,7 @@ func spooledTelemetrySeqs(t *testing.T, dir string) []uint64 {
 	return out
 }
 
-func TestAgentReportsToTheBrokerAndSendsWhatItSpooledWhileOffline(t *testing.T) {
+func TestAgentReportsToTheBrokerSpoolsWhileOfflineAndReconnectsWithItsRenewedCertificate(t *testing.T) {
 	pki := newTestPKI(t)
 	est := startESTServer(t, pki, map[string]string{"sensor-9": "tok-9"})
 	auth := &testAuthority{}
@@ -191,6 +192,13 @@ func TestAgentReportsToTheBrokerAndSendsWhatItSpooledWhileOffline(t *testing.T) 
 	}
 	firstOffline := spooledTelemetrySeqs(t, spoolDir)[0]
 
+	// The certificate is renewed meanwhile (the EST server is still up);
+	// the reconnection must present the new one.
+	if err := a.renew(context.Background()); err != nil {
+		t.Fatalf("renew while offline: %v", err)
+	}
+	renewedSerial := hex.EncodeToString(a.Certificate().SerialNumber.Bytes())
+
 	b2 := startBroker(t, pki, auth, addr)
 	sub2 := subscribe(t, pki, b2.Addr())
 	auth.setRefused("sensor-9", false)
@@ -201,6 +209,15 @@ func TestAgentReportsToTheBrokerAndSendsWhatItSpooledWhileOffline(t *testing.T) 
 		return len(s) > 0 && s[len(s)-1] >= want
 	}) {
 		t.Fatalf("after the broker came back the subscriber got %v; want reports through %d", sub2.seqs(), want)
+	}
+	var serial string
+	for _, s := range b2.Sessions() {
+		if s.DeviceID == "sensor-9" {
+			serial = s.Serial
+		}
+	}
+	if serial != renewedSerial {
+		t.Errorf("agent reconnected with certificate %q, want the renewed %s", serial, renewedSerial)
 	}
 	// QoS 1 may repeat a report whose PUBACK was lost with the broker;
 	// apart from such repeats, every report arrives once and in order,
