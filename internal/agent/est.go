@@ -247,7 +247,14 @@ func (c *ESTClient) enroll(ctx context.Context, op string, csrDER []byte, auth f
 			if err != nil {
 				return nil, fmt.Errorf("est %s: %w", op, err)
 			}
-			return certs[0], nil
+			// Some servers add the chain; the device's certificate is the
+			// one that is not a CA.
+			for _, c := range certs {
+				if !c.IsCA {
+					return c, nil
+				}
+			}
+			return nil, fmt.Errorf("est %s: the response holds only CA certificates", op)
 		case http.StatusAccepted:
 			wait := retryAfter(resp.Header.Get("Retry-After"), time.Now())
 			c.log.Info("enrolment pending on the server; waiting", "op", op, "retry_after", wait)

@@ -90,6 +90,19 @@ func TestEnrolmentWaitsWhileTheServerAnswers202(t *testing.T) {
 	}
 }
 
+func TestEnrolmentFindsTheDeviceCertificateBehindTheChain(t *testing.T) {
+	pki := newTestPKI(t)
+	est := startESTServer(t, pki, map[string]string{"sensor-10": "tok"})
+	est.chainFirst = true
+	a := newTestAgent(t, est, "sensor-10", "tok", t.TempDir())
+	if err := a.Enroll(context.Background()); err != nil {
+		t.Fatalf("enrol: %v", err)
+	}
+	if c := a.Certificate(); c.IsCA || c.Subject.CommonName != "sensor-10" {
+		t.Errorf("agent took %q (CA %v) as its certificate", c.Subject.CommonName, c.IsCA)
+	}
+}
+
 func TestEnrolmentWithAWrongTokenFailsWithTheServersText(t *testing.T) {
 	pki := newTestPKI(t)
 	est := startESTServer(t, pki, map[string]string{"sensor-3": "right"})

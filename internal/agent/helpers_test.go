@@ -125,6 +125,7 @@ type estServer struct {
 	mu            sync.Mutex
 	tokens        map[string]string // device id → token, removed when used
 	pending       int
+	chainFirst    bool // answer enrolments with the CA chain ahead of the certificate
 	enrolls       int
 	reenrolls     int
 	reenrolledFor string
@@ -234,6 +235,13 @@ func (e *estServer) issue(w http.ResponseWriter, r *http.Request, id string) {
 	cert, err := e.pki.ca.IssueDevice(r.Context(), id, "sensor", csr)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	chainFirst := e.chainFirst
+	e.mu.Unlock()
+	if chainFirst {
+		writeCertsOnly(w, append(append([]*x509.Certificate{}, e.pki.chain...), cert)...)
 		return
 	}
 	writeCertsOnly(w, cert)
