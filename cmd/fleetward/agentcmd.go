@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"os"
 
@@ -64,11 +63,7 @@ order after reconnecting. The certificate is renewed over EST at two thirds of i
 				if err != nil {
 					return fmt.Errorf("--ca-cert: %w", err)
 				}
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM(data) {
-					return fmt.Errorf("--ca-cert %s: no PEM certificate in the file", f)
-				}
-				cfg.Trust.Roots = pool
+				cfg.Trust.CAPEM = data
 			}
 			if fp := cmd.String("server-fingerprint"); fp != "" {
 				b, err := agent.ParseFingerprint(fp)

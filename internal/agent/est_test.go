@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetward/fleetward/internal/identity"
 )
 
 // newTestAgent makes an agent for device id with its data in a fresh
@@ -143,7 +146,7 @@ func TestServerIsTrustedThroughAGivenCACertificate(t *testing.T) {
 	pki := newTestPKI(t)
 	est := startESTServer(t, pki, map[string]string{"sensor-6": "tok"})
 	a, err := New(Config{DeviceID: "sensor-6", Server: est.srv.URL, Token: "tok", DataDir: t.TempDir(),
-		Trust: ServerTrust{Roots: pki.roots}, Log: testLog(t)})
+		Trust: ServerTrust{CAPEM: identity.EncodeCertsPEM(pki.chain[len(pki.chain)-1])}, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +184,40 @@ func TestRenewalGetsANewCertificateThroughSimpleReenroll(t *testing.T) {
 	stored, err := a.keys.Certificate()
 	if err != nil || !stored.Leaf.Equal(renewed) {
 		t.Errorf("stored certificate is not the renewed one (%v)", err)
+	}
+}
+
+func TestRenewalAfterARestartStillTrustsAServerPinnedAtEnrolment(t *testing.T) {
+	pki := newTestPKI(t)
+	// The server's certificate is self-signed, not from the CA, so only
+	// the pin stored at enrolment lets a restarted agent trust it.
+	est := startESTServerWithCert(t, pki, map[string]string{"sensor-11": "tok"}, nil)
+	fp := sha256.Sum256(est.srv.Certificate().Raw)
+	dir := t.TempDir()
+	a, err := New(Config{DeviceID: "sensor-11", Server: est.srv.URL, Token: "tok", DataDir: dir,
+		Trust: ServerTrust{Fingerprint: fp[:]}, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := a.Enroll(ctx); err != nil {
+		t.Fatalf("enrol: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, serverFPFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("stored fingerprint: %v %v", fi, err)
+	}
+	restarted, err := New(Config{DeviceID: "sensor-11", Server: est.srv.URL, DataDir: dir, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Enroll(ctx); err != nil {
+		t.Fatalf("load stored identity: %v", err)
+	}
+	if err := restarted.renew(ctx); err != nil {
+		t.Fatalf("renew after restart: %v", err)
+	}
+	if est.reenrolls != 1 {
+		t.Errorf("server saw %d re-enrolments, want 1", est.reenrolls)
 	}
 }
 

@@ -133,6 +133,13 @@ type estServer struct {
 
 func startESTServer(t *testing.T, pki *testPKI, tokens map[string]string) *estServer {
 	t.Helper()
+	return startESTServerWithCert(t, pki, tokens, &pki.server)
+}
+
+// startESTServerWithCert starts the EST server with its own TLS
+// certificate; nil means httptest's self-signed one, not from the CA.
+func startESTServerWithCert(t *testing.T, pki *testPKI, tokens map[string]string, cert *tls.Certificate) *estServer {
+	t.Helper()
 	e := &estServer{pki: pki, tokens: tokens}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/est/cacerts", e.cacerts)
@@ -141,9 +148,11 @@ func startESTServer(t *testing.T, pki *testPKI, tokens map[string]string) *estSe
 	e.srv = httptest.NewUnstartedServer(mux)
 	e.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	e.srv.TLS = &tls.Config{
-		Certificates: []tls.Certificate{pki.server},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pki.roots,
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  pki.roots,
+	}
+	if cert != nil {
+		e.srv.TLS.Certificates = []tls.Certificate{*cert}
 	}
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
