@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -97,6 +98,12 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MQTTAddr); err != nil {
 			return apperr.InvalidField("mqtt", "%q: want host:port", c.MQTTAddr)
 		}
+	}
+	if _, err := c.Trust.pool(); err != nil {
+		return apperr.InvalidField("ca_cert", "%v", err)
+	}
+	if c.Trust.Fingerprint != nil && len(c.Trust.Fingerprint) != sha256.Size {
+		return apperr.InvalidField("server_fingerprint", "must be a SHA-256 (32 bytes), got %d bytes", len(c.Trust.Fingerprint))
 	}
 	if c.Interval < 0 {
 		return apperr.InvalidField("interval", "must not be negative")
@@ -233,8 +240,12 @@ func (a *Agent) Enroll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The chain first: a stored certificate means enrolment is complete.
+	// The chain and trust first: a stored certificate means enrolment is
+	// complete.
 	if err := a.keys.SaveChain(chain); err != nil {
+		return err
+	}
+	if err := a.keys.SaveServerTrust(a.cfg.Trust.CAPEM, a.cfg.Trust.Fingerprint); err != nil {
 		return err
 	}
 	if err := a.keys.SaveCertificate(leaf); err != nil {
@@ -246,19 +257,17 @@ func (a *Agent) Enroll(ctx context.Context) error {
 	return nil
 }
 
-// estClient returns an EST client that trusts the configured anchors and
-// the stored CA chain.
+// estClient returns an EST client for renewal after a restart: it trusts
+// the configured anchors, those stored at enrolment, and the stored CA
+// chain.
 func (a *Agent) estClient() (*ESTClient, error) {
 	trust := a.cfg.Trust
-	if trust.Roots == nil {
-		trust.Roots = x509.NewCertPool()
+	caPEM, fp := a.keys.ServerTrust()
+	trust.CAPEM = append(append(append([]byte{}, trust.CAPEM...), caPEM...), identity.EncodeCertsPEM(a.chain...)...)
+	if trust.Fingerprint == nil {
+		trust.Fingerprint = fp
 	}
-	est, err := NewESTClient(a.cfg.Server, trust, a.log)
-	if err != nil {
-		return nil, err
-	}
-	est.TrustChain(a.chain)
-	return est, nil
+	return NewESTClient(a.cfg.Server, trust, a.log)
 }
 
 // Certificate returns the certificate the agent presents now.
@@ -412,27 +421,10 @@ func (a *Agent) sendSpooled(ctx context.Context, cm *autopaho.ConnectionManager)
 // connect starts the MQTT connection manager; it keeps reconnecting
 // until ctx ends.
 func (a *Agent) connect(ctx context.Context) (*autopaho.ConnectionManager, error) {
-	roots := x509.NewCertPool()
-	if a.cfg.Trust.Roots != nil {
-		roots = a.cfg.Trust.Roots.Clone()
-	}
-	for _, c := range a.chain {
-		if isSelfSigned(c) {
-			roots.AddCert(c)
-		}
-	}
 	u := &url.URL{Scheme: "tls", Host: a.cfg.MQTTAddr}
 	cfg := autopaho.ClientConfig{
-		ServerUrls: []*url.URL{u},
-		TlsCfg: &tls.Config{
-			MinVersion: tls.VersionTLS13,
-			RootCAs:    roots,
-			// Asked at every handshake, so a reconnect presents the
-			// certificate renewed in the meantime.
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				return a.cert.Load(), nil
-			},
-		},
+		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        a.connTLSConfig(),
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              jitteredBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax),
@@ -454,6 +446,30 @@ func (a *Agent) connect(ctx context.Context) (*autopaho.ConnectionManager, error
 		return nil, fmt.Errorf("connect to broker %s: %w", a.cfg.MQTTAddr, err)
 	}
 	return cm, nil
+}
+
+// connTLSConfig is the TLS configuration of the broker connection: TLS
+// 1.3, the CA chain (and any configured roots) to verify the broker, and
+// the device certificate.
+func (a *Agent) connTLSConfig() *tls.Config {
+	roots, _ := a.cfg.Trust.pool() // checked by Validate
+	if roots == nil {
+		roots = x509.NewCertPool()
+	}
+	for _, c := range a.chain {
+		if isSelfSigned(c) {
+			roots.AddCert(c)
+		}
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    roots,
+		// Asked at every handshake, so a reconnect presents the
+		// certificate renewed in the meantime.
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return a.cert.Load(), nil
+		},
+	}
 }
 
 // jitteredBackoff waits nothing before the first attempt, then a random

@@ -44,13 +44,27 @@ const (
 )
 
 // ServerTrust is how the agent trusts the EST server's HTTPS certificate
-// before it has the CA chain: a root pool (--ca-cert), the SHA-256
-// fingerprint of the server's leaf certificate (--server-fingerprint), or
-// both. One of them is required. Once /cacerts has answered, the CA chain
-// is trusted as well (ESTClient.TrustChain).
+// before it has the CA chain: PEM certificates to verify it with
+// (--ca-cert: a CA, or the server's own self-signed certificate), the
+// SHA-256 fingerprint of the server's leaf certificate
+// (--server-fingerprint), or both. One of them is required. Once /cacerts
+// has answered, the CA chain is trusted as well (ESTClient.TrustChain).
 type ServerTrust struct {
-	Roots       *x509.CertPool
+	CAPEM       []byte
 	Fingerprint []byte // SHA-256 of the leaf's DER, 32 bytes
+}
+
+// pool returns the certificates of CAPEM as a pool, nil if there are none,
+// or an error if CAPEM is set but holds no certificate.
+func (t ServerTrust) pool() (*x509.CertPool, error) {
+	if len(t.CAPEM) == 0 {
+		return nil, nil
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(t.CAPEM) {
+		return nil, errors.New("no PEM certificate in the CA file")
+	}
+	return p, nil
 }
 
 // ParseFingerprint reads a SHA-256 fingerprint written as 64 hex digits,
@@ -96,7 +110,7 @@ func NewESTClient(server string, trust ServerTrust, log *slog.Logger) (*ESTClien
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("est server %q: want an https:// URL", server)
 	}
-	if trust.Roots == nil && trust.Fingerprint == nil {
+	if len(trust.CAPEM) == 0 && trust.Fingerprint == nil {
 		return nil, errors.New("est server: no trust anchor; give a CA certificate or the server's fingerprint")
 	}
 	if trust.Fingerprint != nil && len(trust.Fingerprint) != sha256.Size {
@@ -106,11 +120,11 @@ func NewESTClient(server string, trust ServerTrust, log *slog.Logger) (*ESTClien
 		log = slog.Default()
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/.well-known/est/"
-	c := &ESTClient{base: u, log: log, pin: trust.Fingerprint}
-	if trust.Roots != nil {
-		c.roots = trust.Roots.Clone()
+	roots, err := trust.pool()
+	if err != nil {
+		return nil, fmt.Errorf("est server trust: %w", err)
 	}
-	return c, nil
+	return &ESTClient{base: u, log: log, pin: trust.Fingerprint, roots: roots}, nil
 }
 
 // TrustChain adds the CA chain from /cacerts to the roots the server's
@@ -247,7 +261,14 @@ func (c *ESTClient) enroll(ctx context.Context, op string, csrDER []byte, auth f
 			if err != nil {
 				return nil, fmt.Errorf("est %s: %w", op, err)
 			}
-			return certs[0], nil
+			// Some servers add the chain; the device's certificate is the
+			// one that is not a CA.
+			for _, c := range certs {
+				if !c.IsCA {
+					return c, nil
+				}
+			}
+			return nil, fmt.Errorf("est %s: the response holds only CA certificates", op)
 		case http.StatusAccepted:
 			wait := retryAfter(resp.Header.Get("Retry-After"), time.Now())
 			c.log.Info("enrolment pending on the server; waiting", "op", op, "retry_after", wait)

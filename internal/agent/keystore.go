@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -21,6 +22,10 @@ const (
 	keyFile   = "device.key" // PKCS#8 PEM, the device's private key
 	certFile  = "device.crt" // PEM, the device certificate
 	chainFile = "ca.crt"     // PEM, the CA chain from /cacerts, intermediates first, root last
+	// The EST server trust given at enrolment, kept so that renewal after
+	// a restart still trusts a server whose certificate is not from the CA.
+	serverCAFile = "est-server-ca.crt" // PEM, from --ca-cert
+	serverFPFile = "est-server.sha256" // hex, from --server-fingerprint
 )
 
 // Keystore keeps the device's private key, its certificate and the CA chain
@@ -96,6 +101,33 @@ func (k *Keystore) Chain() ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("read CA chain: %w", err)
 	}
 	return certs, nil
+}
+
+// SaveServerTrust stores the anchors the EST server was trusted with at
+// enrolment: the PEM of the given CA file (if any) and the pinned
+// fingerprint (if any).
+func (k *Keystore) SaveServerTrust(caPEM []byte, fingerprint []byte) error {
+	if len(caPEM) > 0 {
+		if err := writeFileAtomic(filepath.Join(k.dir, serverCAFile), caPEM, 0o600); err != nil {
+			return fmt.Errorf("store EST server CA: %w", err)
+		}
+	}
+	if len(fingerprint) > 0 {
+		if err := writeFileAtomic(filepath.Join(k.dir, serverFPFile), []byte(hex.EncodeToString(fingerprint)+"\n"), 0o600); err != nil {
+			return fmt.Errorf("store EST server fingerprint: %w", err)
+		}
+	}
+	return nil
+}
+
+// ServerTrust returns the EST server anchors stored at enrolment; missing
+// files leave their part empty.
+func (k *Keystore) ServerTrust() (caPEM []byte, fingerprint []byte) {
+	caPEM, _ = os.ReadFile(filepath.Join(k.dir, serverCAFile))
+	if b, err := os.ReadFile(filepath.Join(k.dir, serverFPFile)); err == nil {
+		fingerprint, _ = ParseFingerprint(string(b))
+	}
+	return caPEM, fingerprint
 }
 
 // SaveCertificate stores the device certificate.

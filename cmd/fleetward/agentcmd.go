@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/fleetward/fleetward/internal/agent"
+)
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run the device agent: enrol over EST, then report inventory and network metrics over MQTT",
+		Description: `Runs on a device. On first start (no certificate in --data yet) it fetches the CA chain from
+the EST server, makes an ECDSA P-256 key that never leaves the device, and enrols with the
+one-time --token:
+
+  fleetward agent --server https://fleet.example:8443 --device-id cam-01 --token T \
+      --server-fingerprint 3f:a2:…   --data /var/lib/fleetward-agent
+
+Trust the EST server on first contact with --ca-cert FILE (a PEM CA or server certificate) or
+--server-fingerprint (SHA-256 of the server's certificate, as 'openssl x509 -fingerprint -sha256'
+prints it). After that the agent trusts the CA chain the server returned.
+
+Later starts reuse the key and certificate in --data (0700; files 0600) and need no token. The
+agent connects to the broker (--mqtt, default the server's host on port 8883) over mutual TLS
+1.3 with the device id as client id, publishes its inventory to devices/ID/inventory at start
+and on change and metrics to devices/ID/telemetry every --interval. Reports made while the
+broker is unreachable wait in --data/spool (bounded; the oldest are dropped) and are sent in
+order after reconnecting. The certificate is renewed over EST at two thirds of its lifetime.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "server", Usage: "EST server URL, https://HOST:8443", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_SERVER")},
+			&cli.StringFlag{Name: "device-id", Usage: "this device's id (the certificate's CN and the MQTT client id)", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_DEVICE_ID")},
+			&cli.StringFlag{Name: "token", Usage: "one-time enrolment token; used only if no certificate is stored", Sources: cli.EnvVars("FLEETWARD_AGENT_TOKEN")},
+			&cli.StringFlag{Name: "data", Usage: "directory for the key, certificates and offline spool", Value: "fleetward-agent", Sources: cli.EnvVars("FLEETWARD_AGENT_DATA")},
+			&cli.StringFlag{Name: "mqtt", Usage: "broker HOST:PORT (default: the server's host, port 8883)", Sources: cli.EnvVars("FLEETWARD_AGENT_MQTT")},
+			&cli.StringFlag{Name: "ca-cert", Usage: "PEM file of a CA (or the server's own certificate) to trust for the EST server"},
+			&cli.StringFlag{Name: "server-fingerprint", Usage: "SHA-256 of the EST server's certificate (hex, colons allowed) to trust on first contact"},
+			&cli.DurationFlag{Name: "interval", Usage: "time between telemetry reports", Value: agent.DefaultInterval},
+			&cli.StringFlag{Name: "firmware", Usage: "firmware version to report (default: VERSION_ID from /etc/os-release)", Sources: cli.EnvVars("FLEETWARD_FIRMWARE_VERSION")},
+			&cli.StringSliceFlag{Name: "config-file", Usage: "configuration file to digest into the inventory (repeatable)"},
+			&cli.IntFlag{Name: "spool-max-messages", Usage: "most reports kept while offline", Value: agent.DefaultSpoolMaxMessages},
+			&cli.IntFlag{Name: "spool-max-bytes", Usage: "most bytes of reports kept while offline", Value: agent.DefaultSpoolMaxBytes},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			cfg := agent.Config{
+				DeviceID:         cmd.String("device-id"),
+				Server:           cmd.String("server"),
+				Token:            cmd.String("token"),
+				DataDir:          cmd.String("data"),
+				MQTTAddr:         cmd.String("mqtt"),
+				Interval:         cmd.Duration("interval"),
+				Firmware:         cmd.String("firmware"),
+				ConfigFiles:      cmd.StringSlice("config-file"),
+				SpoolMaxMessages: int(cmd.Int("spool-max-messages")),
+				SpoolMaxBytes:    int64(cmd.Int("spool-max-bytes")),
+			}
+			if f := cmd.String("ca-cert"); f != "" {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return fmt.Errorf("--ca-cert: %w", err)
+				}
+				cfg.Trust.CAPEM = data
+			}
+			if fp := cmd.String("server-fingerprint"); fp != "" {
+				b, err := agent.ParseFingerprint(fp)
+				if err != nil {
+					return fmt.Errorf("--server-fingerprint: %w", err)
+				}
+				cfg.Trust.Fingerprint = b
+			}
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}
+}
