@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -188,13 +187,11 @@ func connectDemoFleet(ctx context.Context, s *app.Server, token string) {
 		slog.Error("demo fleet: CA certificate", "err", err)
 		return
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
 	_, port, _ := net.SplitHostPort(s.MQTTAddr())
 	var once sync.Once
 	start := time.Now()
 	sm, err := sim.New(sim.Config{
-		Server: s.URL, MQTTAddr: net.JoinHostPort("127.0.0.1", port), Token: token, Roots: roots,
+		Server: s.URL, MQTTAddr: net.JoinHostPort("127.0.0.1", port), Token: token, CAPEM: pem,
 		Devices: devices, Concurrency: 8,
 		Progress: func(st sim.Stats) {
 			if st.Enrolled+int64(st.EnrolFailures) == int64(st.Devices) {

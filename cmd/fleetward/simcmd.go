@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -49,10 +48,6 @@ counters as JSON.
 			if err != nil {
 				return fmt.Errorf("--cacert: %w", err)
 			}
-			roots := x509.NewCertPool()
-			if !roots.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("--cacert %s: no PEM certificate in it", cmd.String("cacert"))
-			}
 			if d := cmd.Duration("duration"); d > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, d)
@@ -60,7 +55,7 @@ counters as JSON.
 			}
 			start := time.Now()
 			s, err := sim.New(sim.Config{
-				Server: cmd.String("server"), MQTTAddr: cmd.String("mqtt"), Token: cmd.String("token"), Roots: roots,
+				Server: cmd.String("server"), MQTTAddr: cmd.String("mqtt"), Token: cmd.String("token"), CAPEM: pem,
 				Devices: sim.Generate(cmd.String("prefix"), n), Register: true, EnrolOnly: cmd.Bool("enrol-only"),
 				Concurrency: cmd.Int("concurrency"), Speed: cmd.Float("speed"),
 				Progress: func(st sim.Stats) {

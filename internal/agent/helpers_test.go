@@ -98,7 +98,7 @@ func newTestPKI(t *testing.T) *testPKI {
 func (p *testPKI) clientCert(t *testing.T, id string) tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, err := deviceCSR(id, key)
+	der, err := DeviceCSR(id, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,8 +54,9 @@ type Config struct {
 	// Token is an API token with write permission: it registers the
 	// simulated devices and asks for their one-time enrolment tokens.
 	Token string
-	// Roots verifies the server (HTTPS and MQTT): fleetward's CA root.
-	Roots *x509.CertPool
+	// CAPEM is fleetward's CA certificate (DATA/tls/ca.crt), which
+	// verifies the server on HTTPS and MQTT.
+	CAPEM []byte
 	// Devices are the devices to simulate. Register adds them to the
 	// inventory first; otherwise they must be there and active.
 	Devices  []Device
@@ -109,10 +110,11 @@ func ForClass(id, name, class, firmware, os, osVersion string) Device {
 
 // Sim runs a simulated fleet.
 type Sim struct {
-	cfg Config
-	log *slog.Logger
-	api *http.Client
-	est *agent.ESTClient
+	cfg   Config
+	roots *x509.CertPool
+	log   *slog.Logger
+	api   *http.Client
+	est   *agent.ESTClient
 	// started is when Run began; lastEnrol the Unix nanoseconds of the
 	// latest enrolment.
 	started   time.Time
@@ -129,8 +131,9 @@ func New(cfg Config) (*Sim, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("--server %q: want the server's https:// URL", cfg.Server)
 	}
-	if cfg.Roots == nil {
-		return nil, errors.New("--cacert: the server's CA certificate is required")
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(cfg.CAPEM) {
+		return nil, errors.New("--cacert: the server's CA certificate (PEM) is required")
 	}
 	if cfg.Token == "" {
 		return nil, errors.New("--token: an API token with write permission is required")
@@ -147,12 +150,12 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	est, err := agent.NewESTClient(cfg.Server, agent.ServerTrust{Roots: cfg.Roots}, cfg.Log)
+	est, err := agent.NewESTClient(cfg.Server, agent.ServerTrust{CAPEM: cfg.CAPEM}, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: cfg.Concurrency}
-	return &Sim{cfg: cfg, log: cfg.Log.With("component", "sim"), api: &http.Client{Transport: tr, Timeout: 30 * time.Second}, est: est}, nil
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: cfg.Concurrency}
+	return &Sim{cfg: cfg, roots: roots, log: cfg.Log.With("component", "sim"), api: &http.Client{Transport: tr, Timeout: 30 * time.Second}, est: est}, nil
 }
 
 // Stats returns the counters so far.
@@ -337,7 +340,7 @@ func (s *Sim) runDevice(ctx context.Context, d Device, cert *tls.Certificate, r 
 func (s *Sim) session(ctx context.Context, d Device, cert *tls.Certificate, r *mrand.Rand) (bool, error) {
 	host, _, _ := net.SplitHostPort(s.cfg.MQTTAddr)
 	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 15 * time.Second}, Config: &tls.Config{
-		RootCAs: s.cfg.Roots, ServerName: host, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
+		RootCAs: s.roots, ServerName: host, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
 	}}
 	conn, err := dialer.DialContext(ctx, "tcp", s.cfg.MQTTAddr)
 	if err != nil {

@@ -44,7 +44,7 @@ func TestSimulatedFleetEnrolsOverESTAndReportsOverMTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	const n = 24
-	sm, err := sim.New(sim.Config{Server: s.URL, MQTTAddr: s.MQTTAddr(), Token: token, Roots: roots,
+	sm, err := sim.New(sim.Config{Server: s.URL, MQTTAddr: s.MQTTAddr(), Token: token, CAPEM: pem,
 		Devices: sim.Generate("t", n), Register: true, Speed: 10, Log: log})
 	if err != nil {
 		t.Fatal(err)
