@@ -99,6 +99,24 @@ func TestDeviceLifecycleWithRealPeers(t *testing.T) {
 		t.Errorf("the same token a second time = %d (%s), want 401", status, body)
 	}
 
+	// Re-enrolment over mutual TLS with the current certificate (RFC 7030
+	// simplereenroll): a new key and CSR, no token.
+	if out, err := runTool(t, "", openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", file("renewed.key"), "-subj", "/CN="+id, "-outform", "DER", "-out", file("renew.der")); err != nil {
+		t.Fatalf("openssl req (renewal): %v\n%s", err, out)
+	}
+	renewCSR, _ := os.ReadFile(file("renew.der"))
+	os.WriteFile(file("renew.b64"), []byte(base64.StdEncoding.EncodeToString(renewCSR)), 0o600)
+	status, body = curlDo(t, curl, "--cacert", ca, "--cert", file("device.crt"), "--key", file("device.key"),
+		"-H", "Content-Type: application/pkcs10", "--data-binary", "@"+file("renew.b64"), base+"/.well-known/est/simplereenroll")
+	if status != 200 {
+		t.Fatalf("EST simplereenroll with curl and the current certificate = %d: %s", status, body)
+	}
+	if status, _ := curlDo(t, curl, "--cacert", ca, "-H", "Content-Type: application/pkcs10", "--data-binary", "@"+file("renew.b64"),
+		base+"/.well-known/est/simplereenroll"); status < 400 {
+		t.Errorf("simplereenroll without a client certificate = %d, want a refusal", status)
+	}
+
 	_, port, _ := net.SplitHostPort(mqttAddr)
 	mqtt := func(clientID string) []string {
 		return []string{"-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert", file("device.crt"), "--key", file("device.key"), "-i", clientID, "-V", "mqttv5"}
@@ -178,5 +196,110 @@ func TestDeviceLifecycleWithRealPeers(t *testing.T) {
 	out, err = runTool(t, "", openssl, "ocsp", "-respin", file("ocsp.resp"), "-issuer", file("issuer.pem"), "-cert", file("device.crt"), "-CAfile", file("chain.pem"))
 	if status != 200 || err != nil || !strings.Contains(out, "revoked") || !strings.Contains(out, "Response verify OK") {
 		t.Errorf("openssl ocsp on the responder's answer (HTTP %d): %v\n%s", status, err, out)
+	}
+}
+
+// TestAgentCommandEnrolsAndReportsToARealServer runs `fleetward serve` and
+// `fleetward agent` as separate processes, as on a device: the agent
+// enrols with its one-time token, connects, and what it reads of this
+// machine (firmware, kernel, listening ports) reaches the inventory and
+// its metrics the measurements. Restarted without a token, it reuses its
+// stored certificate.
+func TestAgentCommandEnrolsAndReportsToARealServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary; skipped with -short")
+	}
+	curl := requireTool(t, "curl", "curl")
+	bin := buildBinary(t)
+	data := t.TempDir()
+	addr, mqttAddr := freeAddr(t), freeAddr(t)
+	base := "https://" + addr
+	srv := startServe(t, bin, data, addr, "--mqtt", mqttAddr, "--telemetry-interval", "500ms")
+	t.Cleanup(func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+	})
+	ca := filepath.Join(data, "tls", "ca.crt")
+	token := createToken(t, bin, data, "agent-e2e", "operator")
+	api := func(method, path, body string) (int, string) {
+		t.Helper()
+		args := []string{"--cacert", ca, "-X", method, "-H", "Authorization: Bearer " + token, base + path}
+		if body != "" {
+			args = append(args, "-H", "Content-Type: application/json", "--data", body)
+		}
+		return curlDo(t, curl, args...)
+	}
+	const id = "gw-agent-1"
+	if status, body := api("POST", "/api/v1/devices", `{"id":"`+id+`","name":"Agent gateway","class":"gateway"}`); status != 201 {
+		t.Fatalf("register = %d: %s", status, body)
+	}
+	_, body := api("POST", "/api/v1/devices/"+id+"/enrollment-token", `{}`)
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if json.Unmarshal([]byte(body), &tok); tok.Token == "" {
+		t.Fatalf("no enrolment token: %s", body)
+	}
+	agentDir := filepath.Join(t.TempDir(), "agent")
+	runAgent := func(args ...string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"agent", "--server", base, "--device-id", id, "--data", agentDir,
+			"--mqtt", mqttAddr, "--ca-cert", ca, "--interval", "1s", "--firmware", "7.15.3"}, args...)...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("agent output:\n%s", out.String())
+			}
+		})
+		return cmd
+	}
+	connected := func() bool {
+		_, body := api("GET", "/api/v1/broker/sessions", "")
+		return strings.Contains(body, `"device_id":"`+id+`"`)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 20 s: %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	first := runAgent("--token", tok.Token)
+	waitFor("the agent is connected to the broker", connected)
+	var dev struct {
+		FirmwareVersion string            `json:"firmware_version"`
+		Attributes      map[string]string `json:"attributes"`
+	}
+	waitFor("the agent's inventory report reaches the inventory", func() bool {
+		_, body := api("GET", "/api/v1/devices/"+id, "")
+		json.Unmarshal([]byte(body), &dev)
+		return dev.FirmwareVersion == "7.15.3" && dev.Attributes["kernel"] != ""
+	})
+	waitFor("the agent's metrics and the broker's counts are measured", func() bool {
+		_, body := api("GET", "/api/v1/devices/"+id+"/measurements?metric=established_tcp&metric=messages_in&window=1h", "")
+		return strings.Contains(body, `"established_tcp"`) && strings.Contains(body, `"messages_in"`)
+	})
+	if info, err := os.Stat(agentDir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("agent data directory mode = %v, %v; want 0700", info.Mode().Perm(), err)
+	}
+
+	first.Process.Signal(syscall.SIGTERM)
+	first.Wait()
+	waitFor("the stopped agent's session is gone", func() bool { return !connected() })
+	runAgent() // no token: it must reuse what it stored
+	waitFor("the restarted agent reconnects with its stored certificate", connected)
+	_, body = api("GET", "/api/v1/devices/"+id+"/certificates", "")
+	if n := strings.Count(body, `"serial"`); n != 1 {
+		t.Errorf("the device has %d certificates after a restart, want 1: %s", n, body)
 	}
 }

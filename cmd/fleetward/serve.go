@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -19,6 +20,7 @@ func serverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "class-policy", Usage: "JSON file of per-class device policies: MQTT topics, legacy TLS 1.2, certificate lifetime (docs/OPERATIONS.md)", Sources: cli.EnvVars("FLEETWARD_CLASS_POLICY")},
 		&cli.IntFlag{Name: "mqtt-connect-rate", Value: 60, Usage: "MQTT connection attempts allowed per minute from one source address"},
 		&cli.FloatFlag{Name: "est-rate", Value: 10, Usage: "EST enrolment requests allowed per minute from one source address (burst: a third of it, at least 20)"},
+		&cli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Second, Usage: "how often the broker's per-device counters are sampled into measurements"},
 		&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token"},
 	)
 }
@@ -32,6 +34,7 @@ func serverConfig(cmd *cli.Command) app.Config {
 	cfg.MQTTPlaintextInsecure = cmd.Bool("mqtt-plaintext-insecure")
 	cfg.ClassPolicyFile = cmd.String("class-policy")
 	cfg.ESTRatePerMinute = cmd.Float("est-rate")
+	cfg.TelemetryInterval = cmd.Duration("telemetry-interval")
 	cfg.MQTT.ConnectAttemptsPerMinute = cmd.Int("mqtt-connect-rate")
 	cfg.MetricsPublic = cmd.Bool("metrics-public")
 	cfg.Log = slog.Default()
