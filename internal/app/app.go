@@ -175,6 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		Connectivity:      dashboardConnectivity{s},
+		Enrolments:        enrolmentDecisions{core.CA, core.Inventory},
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 

@@ -134,7 +134,7 @@ func (h estAPI) listEnrollments(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h estAPI) acceptEnrollment(w http.ResponseWriter, r *http.Request) error {
-	req, err := h.ca.AcceptEnrollment(r.Context(), r.PathValue("id"))
+	req, err := enrolmentDecisions{h.ca, h.devices.inv}.Accept(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

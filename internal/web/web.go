@@ -40,7 +40,9 @@ type Deps struct {
 	// Connectivity, if set, adds certificates, live sessions, traffic and
 	// the revoke and quarantine actions to the pages.
 	Connectivity Connectivity
-	Log          *slog.Logger
+	// Enrolments, if set, adds the approval queue page.
+	Enrolments Enrolments
+	Log        *slog.Logger
 	// InsecureDemoLogin puts a warning on every page: administrators may
 	// log in without a second factor.
 	InsecureDemoLogin bool
@@ -77,6 +79,8 @@ func Register(s *api.Server, d Deps) *UI {
 	s.Handle(api.Route{Method: "GET", Pattern: "/devices", Perm: read, Page: true, Handler: ui.devices})
 	s.Handle(api.Route{Method: "GET", Pattern: "/devices/{id}", Perm: read, Page: true, Handler: ui.device})
 	s.Handle(api.Route{Method: "GET", Pattern: "/connections", Perm: read, Page: true, Handler: ui.connections})
+	s.Handle(api.Route{Method: "GET", Pattern: "/enrolments", Perm: read, Page: true, Handler: ui.enrolments})
+	s.Handle(api.Route{Method: "POST", Pattern: "/enrolments/{id}", Perm: auth.PermWrite, Page: true, Handler: ui.decideEnrolment})
 	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/revoke", Perm: auth.PermWrite, Page: true, Handler: ui.revokeDevice})
 	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/status", Perm: auth.PermWrite, Page: true, Handler: ui.setDeviceStatus})
 	return ui
@@ -147,7 +151,7 @@ var funcs = template.FuncMap{
 // parsePages parses each page together with the shared layout.
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "recovery", "overview", "devices", "device", "connections"} {
+	for _, name := range []string{"login", "mfa", "recovery", "overview", "devices", "device", "connections", "enrolments"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		pages[name] = t
 	}
