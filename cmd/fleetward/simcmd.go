@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,9 @@ counters as JSON.
 			&cli.FloatFlag{Name: "speed", Value: 1, Usage: "report rate multiplier"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until interrupted)"},
 			&cli.BoolFlag{Name: "enrol-only", Usage: "enrol every device, then stop (no MQTT): measures enrolment"},
+			&cli.BoolFlag{Name: "phased", Usage: "enrol every device before any connects, and time the connect phase"},
+			&cli.DurationFlag{Name: "phase-gap", Usage: "with --phased, pause this long between enrolment and connection"},
+			&cli.StringFlag{Name: "curve", Usage: `key exchange devices offer on MQTT: "" (Go's default, X25519MLKEM768 first) or "x25519"`},
 			&cli.BoolFlag{Name: "json", Usage: "print the final counters as JSON on standard output"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -53,10 +57,21 @@ counters as JSON.
 				ctx, cancel = context.WithTimeout(ctx, d)
 				defer cancel()
 			}
+			var curves []tls.CurveID
+			switch cmd.String("curve") {
+			case "":
+			case "x25519":
+				curves = []tls.CurveID{tls.X25519}
+			case "x25519mlkem768":
+				curves = []tls.CurveID{tls.X25519MLKEM768}
+			default:
+				return fmt.Errorf("--curve %q: want x25519 or x25519mlkem768", cmd.String("curve"))
+			}
 			start := time.Now()
 			s, err := sim.New(sim.Config{
 				Server: cmd.String("server"), MQTTAddr: cmd.String("mqtt"), Token: cmd.String("token"), CAPEM: pem,
 				Devices: sim.Generate(cmd.String("prefix"), n), Register: true, EnrolOnly: cmd.Bool("enrol-only"),
+				Phased: cmd.Bool("phased"), PhaseGap: cmd.Duration("phase-gap"), Curves: curves,
 				Concurrency: cmd.Int("concurrency"), Speed: cmd.Float("speed"),
 				Progress: func(st sim.Stats) {
 					fmt.Fprintf(os.Stderr, "\r\033[Ksim %s: %d/%d enrolled, %d connected, %d messages (%s), %d failures",

@@ -64,6 +64,15 @@ type Config struct {
 	// EnrolOnly stops each device after enrolment: no MQTT session (for
 	// measuring enrolment).
 	EnrolOnly bool
+	// Phased enrols every device before any connects, so the connect
+	// phase (TLS handshakes and MQTT CONNECTs) is measured on its own.
+	Phased bool
+	// PhaseGap, with Phased, is a pause between the phases (a benchmark
+	// measures the server's memory in it).
+	PhaseGap time.Duration
+	// Curves, if set, are the key exchanges devices offer on MQTT (e.g.
+	// only tls.X25519); default Go's, X25519MLKEM768 first.
+	Curves []tls.CurveID
 	// Concurrency bounds enrolments in flight; default 16.
 	Concurrency int
 	// Speed multiplies every report rate (2 = twice as often); default 1.
@@ -88,6 +97,10 @@ type Stats struct {
 	// enrolment finished, and EnrolPerSecond the rate over it.
 	EnrolSeconds   float64 `json:"enrol_seconds"`
 	EnrolPerSecond float64 `json:"enrol_per_second"`
+	// With Phased: ConnectSeconds from the end of enrolment until every
+	// enrolled device was connected, and ConnectPerSecond the rate.
+	ConnectSeconds   float64 `json:"connect_seconds,omitempty"`
+	ConnectPerSecond float64 `json:"connect_per_second,omitempty"`
 }
 
 // Generate returns n devices "<prefix>-<class>-0001"… cycling the profiles.
@@ -119,7 +132,13 @@ type Sim struct {
 	// latest enrolment.
 	started   time.Time
 	lastEnrol atomic.Int64
-	stats     struct {
+	// With Phased: enrolDone closes when every enrolment has finished;
+	// connectStart and allConnected (Unix nanoseconds) time the connect
+	// phase.
+	enrolDone    chan struct{}
+	connectStart atomic.Int64
+	allConnected atomic.Int64
+	stats        struct {
 		enrolled, connected                                                atomic.Int64
 		messages, bytes, enrolFail, connectErr, publishErr, disconnections atomic.Uint64
 	}
@@ -167,8 +186,13 @@ func (s *Sim) Stats() Stats {
 			rate = float64(s.stats.enrolled.Load()) / secs
 		}
 	}
+	var csecs, crate float64
+	if start, end := s.connectStart.Load(), s.allConnected.Load(); start > 0 && end > start {
+		csecs = time.Duration(end - start).Seconds()
+		crate = float64(s.stats.enrolled.Load()) / csecs
+	}
 	return Stats{
-		EnrolSeconds: secs, EnrolPerSecond: rate,
+		EnrolSeconds: secs, EnrolPerSecond: rate, ConnectSeconds: csecs, ConnectPerSecond: crate,
 		Devices: len(s.cfg.Devices), Enrolled: s.stats.enrolled.Load(), Connected: s.stats.connected.Load(),
 		Messages: s.stats.messages.Load(), Bytes: s.stats.bytes.Load(), EnrolFailures: s.stats.enrolFail.Load(),
 		ConnectErrors: s.stats.connectErr.Load(), PublishErrors: s.stats.publishErr.Load(), Disconnections: s.stats.disconnections.Load(),
@@ -197,12 +221,16 @@ func (s *Sim) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, s.cfg.Concurrency)
 	var firstErr atomic.Value
+	s.enrolDone = make(chan struct{})
+	var enrolling sync.WaitGroup
+	enrolling.Add(len(s.cfg.Devices))
 	for i, d := range s.cfg.Devices {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
+			enrolling.Add(-(len(s.cfg.Devices) - i))
 			break
 		}
 		wg.Add(1)
@@ -210,6 +238,7 @@ func (s *Sim) Run(ctx context.Context) error {
 			defer wg.Done()
 			cert, err := s.enrol(ctx, d)
 			<-slots
+			enrolling.Done()
 			if err != nil {
 				s.stats.enrolFail.Add(1)
 				firstErr.CompareAndSwap(nil, err)
@@ -221,9 +250,27 @@ func (s *Sim) Run(ctx context.Context) error {
 			if s.cfg.EnrolOnly {
 				return
 			}
+			if s.cfg.Phased {
+				select {
+				case <-s.enrolDone:
+				case <-ctx.Done():
+					return
+				}
+			}
 			s.runDevice(ctx, d, cert, mrand.New(mrand.NewPCG(uint64(i), 0x5eed)))
 		}()
 	}
+	go func() {
+		enrolling.Wait()
+		if s.cfg.Phased && s.cfg.PhaseGap > 0 {
+			select {
+			case <-time.After(s.cfg.PhaseGap):
+			case <-ctx.Done():
+			}
+		}
+		s.connectStart.Store(time.Now().UnixNano())
+		close(s.enrolDone)
+	}()
 	wg.Wait()
 	if s.stats.enrolled.Load() == 0 && len(s.cfg.Devices) > 0 {
 		if err, _ := firstErr.Load().(error); err != nil {
@@ -341,6 +388,7 @@ func (s *Sim) session(ctx context.Context, d Device, cert *tls.Certificate, r *m
 	host, _, _ := net.SplitHostPort(s.cfg.MQTTAddr)
 	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 15 * time.Second}, Config: &tls.Config{
 		RootCAs: s.roots, ServerName: host, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
+		CurvePreferences: s.cfg.Curves,
 	}}
 	conn, err := dialer.DialContext(ctx, "tcp", s.cfg.MQTTAddr)
 	if err != nil {
@@ -375,7 +423,9 @@ func (s *Sim) session(ctx context.Context, d Device, cert *tls.Certificate, r *m
 		}
 		return false, err
 	}
-	s.stats.connected.Add(1)
+	if n := s.stats.connected.Add(1); s.cfg.Phased && n == s.stats.enrolled.Load() {
+		s.allConnected.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	defer s.stats.connected.Add(-1)
 	defer c.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	publish := func(kind string, payload []byte, qos byte) error {
