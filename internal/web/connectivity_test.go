@@ -21,7 +21,6 @@ import (
 
 	"github.com/fleetward/fleetward/internal/actor"
 	"github.com/fleetward/fleetward/internal/app"
-	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/inventory"
 )
 
@@ -40,21 +39,9 @@ func TestBrowserShowsAConnectedDeviceAndQuarantinesIt(t *testing.T) {
 		t.Skip("mosquitto_sub is not installed (Debian mosquitto-clients)")
 	}
 	pub, _ := exec.LookPath("mosquitto_pub")
-	dir := t.TempDir()
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
-	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", TelemetryInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	const password = "a long demo passphrase"
-	if _, err := s.Auth.CreateOperator(ctx, "ada", password, auth.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	enrol, err := s.Auth.EnrollTOTP(ctx, "ada")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", TelemetryInterval: 200 * time.Millisecond})
+
 	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-7", Name: "Lobby camera", Class: "camera", Vendor: "Axis Communications"}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +93,7 @@ func TestBrowserShowsAConnectedDeviceAndQuarantinesIt(t *testing.T) {
 	}
 
 	b := newBrowser(t, exe)
-	b.login(s.URL+"/", "ada", password, enrol.Secret, "tiles")
+	login(b, s.URL+"/", "tiles")
 	if got := strings.TrimSpace(b.text("connected")); got != "1" {
 		t.Errorf("overview shows %q devices connected, want 1", got)
 	}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/fleetward/fleetward/internal/actor"
 	"github.com/fleetward/fleetward/internal/app"
-	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/inventory"
 )
 
@@ -31,21 +30,9 @@ import (
 // device is in the inventory, active.
 func TestBrowserAcceptsAQueuedEnrolment(t *testing.T) {
 	exe := chromium(t)
-	dir := t.TempDir()
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
-	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	const password = "a long demo passphrase"
-	if _, err := s.Auth.CreateOperator(ctx, "ada", password, auth.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	enrol, err := s.Auth.EnrollTOTP(ctx, "ada")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0"})
+
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "door-17"}}, key)
 	pem, _ := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
@@ -66,7 +53,7 @@ func TestBrowserAcceptsAQueuedEnrolment(t *testing.T) {
 	}
 
 	b := newBrowser(t, exe)
-	b.login(s.URL+"/enrolments", "ada", password, enrol.Secret, "pending")
+	login(b, s.URL+"/enrolments", "pending")
 	if got := b.text("pending"); !strings.Contains(got, "door-17") {
 		t.Fatalf("the Enrolments page lists %q, want door-17", got)
 	}

@@ -46,21 +46,9 @@ func chromium(t *testing.T) string {
 // Screenshots are saved in the test's artifact directory.
 func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
 	exe := chromium(t)
-	dir := t.TempDir()
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
-	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	const password = "a long demo passphrase"
-	if _, err := s.Auth.CreateOperator(ctx, "ada", password, auth.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	enrol, err := s.Auth.EnrollTOTP(ctx, "ada")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0"})
+
 	for _, site := range demofleet.Sites() {
 		if _, err := s.Inventory.CreateSite(ctx, site); err != nil {
 			t.Fatal(err)
@@ -80,7 +68,7 @@ func TestBrowserLogsInWithMFAAndBrowsesTheFleet(t *testing.T) {
 	}
 
 	b := newBrowser(t, exe)
-	b.login(s.URL+"/devices", "ada", password, enrol.Secret, "devices")
+	login(b, s.URL+"/devices", "devices")
 	step, text, shot := b.step, b.text, b.shot
 	total := text("device-total")
 	shot("devices.png")
@@ -203,4 +191,30 @@ func (b *browser) login(url, user, password, totpSecret, landing string) {
 		chromedp.Click(chromedp.ID("mfa-submit")),
 		chromedp.WaitVisible(chromedp.ID(landing)),
 	)
+}
+
+// startDashboard starts a real server on a fresh data directory (cfg's
+// DataDir is set here) with the administrator "ada" enrolled in TOTP, and
+// returns it, its data directory and a function that logs a browser in as
+// ada at url and waits for the element with id landing.
+func startDashboard(t *testing.T, ctx context.Context, cfg app.Config) (*app.Server, string, func(b *browser, url, landing string)) {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	s, err := app.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	const password = "a long demo passphrase"
+	if _, err := s.Auth.CreateOperator(ctx, "ada", password, auth.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	enrol, err := s.Auth.EnrollTOTP(ctx, "ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, cfg.DataDir, func(b *browser, url, landing string) {
+		b.t.Helper()
+		b.login(url, "ada", password, enrol.Secret, landing)
+	}
 }
