@@ -98,6 +98,10 @@ func TestDeviceLifecycleWithRealPeers(t *testing.T) {
 	if status, body := enrol(tok.Token); status != 401 {
 		t.Errorf("the same token a second time = %d (%s), want 401", status, body)
 	}
+	if _, metrics := api("GET", "/metrics", ""); !strings.Contains(metrics, `fleetward_est_requests_total{op="simpleenroll",outcome="issued"} 1`) ||
+		!strings.Contains(metrics, `fleetward_est_requests_total{op="simpleenroll",outcome="refused"} 1`) {
+		t.Errorf("/metrics does not count one issued and one refused enrolment:\n%s", metrics)
+	}
 
 	// Re-enrolment over mutual TLS with the current certificate (RFC 7030
 	// simplereenroll): a new key and CSR, no token.

@@ -128,6 +128,7 @@ type Server struct {
 	Broker *broker.Broker
 
 	deviceMsgs *deviceMessages
+	est        *identity.EST
 	Metrics    *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
@@ -171,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	registerPKI(s.API, core.CA)
 	registerDeviceAccessAPI(s)
-	registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
+	s.est = registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		Connectivity:      dashboardConnectivity{s},
@@ -310,6 +311,10 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
+	}
+	b.WriteString("# HELP fleetward_est_requests_total EST requests by operation and outcome (issued, pending approval, refused, rate_limited, served).\n# TYPE fleetward_est_requests_total counter\n")
+	for k, n := range s.est.Outcomes() {
+		fmt.Fprintf(b, "fleetward_est_requests_total{op=%q,outcome=%q} %d\n", k[0], k[1], n)
 	}
 	if stats, err := s.Bus.Stats(ctx); err == nil {
 		b.WriteString("# HELP fleetward_bus_stream_messages Messages stored per bus stream.\n# TYPE fleetward_bus_stream_messages gauge\n")

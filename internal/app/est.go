@@ -17,7 +17,7 @@ import (
 // permission: devices bring their own credentials (an enrolment token, an
 // IDevID or their current certificate), which the EST server checks, and
 // requests without one wait for an operator in the approval queue.
-func registerEST(s *api.Server, ca *identity.CA, inv *inventory.Service, ratePerMinute float64) {
+func registerEST(s *api.Server, ca *identity.CA, inv *inventory.Service, ratePerMinute float64) *identity.EST {
 	devices := inventoryDevices{inv}
 	est := identity.NewEST(ca, identity.ESTOptions{Devices: devices, RatePerMinute: ratePerMinute, RateBurst: max(int(ratePerMinute/3), identity.DefaultESTRateBurst)})
 	body := est.MaxBody()
@@ -33,6 +33,7 @@ func registerEST(s *api.Server, ca *identity.CA, inv *inventory.Service, ratePer
 	s.Handle(api.Route{Method: "GET", Pattern: "/api/v1/enrollments", Perm: auth.PermRead, Handler: h.listEnrollments})
 	s.Handle(api.Route{Method: "POST", Pattern: "/api/v1/enrollments/{id}/accept", Perm: auth.PermWrite, Handler: h.acceptEnrollment})
 	s.Handle(api.Route{Method: "POST", Pattern: "/api/v1/enrollments/{id}/reject", Perm: auth.PermWrite, Handler: h.rejectEnrollment})
+	return est
 }
 
 // inventoryDevices tells the EST server about devices from the inventory:

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smallstep/pkcs7"
@@ -103,6 +105,28 @@ type EST struct {
 	ca    *CA
 	opts  ESTOptions
 	limit *ipLimiter
+	// outcomes counts requests by "<op> <outcome>" (see Outcomes).
+	outcomes sync.Map // string → *atomic.Uint64
+}
+
+// count adds one to an operation's outcome.
+func (e *EST) count(op, outcome string) {
+	n, _ := e.outcomes.LoadOrStore(op+" "+outcome, new(atomic.Uint64))
+	n.(*atomic.Uint64).Add(1)
+}
+
+// Outcomes returns how many EST requests ended how, since start, keyed by
+// operation and outcome: "simpleenroll issued", "simpleenroll pending"
+// (queued for approval, 202), "simplereenroll refused", "cacerts
+// rate_limited", …
+func (e *EST) Outcomes() map[[2]string]uint64 {
+	out := map[[2]string]uint64{}
+	e.outcomes.Range(func(k, v any) bool {
+		op, outcome, _ := strings.Cut(k.(string), " ")
+		out[[2]string{op, outcome}] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
 }
 
 // NewEST returns the EST server of ca.
@@ -505,6 +529,7 @@ func (e *EST) serve(w http.ResponseWriter, r *http.Request, op string, fn func(c
 		// to it at the flood's rate.
 		secs := int(math.Ceil(wait.Seconds()))
 		e.ca.log.Warn("est request rate limited", "op", op, "remote", remote, "retry_after", secs)
+		e.count(op, "rate_limited")
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeESTError(w, http.StatusTooManyRequests, fmt.Sprintf("too many requests from %s; retry in %d seconds", remote, secs))
 		return
@@ -512,8 +537,17 @@ func (e *EST) serve(w http.ResponseWriter, r *http.Request, op string, fn func(c
 	a := &attempt{op: op}
 	res, err := fn(r.Context(), a)
 	if err != nil {
+		e.count(op, "refused")
 		e.refuse(w, r, a, err)
 		return
+	}
+	switch {
+	case res.status == http.StatusAccepted:
+		e.count(op, "pending")
+	case op == "simpleenroll" || op == "simplereenroll":
+		e.count(op, "issued")
+	default:
+		e.count(op, "served")
 	}
 	if res.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(res.retryAfter.Seconds()))))
