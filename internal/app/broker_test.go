@@ -172,6 +172,12 @@ func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing
 		if v := series["delta_bytes_out"][0].Value; v != 9000 {
 			t.Errorf("delta_bytes_out = %v, want 9000", v)
 		}
+		if !within(5*time.Second, func() bool {
+			d, _ = s.Inventory.GetDevice(ctx, "cam-7")
+			return time.Since(d.LastSeen) < time.Minute
+		}) {
+			t.Errorf("last seen after the device's reports = %v, want within the last minute", d.LastSeen)
+		}
 	})
 	t.Run("a client id other than the certificate's device id is refused", func(t *testing.T) {
 		if out, err := publish("cam-8", "devices/cam-8/telemetry"); err == nil {

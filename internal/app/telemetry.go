@@ -105,13 +105,28 @@ func (s *Server) sampleBroker(ctx context.Context) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	lastPrune := time.Time{}
+	seen := map[string]time.Time{} // broker LastSeen already written
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			now = now.UTC().Truncate(time.Millisecond)
-			samples := sampler.Sample(now, s.Broker.AllMetrics())
+			all := s.Broker.AllMetrics()
+			samples := sampler.Sample(now, all)
+			moved := map[string]time.Time{}
+			for _, m := range all {
+				if m.LastSeen.After(seen[m.DeviceID]) {
+					moved[m.DeviceID] = m.LastSeen
+				}
+			}
+			if err := s.Inventory.MarkSeen(ctx, moved); err != nil {
+				log.Warn("last seen times not stored", "devices", len(moved), "err", err)
+			} else {
+				for id, t := range moved {
+					seen[id] = t
+				}
+			}
 			if err := s.Telemetry.Record(ctx, samples); err != nil {
 				log.Warn("broker measurements not stored", "samples", len(samples), "err", err)
 			}

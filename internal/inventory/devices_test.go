@@ -621,3 +621,27 @@ func TestPublishRunsEvenWhenTheCallersContextEndsAfterCommit(t *testing.T) {
 		}
 	})
 }
+
+func TestMarkSeenMovesLastSeenForwardOnlyWithoutALedgerEntry(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		f := newFixture(t, e)
+		if _, err := f.s.CreateDevice(f.ctx, Device{ID: "cam-1", Name: "Cam", Class: ClassCamera}); err != nil {
+			t.Fatal(err)
+		}
+		before := len(ledgerEvents(t, e.DB))
+		t1 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		if err := f.s.MarkSeen(f.ctx, map[string]time.Time{"cam-1": t1, "no-such-device": t1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.MarkSeen(f.ctx, map[string]time.Time{"cam-1": t1.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := f.s.GetDevice(f.ctx, "cam-1")
+		if !d.LastSeen.Equal(t1) || !d.FirstSeen.Equal(t1) || d.Version != 1 {
+			t.Errorf("after MarkSeen: last %v first %v version %d; want %v, %v, 1", d.LastSeen, d.FirstSeen, d.Version, t1, t1)
+		}
+		if after := len(ledgerEvents(t, e.DB)); after != before {
+			t.Errorf("MarkSeen added %d ledger entries, want none", after-before)
+		}
+	})
+}
