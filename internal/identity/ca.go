@@ -23,6 +23,9 @@ type InitOptions struct {
 	// holds only the root certificate, and RotateIntermediate needs the key
 	// back.
 	OfflineRootKeyFile string
+	// KeyAlgorithm of the root and intermediate keys, overriding
+	// Options.KeyAlgorithm: "ecdsa-p256", "ed25519" or "rsa-3072".
+	KeyAlgorithm string
 }
 
 // caConfig is the identity_ca row.
@@ -57,7 +60,11 @@ func keyContext(serial string) string { return "identity/ca-key/" + serial }
 // Conflict if the CA exists with different options or the offline root key
 // file already exists, and Invalid for an unknown key algorithm.
 func (ca *CA) Init(ctx context.Context, o InitOptions) error {
-	want := caConfig{KeyAlgorithm: ca.opts.KeyAlgorithm, Organization: ca.opts.Organization, RootOffline: o.OfflineRootKeyFile != ""}
+	alg := ca.opts.KeyAlgorithm
+	if o.KeyAlgorithm != "" {
+		alg = o.KeyAlgorithm
+	}
+	want := caConfig{KeyAlgorithm: alg, Organization: ca.opts.Organization, RootOffline: o.OfflineRootKeyFile != ""}
 	if have, ok, err := readConfig(ctx, ca.db, ""); err != nil {
 		return err
 	} else if ok {
