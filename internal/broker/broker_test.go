@@ -262,6 +262,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"TLS without a certificate is refused", func(c *Config) { c.TLS = &tls.Config{} }, "tls"},
 		{"no client CAs is refused", func(c *Config) { c.ClientCAs = nil }, "client_cas"},
 		{"open mode over TLS is refused", func(c *Config) { c.InsecureOpenForTests = true }, "insecure_open_for_tests"},
+		{"open mode on a non-loopback address is refused", func(c *Config) {
+			c.TLS, c.ClientCAs, c.PlaintextInsecure, c.InsecureOpenForTests, c.Addr = nil, nil, true, true, ":1883"
+		}, "insecure_open_for_tests"},
 		{"plaintext with a TLS config is refused", func(c *Config) { c.PlaintextInsecure = true }, "tls"},
 		{"a negative packet size is refused", func(c *Config) { c.MaxPacketSize = -1 }, "max_packet_size"},
 		{"a malformed policy filter is refused", func(c *Config) { c.Policies = map[string]Policy{"cam": {Publish: []string{"devices/#/x"}}} }, "policies.cam"},
