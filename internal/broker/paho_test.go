@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,8 @@ import (
 //	FLEETWARD_PAHO_DIR=/path/to/paho.mqtt.testing go test -run PahoInteroperability -v ./internal/broker/
 //
 // FLEETWARD_PAHO_RUNNER overrides the runner script (default
-// ../shared/lab/paho_run.py from the repository root); FLEETWARD_PAHO_TIMEOUT
+// ../shared/lab/paho_run.py from the repository root); FLEETWARD_PAHO_TESTS
+// (comma-separated test names) runs only those tests; FLEETWARD_PAHO_TIMEOUT
 // bounds each test (default 45s) because some tests wait forever on a broker
 // that does not do what they expect.
 func TestPahoInteroperability(t *testing.T) {
@@ -75,6 +77,12 @@ func TestPahoInteroperability(t *testing.T) {
 
 	for _, suite := range []string{"client_test5", "client_test"} {
 		names := pahoTestNames(t, filepath.Join(dir, suite+".py"))
+		if only := os.Getenv("FLEETWARD_PAHO_TESTS"); only != "" {
+			names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(strings.Split(only, ","), n) })
+			if len(names) == 0 {
+				continue
+			}
+		}
 		results := make([]map[string]string, len(targets))
 		var wg sync.WaitGroup
 		for i, tg := range targets {
