@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the platform-core benchmarks named in docs/BENCHMARKS.md on SQLite and
 # PostgreSQL (when reachable) and prints the figures with the ratios the doc
-# reports. Usage: bash bench/run.sh [--quick]
+# reports. Usage: bash bench/run.sh [--quick | --broker [broker.sh options]]
 #   --quick  100k-entry ledger instead of 1M (the 1M build takes a minute or two)
+#   --broker only the MQTT broker benchmark against mosquitto (bench/broker.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--broker" ]; then shift; exec bash bench/broker.sh "$@"; fi
 export GOTOOLCHAIN=local
 out=$(mktemp -d)
 if [ "${1:-}" != "--quick" ]; then export FLEETWARD_BENCH_1M=1; fi

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -62,9 +63,10 @@ type Config struct {
 	// no identity, so every connect is refused unless InsecureOpenForTests
 	// is also set.
 	PlaintextInsecure bool `json:"plaintext_insecure"`
-	// InsecureOpenForTests, only with PlaintextInsecure, accepts any client
-	// with no identity and no topic ACL, for protocol conformance suites.
-	// Never set it in production.
+	// InsecureOpenForTests, only with PlaintextInsecure and on a loopback
+	// address, accepts any client with no identity and no topic ACL, for
+	// protocol conformance suites. It has no JSON name, so no configuration
+	// file can set it, and `fleetward serve` never does.
 	InsecureOpenForTests bool `json:"-"`
 	// MaxPacketSize is the largest MQTT packet accepted, 64 KiB by default.
 	MaxPacketSize int `json:"max_packet_size"`
@@ -95,6 +97,11 @@ func (c Config) Validate() error {
 		if c.TLS != nil {
 			return apperr.InvalidField("tls", "set with plaintext_insecure")
 		}
+		if c.InsecureOpenForTests && !loopbackAddr(c.Addr) {
+			// The open mode has no identity and no ACL: keep it off any
+			// network a device or attacker could reach.
+			return apperr.InvalidField("insecure_open_for_tests", "only on a loopback address (127.0.0.1:PORT, [::1]:PORT), got %q", c.Addr)
+		}
 	} else {
 		if c.InsecureOpenForTests {
 			return apperr.InvalidField("insecure_open_for_tests", "only allowed with plaintext_insecure")
@@ -115,6 +122,20 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// loopbackAddr reports whether addr is HOST:PORT with a loopback IP or
+// "localhost" as HOST.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c Config) withDefaults() Config {
@@ -219,6 +240,12 @@ func New(cfg Config, authority Authority, pub bus.Publisher) (*Broker, error) {
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
 	caps.MaximumClientWritesPending = 1024
+	// mochi copies a PUBLISH's properties (user properties, content type,
+	// …) onto its PUBACK/PUBREC by default. MQTT 5 lets an ack carry only a
+	// reason string and user properties of the server's own, and clients
+	// such as the Paho test client reject the longer ack, losing the
+	// acknowledgement.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 cfg.Log.With("component", "mqtt"),

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/fleetward/fleetward/internal/apperr"
 )
 
@@ -262,6 +264,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"TLS without a certificate is refused", func(c *Config) { c.TLS = &tls.Config{} }, "tls"},
 		{"no client CAs is refused", func(c *Config) { c.ClientCAs = nil }, "client_cas"},
 		{"open mode over TLS is refused", func(c *Config) { c.InsecureOpenForTests = true }, "insecure_open_for_tests"},
+		{"open mode on a non-loopback address is refused", func(c *Config) {
+			c.TLS, c.ClientCAs, c.PlaintextInsecure, c.InsecureOpenForTests, c.Addr = nil, nil, true, true, ":1883"
+		}, "insecure_open_for_tests"},
 		{"plaintext with a TLS config is refused", func(c *Config) { c.PlaintextInsecure = true }, "tls"},
 		{"a negative packet size is refused", func(c *Config) { c.MaxPacketSize = -1 }, "max_packet_size"},
 		{"a malformed policy filter is refused", func(c *Config) { c.Policies = map[string]Policy{"cam": {Publish: []string{"devices/#/x"}}} }, "policies.cam"},
@@ -344,5 +349,57 @@ func TestStartStopsWhenContextEnds(t *testing.T) {
 	}
 	if err := b.Start(context.Background()); err == nil {
 		t.Fatal("restart of a closed broker succeeded")
+	}
+}
+
+// A device that floods the broker past its receive maximum is dropped with
+// DISCONNECT 0x93, and it must be able to read that reason: closing a
+// socket that still holds the device's unread publishes would reset the
+// connection and destroy the DISCONNECT in the device's receive buffer.
+func TestFloodingDeviceReadsDisconnectReasonBeforeTheClose(t *testing.T) {
+	tb := startBroker(t, func(c *Config) { c.MessagesPerSecond, c.BytesPerSecond = -1, -1 })
+	dev := tb.ca.device("dev-flood", "sensor")
+	c := tb.dialTLS(t, dev, nil)
+	gc, code := connect(t, c, "dev-flood")
+	if code != 0 {
+		t.Fatalf("connect: reason 0x%02x", code)
+	}
+	// QoS 2 publishes hold the receive quota until PUBREL, which this client
+	// never sends; one more than the broker's receive maximum (1,024) is
+	// a protocol violation.
+	var buf bytes.Buffer
+	for id := uint16(1); id <= 1100; id++ {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 2}, ProtocolVersion: 5,
+			TopicName: "devices/dev-flood/telemetry", PacketID: id, Payload: []byte("x")}
+		if err := pk.PublishEncode(&buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Then keep sending, as a flooding device does, so that the broker's
+	// socket holds unread data when it closes.
+	var filler bytes.Buffer
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, ProtocolVersion: 5,
+		TopicName: "devices/dev-flood/telemetry", Payload: bytes.Repeat([]byte("x"), 4000)}
+	if err := pk.PublishEncode(&filler); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if _, err := c.Write(buf.Bytes()); err != nil {
+			return
+		}
+		for {
+			if _, err := c.Write(filler.Bytes()); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		typ, body := gc.read(t) // fails the test on a reset or a timeout
+		if typ == packets.Disconnect {
+			if len(body) < 1 || body[0] != packets.ErrReceiveMaximum.Code {
+				t.Fatalf("DISCONNECT body %x, want reason 0x93", body)
+			}
+			return
+		}
 	}
 }

@@ -269,12 +269,21 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	if pk.FixedHeader.Type != packets.Publish {
 		return
 	}
-	s := h.b.sessionOf(cl.ID)
-	if s == nil || s.device == nil {
+	var dev *deviceState
+	if s := h.b.sessionOf(cl.ID); s != nil {
+		dev = s.device
+	} else if d, ok := h.b.devices.lookup(cl.ID); ok && !h.b.cfg.InsecureOpenForTests {
+		// A client that reads one message and disconnects at once can end
+		// its session (OnDisconnect) before this hook runs for the write.
+		// The client id is the device id (OnConnect insists), so the
+		// delivery is still counted.
+		dev = d
+	}
+	if dev == nil {
 		return
 	}
 	n := uint64(len(pk.Payload))
-	s.device.update(func(m *Metrics) {
+	dev.update(func(m *Metrics) {
 		m.MessagesOut++
 		m.BytesOut += n
 	})

@@ -41,6 +41,55 @@ type ipAttempts struct {
 type deviceConn struct {
 	net.Conn
 	tls *tls.ConnectionState // nil on a plaintext listener
+
+	closing atomic.Bool
+}
+
+// closeLinger is how long a closed connection's socket stays open for
+// reading by the peer; see deviceConn.Close.
+const closeLinger = time.Second
+
+// Read returns nothing more once Close has been called, so no packet that
+// arrives after the broker ended a session is ever processed.
+func (c *deviceConn) Read(p []byte) (int, error) {
+	if c.closing.Load() {
+		return 0, net.ErrClosed
+	}
+	n, err := c.Conn.Read(p)
+	if c.closing.Load() {
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+// Close ends the connection so that the device still gets the broker's
+// last packet (a DISCONNECT with its reason, a refusing CONNACK). Closing a
+// TCP socket that holds unread data from the peer makes the kernel send a
+// reset, and the reset makes the peer's kernel discard what it had received
+// but not yet read: a device flooding the broker would never see why it
+// was dropped. So Close stops reading at once and, in the background, sends
+// the TLS close_notify and a FIN, and closes the socket closeLinger later.
+// A write blocked on a device that does not read fails after closeLinger,
+// so it cannot hold the close up.
+func (c *deviceConn) Close() error {
+	if c.closing.Swap(true) {
+		return nil
+	}
+	_ = c.Conn.SetReadDeadline(time.Now()) // wake a blocked Read
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeLinger))
+	go func() {
+		raw := c.Conn
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			_ = tc.CloseWrite()
+			raw = tc.NetConn()
+		}
+		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+			time.Sleep(closeLinger)
+		}
+		_ = c.Conn.Close()
+	}()
+	return nil
 }
 
 // listenerID names the broker's only listener inside mochi.
