@@ -29,8 +29,24 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnSubscribe,
 		mqtt.OnPublish,
 		mqtt.OnPacketSent,
+		mqtt.OnPublishDropped,
 		mqtt.OnDisconnect,
 	}, []byte{b})
+}
+
+// publishDroppedPause is how long a publisher's read loop waits after one
+// of its messages found a subscriber's queue full.
+const publishDroppedPause = time.Millisecond
+
+// OnPublishDropped is called on the publisher's goroutine when a message
+// could not be queued for a subscriber whose write queue is full. Pausing
+// that publisher for a moment is backpressure: the engine reads every
+// connection concurrently, and without it a flood from many publishers
+// keeps the one subscriber's writer from the CPU and nearly everything is
+// dropped. With it, the TCP windows of the publishers fill instead, as
+// with a single-threaded broker.
+func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	time.Sleep(publishDroppedPause)
 }
 
 // errConnectDenied is returned to mochi after a refused CONNECT has been
