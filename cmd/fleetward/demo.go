@@ -152,7 +152,7 @@ fleetward demo is running
 		fmt.Printf("  recovery    %s\n", enrol.RecoveryCodes[0])
 	}
 	fmt.Printf(`  API token   %s
-  certificate %s (%s)
+  server cert %s (trust the CA in %s)
   data        %s
   fleet       %d devices imported across %d sites
 Try: curl --cacert %s/tls/ca.crt -H "Authorization: Bearer %s" %s/api/v1/stats
