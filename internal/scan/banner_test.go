@@ -113,6 +113,7 @@ func TestParseHTTPResponse(t *testing.T) {
 			httpInfo{Proto: "HTTP/1.0", Status: 401, AuthScheme: "Digest", Realm: "dvr"}, ""},
 		{"headers cut mid-way", "HTTP/1.1 200 OK\r\nServer: lighttpd\r\nX-Fo", httpInfo{Proto: "HTTP/1.1", Status: 200, Server: "lighttpd"}, ""},
 		{"RTSP answers in kind", "RTSP/1.0 200 OK\r\nCSeq: 1\r\nServer: Hikvision\r\n\r\n", httpInfo{Proto: "RTSP/1.0", Status: 200, Server: "Hikvision"}, ""},
+		{"invalid UTF-8 before the title", "HTTP/1.1 200 OK\r\n\r\n\xff\xfe<TITLE>cam</TITLE>", httpInfo{Proto: "HTTP/1.1", Status: 200, Title: "cam"}, ""},
 		{"not HTTP", "SSH-2.0-x\r\n", httpInfo{}, "not an HTTP status line"},
 		{"a bad status code", "HTTP/1.1 abc OK\r\n\r\n", httpInfo{}, "bad status code"},
 		{"a status line alone", "HTTP/1.1", httpInfo{}, "not an HTTP status line"},
@@ -142,6 +143,8 @@ func TestParseRealm(t *testing.T) {
 		{`Basic realm="unterminated`, "", "unterminated"},
 		{`Basic realm=`, "", "empty"},
 		{`Bearer`, "", "no realm"},
+		{"Basic \xff\xfe REALM=\"dvr\"", "dvr", ""}, // invalid UTF-8 before the parameter once panicked
+		{"\xff0000000reAlm=", "", "empty"},
 	}
 	for _, tt := range tests {
 		got, err := parseRealm(tt.in)
