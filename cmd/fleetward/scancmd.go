@@ -110,10 +110,7 @@ func printScan(w io.Writer, res *scan.Result) {
 			if p.Plaintext {
 				mark = "PLAINTEXT"
 			}
-			banner := p.Banner
-			if p.AnonymousMQTT() {
-				banner += " (ANONYMOUS)"
-			}
+			banner := p.Banner // an MQTT banner already says whether anonymous clients get in
 			if len(banner) > 80 {
 				banner = banner[:77] + "..."
 			}
