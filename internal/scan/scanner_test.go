@@ -244,3 +244,23 @@ func TestCheckScope(t *testing.T) {
 		})
 	}
 }
+
+func TestScanKeepsToTheRate(t *testing.T) {
+	var ports []int
+	for range 6 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	start := time.Now()
+	if _, err := Scan(context.Background(), []netip.Addr{loopback}, Options{Ports: ports, Rate: 20}); err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	// Six attempts at 20 a second cannot start in under 6 × 50 ms.
+	if d := time.Since(start); d < 280*time.Millisecond {
+		t.Errorf("6 attempts at rate 20/s took %s, want at least 300ms", d)
+	}
+}
