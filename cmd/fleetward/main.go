@@ -59,6 +59,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			simCommand(),
 			deviceCommand(),
 			agentCommand(),
+			scanCommand(),
 		},
 	}
 }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/fleetward/fleetward/internal/scan"
+)
+
+func scanCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "scan",
+		Usage:     "discover devices and their exposed services on networks you are responsible for",
+		ArgsUsage: "CIDR|HOST...",
+		Description: `Tries the usual IoT TCP ports (telnet, SSH, HTTP(S), RTSP, MQTT, Modbus, TR-069, DVRs) on every
+address of the targets, then identifies what answers: the telnet prompt, the SSH version, the
+HTTP server, page title and login realm, the HTTPS certificate, and whether an MQTT broker lets
+anonymous clients in. Services that carry data unencrypted are marked PLAINTEXT. UDP ports
+(CoAP, SSDP, BACnet) are listed as not probed.
+
+Only private (RFC 1918, fc00::/7), loopback and link-local addresses are scanned; any other
+address is refused before anything is sent, unless an --allow range you are authorised to scan
+covers it.
+
+  fleetward scan 192.168.1.0/24
+  fleetward scan 10.0.0.5 cam.local --ports 80,443,554 --json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ports", Usage: "TCP ports and ranges, e.g. 22,80,8000-8100 (default: the IoT port list)"},
+			&cli.FloatFlag{Name: "rate", Value: 200, Usage: "connection attempts per second"},
+			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "connection attempts in flight"},
+			&cli.DurationFlag{Name: "timeout", Value: scanDefaultTimeout, Usage: "timeout of one connection attempt"},
+			&cli.StringSliceFlag{Name: "allow", Usage: "a public CIDR you are authorised to scan (repeatable)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() == 0 {
+				return fmt.Errorf("scan: give at least one target (CIDR, address or host name)")
+			}
+			opts := scan.Options{Rate: cmd.Float("rate"), Concurrency: cmd.Int("concurrency"), Timeout: cmd.Duration("timeout")}
+			if opts.Rate <= 0 || opts.Concurrency <= 0 || opts.Timeout <= 0 {
+				return fmt.Errorf("scan: --rate, --concurrency and --timeout must be positive")
+			}
+			if s := cmd.String("ports"); s != "" {
+				ports, err := scan.ParsePorts(s)
+				if err != nil {
+					return fmt.Errorf("scan: --ports: %w", err)
+				}
+				opts.Ports = ports
+			}
+			for _, a := range cmd.StringSlice("allow") {
+				p, err := netip.ParsePrefix(a)
+				if err != nil {
+					return fmt.Errorf("scan: --allow %q: not a CIDR prefix: %w", a, err)
+				}
+				opts.AllowedRanges = append(opts.AllowedRanges, p.Masked())
+			}
+			addrs, err := scan.ParseTargets(ctx, cmd.Args().Slice(), nil)
+			if err != nil {
+				return fmt.Errorf("scan: %w", err)
+			}
+			if err := scan.CheckScope(addrs, opts.AllowedRanges); err != nil {
+				return fmt.Errorf("scan: %w", err)
+			}
+			opts.Progress = progressPrinter("scanned")
+			res, err := scan.Scan(ctx, addrs, opts)
+			clearProgress()
+			if err != nil && res == nil {
+				return fmt.Errorf("scan: %w", err)
+			}
+			if cmd.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				_ = enc.Encode(res)
+			} else {
+				printScan(os.Stdout, res)
+			}
+			if err != nil {
+				return fmt.Errorf("scan interrupted, results are partial: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+const scanDefaultTimeout = 1500 * time.Millisecond
+
+// printScan writes one table per host with open ports.
+func printScan(w io.Writer, res *scan.Result) {
+	open := 0
+	for _, h := range res.Hosts {
+		open += len(h.Ports)
+	}
+	fmt.Fprintf(w, "scanned %d addresses in %s: %d hosts, %d open ports\n", res.Addresses,
+		res.Finished.Sub(res.Started).Round(time.Millisecond), len(res.Hosts), open)
+	for _, h := range res.Hosts {
+		fmt.Fprintf(w, "\n%s\n", h.Addr)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PORT\tSERVICE\t\tBANNER")
+		for _, p := range h.Ports {
+			mark := ""
+			if p.Plaintext {
+				mark = "PLAINTEXT"
+			}
+			banner := p.Banner // an MQTT banner already says whether anonymous clients get in
+			if len(banner) > 80 {
+				banner = banner[:77] + "..."
+			}
+			fmt.Fprintf(tw, "  %d/%s\t%s\t%s\t%s\n", p.Number, p.Proto, p.Service, mark, banner)
+		}
+		tw.Flush()
+	}
+	if len(res.NotProbed) > 0 {
+		var ps []string
+		for _, p := range res.NotProbed {
+			ps = append(ps, fmt.Sprintf("%d/%s (%s)", p.Number, p.Proto, p.Service))
+		}
+		fmt.Fprintf(w, "\nnot probed (UDP scanning is not implemented yet): %s\n", strings.Join(ps, ", "))
+	}
+}

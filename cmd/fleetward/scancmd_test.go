@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/scan"
+)
+
+func TestScanCommandRefusesBadInputBeforeScanning(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no target", nil, "at least one target"},
+		{"a public address", []string{"8.8.8.8"}, "address 8.8.8.8 is outside the scan scope"},
+		{"a public range", []string{"1.1.1.0/24"}, "address 1.1.1.0 is outside the scan scope"},
+		{"an allowance that does not cover the target", []string{"--allow", "198.51.100.0/24", "203.0.113.1"}, "address 203.0.113.1"},
+		{"a bad allowance", []string{"--allow", "nope", "10.0.0.1"}, `--allow "nope"`},
+		{"a bad port list", []string{"--ports", "0", "127.0.0.1"}, "--ports"},
+		{"a zero rate", []string{"--rate", "0", "127.0.0.1"}, "must be positive"},
+		{"too many addresses", []string{"10.0.0.0/8"}, "more than 65536"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := rootCommand().Run(context.Background(), append([]string{"fleetward", "scan"}, tt.args...))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestScanCommandPrintsATablePerHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				c.Write([]byte{255, 253, 1})
+				c.Read(make([]byte, 3))
+				c.Write([]byte("router login: "))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	res, err := scan.Scan(context.Background(), []netip.Addr{netip.MustParseAddr("127.0.0.1")}, scan.Options{Ports: []int{port}})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	var out bytes.Buffer
+	printScan(&out, res)
+	for _, want := range []string{"127.0.0.1\n", fmt.Sprintf("%d/tcp", port), "telnet", "PLAINTEXT", "router login:", "not probed", "5683/udp (coap)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// The command itself, end to end, on the same listener.
+	if err := rootCommand().Run(context.Background(), []string{"fleetward", "scan", "--ports", fmt.Sprint(port), "--json", "127.0.0.1"}); err != nil {
+		t.Fatalf("fleetward scan: %v", err)
+	}
+}
