@@ -297,17 +297,13 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 	}
 	if s.Broker != nil {
 		sessions := s.Broker.Sessions()
-		pq := 0
-		for _, ss := range sessions {
-			if ss.PostQuantum {
-				pq++
-			}
-		}
+		pq := broker.CountPostQuantum(sessions)
 		fmt.Fprintf(b, "# HELP fleetward_mqtt_sessions Live device MQTT sessions.\n# TYPE fleetward_mqtt_sessions gauge\nfleetward_mqtt_sessions %d\n", len(sessions))
 		fmt.Fprintf(b, "# HELP fleetward_mqtt_sessions_post_quantum Live sessions whose TLS key exchange is a hybrid with ML-KEM.\n# TYPE fleetward_mqtt_sessions_post_quantum gauge\nfleetward_mqtt_sessions_post_quantum %d\n", pq)
 		b.WriteString("# HELP fleetward_mqtt_security_events_total Denied connects, publishes and subscribes and malformed packets, by event type.\n# TYPE fleetward_mqtt_security_events_total counter\n")
+		counts := s.Broker.SecurityEventCounts()
 		for _, typ := range []string{broker.EventConnectDenied, broker.EventPublishDenied, broker.EventSubscribeDenied, broker.EventMalformedPacket} {
-			fmt.Fprintf(b, "fleetward_mqtt_security_events_total{type=%q} %d\n", typ, s.Broker.SecurityEventCounts()[typ])
+			fmt.Fprintf(b, "fleetward_mqtt_security_events_total{type=%q} %d\n", typ, counts[typ])
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -36,8 +34,8 @@ func registerDeviceAccessAPI(s *Server) {
 			var req struct {
 				Reason identity.Reason `json:"reason"`
 			}
-			if r.ContentLength != 0 {
-				if err := api.DecodeJSON(r, &req); err != nil && !errors.Is(err, io.EOF) {
+			if r.ContentLength != 0 { // the body is optional
+				if err := api.DecodeJSON(r, &req); err != nil {
 					return err
 				}
 			}
@@ -93,13 +91,7 @@ func registerDeviceAccessAPI(s *Server) {
 			if s.Broker != nil {
 				sessions = s.Broker.Sessions()
 			}
-			pq := 0
-			for _, ss := range sessions {
-				if ss.PostQuantum {
-					pq++
-				}
-			}
-			api.WriteJSON(w, http.StatusOK, map[string]any{"sessions": sessions, "total": len(sessions), "post_quantum": pq})
+			api.WriteJSON(w, http.StatusOK, map[string]any{"sessions": sessions, "total": len(sessions), "post_quantum": broker.CountPostQuantum(sessions)})
 			return nil
 		}})
 	s.API.Handle(api.Route{Method: "GET", Pattern: "/api/v1/devices/{id}/broker-metrics", Perm: auth.PermRead,

@@ -379,6 +379,18 @@ func (b *Broker) Disconnect(deviceID string) {
 	}
 }
 
+// CountPostQuantum returns how many of sessions use a post-quantum
+// (hybrid ML-KEM) key exchange.
+func CountPostQuantum(sessions []Session) int {
+	n := 0
+	for _, s := range sessions {
+		if s.PostQuantum {
+			n++
+		}
+	}
+	return n
+}
+
 // Sessions returns the live sessions, ordered by device id.
 func (b *Broker) Sessions() []Session {
 	b.mu.RLock()

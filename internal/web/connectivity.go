@@ -34,16 +34,9 @@ type fleetConnections struct {
 	TLS13       int
 }
 
-func (ui *UI) fleetConnections() *fleetConnections {
-	if ui.deps.Connectivity == nil {
-		return nil
-	}
-	var fc fleetConnections
-	for _, s := range ui.deps.Connectivity.Sessions() {
-		fc.Connected++
-		if s.PostQuantum {
-			fc.PostQuantum++
-		}
+func summarizeConnections(sessions []broker.Session) *fleetConnections {
+	fc := fleetConnections{Connected: len(sessions), PostQuantum: broker.CountPostQuantum(sessions)}
+	for _, s := range sessions {
 		if s.TLSVersion == "TLS 1.3" {
 			fc.TLS13++
 		}
@@ -60,12 +53,8 @@ func (ui *UI) connections(w http.ResponseWriter, r *http.Request) error {
 	if ui.deps.Connectivity != nil {
 		sessions = ui.deps.Connectivity.Sessions()
 	}
-	summary := ui.fleetConnections()
-	if summary == nil {
-		summary = &fleetConnections{}
-	}
 	return ui.render(w, r, http.StatusOK, "connections", page{Title: "Connections", Nav: "connections",
-		Data: map[string]any{"Sessions": sessions, "Summary": summary}})
+		Data: map[string]any{"Sessions": sessions, "Summary": summarizeConnections(sessions)}})
 }
 
 // deviceConnectivity is the device page's connectivity card.

@@ -153,12 +153,16 @@ func (ui *UI) overview(w http.ResponseWriter, r *http.Request) error {
 		buckets[i] = float64(i*10 + 5)
 		counts[i] = float64(n)
 	}
+	var connections *fleetConnections // nil: no broker attached, no tiles
+	if ui.deps.Connectivity != nil {
+		connections = summarizeConnections(ui.deps.Connectivity.Sessions())
+	}
 	byVendor := sortedCounts(st.ByVendor, "vendor")
 	if len(byVendor) > 12 {
 		byVendor = byVendor[:12]
 	}
 	return ui.render(w, r, http.StatusOK, "overview", page{Title: "Fleet overview", Nav: "overview", Data: overviewData{
-		Stats: st, Connections: ui.fleetConnections(), ByStatus: sortedCounts(st.ByStatus, "status"), ByClass: sortedCounts(st.ByClass, "class"),
+		Stats: st, Connections: connections, ByStatus: sortedCounts(st.ByStatus, "status"), ByClass: sortedCounts(st.ByClass, "class"),
 		BySite: sortedCounts(st.BySite, "site"), ByVendor: byVendor,
 		Charts: map[string]any{"risk": map[string]any{"x": buckets, "y": counts}},
 	}})
