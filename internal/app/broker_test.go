@@ -6,10 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/fleetward/fleetward/internal/actor"
 	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/identity"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/telemetry"
@@ -229,4 +233,64 @@ func TestServeRunsTheDeviceBrokerAndDropsQuarantinedAndRevokedDevices(t *testing
 			t.Errorf("connect denials counted = %d, want at least 3 (client id, quarantine, revocation)", n)
 		}
 	})
+}
+
+// TestDeviceAccessAPIRefusesBadInputWithTheFieldNamed sends malformed and
+// invalid requests to the routes this stage added: each gets a 4xx with the
+// API's error shape, never a 500.
+func TestDeviceAccessAPIRefusesBadInputWithTheFieldNamed(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	token, _, err := s.Auth.CreateToken(ctx, "t", auth.RoleOperator, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-7", Name: "Lobby camera", Class: "camera"}); err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	for _, c := range []struct {
+		name, method, path, body string
+		status                   int
+		field                    string
+	}{
+		{"malformed JSON to revoke", "POST", "/api/v1/devices/cam-7/revoke", `{"reason":`, 400, ""},
+		{"an unknown field to revoke", "POST", "/api/v1/devices/cam-7/revoke", `{"why":1}`, 400, ""},
+		{"a reason RFC 5280 does not accept", "POST", "/api/v1/devices/cam-7/revoke", `{"reason":8}`, 400, "reason"},
+		{"a reason of the wrong type", "POST", "/api/v1/devices/cam-7/revoke", `{"reason":"key compromise"}`, 400, "reason"},
+		{"revoking a device not in the inventory", "POST", "/api/v1/devices/nope/revoke", `{}`, 404, ""},
+		{"measurements over a window that is not a duration", "GET", "/api/v1/devices/cam-7/measurements?window=yesterday", "", 400, "window"},
+		{"measurements of a malformed metric name", "GET", "/api/v1/devices/cam-7/measurements?metric=Bytes%20In", "", 400, "metric"},
+		{"broker metrics of a device not in the inventory", "GET", "/api/v1/devices/nope/broker-metrics", "", 404, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, s.URL+c.path, strings.NewReader(c.body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			if c.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e struct {
+				Error struct{ Code, Message, Field string } `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != c.status || e.Error.Message == "" {
+				t.Fatalf("%s %s = %d %+v (%v), want %d with the error shape", c.method, c.path, resp.StatusCode, e, err, c.status)
+			}
+			if c.field != "" && e.Error.Field != c.field {
+				t.Errorf("error names field %q, want %q", e.Error.Field, c.field)
+			}
+		})
+	}
 }
