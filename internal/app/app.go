@@ -129,6 +129,7 @@ type Server struct {
 
 	deviceMsgs *deviceMessages
 	est        *identity.EST
+	audit      *auditor
 	Metrics    *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
@@ -172,6 +173,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	registerPKI(s.API, core.CA)
 	registerDeviceAccessAPI(s)
+	policies := cfg.Classes.brokerPolicies()
+	if _, ok := policies["default"]; !ok {
+		policies["default"] = broker.DefaultPolicy()
+	}
+	s.audit = newAuditor(core, policies, cfg.ScanAllow, log.With("component", "audit"))
+	registerAuditAPI(s.API, s.audit)
 	s.est = registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
@@ -227,7 +234,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
-	s.wg.Add(3)
+	s.audit.base = runCtx
+	if s.Broker != nil {
+		s.audit.sessions = s.Broker.Sessions
+	}
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.audit.schedule(runCtx, cfg) }()
 	go func() { defer s.wg.Done(); core.Ledger.Run(runCtx) }()
 	go func() { defer s.wg.Done(); s.relay(runCtx) }()
 	if s.Broker != nil {
@@ -255,6 +267,7 @@ func (s *Server) Stop() error {
 		err := s.http.Shutdown(ctx)
 		s.stop()
 		s.wg.Wait()
+		s.audit.scans.Wait()
 		s.stopErr = errors.Join(err, s.closeAll())
 	})
 	return s.stopErr

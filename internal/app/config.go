@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -53,6 +54,20 @@ type Config struct {
 	// TelemetryInterval is how often broker-side device counters are
 	// sampled into measurements; default 10 s.
 	TelemetryInterval time.Duration `json:"telemetry_interval,omitempty"`
+	// AuditInterval is how often the fleet is audited (findings and risk
+	// scores brought up to date); default 1 h. Every scan also audits.
+	AuditInterval time.Duration `json:"audit_interval,omitempty"`
+	// ScanTargets are scanned every ScanInterval by the server (CIDRs,
+	// addresses or host names); empty schedules no scans.
+	ScanTargets []string `json:"scan_targets,omitempty"`
+	// ScanInterval is the period of scheduled scans; default 24 h.
+	ScanInterval time.Duration `json:"scan_interval,omitempty"`
+	// ScanCredentials is "none" (default) or "default": scheduled scans
+	// then try the default-credential list.
+	ScanCredentials string `json:"scan_credentials,omitempty"`
+	// ScanAllow are public ranges the organization may scan; private,
+	// loopback and link-local ranges are always allowed.
+	ScanAllow []netip.Prefix `json:"scan_allow,omitempty"`
 	// MetricsPublic serves /metrics without a token.
 	MetricsPublic bool `json:"metrics_public,omitempty"`
 	// InsecureDemoLogin lets administrators log in without a second
@@ -114,6 +129,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 		c.Classes = p
+	}
+	if c.AuditInterval == 0 {
+		c.AuditInterval = time.Hour
+	} else if c.AuditInterval < time.Second || c.AuditInterval > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--audit-interval %s: must be from 1s to 168h", c.AuditInterval))
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = 24 * time.Hour
+	} else if c.ScanInterval < time.Minute {
+		errs = append(errs, fmt.Errorf("--scan-interval %s: at least 1m", c.ScanInterval))
+	}
+	if len(c.ScanTargets) > 0 {
+		if err := (ScanRequest{Targets: c.ScanTargets, Credentials: c.ScanCredentials}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--scan-target/--scan-credentials: %w", err))
+		}
 	}
 	if c.TelemetryInterval == 0 {
 		c.TelemetryInterval = DefaultTelemetryInterval

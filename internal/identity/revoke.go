@@ -290,3 +290,22 @@ func (ca *CA) crlFor(ctx context.Context, issuer caCert) ([]byte, error) {
 	ca.mu.Unlock()
 	return der, nil
 }
+
+// IssuedDeviceCertificates returns every device certificate the CA issued,
+// valid and revoked, newest first, for audits.
+func (ca *CA) IssuedDeviceCertificates(ctx context.Context) ([]IssuedCertificate, error) {
+	rows, err := ca.db.Query(ctx, `SELECT `+certColumns+` FROM identity_certificates WHERE kind = ? ORDER BY not_before DESC, serial`, KindDevice)
+	if err != nil {
+		return nil, fmt.Errorf("device certificates: %w", err)
+	}
+	defer rows.Close()
+	var out []IssuedCertificate
+	for rows.Next() {
+		c, err := scanCert(rows)
+		if err != nil {
+			return nil, fmt.Errorf("device certificates: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
