@@ -82,6 +82,16 @@ so the dashboard shows live sessions, certificates and traffic (--no-simulation 
 				s.Stop()
 				return err
 			}
+			lab, err := scanDemoWeakDevices(cliContext(ctx), s)
+			if err != nil {
+				s.Stop()
+				return err
+			}
+			defer lab.Close()
+			if rep, err := s.Audit(cliContext(ctx)); err == nil {
+				fmt.Printf("  audit       %d findings (%d critical, %d known exploited or proven), fleet risk %.0f: %s/findings\n",
+					rep.Summary.Open, rep.Summary.BySeverity["critical"], rep.Summary.Exploited, rep.FleetRisk, s.URL)
+			}
 			if !cmd.Bool("no-simulation") && s.Broker != nil {
 				go connectDemoFleet(ctx, s, token)
 			}

@@ -184,6 +184,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		Connectivity:      dashboardConnectivity{s},
 		Enrolments:        enrolmentDecisions{core.CA, core.Inventory},
+		Findings:          dashboardFindings{s.audit.store, s.audit},
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 

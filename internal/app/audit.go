@@ -550,3 +550,23 @@ func (a *auditor) schedule(ctx context.Context, cfg Config) {
 		}
 	}
 }
+
+// dashboardFindings is the audit as the dashboard sees it.
+type dashboardFindings struct {
+	*audit.Store
+	a *auditor
+}
+
+// FleetRisk is the newest audit's fleet score and time.
+func (d dashboardFindings) FleetRisk() (float64, time.Time) {
+	rep := d.a.LastAudit()
+	return rep.FleetRisk, rep.At
+}
+
+// Scan runs a scan now, as the context's actor, and audits after it.
+func (s *Server) Scan(ctx context.Context, req ScanRequest) (audit.ScanRecord, error) {
+	return s.audit.RunScanNow(ctx, req)
+}
+
+// Audit audits the fleet now.
+func (s *Server) Audit(ctx context.Context) (AuditReport, error) { return s.audit.RunAudit(ctx) }

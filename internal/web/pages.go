@@ -3,6 +3,7 @@ package web
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"github.com/fleetward/fleetward/internal/audit"
 	"net/http"
 	"net/url"
 	"strings"
@@ -140,6 +141,15 @@ type overviewData struct {
 	BySite      []bar
 	ByVendor    []bar
 	Charts      map[string]any
+	// Audit is nil when the server has no audit.
+	Audit *overviewAudit
+}
+
+// overviewAudit is the findings part of the overview.
+type overviewAudit struct {
+	Summary audit.Summary
+	Risk    float64
+	Top     []findingRow
 }
 
 func (ui *UI) overview(w http.ResponseWriter, r *http.Request) error {
@@ -161,11 +171,25 @@ func (ui *UI) overview(w http.ResponseWriter, r *http.Request) error {
 	if len(byVendor) > 12 {
 		byVendor = byVendor[:12]
 	}
-	return ui.render(w, r, http.StatusOK, "overview", page{Title: "Fleet overview", Nav: "overview", Data: overviewData{
+	d := overviewData{
 		Stats: st, Connections: connections, ByStatus: sortedCounts(st.ByStatus, "status"), ByClass: sortedCounts(st.ByClass, "class"),
 		BySite: sortedCounts(st.BySite, "site"), ByVendor: byVendor,
 		Charts: map[string]any{"risk": map[string]any{"x": buckets, "y": counts}},
-	}})
+	}
+	if ui.deps.Findings != nil {
+		oa := &overviewAudit{}
+		if oa.Summary, err = ui.deps.Findings.Summarize(r.Context()); err != nil {
+			return err
+		}
+		oa.Risk, _ = ui.deps.Findings.FleetRisk()
+		top, err := ui.deps.Findings.Findings(r.Context(), audit.FindingFilter{})
+		if err != nil {
+			return err
+		}
+		oa.Top = withChecks(top[:min(len(top), 8)])
+		d.Audit = oa
+	}
+	return ui.render(w, r, http.StatusOK, "overview", page{Title: "Fleet overview", Nav: "overview", Data: d})
 }
 
 type devicesData struct {
@@ -213,6 +237,11 @@ type deviceData struct {
 	CanEdit      bool
 	Connectivity *deviceConnectivity
 	Charts       map[string]any
+	// AuditOn is set when the server audits; Findings are the device's
+	// (with suppressed ones) and Exposure what scans found open on it.
+	AuditOn  bool
+	Findings []findingRow
+	Exposure []audit.Service
 }
 
 func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
@@ -231,6 +260,17 @@ func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, _ := api.PrincipalFrom(r.Context())
 	d := deviceData{Device: dev, History: hist, CanEdit: p.Can(auth.PermWrite), Connectivity: conn}
+	if ui.deps.Findings != nil {
+		fs, err := ui.deps.Findings.Findings(r.Context(), audit.FindingFilter{DeviceID: dev.ID, IncludeSuppressed: true})
+		if err != nil {
+			return err
+		}
+		d.Findings = withChecks(fs)
+		if d.Exposure, err = ui.deps.Findings.Services(r.Context(), dev.ID); err != nil {
+			return err
+		}
+		d.AuditOn = true
+	}
 	if traffic != nil {
 		d.Charts = map[string]any{"traffic": traffic}
 	}

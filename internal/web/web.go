@@ -42,6 +42,9 @@ type Deps struct {
 	Connectivity Connectivity
 	// Enrolments, if set, adds the approval queue page.
 	Enrolments Enrolments
+	// Findings, if set, adds the findings page and the audit's figures to
+	// the overview and device pages.
+	Findings Findings
 	Log        *slog.Logger
 	// InsecureDemoLogin puts a warning on every page: administrators may
 	// log in without a second factor.
@@ -81,6 +84,8 @@ func Register(s *api.Server, d Deps) *UI {
 	s.Handle(api.Route{Method: "GET", Pattern: "/connections", Perm: read, Page: true, Handler: ui.connections})
 	s.Handle(api.Route{Method: "GET", Pattern: "/enrolments", Perm: read, Page: true, Handler: ui.enrolments})
 	s.Handle(api.Route{Method: "POST", Pattern: "/enrolments/{id}", Perm: auth.PermWrite, Page: true, Handler: ui.decideEnrolment})
+	s.Handle(api.Route{Method: "GET", Pattern: "/findings", Perm: read, Page: true, Handler: ui.findings})
+	s.Handle(api.Route{Method: "POST", Pattern: "/findings/{id}/suppress", Perm: auth.PermWrite, Page: true, Handler: ui.suppressFinding})
 	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/revoke", Perm: auth.PermWrite, Page: true, Handler: ui.revokeDevice})
 	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/status", Perm: auth.PermWrite, Page: true, Handler: ui.setDeviceStatus})
 	return ui
@@ -122,6 +127,7 @@ var funcs = template.FuncMap{
 		}
 	},
 	"printf": fmt.Sprintf,
+	"sevClass": func(s string) string { return "sev-" + s },
 	"query": func(base url.Values, key, value string) string {
 		q := url.Values{}
 		for k, v := range base {
@@ -151,7 +157,7 @@ var funcs = template.FuncMap{
 // parsePages parses each page together with the shared layout.
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "recovery", "overview", "devices", "device", "connections", "enrolments"} {
+	for _, name := range []string{"login", "mfa", "recovery", "overview", "devices", "device", "connections", "enrolments", "findings"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		pages[name] = t
 	}
