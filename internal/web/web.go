@@ -45,7 +45,7 @@ type Deps struct {
 	// Findings, if set, adds the findings page and the audit's figures to
 	// the overview and device pages.
 	Findings Findings
-	Log        *slog.Logger
+	Log      *slog.Logger
 	// InsecureDemoLogin puts a warning on every page: administrators may
 	// log in without a second factor.
 	InsecureDemoLogin bool
@@ -126,7 +126,7 @@ var funcs = template.FuncMap{
 			return "risk-low"
 		}
 	},
-	"printf": fmt.Sprintf,
+	"printf":   fmt.Sprintf,
 	"sevClass": func(s string) string { return "sev-" + s },
 	"query": func(base url.Values, key, value string) string {
 		q := url.Values{}
