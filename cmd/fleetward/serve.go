@@ -21,6 +21,11 @@ func serverFlags() []cli.Flag {
 		&cli.IntFlag{Name: "mqtt-connect-rate", Value: 60, Usage: "MQTT connection attempts allowed per minute from one source address"},
 		&cli.FloatFlag{Name: "est-rate", Value: 10, Usage: "EST enrolment requests allowed per minute from one source address (burst: a third of it, at least 20)"},
 		&cli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Second, Usage: "how often the broker's per-device counters are sampled into measurements"},
+		&cli.DurationFlag{Name: "audit-interval", Value: time.Hour, Usage: "how often the fleet is audited (findings and risk scores); every scan audits too"},
+		&cli.StringSliceFlag{Name: "scan-target", Usage: "a CIDR, address or host the server scans every --scan-interval (repeatable)"},
+		&cli.DurationFlag{Name: "scan-interval", Value: 24 * time.Hour, Usage: "period of the scheduled scans of --scan-target"},
+		&cli.StringFlag{Name: "scan-credentials", Value: "none", Usage: `scheduled scans try default passwords on login services: "none" or "default"`},
+		&cli.StringSliceFlag{Name: "scan-allow", Usage: "a public CIDR the organization is authorised to scan (private, loopback and link-local are always allowed)"},
 		&cli.BoolFlag{Name: "metrics-public", Usage: "serve /metrics without a token"},
 	)
 }
@@ -36,6 +41,11 @@ func serverConfig(cmd *cli.Command) app.Config {
 	cfg.ESTRatePerMinute = cmd.Float("est-rate")
 	cfg.TelemetryInterval = cmd.Duration("telemetry-interval")
 	cfg.MQTT.ConnectAttemptsPerMinute = cmd.Int("mqtt-connect-rate")
+	cfg.AuditInterval = cmd.Duration("audit-interval")
+	cfg.ScanTargets = cmd.StringSlice("scan-target")
+	cfg.ScanInterval = cmd.Duration("scan-interval")
+	cfg.ScanCredentials = cmd.String("scan-credentials")
+	cfg.ScanAllow = cmd.StringSlice("scan-allow")
 	cfg.MetricsPublic = cmd.Bool("metrics-public")
 	cfg.Log = slog.Default()
 	return cfg

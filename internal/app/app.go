@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetward/fleetward/internal/api"
 	"github.com/fleetward/fleetward/internal/apperr"
+	"github.com/fleetward/fleetward/internal/audit"
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/broker"
 	"github.com/fleetward/fleetward/internal/bus"
@@ -177,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if _, ok := policies["default"]; !ok {
 		policies["default"] = broker.DefaultPolicy()
 	}
-	s.audit = newAuditor(core, policies, cfg.ScanAllow, log.With("component", "audit"))
+	s.audit = newAuditor(core, policies, cfg.scanAllowed, log.With("component", "audit"))
 	registerAuditAPI(s.API, s.audit)
 	s.est = registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
@@ -321,6 +322,15 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
+	}
+	if rep := s.audit.LastAudit(); !rep.At.IsZero() {
+		b.WriteString("# HELP fleetward_findings Open, unsuppressed audit findings by severity (as of the newest audit).\n# TYPE fleetward_findings gauge\n")
+		for _, sev := range audit.Severities {
+			fmt.Fprintf(b, "fleetward_findings{severity=%q} %d\n", sev, rep.Summary.BySeverity[sev])
+		}
+		fmt.Fprintf(b, "# HELP fleetward_findings_suppressed Findings suppressed by an operator.\n# TYPE fleetward_findings_suppressed gauge\nfleetward_findings_suppressed %d\n", rep.Summary.Suppressed)
+		fmt.Fprintf(b, "# HELP fleetward_fleet_risk Fleet risk score, 0-100: the mean of the riskiest tenth of devices.\n# TYPE fleetward_fleet_risk gauge\nfleetward_fleet_risk %g\n", rep.FleetRisk)
+		fmt.Fprintf(b, "# HELP fleetward_audit_timestamp_seconds When the newest audit ran.\n# TYPE fleetward_audit_timestamp_seconds gauge\nfleetward_audit_timestamp_seconds %d\n", rep.At.Unix())
 	}
 	b.WriteString("# HELP fleetward_est_requests_total EST requests by operation and outcome (issued, pending approval, refused, rate_limited, served).\n# TYPE fleetward_est_requests_total counter\n")
 	for k, n := range s.est.Outcomes() {

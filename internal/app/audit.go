@@ -570,3 +570,8 @@ func (s *Server) Scan(ctx context.Context, req ScanRequest) (audit.ScanRecord, e
 
 // Audit audits the fleet now.
 func (s *Server) Audit(ctx context.Context) (AuditReport, error) { return s.audit.RunAudit(ctx) }
+
+// Findings lists findings as the API does.
+func (s *Server) Findings(ctx context.Context, f audit.FindingFilter) ([]audit.Finding, error) {
+	return s.audit.store.Findings(ctx, f)
+}

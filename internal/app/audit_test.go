@@ -20,6 +20,7 @@ import (
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/audit"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/demofleet"
 	"github.com/fleetward/fleetward/internal/inventory"
 )
 
@@ -72,34 +73,14 @@ func (c apiClient) do(method, path, body string, out any) (int, string) {
 	return resp.StatusCode, ""
 }
 
-// fakeTelnet answers like a busybox telnetd: option negotiation, then a
-// login prompt.
+// fakeTelnet is a weak device's Telnet login on 127.0.0.1.
 func fakeTelnet(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte{255, 251, 1, 255, 251, 3})
-				c.Write([]byte("\r\ncamera login: "))
-				c.SetReadDeadline(time.Now().Add(3 * time.Second))
-				buf := make([]byte, 256)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	go demofleet.ServeTelnetLogin(ln, "camera login: ", "root", "xc3511")
 	return ln.Addr().(*net.TCPAddr).Port
 }
 

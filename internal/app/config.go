@@ -65,9 +65,11 @@ type Config struct {
 	// ScanCredentials is "none" (default) or "default": scheduled scans
 	// then try the default-credential list.
 	ScanCredentials string `json:"scan_credentials,omitempty"`
-	// ScanAllow are public ranges the organization may scan; private,
-	// loopback and link-local ranges are always allowed.
-	ScanAllow []netip.Prefix `json:"scan_allow,omitempty"`
+	// ScanAllow are public ranges (CIDRs) the organization may scan;
+	// private, loopback and link-local ranges are always allowed.
+	ScanAllow []string `json:"scan_allow,omitempty"`
+	// scanAllowed is ScanAllow parsed by Validate.
+	scanAllowed []netip.Prefix
 	// MetricsPublic serves /metrics without a token.
 	MetricsPublic bool `json:"metrics_public,omitempty"`
 	// InsecureDemoLogin lets administrators log in without a second
@@ -139,6 +141,15 @@ func (c *Config) Validate() error {
 		c.ScanInterval = 24 * time.Hour
 	} else if c.ScanInterval < time.Minute {
 		errs = append(errs, fmt.Errorf("--scan-interval %s: at least 1m", c.ScanInterval))
+	}
+	c.scanAllowed = nil
+	for _, a := range c.ScanAllow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--scan-allow %q: not a CIDR", a))
+			continue
+		}
+		c.scanAllowed = append(c.scanAllowed, p.Masked())
 	}
 	if len(c.ScanTargets) > 0 {
 		if err := (ScanRequest{Targets: c.ScanTargets, Credentials: c.ScanCredentials}).Validate(); err != nil {

@@ -97,21 +97,25 @@ func (l *WeakLab) Close() error {
 	return errors.Join(errs...)
 }
 
-// serveTelnet answers like a BusyBox telnetd: option negotiation, a login
-// prompt, a password prompt, then a shell prompt for the right pair.
+// serveTelnet serves a weak Telnet login on ln until it is closed.
 func (l *WeakLab) serveTelnet(ln net.Listener, prompt, user, pass string) func() error {
 	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go telnetSession(c, prompt, user, pass)
-		}
-	}()
+	go func() { defer l.wg.Done(); ServeTelnetLogin(ln, prompt, user, pass) }()
 	return ln.Close
+}
+
+// ServeTelnetLogin answers every connection on ln like a BusyBox telnetd:
+// option negotiation, a login prompt, a password prompt, then a shell
+// prompt (and nothing more) for the one right pair. It returns when ln is
+// closed. Tests use it as a weak device.
+func ServeTelnetLogin(ln net.Listener, prompt, user, pass string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go telnetSession(c, prompt, user, pass)
+	}
 }
 
 func telnetSession(c net.Conn, prompt, user, pass string) {
