@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/scan"
 )
 
@@ -31,16 +32,24 @@ Only private (RFC 1918, fc00::/7), loopback and link-local addresses are scanned
 address is refused before anything is sent, unless an --allow range you are authorised to scan
 covers it.
 
+With --record the scan is kept: its start and end (who ran it, targets, options, summary) are
+ledger entries in --data/--database (the server's, also while it runs), its results update the
+inventory (unknown addresses become unmanaged devices) and the exposure table, and the fleet is
+audited (findings and risk scores on the dashboard). Scans the server runs itself (POST
+/api/v1/scans, serve --scan-target) are always recorded.
+
   fleetward scan 192.168.1.0/24
+  fleetward scan 192.168.1.0/24 --record --data /var/lib/fleetward
   fleetward scan 10.0.0.5 cam.local --ports 80,443,554 --json`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "ports", Usage: "TCP ports and ranges, e.g. 22,80,8000-8100 (default: the IoT port list)"},
 			&cli.FloatFlag{Name: "rate", Value: 200, Usage: "connection attempts per second"},
 			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "connection attempts in flight"},
 			&cli.DurationFlag{Name: "timeout", Value: scanDefaultTimeout, Usage: "timeout of one connection attempt"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "a public CIDR you are authorised to scan (repeatable)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
-		},
+			&cli.BoolFlag{Name: "record", Usage: "record the scan in the ledger of --data/--database (who ran it, what it found), merge it into the inventory (unknown addresses become unmanaged devices) and audit the fleet"},
+		}, storageFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() == 0 {
 				return fmt.Errorf("scan: give at least one target (CIDR, address or host name)")
@@ -70,9 +79,30 @@ covers it.
 			if err := scan.CheckScope(addrs, opts.AllowedRanges); err != nil {
 				return fmt.Errorf("scan: %w", err)
 			}
+			var recording *app.ScanRecording
+			if cmd.Bool("record") {
+				core, err := app.OpenCore(ctx, coreConfig(cmd))
+				if err != nil {
+					return fmt.Errorf("scan --record: %w", err)
+				}
+				defer core.Close()
+				ctx = cliContext(ctx)
+				if recording, err = core.StartScanRecording(ctx, cmd.Args().Slice(), opts); err != nil {
+					return fmt.Errorf("scan --record: %w", err)
+				}
+			}
 			opts.Progress = progressPrinter("scanned")
 			res, err := scan.Scan(ctx, addrs, opts)
 			clearProgress()
+			if recording != nil {
+				rec, rerr := recording.Finish(ctx, addrs, res, err)
+				if rerr != nil && err == nil {
+					return fmt.Errorf("scan --record: %w", rerr)
+				}
+				fmt.Fprintf(os.Stderr, "recorded as %s by %s: %d unmanaged hosts, %d new devices\n", rec.ID, rec.Actor, rec.Summary.Unmanaged, rec.Summary.NewDevices)
+			} else if !cmd.Bool("json") {
+				fmt.Fprintln(os.Stderr, "not recorded: add --record to keep it in the ledger and merge it into the inventory")
+			}
 			if err != nil && res == nil {
 				return fmt.Errorf("scan: %w", err)
 			}

@@ -5,12 +5,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/audit"
+	"github.com/fleetward/fleetward/internal/demofleet"
+	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/scan"
 )
 
@@ -76,5 +81,45 @@ func TestScanCommandPrintsATablePerHost(t *testing.T) {
 	// The command itself, end to end, on the same listener.
 	if err := rootCommand().Run(context.Background(), []string{"fleetward", "scan", "--ports", fmt.Sprint(port), "--json", "127.0.0.1"}); err != nil {
 		t.Fatalf("fleetward scan: %v", err)
+	}
+}
+
+// TestScanCommandRecordsInTheLedgerWhoRanIt: with --record the scan is a
+// ledger entry with the user who ran it, and the unknown address becomes
+// an unmanaged device with its Telnet finding.
+func TestScanCommandRecordsInTheLedgerWhoRanIt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go demofleet.ServeTelnetLogin(ln, "(none) login: ", "root", "xc3511")
+	dir := t.TempDir()
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	if err := rootCommand().Run(context.Background(), []string{"fleetward", "scan", "--ports", port, "--record", "--data", dir, "--json", "127.0.0.1"}); err != nil {
+		t.Fatalf("fleetward scan --record: %v", err)
+	}
+	ctx := context.Background()
+	core, err := app.OpenCore(ctx, app.Config{DataDir: dir, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer core.Close()
+	entries, err := core.Ledger.Entries(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scans []string
+	for _, e := range entries {
+		if e.Type == audit.EventScanCompleted {
+			scans = append(scans, e.Actor)
+		}
+	}
+	if len(scans) != 1 || !strings.HasPrefix(scans[0], "cli:") {
+		t.Fatalf("scan entries in the ledger by %v, want one by the CLI user", scans)
+	}
+	page, err := core.Inventory.ListDevices(ctx, inventory.Filter{Statuses: []string{inventory.StatusUnmanaged}})
+	if err != nil || len(page.Devices) != 1 || page.Devices[0].IPs[0] != "127.0.0.1" || page.Devices[0].RiskScore == 0 {
+		t.Fatalf("unmanaged devices = %+v, %v; want 127.0.0.1 with a risk score", page.Devices, err)
 	}
 }

@@ -194,9 +194,15 @@ func applyCredentialMode(opts *scan.Options, mode string) error {
 // runScan scans, merges the result into the inventory and the exposure
 // table, completes the record and runs an audit.
 func (a *auditor) runScan(ctx context.Context, rec audit.ScanRecord, addrs []netip.Addr, opts scan.Options) (audit.ScanRecord, error) {
-	log := a.log.With("scan", rec.ID, "actor", rec.Actor)
-	log.Info("scan started", "targets", strings.Join(rec.Targets, " "), "addresses", len(addrs))
+	a.log.Info("scan started", "scan", rec.ID, "actor", rec.Actor, "targets", strings.Join(rec.Targets, " "), "addresses", len(addrs))
 	res, scanErr := scan.Scan(ctx, addrs, opts)
+	return a.finishScan(ctx, rec, addrs, res, scanErr)
+}
+
+// finishScan merges a scan's result (partial when scanErr is set) into the
+// inventory and the exposure table, completes its record in the ledger and
+// runs an audit.
+func (a *auditor) finishScan(ctx context.Context, rec audit.ScanRecord, addrs []netip.Addr, res *scan.Result, scanErr error) (audit.ScanRecord, error) {
 	if res == nil {
 		res = &scan.Result{}
 	}
@@ -213,15 +219,36 @@ func (a *auditor) runScan(ctx context.Context, rec audit.ScanRecord, addrs []net
 	if err != nil {
 		return rec, err
 	}
-	log.Info("scan finished", "status", done.Status, "hosts", sum.Hosts, "open_ports", sum.OpenPorts,
+	a.log.Info("scan finished", "scan", rec.ID, "status", done.Status, "hosts", sum.Hosts, "open_ports", sum.OpenPorts,
 		"working_credentials", sum.Credentials, "unmanaged", sum.Unmanaged, "new_devices", sum.NewDevices)
 	if _, err := a.RunAudit(actor.With(ctx, actor.Actor{Name: "system:audit"})); err != nil {
-		log.Warn("audit after scan failed", "err", err)
+		a.log.Warn("audit after scan failed", "scan", rec.ID, "err", err)
 	}
-	if scanErr != nil {
-		return done, scanErr
+	return done, scanErr
+}
+
+// ScanRecording is a scan run outside the server (fleetward scan --record):
+// started in the ledger before the first packet, finished with its result.
+type ScanRecording struct {
+	a   *auditor
+	rec audit.ScanRecord
+}
+
+// StartScanRecording records that the context's actor starts a scan of
+// targets with options.
+func (c *Core) StartScanRecording(ctx context.Context, targets []string, options any) (*ScanRecording, error) {
+	a := newAuditor(c, nil, nil, c.Log.With("component", "audit"))
+	rec, err := a.store.StartScan(ctx, targets, options)
+	if err != nil {
+		return nil, err
 	}
-	return done, nil
+	return &ScanRecording{a: a, rec: rec}, nil
+}
+
+// Finish merges the result into the inventory, records the scan's end in
+// the ledger and audits the fleet.
+func (r *ScanRecording) Finish(ctx context.Context, addrs []netip.Addr, res *scan.Result, scanErr error) (audit.ScanRecord, error) {
+	return r.a.finishScan(ctx, r.rec, addrs, res, scanErr)
 }
 
 // coveredAddresses are the scanned addresses the exposure table knows:
