@@ -131,6 +131,7 @@ type Server struct {
 	deviceMsgs *deviceMessages
 	est        *identity.EST
 	audit      *auditor
+	alerts     *alerts
 	Metrics    *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
@@ -180,12 +181,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.audit = newAuditor(core, policies, cfg.scanAllowed, log.With("component", "audit"))
 	registerAuditAPI(s.API, s.audit)
+	s.alerts = newAlerts(core)
+	registerAlertAPI(s.API, s.alerts)
 	s.est = registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
 		Connectivity:      dashboardConnectivity{s},
 		Enrolments:        enrolmentDecisions{core.CA, core.Inventory},
 		Findings:          dashboardFindings{s.audit.store, s.audit},
+		Alerts:            s.alerts.store,
 		InsecureDemoLogin: cfg.InsecureDemoLogin, PlaintextInsecure: cfg.HTTPPlaintextInsecure,
 	})
 

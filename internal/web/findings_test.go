@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/audit"
 	"github.com/fleetward/fleetward/internal/demofleet"
@@ -68,6 +69,16 @@ func TestBrowserShowsFindingsOfARealScanAndSuppressesOne(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// An alert on the same device shows on the Alerts page.
+	if _, err := s.RaiseAlert(ctx, alert.Signal{Time: time.Now(), Detector: "rule", Behaviour: "telnet_scan", Severity: alert.SeverityHigh,
+		SrcIP: "127.0.0.1", Peer: "10.9.0.1:23", Score: 48, Threshold: 20, Explanation: "SYN to 23/tcp of 48 hosts in 10 s"}); err != nil {
+		t.Fatal(err)
+	}
+	b.step("open alerts", chromedp.Navigate(s.URL+"/alerts"), chromedp.WaitVisible(chromedp.ID("alerts")))
+	if got := b.text("alerts"); !strings.Contains(got, "telnet_scan") || !strings.Contains(got, "unmanaged") && !strings.Contains(got, "dev-") {
+		t.Errorf("alerts page = %q; want the telnet scan on the unmanaged device", got)
+	}
+	b.shot("alerts.png")
 	fs, err := s.Audit(ctx)
 	if err != nil || fs.Summary.Suppressed != 1 {
 		t.Fatalf("audit after suppression = %+v, %v; want one suppressed", fs.Summary, err)

@@ -45,6 +45,8 @@ type Deps struct {
 	// Findings, if set, adds the findings page and the audit's figures to
 	// the overview and device pages.
 	Findings Findings
+	// Alerts, if set, adds the alerts page.
+	Alerts Alerts
 	Log      *slog.Logger
 	// InsecureDemoLogin puts a warning on every page: administrators may
 	// log in without a second factor.
@@ -85,6 +87,8 @@ func Register(s *api.Server, d Deps) *UI {
 	s.Handle(api.Route{Method: "GET", Pattern: "/enrolments", Perm: read, Page: true, Handler: ui.enrolments})
 	s.Handle(api.Route{Method: "POST", Pattern: "/enrolments/{id}", Perm: auth.PermWrite, Page: true, Handler: ui.decideEnrolment})
 	s.Handle(api.Route{Method: "GET", Pattern: "/findings", Perm: read, Page: true, Handler: ui.findings})
+	s.Handle(api.Route{Method: "GET", Pattern: "/alerts", Perm: read, Page: true, Handler: ui.alerts})
+	s.Handle(api.Route{Method: "POST", Pattern: "/alerts/{id}/close", Perm: auth.PermWrite, Page: true, Handler: ui.closeAlert})
 	s.Handle(api.Route{Method: "POST", Pattern: "/findings/{id}/suppress", Perm: auth.PermWrite, Page: true, Handler: ui.suppressFinding})
 	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/revoke", Perm: auth.PermWrite, Page: true, Handler: ui.revokeDevice})
 	s.Handle(api.Route{Method: "POST", Pattern: "/devices/{id}/status", Perm: auth.PermWrite, Page: true, Handler: ui.setDeviceStatus})
@@ -157,7 +161,7 @@ var funcs = template.FuncMap{
 // parsePages parses each page together with the shared layout.
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "mfa", "recovery", "overview", "devices", "device", "connections", "enrolments", "findings"} {
+	for _, name := range []string{"login", "mfa", "recovery", "overview", "devices", "device", "connections", "enrolments", "findings", "alerts"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		pages[name] = t
 	}

@@ -1,0 +1,118 @@
+package alert
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/apperr"
+	"github.com/fleetward/fleetward/internal/ledger"
+	"github.com/fleetward/fleetward/internal/secrets"
+	"github.com/fleetward/fleetward/internal/store/storetest"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func scanSignal(at time.Duration, peer string) Signal {
+	return Signal{Time: t0.Add(at), Detector: "rule", Behaviour: "telnet_scan", Severity: SeverityHigh, SrcIP: "10.0.0.5",
+		Peer: peer, Score: 48, Threshold: 20, Explanation: "SYN to 23/tcp of 48 hosts in 10 s"}
+}
+
+func TestAggregatorFoldsASourcesBehaviourWithinTheWindow(t *testing.T) {
+	g := NewAggregator(time.Minute, func(ip, mac string) string {
+		if ip == "10.0.0.5" {
+			return "cam-5"
+		}
+		return ""
+	})
+	first, started, err := g.Add(scanSignal(0, "10.0.0.7:23"))
+	if err != nil || !started || first.DeviceID != "cam-5" {
+		t.Fatalf("first signal = %+v, %v, %v; want a new alert on cam-5", first, started, err)
+	}
+	for i := range 40 {
+		a, started, _ := g.Add(scanSignal(time.Duration(i)*time.Second, fmt.Sprintf("10.0.1.%d:23", i)))
+		if started || a.ID != first.ID {
+			t.Fatalf("signal %d started a new alert", i)
+		}
+	}
+	crit := scanSignal(41*time.Second, "10.0.0.7:23")
+	crit.Severity = SeverityCritical
+	a, _, _ := g.Add(crit)
+	if a.Signals != 42 || len(a.Peers) != MaxPeers || a.PeersDropped != 41-MaxPeers || a.Severity != SeverityCritical {
+		t.Fatalf("alert = %d signals, %d peers (+%d), %s; want 42, %d (+%d), critical", a.Signals, len(a.Peers), a.PeersDropped, a.Severity, MaxPeers, 41-MaxPeers)
+	}
+	// Another behaviour of the same source is another alert.
+	other := scanSignal(42*time.Second, "")
+	other.Behaviour = "brute_force"
+	if b, started, _ := g.Add(other); !started || b.ID == first.ID {
+		t.Error("another behaviour joined the telnet scan alert")
+	}
+	// After the window the same behaviour is a new alert.
+	if b, started, _ := g.Add(scanSignal(41*time.Second+2*time.Minute, "")); !started || b.ID == first.ID {
+		t.Error("a signal after the window joined the old alert")
+	}
+	if n := g.Expire(t0.Add(time.Hour)); n != 2 {
+		t.Errorf("Expire = %d, want the 2 alerts left open", n)
+	}
+}
+
+func TestAggregatorRefusesMalformedSignals(t *testing.T) {
+	g := NewAggregator(0, nil)
+	for field, s := range map[string]Signal{
+		"time":      {Behaviour: "x", Severity: SeverityLow, SrcIP: "1.2.3.4"},
+		"behaviour": {Time: t0, Severity: SeverityLow, SrcIP: "1.2.3.4"},
+		"severity":  {Time: t0, Behaviour: "x", Severity: "urgent", SrcIP: "1.2.3.4"},
+		"src_ip":    {Time: t0, Behaviour: "x", Severity: SeverityLow},
+	} {
+		if _, _, err := g.Add(s); apperr.As(err) == nil || apperr.As(err).Field != field {
+			t.Errorf("Add(%+v) = %v, want an error naming %q", s, err, field)
+		}
+	}
+}
+
+func TestStoreKeepsAlertsAndRecordsRaiseAndCloseOnEveryEngine(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		master := make([]byte, secrets.KeySize)
+		rand.Read(master)
+		kr, _ := secrets.New(master)
+		l, err := ledger.Open(context.Background(), e.DB, ledger.Options{Sealer: kr, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewStore(e.DB, l)
+		ctx := actor.With(context.Background(), actor.Actor{Name: "system:detect"})
+		g := NewAggregator(time.Minute, func(string, string) string { return "cam-5" })
+		for i := range 10 {
+			a, started, _ := g.Add(scanSignal(time.Duration(i)*time.Second, fmt.Sprintf("10.0.1.%d:23", i)))
+			if err := s.Save(ctx, a, started); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.List(ctx, Filter{DeviceID: "cam-5"})
+		if err != nil || len(got) != 1 || got[0].Signals != 10 || len(got[0].Peers) != 10 || !got[0].LastSeen.Equal(t0.Add(9*time.Second)) {
+			t.Fatalf("alerts = %+v, %v; want one with 10 signals and peers", got, err)
+		}
+		if _, err := s.Close(ctx, got[0].ID, ""); apperr.As(err) == nil {
+			t.Error("closing without a reason was accepted")
+		}
+		closed, err := s.Close(actor.With(ctx, actor.Actor{Name: "operator:ada"}), got[0].ID, "camera reflashed and isolated")
+		if err != nil || closed.Status != StatusClosed {
+			t.Fatalf("Close = %+v, %v", closed, err)
+		}
+		if open, _ := s.List(ctx, Filter{Status: StatusOpen}); len(open) != 0 {
+			t.Errorf("open alerts after closing: %+v", open)
+		}
+		es, _ := l.EntriesBySubject(ctx, "cam-5", 10)
+		if len(es) != 2 || es[0].Type != EventAlertClosed || es[0].Actor != "operator:ada" || es[1].Type != EventAlertRaised {
+			t.Errorf("ledger = %+v; want the raise, then the close by ada", es)
+		}
+		if _, err := s.List(ctx, Filter{Status: "maybe"}); apperr.As(err) == nil {
+			t.Error("a bad status filter was accepted")
+		}
+	})
+}

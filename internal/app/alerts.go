@@ -1,0 +1,174 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/api"
+	"github.com/fleetward/fleetward/internal/apperr"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/inventory"
+)
+
+// alerts receives detections from sensors and in-process detectors,
+// folds them into alerts on the right device and stores them.
+type alerts struct {
+	store *alert.Store
+	agg   *alert.Aggregator
+	inv   *inventory.Service
+
+	mu      sync.Mutex
+	byIP    map[string]string
+	byMAC   map[string]string
+	indexAt time.Time
+}
+
+func newAlerts(core *Core) *alerts {
+	a := &alerts{store: alert.NewStore(core.DB, core.Ledger), inv: core.Inventory}
+	a.agg = alert.NewAggregator(alert.DefaultWindow, a.resolve)
+	return a
+}
+
+// resolve finds the device with an address from an index of the
+// inventory rebuilt at most once a minute.
+func (a *alerts) resolve(ip, mac string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if time.Since(a.indexAt) > time.Minute {
+		a.byIP, a.byMAC = map[string]string{}, map[string]string{}
+		f := inventory.Filter{Limit: inventory.MaxLimit, Sort: "id"}
+		for {
+			page, err := a.inv.ListDevices(context.Background(), f)
+			if err != nil {
+				break
+			}
+			for _, d := range page.Devices {
+				for _, x := range d.IPs {
+					a.byIP[x] = d.ID
+				}
+				for _, m := range d.MACs {
+					a.byMAC[m] = d.ID
+				}
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			f.Cursor = page.NextCursor
+		}
+		a.indexAt = time.Now()
+	}
+	if id := a.byMAC[strings.ToLower(mac)]; id != "" {
+		return id
+	}
+	return a.byIP[ip]
+}
+
+// Raise folds a signal into its alert and stores it.
+func (a *alerts) Raise(ctx context.Context, sig alert.Signal) (alert.Alert, error) {
+	al, started, err := a.agg.Add(sig)
+	if err != nil {
+		return al, err
+	}
+	if started {
+		a.agg.Expire(sig.Time)
+	}
+	return al, a.store.Save(ctx, al, started)
+}
+
+// maxSignalsPerRequest bounds one sensor request.
+const maxSignalsPerRequest = 1000
+
+func registerAlertAPI(s *api.Server, a *alerts) {
+	s.Handle(api.Route{Method: "POST", Pattern: "/api/v1/signals", Perm: auth.PermWrite, BodyLimit: 4 << 20,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var req struct {
+				Signals []alert.Signal `json:"signals"`
+			}
+			if err := api.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+			if len(req.Signals) == 0 || len(req.Signals) > maxSignalsPerRequest {
+				return apperr.InvalidField("signals", "1 to %d signals per request", maxSignalsPerRequest)
+			}
+			for i, sig := range req.Signals {
+				if err := sig.Validate(); err != nil {
+					e := apperr.As(err)
+					return apperr.InvalidField("signals["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message)
+				}
+			}
+			ids := []string{}
+			for _, sig := range req.Signals {
+				al, err := a.Raise(r.Context(), sig)
+				if err != nil {
+					return err
+				}
+				if len(ids) == 0 || ids[len(ids)-1] != al.ID {
+					ids = append(ids, al.ID)
+				}
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"accepted": len(req.Signals), "alerts": ids})
+			return nil
+		}})
+	s.Handle(api.Route{Method: "GET", Pattern: "/api/v1/alerts", Perm: auth.PermRead,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			q := r.URL.Query()
+			f := alert.Filter{DeviceID: q.Get("device"), Status: q.Get("status")}
+			if v := q.Get("since"); v != "" {
+				t, err := time.Parse(time.RFC3339, v)
+				if err != nil {
+					return apperr.InvalidField("since", "%q: an RFC 3339 time", v)
+				}
+				f.Since = t
+			}
+			if v := q.Get("limit"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return apperr.InvalidField("limit", "%q: a number", v)
+				}
+				f.Limit = n
+			}
+			list, err := a.store.List(r.Context(), f)
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				list = []alert.Alert{}
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"alerts": list})
+			return nil
+		}})
+	s.Handle(api.Route{Method: "GET", Pattern: "/api/v1/alerts/{id}", Perm: auth.PermRead,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			al, err := a.store.Get(r.Context(), r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			api.WriteJSON(w, http.StatusOK, al)
+			return nil
+		}})
+	s.Handle(api.Route{Method: "POST", Pattern: "/api/v1/alerts/{id}/close", Perm: auth.PermWrite,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var req struct {
+				Reason string `json:"reason"`
+			}
+			if err := api.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+			al, err := a.store.Close(r.Context(), r.PathValue("id"), req.Reason)
+			if err != nil {
+				return err
+			}
+			api.WriteJSON(w, http.StatusOK, al)
+			return nil
+		}})
+}
+
+// RaiseAlert folds a detection of an in-process detector into its alert.
+func (s *Server) RaiseAlert(ctx context.Context, sig alert.Signal) (alert.Alert, error) {
+	return s.alerts.Raise(ctx, sig)
+}

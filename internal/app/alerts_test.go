@@ -1,0 +1,77 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/inventory"
+)
+
+func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-9", Name: "Dock camera", Class: "camera", IPs: []string{"192.168.2.109"}}); err != nil {
+		t.Fatal(err)
+	}
+	sensor, _, _ := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	c := newAPIClient(t, s, dir, sensor)
+	var sigs []string
+	at := time.Now().UTC().Truncate(time.Second)
+	for i := range 30 {
+		sigs = append(sigs, fmt.Sprintf(`{"time":%q,"detector":"rule","behaviour":"telnet_scan","severity":"high","src_ip":"192.168.2.109","peer":"10.9.0.%d:23","score":%d,"threshold":20,"explanation":"SYN to 23/tcp of many hosts"}`,
+			at.Add(time.Duration(i)*time.Second).Format(time.RFC3339), i, 20+i))
+	}
+	var res struct {
+		Accepted int
+		Alerts   []string
+	}
+	if st, _ := c.do("POST", "/api/v1/signals", `{"signals":[`+strings.Join(sigs, ",")+`]}`, &res); st != 200 || res.Accepted != 30 || len(res.Alerts) != 1 {
+		t.Fatalf("submit = %d %+v; want 30 signals in one alert", st, res)
+	}
+	var list struct{ Alerts []alert.Alert }
+	c.do("GET", "/api/v1/alerts?device=cam-9", "", &list)
+	if len(list.Alerts) != 1 || list.Alerts[0].Signals != 30 || list.Alerts[0].MaxScore != 49 || len(list.Alerts[0].Peers) != 30 {
+		t.Fatalf("alerts of cam-9 = %+v", list.Alerts)
+	}
+	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-9", 10)
+	raised := 0
+	for _, e := range es {
+		if e.Type == alert.EventAlertRaised {
+			raised++
+		}
+	}
+	if raised != 1 {
+		t.Errorf("%d alert_raised entries in the ledger, want 1 (not one per signal)", raised)
+	}
+	for _, bc := range []struct {
+		name, method, path, body string
+		status                   int
+		field                    string
+	}{
+		{"no signals", "POST", "/api/v1/signals", `{"signals":[]}`, 400, "signals"},
+		{"a signal without a source", "POST", "/api/v1/signals", `{"signals":[{"time":"2026-11-28T10:00:00Z","behaviour":"x","severity":"low","explanation":""}]}`, 400, "signals[0].src_ip"},
+		{"a signal of unknown severity", "POST", "/api/v1/signals", `{"signals":[{"time":"2026-11-28T10:00:00Z","behaviour":"x","severity":"bad","src_ip":"1.2.3.4","explanation":""}]}`, 400, "signals[0].severity"},
+		{"malformed JSON", "POST", "/api/v1/signals", `{"signals":[`, 400, ""},
+		{"a bad since", "GET", "/api/v1/alerts?since=yesterday", "", 400, "since"},
+		{"closing without a reason", "POST", "/api/v1/alerts/" + list.Alerts[0].ID + "/close", `{"reason":""}`, 400, "reason"},
+		{"an unknown alert", "GET", "/api/v1/alerts/alert-nope", "", 404, ""},
+	} {
+		t.Run(bc.name, func(t *testing.T) {
+			if st, field := c.do(bc.method, bc.path, bc.body, nil); st != bc.status || field != bc.field {
+				t.Errorf("%s %s = %d field %q, want %d field %q", bc.method, bc.path, st, field, bc.status, bc.field)
+			}
+		})
+	}
+}
