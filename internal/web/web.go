@@ -47,7 +47,7 @@ type Deps struct {
 	Findings Findings
 	// Alerts, if set, adds the alerts page.
 	Alerts Alerts
-	Log      *slog.Logger
+	Log    *slog.Logger
 	// InsecureDemoLogin puts a warning on every page: administrators may
 	// log in without a second factor.
 	InsecureDemoLogin bool
