@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -120,25 +121,43 @@ func newAPIClient(cmd *cli.Command) (*apiClient, error) {
 }
 
 func (c *apiClient) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
+	return c.do(ctx, "GET", path, nil, out)
+}
+
+// do sends a request with an optional JSON body and decodes the JSON
+// answer into out; an error answer becomes an error with its code, field
+// and message.
+func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Code, Message, Field string } `json:"error"`
 		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
 			if e.Error.Field != "" {
 				return fmt.Errorf("%s: %s: %s", e.Error.Code, e.Error.Field, e.Error.Message)
 			}
@@ -146,5 +165,8 @@ func (c *apiClient) get(ctx context.Context, path string, out any) error {
 		}
 		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
 	}
-	return json.Unmarshal(body, out)
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
 }

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/flow"
+)
+
+// flowReport is what `detect --zeek` found in a conn.log.
+type flowReport struct {
+	File       string         `json:"file"`
+	Flows      int            `json:"flows"`
+	Skipped    int            `json:"skipped"`
+	LastError  string         `json:"last_error,omitempty"`
+	Seconds    float64        `json:"seconds"`
+	FlowsPerS  float64        `json:"flows_per_second"`
+	Signals    int            `json:"signals"`
+	Behaviours map[string]int `json:"behaviours"`
+	Alerts     []alert.Alert  `json:"alerts"`
+	// With labels (IoT-23): flows flagged among malicious and benign ones.
+	Labelled *flowLabels `json:"labels,omitempty"`
+	// Sent is how many signals went to --server.
+	Sent int `json:"sent_to_server,omitempty"`
+}
+
+type flowLabels struct {
+	Malicious        int     `json:"malicious"`
+	FlaggedMalicious int     `json:"flagged_malicious"`
+	Recall           float64 `json:"recall"`
+	Benign           int     `json:"benign"`
+	FlaggedBenign    int     `json:"flagged_benign"`
+	FalsePositive    float64 `json:"false_positive_rate"`
+}
+
+// detectFlows runs the flow rules over a conn.log (the records are sorted
+// by start time first: Zeek writes a connection when it ends), folds the
+// signals into alerts and, with send, hands the signals to a server.
+func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(context.Context, []alert.Signal) error) (flowReport, error) {
+	rep := flowReport{File: path, Behaviours: map[string]int{}}
+	f, err := os.Open(path)
+	if err != nil {
+		return rep, err
+	}
+	defer f.Close()
+	r := flow.NewReader(f)
+	var conns []flow.Conn
+	for {
+		c, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", path, err)
+		}
+		conns = append(conns, c)
+	}
+	rep.Skipped = r.Skipped
+	if r.LastError != nil {
+		rep.LastError = r.LastError.Error()
+	}
+	slices.SortStableFunc(conns, func(a, b flow.Conn) int { return a.Time.Compare(b.Time) })
+	start := time.Now()
+	d := flow.NewDetector(rules)
+	agg := alert.NewAggregator(0, nil)
+	alerts := map[string]alert.Alert{}
+	var labels flowLabels
+	hasLabels := false
+	var pending []alert.Signal
+	for _, c := range conns {
+		sigs := d.Observe(c)
+		rep.Flows++
+		rep.Signals += len(sigs)
+		for _, s := range sigs {
+			rep.Behaviours[s.Behaviour]++
+			a, _, err := agg.Add(s)
+			if err == nil {
+				alerts[a.ID] = a
+			}
+		}
+		pending = append(pending, sigs...)
+		if c.Label != "" {
+			hasLabels = true
+			if c.Malicious() {
+				labels.Malicious++
+				if len(sigs) > 0 {
+					labels.FlaggedMalicious++
+				}
+			} else {
+				labels.Benign++
+				if len(sigs) > 0 {
+					labels.FlaggedBenign++
+				}
+			}
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.FlowsPerS = float64(rep.Flows) / rep.Seconds
+	}
+	rep.Alerts = slices.SortedFunc(maps.Values(alerts), func(a, b alert.Alert) int { return a.FirstSeen.Compare(b.FirstSeen) })
+	if hasLabels {
+		if labels.Malicious > 0 {
+			labels.Recall = float64(labels.FlaggedMalicious) / float64(labels.Malicious)
+		}
+		if labels.Benign > 0 {
+			labels.FalsePositive = float64(labels.FlaggedBenign) / float64(labels.Benign)
+		}
+		rep.Labelled = &labels
+	}
+	if send != nil {
+		for len(pending) > 0 {
+			n := min(len(pending), 1000)
+			if err := send(ctx, pending[:n]); err != nil {
+				return rep, fmt.Errorf("send signals to the server: %w", err)
+			}
+			rep.Sent += n
+			pending = pending[n:]
+		}
+	}
+	return rep, nil
+}
+
+// printFlowReport writes the report for a person.
+func printFlowReport(w io.Writer, rep flowReport) {
+	fmt.Fprintf(w, "%s: %d flows (%d malformed, skipped) in %.3f s, %.0f flows/s; %d signals in %d alerts\n",
+		rep.File, rep.Flows, rep.Skipped, rep.Seconds, rep.FlowsPerS, rep.Signals, len(rep.Alerts))
+	for _, a := range rep.Alerts {
+		fmt.Fprintf(w, "  %s  %-8s %-14s %-15s %d signals  %s\n", a.FirstSeen.Format(time.RFC3339), a.Severity, a.Behaviour, a.SrcIP, a.Signals, a.Explanation)
+	}
+	if l := rep.Labelled; l != nil {
+		fmt.Fprintf(w, "labels: %d of %d malicious flows flagged (recall %.3f); %d of %d benign flagged (false positive rate %.4f)\n",
+			l.FlaggedMalicious, l.Malicious, l.Recall, l.FlaggedBenign, l.Benign, l.FalsePositive)
+	}
+	if rep.Sent > 0 {
+		fmt.Fprintf(w, "sent %d signals to the server\n", rep.Sent)
+	}
+}
