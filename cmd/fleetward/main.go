@@ -58,6 +58,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			caCommand(),
 			simCommand(),
 			deviceCommand(),
+			findingsCommand(),
 			agentCommand(),
 			scanCommand(),
 		},

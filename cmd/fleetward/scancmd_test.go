@@ -3,17 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/actor"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/audit"
+	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/demofleet"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/scan"
@@ -121,5 +126,59 @@ func TestScanCommandRecordsInTheLedgerWhoRanIt(t *testing.T) {
 	page, err := core.Inventory.ListDevices(ctx, inventory.Filter{Statuses: []string{inventory.StatusUnmanaged}})
 	if err != nil || len(page.Devices) != 1 || page.Devices[0].IPs[0] != "127.0.0.1" || page.Devices[0].RiskScore == 0 {
 		t.Fatalf("unmanaged devices = %+v, %v; want 127.0.0.1 with a risk score", page.Devices, err)
+	}
+}
+
+// TestFindingsCommandListsAuditsAndSuppressesThroughTheAPI drives the
+// findings commands against a running server.
+func TestFindingsCommandListsAuditsAndSuppressesThroughTheAPI(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	token, _, err := s.Auth.CreateToken(ctx, "cli", auth.RoleAdmin, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []inventory.Device{
+		{ID: "cam-a", Name: "A", Class: "camera", Vendor: "Acme", Model: "C1", FirmwareVersion: "1.0"},
+		{ID: "cam-b", Name: "B", Class: "camera", Vendor: "Acme", Model: "C1", FirmwareVersion: "2.0"},
+	} {
+		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := []string{"--server", s.URL, "--token", token, "--cacert", filepath.Join(dir, "tls", "ca.crt")}
+	run := func(args ...string) string {
+		t.Helper()
+		old := os.Stdout
+		r, w, _ := os.Pipe()
+		os.Stdout = w
+		err := rootCommand().Run(context.Background(), append([]string{"fleetward", "findings"}, args...))
+		w.Close()
+		os.Stdout = old
+		out, _ := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("findings %v: %v", args, err)
+		}
+		return string(out)
+	}
+	if out := run(append([]string{"audit"}, client...)...); !strings.Contains(out, `"findings": 1`) {
+		t.Fatalf("audit printed %s; want one finding", out)
+	}
+	out := run(append([]string{"list", "--json"}, client...)...)
+	var f audit.Finding
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &f); err != nil || f.Check != audit.CheckFirmwareOutdated || f.DeviceID != "cam-a" {
+		t.Fatalf("list --json = %q (%v); want cam-a's outdated firmware", out, err)
+	}
+	until := time.Now().AddDate(0, 1, 0).Format(time.DateOnly)
+	if out := run(append([]string{"suppress", f.ID, "--reason", "update scheduled", "--until", until}, client...)...); !strings.Contains(out, "suppressed "+f.ID) {
+		t.Errorf("suppress printed %q", out)
+	}
+	if out := run(append([]string{"list"}, client...)...); strings.Contains(out, f.ID) {
+		t.Errorf("the suppressed finding is still listed:\n%s", out)
 	}
 }
