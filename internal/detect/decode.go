@@ -173,7 +173,10 @@ layers:
 			}
 			haveIP6 = true
 			p.Src, p.Dst = hostIPv6(d.ip6.SrcIP), hostIPv6(d.ip6.DstIP)
-			if d.ip6.NextHeader == layers.IPProtocolTCP || d.ip6.NextHeader == layers.IPProtocolUDP {
+			if d.ip6.HopByHop != nil {
+				d.Stats.IPv6ExtHdrs++ // gopacket decodes hop-by-hop inside IPv6
+			}
+			if next := d.ip6.NextLayerType(); next == layers.LayerTypeTCP || next == layers.LayerTypeUDP {
 				transportFrom = d.ip6.Payload
 			}
 		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:

@@ -31,6 +31,7 @@ type packetReader interface {
 type Reader struct {
 	r      packetReader
 	closer io.Closer
+	blocks *blockWalker // pcapng only
 	// Format is "pcap" or "pcapng".
 	Format string
 }
@@ -55,11 +56,12 @@ func NewReader(r io.Reader) (*Reader, error) {
 	le, be := binary.LittleEndian.Uint32(head), binary.BigEndian.Uint32(head)
 	switch {
 	case le == magicPcapng:
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		blocks := &blockWalker{r: br}
+		ng, err := pcapgo.NewNgReader(blocks, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
 			return nil, apperr.InvalidField("capture", "pcapng header: %v", err)
 		}
-		return &Reader{r: ng, Format: "pcapng"}, nil
+		return &Reader{r: ng, Format: "pcapng", blocks: blocks}, nil
 	case le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano:
 		p, err := pcapgo.NewReader(br)
 		if err != nil {
@@ -96,6 +98,9 @@ func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := r.r.ZeroCopyReadPacketData()
 	if err != nil {
 		if err == io.EOF {
+			if r.blocks != nil && !r.blocks.betweenBlocks() {
+				return nil, ci, fmt.Errorf("%w: pcapng file ends inside a block", ErrFileCorrupt)
+			}
 			return nil, ci, io.EOF
 		}
 		return nil, ci, fmt.Errorf("%w: %v", ErrFileCorrupt, err)
@@ -114,4 +119,59 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	return r.closer.Close()
+}
+
+// blockWalker follows the pcapng block lengths of the bytes pcapgo reads.
+// pcapgo reports a file cut inside a block as a clean io.EOF; the walker
+// knows whether the file ended between blocks.
+type blockWalker struct {
+	r         io.Reader
+	hdr       [12]byte
+	hdrN      int
+	remaining uint64
+	bigEndian bool
+	corrupt   bool
+}
+
+func (w *blockWalker) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	w.walk(p[:n])
+	return n, err
+}
+
+func (w *blockWalker) walk(b []byte) {
+	for len(b) > 0 && !w.corrupt {
+		if w.remaining > 0 {
+			k := min(w.remaining, uint64(len(b)))
+			w.remaining -= k
+			b = b[k:]
+			continue
+		}
+		// Every block is at least 12 bytes: type, length, and either the
+		// byte-order magic (section header) or a body and trailing length.
+		k := copy(w.hdr[w.hdrN:], b)
+		w.hdrN += k
+		b = b[k:]
+		if w.hdrN < len(w.hdr) {
+			continue
+		}
+		w.hdrN = 0
+		if binary.LittleEndian.Uint32(w.hdr[:4]) == magicPcapng {
+			w.bigEndian = binary.BigEndian.Uint32(w.hdr[8:]) == 0x1a2b3c4d
+		}
+		length := binary.LittleEndian.Uint32(w.hdr[4:])
+		if w.bigEndian {
+			length = binary.BigEndian.Uint32(w.hdr[4:])
+		}
+		if length < 12 {
+			w.corrupt = true
+			return
+		}
+		w.remaining = uint64(length) - 12
+	}
+}
+
+// betweenBlocks reports whether everything read so far is whole blocks.
+func (w *blockWalker) betweenBlocks() bool {
+	return !w.corrupt && w.hdrN == 0 && w.remaining == 0
 }
