@@ -1,6 +1,9 @@
 package detect
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Lambdas are the decay rates of the five time windows, fastest first: a
 // stream's weight halves every 1/λ seconds without traffic.
@@ -266,7 +269,63 @@ type AfterImage struct {
 	// traffic before Evict removes it. Zero means DefaultIdleTimeout.
 	IdleTimeout float64
 	lastSweep   float64
-	now         float64
+}
+
+// DefaultIdleTimeout is the IdleTimeout of an AfterImage that sets none: one
+// hour of capture time.
+const DefaultIdleTimeout = 3600.0
+
+// EvictInterval is how often, in capture seconds, Update calls Evict.
+const EvictInterval = 60.0
+
+// Streams returns the number of streams tracked: source MAC-IP pairs,
+// channel jitters, hosts and sockets.
+func (a *AfterImage) Streams() int {
+	return len(a.macIP) + len(a.jitter) + len(a.hosts.streams) + len(a.sockets.streams)
+}
+
+// Evict removes the streams that neither sent nor received since
+// now - IdleTimeout, with their links, and returns how many it removed.
+func (a *AfterImage) Evict(now float64) int {
+	timeout := a.IdleTimeout
+	if timeout <= 0 {
+		timeout = DefaultIdleTimeout
+	}
+	before := now - timeout
+	n := evict1D(a.macIP, before) + evict1D(a.jitter, before)
+	n += a.hosts.evict(before) + a.sockets.evict(before)
+	return n
+}
+
+func evict1D[K comparable](m map[K]*stream1D, before float64) int {
+	n := 0
+	for k, s := range m {
+		if s.lastSeen < before {
+			delete(m, k)
+			n++
+		}
+	}
+	return n
+}
+
+func (tb *table2D[K]) evict(before float64) int {
+	n := 0
+	for k, s := range tb.streams {
+		if s.lastSeen >= before {
+			continue
+		}
+		for _, l := range s.links {
+			if other := l.other(l.side(s)); other != s {
+				// Keep the partner's order: its first link matters (findLink).
+				other.links = slices.DeleteFunc(other.links, func(x *link) bool { return x == l })
+				delete(tb.links, makePairKey(s, other))
+			}
+		}
+		s.links = nil
+		delete(tb.streams, k)
+		n++
+	}
+	return n
 }
 
 type macIPKey struct {
@@ -322,7 +381,10 @@ func update1D[K comparable](m map[K]*stream1D, k K, v, t float64, jitter bool, o
 // out, which must hold at least NumFeatures values.
 func (a *AfterImage) Update(p *Packet, out []float64) {
 	t, v := p.Time, float64(p.Length)
-	a.now = t
+	if t-a.lastSweep >= EvictInterval || t < a.lastSweep {
+		a.Evict(t)
+		a.lastSweep = t
+	}
 	update1D(a.macIP, macIPKey{p.SrcMAC, p.Src}, v, t, false, out[offsetMACIP:])
 	a.hosts.update(p.Src, p.Dst, v, t, out[offsetChannel:])
 	update1D(a.jitter, channelKey{p.Src, p.Dst}, 0, t, true, out[offsetJitter:])

@@ -111,3 +111,28 @@ func TestAfterImageMatchesKitsuneOnTheFirst2000MiraiPackets(t *testing.T) {
 		t.Errorf("%d of %d values differ", bad, len(want)*NumFeatures)
 	}
 }
+
+func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
+	ai := NewAfterImage()
+	out := make([]float64, NumFeatures)
+	send := func(at float64, src, dst byte) {
+		p := Packet{Time: at, Length: 60, Ports: PortNumber, SrcPort: 1000, DstPort: 23,
+			Src: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, src}}, Dst: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, dst}}}
+		ai.Update(&p, out)
+	}
+	send(1000, 1, 2) // a flow that goes quiet
+	for at := 1000.0; at <= 1000+DefaultIdleTimeout+2*EvictInterval; at += 30 {
+		send(at, 3, 4) // a flow that stays busy
+	}
+	// Left: the busy flow's MAC-IP pair, jitter, two hosts and two sockets.
+	if got := ai.Streams(); got != 6 {
+		t.Errorf("%d streams tracked after the quiet flow's timeout, want 6", got)
+	}
+	if n := len(ai.hosts.links) + len(ai.sockets.links); n != 2 {
+		t.Errorf("%d links kept, want 2", n)
+	}
+	send(1000+2*DefaultIdleTimeout, 1, 2) // the quiet flow returns
+	if out[offsetChannel] != 1 {
+		t.Errorf("a returning stream starts with weight %v, want 1", out[offsetChannel])
+	}
+}

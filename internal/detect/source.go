@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ type Reader struct {
 	r      packetReader
 	closer io.Closer
 	blocks *blockWalker // pcapng only
+	broken error        // set once pcapgo has panicked: its state is lost
 	// Format is "pcap" or "pcapng".
 	Format string
 }
@@ -43,6 +45,10 @@ const (
 	magicPcapNano  = 0xa1b23c4d
 	magicPcapng    = 0x0a0d0d0a
 )
+
+// maxSnapLen is the largest snap length a pcap file may claim; a packet
+// captured longer is a corrupt record. It is tcpdump's default.
+const maxSnapLen = 262144
 
 // NewReader starts reading a capture from r. It returns an Invalid error
 // naming the field "capture" when r holds neither a pcap nor a pcapng header,
@@ -57,13 +63,28 @@ func NewReader(r io.Reader) (*Reader, error) {
 	switch {
 	case le == magicPcapng:
 		blocks := &blockWalker{r: br}
-		ng, err := pcapgo.NewNgReader(blocks, pcapgo.DefaultNgReaderOptions)
+		ng, err := guard(func() (*pcapgo.NgReader, error) {
+			return pcapgo.NewNgReader(blocks, pcapgo.DefaultNgReaderOptions)
+		})
 		if err != nil {
 			return nil, apperr.InvalidField("capture", "pcapng header: %v", err)
 		}
 		return &Reader{r: ng, Format: "pcapng", blocks: blocks}, nil
 	case le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano:
-		p, err := pcapgo.NewReader(br)
+		// pcapgo allocates a packet buffer of the header's snap length, up
+		// to 4 GiB; cap it so that a hostile header cannot exhaust memory.
+		var hdr [24]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return nil, apperr.InvalidField("capture", "pcap header is cut short")
+		}
+		order := binary.ByteOrder(binary.LittleEndian)
+		if be == magicPcapMicro || be == magicPcapNano {
+			order = binary.BigEndian
+		}
+		if order.Uint32(hdr[16:]) > maxSnapLen {
+			order.PutUint32(hdr[16:], maxSnapLen)
+		}
+		p, err := pcapgo.NewReader(io.MultiReader(bytes.NewReader(hdr[:]), br))
 		if err != nil {
 			return nil, apperr.InvalidField("capture", "pcap header: %v", err)
 		}
@@ -95,7 +116,20 @@ func (r *Reader) LinkType() layers.LinkType { return r.r.LinkType() }
 // its capture info. It returns io.EOF at a clean end of file and an error
 // wrapping ErrFileCorrupt when the file is truncated or corrupt.
 func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
-	data, ci, err := r.r.ZeroCopyReadPacketData()
+	if r.broken != nil {
+		return nil, gopacket.CaptureInfo{}, r.broken
+	}
+	var ci gopacket.CaptureInfo
+	data, err := guard(func() ([]byte, error) {
+		var err error
+		var d []byte
+		d, ci, err = r.r.ZeroCopyReadPacketData()
+		return d, err
+	})
+	if errors.Is(err, errReaderPanicked) {
+		r.broken = fmt.Errorf("%w: %v", ErrFileCorrupt, err)
+		return nil, ci, r.broken
+	}
 	if err != nil {
 		if err == io.EOF {
 			if r.blocks != nil && !r.blocks.betweenBlocks() {
@@ -121,57 +155,110 @@ func (r *Reader) Close() error {
 	return r.closer.Close()
 }
 
-// blockWalker follows the pcapng block lengths of the bytes pcapgo reads.
-// pcapgo reports a file cut inside a block as a clean io.EOF; the walker
-// knows whether the file ended between blocks.
+// blockWalker follows the pcapng block lengths of the bytes pcapgo reads,
+// and guards pcapgo against the two fields it trusts for allocations:
+//
+//   - pcapgo reports a file cut inside a block as a clean io.EOF; the walker
+//     knows whether the file ended between blocks.
+//   - pcapgo allocates a packet buffer of the interface's snap length and of
+//     the packet's captured length, both up to 4 GiB from the file. The
+//     walker zeroes the snap length of interface descriptions (zero means
+//     "no limit", so buffers follow the captured lengths) and fails the read
+//     of any packet block whose captured length exceeds its block or
+//     maxSnapLen.
 type blockWalker struct {
 	r         io.Reader
-	hdr       [12]byte
-	hdrN      int
-	remaining uint64
+	prefix    [24]byte // the block's first bytes: type, length, body start
+	off       uint64   // offset within the current block
+	length    uint64   // the current block's total length, once known
+	typ       uint32
 	bigEndian bool
 	corrupt   bool
 }
 
+// pcapng block types the walker looks into.
+const (
+	blockInterfaceDescription = 1
+	blockObsoletePacket       = 2
+	blockSimplePacket         = 3
+	blockEnhancedPacket       = 6
+)
+
 func (w *blockWalker) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
 	w.walk(p[:n])
+	if w.corrupt {
+		return n, fmt.Errorf("pcapng block of type %#x has impossible lengths", w.typ)
+	}
 	return n, err
+}
+
+func (w *blockWalker) uint32At(i int) uint32 {
+	if w.bigEndian {
+		return binary.BigEndian.Uint32(w.prefix[i:])
+	}
+	return binary.LittleEndian.Uint32(w.prefix[i:])
 }
 
 func (w *blockWalker) walk(b []byte) {
 	for len(b) > 0 && !w.corrupt {
-		if w.remaining > 0 {
-			k := min(w.remaining, uint64(len(b)))
-			w.remaining -= k
+		if w.off >= 12 && (w.off >= uint64(len(w.prefix)) || w.off >= w.length) {
+			k := min(w.length-w.off, uint64(len(b)))
+			w.off += k
 			b = b[k:]
+			if w.off == w.length {
+				w.off = 0
+			}
 			continue
 		}
-		// Every block is at least 12 bytes: type, length, and either the
-		// byte-order magic (section header) or a body and trailing length.
-		k := copy(w.hdr[w.hdrN:], b)
-		w.hdrN += k
-		b = b[k:]
-		if w.hdrN < len(w.hdr) {
-			continue
+		if w.off >= 12 && w.off < 16 && w.typ == blockInterfaceDescription {
+			b[0] = 0 // snap length: see the type's comment
 		}
-		w.hdrN = 0
-		if binary.LittleEndian.Uint32(w.hdr[:4]) == magicPcapng {
-			w.bigEndian = binary.BigEndian.Uint32(w.hdr[8:]) == 0x1a2b3c4d
+		w.prefix[w.off] = b[0]
+		w.off++
+		b = b[1:]
+		switch {
+		case w.off == 12:
+			w.typ = binary.LittleEndian.Uint32(w.prefix[:4])
+			if w.typ == magicPcapng {
+				w.bigEndian = binary.BigEndian.Uint32(w.prefix[8:]) == 0x1a2b3c4d
+			} else if w.bigEndian {
+				w.typ = binary.BigEndian.Uint32(w.prefix[:4])
+			}
+			w.length = uint64(w.uint32At(4))
+			if w.length < 12 {
+				w.corrupt = true
+			}
+			if w.typ == blockSimplePacket && w.length > maxSnapLen+16 {
+				w.corrupt = true
+			}
+		case w.off == 24 && (w.typ == blockEnhancedPacket || w.typ == blockObsoletePacket):
+			if capLen := uint64(w.uint32At(20)); w.length < 32 || capLen > w.length-32 || capLen > maxSnapLen {
+				w.corrupt = true
+			}
 		}
-		length := binary.LittleEndian.Uint32(w.hdr[4:])
-		if w.bigEndian {
-			length = binary.BigEndian.Uint32(w.hdr[4:])
+		if w.off >= 12 && w.off == w.length {
+			w.off = 0
 		}
-		if length < 12 {
-			w.corrupt = true
-			return
-		}
-		w.remaining = uint64(length) - 12
 	}
 }
 
 // betweenBlocks reports whether everything read so far is whole blocks.
 func (w *blockWalker) betweenBlocks() bool {
-	return !w.corrupt && w.hdrN == 0 && w.remaining == 0
+	return !w.corrupt && w.off == 0
+}
+
+var errReaderPanicked = errors.New("capture reader failed")
+
+// guard runs a pcapgo call and turns a panic into an error. pcapgo v1.1.19
+// panics on some corrupt pcapng fields (a timestamp resolution of 10^20
+// divides by zero), and a bad file must never crash fleetward; the fuzz
+// test found it, and testdata keeps the input.
+func guard[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errReaderPanicked, p)
+		}
+	}()
+	return f()
 }
