@@ -221,7 +221,10 @@ func (tb *table2D[K]) findLink(src, dst *stream2D) *link {
 
 // update applies one packet of size v from src to dst at time t and writes
 // the 7 channel statistics of each window at out[7*i:].
-func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, out []float64) {
+//
+// With every set, each of src's links is updated as well, as Kitsune does;
+// otherwise only the link of the pair.
+func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []float64) {
 	src := tb.stream(srcKey, t)
 	var l *link
 	if dst := tb.streams[dstKey]; dst != nil {
@@ -231,8 +234,10 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, out []float64) {
 	for i := range NumLambdas {
 		s := &src.s[i]
 		s.insert(v, t, Lambdas[i])
-		for _, sl := range src.links {
-			sl.update(src, i, v, t)
+		if every {
+			for _, sl := range src.links {
+				sl.update(src, i, v, t)
+			}
 		}
 	}
 	dst := tb.stream(dstKey, t)
@@ -268,6 +273,13 @@ type AfterImage struct {
 	// IdleTimeout is how long, in capture seconds, a stream may go without
 	// traffic before Evict removes it. Zero means DefaultIdleTimeout.
 	IdleTimeout float64
+	// OwnLinkOnly, when set, updates only the covariance of the packet's own
+	// host pair and socket pair, once per packet. Kitsune updates every link
+	// of the sending host or socket, and the packet's own link twice; that
+	// costs time in proportion to the sender's peers (a scanning host has
+	// thousands) and makes the covariance of a pair depend on traffic to
+	// other peers. Leave it unset for Kitsune's exact features.
+	OwnLinkOnly bool
 	lastSweep   float64
 }
 
@@ -386,7 +398,7 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 		a.lastSweep = t
 	}
 	update1D(a.macIP, macIPKey{p.SrcMAC, p.Src}, v, t, false, out[offsetMACIP:])
-	a.hosts.update(p.Src, p.Dst, v, t, out[offsetChannel:])
+	a.hosts.update(p.Src, p.Dst, v, t, !a.OwnLinkOnly, out[offsetChannel:])
 	update1D(a.jitter, channelKey{p.Src, p.Dst}, 0, t, true, out[offsetJitter:])
 	var src, dst socketKey
 	switch p.Ports {
@@ -398,5 +410,5 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 	default:
 		src, dst = socketKey{host: p.Src, ports: p.Ports}, socketKey{host: p.Dst, ports: p.Ports}
 	}
-	a.sockets.update(src, dst, v, t, out[offsetSocket:])
+	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, out[offsetSocket:])
 }

@@ -41,10 +41,16 @@ func loadFrames(b *testing.B, path string) ([]capturedFrame, layers.LinkType) {
 // capture, held in memory, on one core; each lap after the first is shifted
 // in time past the previous one so that the streams keep their history.
 func BenchmarkAfterImage(b *testing.B) {
+	b.Run("kitsune-links", func(b *testing.B) { benchmarkAfterImage(b, false) })
+	b.Run("own-link-only", func(b *testing.B) { benchmarkAfterImage(b, true) })
+}
+
+func benchmarkAfterImage(b *testing.B, ownLinkOnly bool) {
 	frames, link := loadFrames(b, datasetPath(b, "mirai-splice.pcap"))
 	span := frames[len(frames)-1].ci.Timestamp.Sub(frames[0].ci.Timestamp).Seconds() + 1
 	dec := NewDecoder(link)
 	ai := NewAfterImage()
+	ai.OwnLinkOnly = ownLinkOnly
 	out := make([]float64, NumFeatures)
 	var p Packet
 	b.ReportAllocs()
