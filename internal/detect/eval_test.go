@@ -9,24 +9,22 @@ import (
 	"testing"
 )
 
-// readLabels reads one 0/1 label per line.
-func readLabels(t testing.TB, path string) []bool {
+func readLabelsFile(t testing.TB, path string) []bool {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var labels []bool
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		labels = append(labels, strings.TrimSpace(sc.Text()) == "1")
+	labels, err := ReadLabels(f)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return labels
 }
 
 func TestEvaluateReproducesKitsunesOwnFigures(t *testing.T) {
-	labels := readLabels(t, datasetPath(t, "mirai-splice.labels"))
+	labels := readLabelsFile(t, datasetPath(t, "mirai-splice.labels"))
 	f, err := os.Open(datasetPath(t, "kitsune-py-scores-mirai-splice.csv"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ func TestScoreCaptureOnTheMiraiSplice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scores 48,363 packets")
 	}
-	labels := readLabels(t, datasetPath(t, "mirai-splice.labels"))
+	labels := readLabelsFile(t, datasetPath(t, "mirai-splice.labels"))
 	for _, kitsuneLinks := range []bool{false, true} {
 		r, err := OpenFile(datasetPath(t, "mirai-splice.pcap"))
 		if err != nil {
