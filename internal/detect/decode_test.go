@@ -282,3 +282,23 @@ func FuzzDecodeCapture(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeFrame decodes arbitrary frames on each supported link type:
+// nothing may panic and every packet must come out with a length.
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 23}), uint8(0))
+	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)},
+		gopacket.Payload(frame(f, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 9}))), uint8(0))
+	f.Add(frame(f, &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B}, &layers.UDP{SrcPort: 1, DstPort: 2}), uint8(1))
+	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull}
+	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
+		d := NewDecoder(links[int(link)%len(links)])
+		var p Packet
+		d.Decode(data, gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data) + 10}, &p)
+		if p.Length != len(data)+10 {
+			t.Errorf("length %d, want the wire length %d", p.Length, len(data)+10)
+		}
+		out := make([]float64, NumFeatures)
+		NewAfterImage().Update(&p, out)
+	})
+}
