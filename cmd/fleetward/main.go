@@ -61,6 +61,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			findingsCommand(),
 			agentCommand(),
 			scanCommand(),
+			detectCommand(),
 		},
 	}
 }

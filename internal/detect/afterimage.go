@@ -1,0 +1,414 @@
+package detect
+
+import (
+	"math"
+	"slices"
+)
+
+// Lambdas are the decay rates of the five time windows, fastest first: a
+// stream's weight halves every 1/λ seconds without traffic.
+var Lambdas = [NumLambdas]float64{5, 3, 1, 0.1, 0.01}
+
+// NumLambdas is the number of time windows.
+const NumLambdas = 5
+
+// NumFeatures is the length of a feature vector: per window, 3 source MAC-IP,
+// 7 channel, 3 channel jitter and 7 socket statistics, grouped by statistic
+// group and then by window, in Kitsune's order (see doc.go).
+const NumFeatures = 20 * NumLambdas
+
+// Offsets of the four feature groups in a feature vector.
+const (
+	offsetMACIP   = 0
+	offsetChannel = 3 * NumLambdas
+	offsetJitter  = offsetChannel + 7*NumLambdas
+	offsetSocket  = offsetJitter + 3*NumLambdas
+)
+
+// incStat is one damped incremental statistic of one stream in one window:
+// the decayed linear sum, sum of squares and weight, and when it was last
+// decayed. It caches its mean, variance and standard deviation until the
+// next insert, as Kitsune's incStat does: decay leaves them unchanged in
+// exact arithmetic, but a variance near zero is pure rounding noise, and the
+// Pearson correlation divides by it, so recomputing it at other moments than
+// Kitsune does gives other noise there.
+type incStat struct {
+	cf1, cf2, w, last float64
+	cmean, cvar, cstd float64
+}
+
+// decay ages the statistic to time t; time never runs backwards for it.
+func (s *incStat) decay(t, lambda float64) {
+	if dt := t - s.last; dt > 0 {
+		f := math.Exp2(-lambda * dt)
+		s.cf1 *= f
+		s.cf2 *= f
+		s.w *= f
+		s.last = t
+	}
+}
+
+func (s *incStat) insert(v, t, lambda float64) {
+	s.decay(t, lambda)
+	s.cf1 += v
+	s.cf2 += v * v
+	s.w++
+	s.cmean, s.cvar, s.cstd = math.NaN(), math.NaN(), math.NaN()
+}
+
+// stats1D returns the weight, mean and variance, recomputed.
+//
+// The variance is what Kitsune reports in the columns it names "std": it
+// never takes the square root there (AfterImage.allstats_1D). The features
+// keep that so that the model sees the same inputs; see doc.go.
+func (s *incStat) stats1D() (w, mean, variance float64) {
+	s.cmean = s.cf1 / s.w
+	s.cvar = math.Abs(s.cf2/s.w - s.cmean*s.cmean)
+	return s.w, s.cmean, s.cvar
+}
+
+func (s *incStat) mean() float64 {
+	if math.IsNaN(s.cmean) {
+		s.cmean = s.cf1 / s.w
+	}
+	return s.cmean
+}
+
+func (s *incStat) variance() float64 {
+	if math.IsNaN(s.cvar) {
+		m := s.mean()
+		s.cvar = math.Abs(s.cf2/s.w - m*m)
+	}
+	return s.cvar
+}
+
+func (s *incStat) std() float64 {
+	if math.IsNaN(s.cstd) {
+		s.cstd = math.Sqrt(s.variance())
+	}
+	return s.cstd
+}
+
+// newIncStat is a statistic registered at time t, before its first value.
+func newIncStat(t float64) incStat {
+	return incStat{w: 1e-20, last: t, cmean: math.NaN(), cvar: math.NaN(), cstd: math.NaN()}
+}
+
+// stream1D is a stream with one statistic per window and no links: a
+// source MAC-IP pair or the jitter of a channel.
+type stream1D struct {
+	s        [NumLambdas]incStat
+	lastSeen float64
+}
+
+// stream2D is a stream whose statistics are also linked to the streams it
+// exchanges traffic with (a host, or a socket), for the channel statistics.
+type stream2D struct {
+	s        [NumLambdas]incStat
+	links    []*link
+	lastSeen float64
+	id       uint64
+}
+
+// A link holds the decayed covariance of two streams, per window.
+type link struct {
+	a, b *stream2D
+	c    [NumLambdas]covStat
+}
+
+type covStat struct {
+	cf3, w3, last float64
+	res           [2]float64
+}
+
+func (l *link) side(s *stream2D) int {
+	if l.a == s {
+		return 0
+	}
+	return 1
+}
+
+func (l *link) other(side int) *stream2D {
+	if side == 0 {
+		return l.b
+	}
+	return l.a
+}
+
+// update folds value v of stream s at time t into window i of the link, as
+// Kitsune's incStat_cov.update_cov does; s has been updated with v already.
+func (l *link) update(s *stream2D, i int, v, t float64) {
+	side := l.side(s)
+	lambda := Lambdas[i]
+	l.other(side).s[i].decay(t, lambda)
+	c := &l.c[i]
+	if dt := t - c.last; dt > 0 {
+		f := math.Exp2(-lambda * dt)
+		c.cf3 *= f
+		c.w3 *= f
+		c.last = t
+		c.res[side] *= f
+	}
+	res := v - s.s[i].mean()
+	c.cf3 += res * c.res[1-side]
+	c.w3++
+	c.res[side] = res
+}
+
+// stats2D writes radius, magnitude, covariance and Pearson correlation of
+// window i.
+func (l *link) stats2D(i int, out []float64) {
+	a, b := &l.a.s[i], &l.b.s[i]
+	va, vb := a.variance(), b.variance()
+	ma, mb := a.mean(), b.mean()
+	out[0] = math.Sqrt(va*va + vb*vb)
+	out[1] = math.Sqrt(ma*ma + mb*mb)
+	cov := l.c[i].cf3 / l.c[i].w3
+	out[2] = cov
+	if ss := a.std() * b.std(); ss != 0 {
+		out[3] = cov / ss
+	} else {
+		out[3] = 0
+	}
+}
+
+type pairKey struct{ lo, hi uint64 }
+
+func makePairKey(a, b *stream2D) pairKey {
+	if a.id <= b.id {
+		return pairKey{a.id, b.id}
+	}
+	return pairKey{b.id, a.id}
+}
+
+// table2D holds the linked streams of one kind (hosts or sockets).
+type table2D[K comparable] struct {
+	streams map[K]*stream2D
+	links   map[pairKey]*link
+	nextID  uint64
+}
+
+func newTable2D[K comparable]() table2D[K] {
+	return table2D[K]{streams: make(map[K]*stream2D), links: make(map[pairKey]*link)}
+}
+
+func (tb *table2D[K]) stream(k K, t float64) *stream2D {
+	s := tb.streams[k]
+	if s == nil {
+		tb.nextID++
+		s = &stream2D{id: tb.nextID}
+		for i := range s.s {
+			s.s[i] = newIncStat(t)
+		}
+		tb.streams[k] = s
+	}
+	s.lastSeen = t
+	return s
+}
+
+// findLink returns the link Kitsune's register_cov would find for the pair:
+// the first of src's links that involves dst. For a stream sending to itself
+// that is src's first link of any kind, a quirk kept for parity.
+func (tb *table2D[K]) findLink(src, dst *stream2D) *link {
+	if src == dst {
+		if len(src.links) > 0 {
+			return src.links[0]
+		}
+		return nil
+	}
+	return tb.links[makePairKey(src, dst)]
+}
+
+// update applies one packet of size v from src to dst at time t and writes
+// the 7 channel statistics of each window at out[7*i:].
+//
+// With every set, each of src's links is updated as well, as Kitsune does;
+// otherwise only the link of the pair.
+func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []float64) {
+	src := tb.stream(srcKey, t)
+	var l *link
+	if dst := tb.streams[dstKey]; dst != nil {
+		l = tb.findLink(src, dst)
+	}
+	fresh := l == nil
+	for i := range NumLambdas {
+		s := &src.s[i]
+		s.insert(v, t, Lambdas[i])
+		if every {
+			for _, sl := range src.links {
+				sl.update(src, i, v, t)
+			}
+		}
+	}
+	dst := tb.stream(dstKey, t)
+	if fresh {
+		l = &link{a: src, b: dst}
+		for i := range l.c {
+			l.c[i] = covStat{w3: 1e-20, last: t}
+		}
+		src.links = append(src.links, l)
+		dst.links = append(dst.links, l)
+		if src != dst {
+			tb.links[makePairKey(src, dst)] = l
+		}
+	}
+	for i := range NumLambdas {
+		l.update(src, i, v, t)
+		o := out[7*i : 7*i+7]
+		s := &src.s[i]
+		o[0], o[1], o[2] = s.stats1D()
+		l.stats2D(i, o[3:])
+	}
+}
+
+// AfterImage computes Kitsune's 100 damped incremental statistics for each
+// packet, keeping per-stream state for source MAC-IP pairs, hosts, channels
+// and sockets. Idle streams are evicted (see Evict). It is not safe for
+// concurrent use.
+type AfterImage struct {
+	macIP   map[macIPKey]*stream1D
+	jitter  map[channelKey]*stream1D
+	hosts   table2D[Host]
+	sockets table2D[socketKey]
+	// IdleTimeout is how long, in capture seconds, a stream may go without
+	// traffic before Evict removes it. Zero means DefaultIdleTimeout.
+	IdleTimeout float64
+	// OwnLinkOnly, when set, updates only the covariance of the packet's own
+	// host pair and socket pair, once per packet. Kitsune updates every link
+	// of the sending host or socket, and the packet's own link twice; that
+	// costs time in proportion to the sender's peers (a scanning host has
+	// thousands) and makes the covariance of a pair depend on traffic to
+	// other peers. Leave it unset for Kitsune's exact features.
+	OwnLinkOnly bool
+	lastSweep   float64
+}
+
+// DefaultIdleTimeout is the IdleTimeout of an AfterImage that sets none: one
+// hour of capture time.
+const DefaultIdleTimeout = 3600.0
+
+// EvictInterval is how often, in capture seconds, Update calls Evict.
+const EvictInterval = 60.0
+
+// Streams returns the number of streams tracked: source MAC-IP pairs,
+// channel jitters, hosts and sockets.
+func (a *AfterImage) Streams() int {
+	return len(a.macIP) + len(a.jitter) + len(a.hosts.streams) + len(a.sockets.streams)
+}
+
+// Evict removes the streams that neither sent nor received since
+// now - IdleTimeout, with their links, and returns how many it removed.
+func (a *AfterImage) Evict(now float64) int {
+	timeout := a.IdleTimeout
+	if timeout <= 0 {
+		timeout = DefaultIdleTimeout
+	}
+	before := now - timeout
+	n := evict1D(a.macIP, before) + evict1D(a.jitter, before)
+	n += a.hosts.evict(before) + a.sockets.evict(before)
+	return n
+}
+
+func evict1D[K comparable](m map[K]*stream1D, before float64) int {
+	n := 0
+	for k, s := range m {
+		if s.lastSeen < before {
+			delete(m, k)
+			n++
+		}
+	}
+	return n
+}
+
+func (tb *table2D[K]) evict(before float64) int {
+	n := 0
+	for k, s := range tb.streams {
+		if s.lastSeen >= before {
+			continue
+		}
+		for _, l := range s.links {
+			if other := l.other(l.side(s)); other != s {
+				// Keep the partner's order: its first link matters (findLink).
+				other.links = slices.DeleteFunc(other.links, func(x *link) bool { return x == l })
+				delete(tb.links, makePairKey(s, other))
+			}
+		}
+		s.links = nil
+		delete(tb.streams, k)
+		n++
+	}
+	return n
+}
+
+type macIPKey struct {
+	mac  [6]byte
+	host Host
+}
+
+type channelKey struct{ src, dst Host }
+
+type socketKey struct {
+	host  Host
+	ports PortKind
+	port  uint16
+}
+
+// NewAfterImage returns an AfterImage with no streams.
+func NewAfterImage() *AfterImage {
+	return &AfterImage{
+		macIP:   make(map[macIPKey]*stream1D),
+		jitter:  make(map[channelKey]*stream1D),
+		hosts:   newTable2D[Host](),
+		sockets: newTable2D[socketKey](),
+	}
+}
+
+func update1D[K comparable](m map[K]*stream1D, k K, v, t float64, jitter bool, out []float64) {
+	s := m[k]
+	if s == nil {
+		s = &stream1D{}
+		for i := range s.s {
+			s.s[i] = newIncStat(t)
+		}
+		m[k] = s
+	}
+	s.lastSeen = t
+	for i := range NumLambdas {
+		st := &s.s[i]
+		x := v
+		if jitter {
+			// The value is the time since the stream's last packet, taken
+			// before decaying (AfterImage's isTypeDiff).
+			x = 0
+			if dt := t - st.last; dt > 0 {
+				x = dt
+			}
+		}
+		st.insert(x, t, Lambdas[i])
+		out[3*i], out[3*i+1], out[3*i+2] = st.stats1D()
+	}
+}
+
+// Update folds p into the statistics and writes its NumFeatures features to
+// out, which must hold at least NumFeatures values.
+func (a *AfterImage) Update(p *Packet, out []float64) {
+	t, v := p.Time, float64(p.Length)
+	if t-a.lastSweep >= EvictInterval || t < a.lastSweep {
+		a.Evict(t)
+		a.lastSweep = t
+	}
+	update1D(a.macIP, macIPKey{p.SrcMAC, p.Src}, v, t, false, out[offsetMACIP:])
+	a.hosts.update(p.Src, p.Dst, v, t, !a.OwnLinkOnly, out[offsetChannel:])
+	update1D(a.jitter, channelKey{p.Src, p.Dst}, 0, t, true, out[offsetJitter:])
+	var src, dst socketKey
+	switch p.Ports {
+	case PortARP:
+		// Kitsune keys ARP sockets by MAC address alone.
+		src, dst = socketKey{host: hostMAC(p.SrcMAC)}, socketKey{host: hostMAC(p.DstMAC)}
+	case PortNumber:
+		src, dst = socketKey{p.Src, PortNumber, p.SrcPort}, socketKey{p.Dst, PortNumber, p.DstPort}
+	default:
+		src, dst = socketKey{host: p.Src, ports: p.Ports}, socketKey{host: p.Dst, ports: p.Ports}
+	}
+	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, out[offsetSocket:])
+}

@@ -1,0 +1,138 @@
+package detect
+
+import (
+	"encoding/csv"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// datasetPath returns a file of ../shared/datasets/kitsune-mirai, skipping
+// the test when the datasets are absent (unless CI=true, where they must be).
+func datasetPath(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join("..", "..", "..", "shared", "datasets", "kitsune-mirai", name)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("dataset %s missing: %v", p, err)
+		}
+		t.Skipf("dataset %s not available: %v", p, err)
+	}
+	return p
+}
+
+// readFeatures reads a capture and returns every packet's features.
+func readFeatures(t testing.TB, path string, limit int) [][]float64 {
+	t.Helper()
+	r, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dec := NewDecoder(r.LinkType())
+	ai := NewAfterImage()
+	var rows [][]float64
+	var p Packet
+	for limit <= 0 || len(rows) < limit {
+		data, ci, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec.Decode(data, ci, &p)
+		out := make([]float64, NumFeatures)
+		ai.Update(&p, out)
+		rows = append(rows, out)
+	}
+	return rows
+}
+
+func TestAfterImageMatchesKitsuneOnTheFirst2000MiraiPackets(t *testing.T) {
+	pcap := datasetPath(t, "mirai2000.pcap")
+	f, err := os.Open(datasetPath(t, "afterimage_features_mirai_first2000.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, want := want[0], want[1:]
+	if len(header) != NumFeatures {
+		t.Fatalf("reference has %d columns, want %d", len(header), NumFeatures)
+	}
+	got := readFeatures(t, pcap, 0)
+	if len(got) != len(want) {
+		t.Fatalf("got features for %d packets, reference has %d", len(got), len(want))
+	}
+	// Every value must be within 1e-6 relative of Kitsune's, with an
+	// absolute floor of 1e-8 for values near zero. The Pearson correlations
+	// are the deliberate exception: pcc = cov/(σa·σb), and when a stream's
+	// packet sizes barely vary its σ² is a difference of nearly equal numbers,
+	// pure rounding noise (1.8e-12 for a run of 86-byte packets). An ulp of
+	// difference in a decay factor (Go's math.Exp2 against C's pow) moves
+	// such a pcc in its fourth digit. Those are held to 1e-3 absolute, and
+	// must stay rare.
+	const relTol, absFloor, pccTol = 1e-6, 1e-8, 1e-3
+	bad, noisyPCC := 0, 0
+	for i := range want {
+		for j, s := range want[i] {
+			w, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				t.Fatalf("row %d column %s: %v", i+1, header[j], err)
+			}
+			g := got[i][j]
+			if math.Abs(g-w) <= relTol*math.Max(math.Abs(w), absFloor/relTol) {
+				continue
+			}
+			if strings.Contains(header[j], "_pcc_") && math.Abs(g-w) <= pccTol {
+				noisyPCC++
+				continue
+			}
+			if bad < 20 {
+				t.Errorf("packet %d %s = %.17g, Kitsune has %.17g", i+1, header[j], g, w)
+			}
+			bad++
+		}
+	}
+	t.Logf("%d of %d pcc values differ beyond 1e-6 (rounding noise)", noisyPCC, len(want)*4*NumLambdas)
+	if noisyPCC > len(want)*4*NumLambdas/1000 {
+		t.Errorf("%d pcc values differ beyond 1e-6: more than rounding noise explains", noisyPCC)
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d values differ", bad, len(want)*NumFeatures)
+	}
+}
+
+func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
+	ai := NewAfterImage()
+	out := make([]float64, NumFeatures)
+	send := func(at float64, src, dst byte) {
+		p := Packet{Time: at, Length: 60, Ports: PortNumber, SrcPort: 1000, DstPort: 23,
+			Src: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, src}}, Dst: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, dst}}}
+		ai.Update(&p, out)
+	}
+	send(1000, 1, 2) // a flow that goes quiet
+	for at := 1000.0; at <= 1000+DefaultIdleTimeout+2*EvictInterval; at += 30 {
+		send(at, 3, 4) // a flow that stays busy
+	}
+	// Left: the busy flow's MAC-IP pair, jitter, two hosts and two sockets.
+	if got := ai.Streams(); got != 6 {
+		t.Errorf("%d streams tracked after the quiet flow's timeout, want 6", got)
+	}
+	if n := len(ai.hosts.links) + len(ai.sockets.links); n != 2 {
+		t.Errorf("%d links kept, want 2", n)
+	}
+	send(1000+2*DefaultIdleTimeout, 1, 2) // the quiet flow returns
+	if out[offsetChannel] != 1 {
+		t.Errorf("a returning stream starts with weight %v, want 1", out[offsetChannel])
+	}
+}

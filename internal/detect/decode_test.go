@@ -1,0 +1,304 @@
+package detect
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/fleetward/fleetward/internal/apperr"
+)
+
+var (
+	macA = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
+	macB = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0b}
+	ipA  = net.IP{10, 200, 0, 1}
+	ipB  = net.IP{10, 200, 0, 2}
+	ip6A = net.ParseIP("fd00::a")
+	ip6B = net.ParseIP("fd00::b")
+)
+
+// frame serializes layers into one frame, fixing lengths and checksums.
+func frame(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	for _, l := range ls {
+		type checksummed interface {
+			SetNetworkLayerForChecksum(gopacket.NetworkLayer) error
+		}
+		if c, ok := l.(checksummed); ok {
+			for _, n := range ls {
+				if nl, ok := n.(gopacket.NetworkLayer); ok {
+					c.SetNetworkLayerForChecksum(nl)
+				}
+			}
+		}
+	}
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatalf("serialize: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func eth(typ layers.EthernetType) *layers.Ethernet {
+	return &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: typ}
+}
+
+func ip4(proto layers.IPProtocol) *layers.IPv4 {
+	return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: ipA, DstIP: ipB}
+}
+
+func decodeOne(t *testing.T, data []byte, wire int) (Packet, DecodeStats) {
+	t.Helper()
+	d := NewDecoder(layers.LinkTypeEthernet)
+	var p Packet
+	ci := gopacket.CaptureInfo{Timestamp: time.Unix(1500000000, 250000000), CaptureLength: len(data), Length: wire}
+	d.Decode(data, ci, &p)
+	return p, d.Stats
+}
+
+func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
+	hostA, hostB := hostIPv4(ipA), hostIPv4(ipB)
+	var macAKey, macBKey [6]byte
+	copy(macAKey[:], macA)
+	copy(macBKey[:], macB)
+	quotedUDP := frame(t, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 5353, DstPort: 9999}, gopacket.Payload("x"))
+	tests := []struct {
+		name  string
+		data  []byte
+		want  Packet
+		check func(DecodeStats) bool
+	}{
+		{
+			name: "a TCP segment has its hosts and ports",
+			data: frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true, Window: 1}),
+			want: Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 40000, DstPort: 23},
+		},
+		{
+			name:  "a VLAN-tagged UDP datagram is decoded through the tag",
+			data:  frame(t, eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4}, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 68, DstPort: 67}),
+			want:  Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 68, DstPort: 67},
+			check: func(s DecodeStats) bool { return s.VLANTagged == 1 },
+		},
+		{
+			name: "an IPv6 datagram behind a hop-by-hop header keeps its ports",
+			data: frame(t, eth(layers.EthernetTypeIPv6),
+				&layers.IPv6{Version: 6, NextHeader: layers.IPProtocolIPv6HopByHop, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B},
+				gopacket.Payload{byte(layers.IPProtocolUDP), 0, 1, 4, 0, 0, 0, 0}, // hop-by-hop header with a PadN option
+				&layers.UDP{SrcPort: 546, DstPort: 547}),
+			want:  Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547},
+			check: func(s DecodeStats) bool { return s.IPv6ExtHdrs == 1 },
+		},
+		{
+			name:  "an IPv4 fragment has hosts but no ports",
+			data:  frame(t, eth(layers.EthernetTypeIPv4), &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ipA, DstIP: ipB, FragOffset: 185}, gopacket.Payload(bytes.Repeat([]byte{1}, 16))),
+			want:  Packet{Src: hostA, Dst: hostB},
+			check: func(s DecodeStats) bool { return s.Fragments == 1 },
+		},
+		{
+			name: "an ARP request takes its hosts from the protocol addresses",
+			data: frame(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
+				SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB}),
+			want: Packet{Src: hostA, Dst: hostB, Ports: PortARP},
+		},
+		{
+			name: "an ICMP echo is an icmp socket",
+			data: frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}),
+			want: Packet{Src: hostA, Dst: hostB, Ports: PortICMP},
+		},
+		{
+			name:  "an ICMP error carries the quoted transport ports, as tshark reports them",
+			data:  frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)}, gopacket.Payload(quotedUDP)),
+			want:  Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 5353, DstPort: 9999},
+			check: func(s DecodeStats) bool { return s.ICMPQuoted == 1 },
+		},
+		{
+			name:  "a frame without IP is keyed by its MAC addresses",
+			data:  frame(t, eth(layers.EthernetTypeLLC), gopacket.Payload(bytes.Repeat([]byte{0}, 46))),
+			want:  Packet{Src: hostMAC(macAKey), Dst: hostMAC(macBKey)},
+			check: func(s DecodeStats) bool { return s.NonIP == 1 },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, stats := decodeOne(t, tt.data, len(tt.data))
+			tt.want.Time, tt.want.Length = 1500000000.25, len(tt.data)
+			tt.want.SrcMAC, tt.want.DstMAC = macAKey, macBKey
+			if got != tt.want {
+				t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
+			}
+			if tt.check != nil && !tt.check(stats) {
+				t.Errorf("stats %+v", stats)
+			}
+		})
+	}
+}
+
+func TestDecoderTakesWireLengthAndPortsOfSnaplenTruncatedPackets(t *testing.T) {
+	full := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1234, DstPort: 80, Window: 1}, gopacket.Payload(bytes.Repeat([]byte{'a'}, 400)))
+	for _, keep := range []int{14 + 20 + 4, 14 + 20 + 10, 100, len(full)} {
+		p, stats := decodeOne(t, full[:keep], len(full))
+		if p.Length != len(full) || p.Ports != PortNumber || p.SrcPort != 1234 || p.DstPort != 80 {
+			t.Errorf("kept %d bytes: %+v", keep, p)
+		}
+		if keep < len(full) && stats.Truncated != 1 {
+			t.Errorf("kept %d bytes: truncation not counted: %+v", keep, stats)
+		}
+	}
+}
+
+func TestEpochSecondsRoundsLikeParsingTsharksDecimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		sec, nsec := 1e9+rng.Int64N(1e9), rng.Int64N(1e9)
+		want, _ := strconv.ParseFloat(strconv.FormatInt(sec, 10)+"."+leftPad9(nsec), 64)
+		if got := epochSeconds(sec, nsec); got != want {
+			t.Fatalf("epochSeconds(%d, %d) = %.17g, want %.17g", sec, nsec, got, want)
+		}
+	}
+}
+
+func leftPad9(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for len(s) < 9 {
+		s = "0" + s
+	}
+	return s
+}
+
+// writeCapture writes frames into a pcap (or pcapng) file image.
+func writeCapture(t testing.TB, ng bool, frames ...[]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	ts := time.Unix(1500000000, 0)
+	if ng {
+		w, err := pcapgo.NewNgWriter(&buf, layers.LinkTypeEthernet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range frames {
+			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range frames {
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+func TestReaderReadsBothFormatsAndStopsCleanlyAtCorruption(t *testing.T) {
+	f := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
+	for _, ng := range []bool{false, true} {
+		file := writeCapture(t, ng, f, f, f)
+		tests := []struct {
+			name      string
+			data      []byte
+			wantN     int
+			wantError error
+		}{
+			{"a whole file yields every packet then EOF", file, 3, io.EOF},
+			{"a file cut inside the last record yields the others then a corruption error", file[:len(file)-5], 2, ErrFileCorrupt},
+		}
+		for _, tt := range tests {
+			t.Run(strconv.FormatBool(ng)+"/"+tt.name, func(t *testing.T) {
+				r, err := NewReader(bytes.NewReader(tt.data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantFormat := map[bool]string{false: "pcap", true: "pcapng"}[ng]
+				if r.Format != wantFormat {
+					t.Errorf("format %q, want %q", r.Format, wantFormat)
+				}
+				n := 0
+				for {
+					_, _, err = r.Next()
+					if err != nil {
+						break
+					}
+					n++
+				}
+				if n != tt.wantN || !errors.Is(err, tt.wantError) {
+					t.Errorf("read %d packets and %v, want %d and %v", n, err, tt.wantN, tt.wantError)
+				}
+			})
+		}
+	}
+}
+
+func TestReaderRefusesWhatIsNotACapture(t *testing.T) {
+	for _, data := range [][]byte{nil, []byte("ab"), []byte("GIF89a not a capture")} {
+		_, err := NewReader(bytes.NewReader(data))
+		var ae *apperr.Error
+		if !errors.As(err, &ae) || ae.Code != apperr.Invalid || ae.Field != "capture" {
+			t.Errorf("NewReader(%q) = %v, want an invalid capture error", data, err)
+		}
+	}
+}
+
+// FuzzDecodeCapture feeds arbitrary bytes through the reader, the decoder
+// and AfterImage: nothing may panic, and every feature must be a number.
+func FuzzDecodeCapture(f *testing.F) {
+	tcp := frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 23, SYN: true})
+	arp := frame(f, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
+		SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB})
+	f.Add(writeCapture(f, false, tcp, arp, tcp[:30]))
+	f.Add(writeCapture(f, true, tcp, arp))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		d := NewDecoder(r.LinkType())
+		ai := NewAfterImage()
+		out := make([]float64, NumFeatures)
+		var p Packet
+		for range 1000 {
+			b, ci, err := r.Next()
+			if err != nil {
+				return
+			}
+			d.Decode(b, ci, &p)
+			ai.Update(&p, out)
+		}
+	})
+}
+
+// FuzzDecodeFrame decodes arbitrary frames on each supported link type:
+// nothing may panic and every packet must come out with a length.
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 23}), uint8(0))
+	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)},
+		gopacket.Payload(frame(f, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 9}))), uint8(0))
+	f.Add(frame(f, &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B}, &layers.UDP{SrcPort: 1, DstPort: 2}), uint8(1))
+	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull}
+	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
+		d := NewDecoder(links[int(link)%len(links)])
+		var p Packet
+		d.Decode(data, gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data) + 10}, &p)
+		if p.Length != len(data)+10 {
+			t.Errorf("length %d, want the wire length %d", p.Length, len(data)+10)
+		}
+		out := make([]float64, NumFeatures)
+		NewAfterImage().Update(&p, out)
+	})
+}

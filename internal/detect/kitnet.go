@@ -1,0 +1,348 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// KitNETConfig configures a KitNET detector. Zero fields take Kitsune's
+// defaults.
+type KitNETConfig struct {
+	// MaxAutoencoderSize is the most features one ensemble autoencoder takes
+	// (default 10).
+	MaxAutoencoderSize int
+	// FMGrace is the number of packets whose features are used to learn the
+	// feature map (default 5,000).
+	FMGrace int
+	// ADGrace is the number of packets that then train the autoencoders
+	// (default 50,000).
+	ADGrace int
+	// LearningRate is the autoencoders' stochastic gradient step (default 0.1).
+	LearningRate float64
+	// HiddenRatio is the size of a hidden layer relative to its input
+	// (default 0.75).
+	HiddenRatio float64
+	// Seed seeds the initial weights (default 1234, as Kitsune).
+	Seed uint64
+}
+
+func (c KitNETConfig) withDefaults() KitNETConfig {
+	if c.MaxAutoencoderSize <= 0 {
+		c.MaxAutoencoderSize = 10
+	}
+	if c.FMGrace <= 0 {
+		c.FMGrace = 5000
+	}
+	if c.ADGrace <= 0 {
+		c.ADGrace = 50000
+	}
+	if c.LearningRate <= 0 {
+		c.LearningRate = 0.1
+	}
+	if c.HiddenRatio <= 0 {
+		c.HiddenRatio = 0.75
+	}
+	if c.Seed == 0 {
+		c.Seed = 1234
+	}
+	return c
+}
+
+// KitNET is Kitsune's anomaly detector: during the feature-mapping grace
+// period it learns the features' correlations and clusters them into groups
+// of at most MaxAutoencoderSize; during the training grace period it trains
+// one small autoencoder per group and an output autoencoder on their
+// reconstruction errors; from then on it scores each packet with the output
+// autoencoder's RMSE. It is not safe for concurrent use.
+type KitNET struct {
+	cfg      KitNETConfig
+	n        int // feature vector length
+	trained  int
+	corr     *correlation
+	featMap  [][]int
+	ensemble []*autoencoder
+	output   *autoencoder
+	hidden   []float64 // ensemble RMSEs of the current packet
+	scratch  []float64
+}
+
+// NewKitNET returns a detector for feature vectors of length n.
+func NewKitNET(n int, cfg KitNETConfig) *KitNET {
+	return &KitNET{cfg: cfg.withDefaults(), n: n, corr: newCorrelation(n)}
+}
+
+// Training reports whether the detector is still in a grace period; its
+// scores are 0 then.
+func (k *KitNET) Training() bool { return k.trained <= k.cfg.FMGrace+k.cfg.ADGrace }
+
+// FeatureMap returns the feature groups, one per ensemble autoencoder, once
+// the feature-mapping grace period is over (nil before).
+func (k *KitNET) FeatureMap() [][]int { return k.featMap }
+
+// Process trains on x during the grace periods (returning 0) and scores it
+// afterwards: the higher the RMSE, the more anomalous. As in Kitsune, the
+// feature map is learnt from the first FMGrace+1 vectors and the
+// autoencoders from the next ADGrace.
+func (k *KitNET) Process(x []float64) float64 {
+	if !k.Training() {
+		return k.score(x)
+	}
+	if k.featMap == nil {
+		k.corr.update(x)
+		if k.trained == k.cfg.FMGrace {
+			k.featMap = k.corr.cluster(k.cfg.MaxAutoencoderSize)
+			k.build()
+		}
+	} else {
+		for i, ae := range k.ensemble {
+			k.hidden[i] = ae.train(k.gather(x, k.featMap[i]))
+		}
+		k.output.train(k.hidden)
+	}
+	k.trained++
+	return 0
+}
+
+func (k *KitNET) build() {
+	rng := rand.New(rand.NewPCG(k.cfg.Seed, k.cfg.Seed))
+	width := 0
+	for _, g := range k.featMap {
+		k.ensemble = append(k.ensemble, newAutoencoder(len(g), k.cfg.HiddenRatio, k.cfg.LearningRate, rng))
+		width = max(width, len(g))
+	}
+	k.output = newAutoencoder(len(k.featMap), k.cfg.HiddenRatio, k.cfg.LearningRate, rng)
+	k.hidden = make([]float64, len(k.featMap))
+	k.scratch = make([]float64, width)
+}
+
+func (k *KitNET) gather(x []float64, idx []int) []float64 {
+	s := k.scratch[:len(idx)]
+	for i, j := range idx {
+		s[i] = x[j]
+	}
+	return s
+}
+
+func (k *KitNET) score(x []float64) float64 {
+	for i, ae := range k.ensemble {
+		k.hidden[i] = ae.rmse(k.gather(x, k.featMap[i]))
+	}
+	return k.output.rmse(k.hidden)
+}
+
+// correlation accumulates the features' incremental correlation matrix, as
+// Kitsune's corClust does (its running mean makes it an approximation).
+type correlation struct {
+	n      int
+	count  float64
+	sum    []float64
+	resSq  []float64
+	cross  []float64 // n×n, row-major
+	resBuf []float64
+}
+
+func newCorrelation(n int) *correlation {
+	return &correlation{n: n, sum: make([]float64, n), resSq: make([]float64, n), cross: make([]float64, n*n), resBuf: make([]float64, n)}
+}
+
+func (c *correlation) update(x []float64) {
+	c.count++
+	r := c.resBuf
+	for i, v := range x[:c.n] {
+		c.sum[i] += v
+		r[i] = v - c.sum[i]/c.count
+		c.resSq[i] += r[i] * r[i]
+	}
+	for i := range c.n {
+		row := c.cross[i*c.n : (i+1)*c.n]
+		ri := r[i]
+		for j, rj := range r {
+			row[j] += ri * rj
+		}
+	}
+}
+
+// distance is Kitsune's correlation distance 1 - ρ, clamped at 0; a
+// constant feature is at distance 1 from everything.
+func (c *correlation) distance(i, j int) float64 {
+	den := math.Sqrt(c.resSq[i]) * math.Sqrt(c.resSq[j])
+	if den == 0 {
+		den = 1e-100
+	}
+	return max(0, 1-c.cross[i*c.n+j]/den)
+}
+
+// cluster groups the features by single-linkage hierarchical clustering on
+// the correlation distance, then splits the dendrogram from the top until
+// every group has at most maxSize features (Kitsune's __breakClust__).
+func (c *correlation) cluster(maxSize int) [][]int {
+	type node struct {
+		left, right int // children, -1 for a leaf
+		leaf        int
+		count       int
+	}
+	nodes := make([]node, 0, 2*c.n)
+	for i := range c.n {
+		nodes = append(nodes, node{left: -1, right: -1, leaf: i, count: 1})
+	}
+	// Single linkage: merge the closest pair of clusters, the distance of
+	// two clusters being their closest members'. n is 100, so the O(n³)
+	// form is instant.
+	dist := make([]float64, c.n*c.n) // between clusters, by slot
+	for i := range c.n {
+		for j := range c.n {
+			dist[i*c.n+j] = c.distance(i, j)
+		}
+	}
+	slots := make([]int, c.n) // slot -> node
+	for i := range slots {
+		slots[i] = i
+	}
+	alive := make([]bool, c.n)
+	for i := range alive {
+		alive[i] = true
+	}
+	for range c.n - 1 {
+		bi, bj, bd := -1, -1, math.Inf(1)
+		for i := range c.n {
+			if !alive[i] {
+				continue
+			}
+			for j := i + 1; j < c.n; j++ {
+				if alive[j] && dist[i*c.n+j] < bd {
+					bi, bj, bd = i, j, dist[i*c.n+j]
+				}
+			}
+		}
+		if bi < 0 {
+			break
+		}
+		nodes = append(nodes, node{left: slots[bi], right: slots[bj], count: nodes[slots[bi]].count + nodes[slots[bj]].count})
+		slots[bi] = len(nodes) - 1
+		alive[bj] = false
+		for k := range c.n {
+			d := min(dist[bi*c.n+k], dist[bj*c.n+k])
+			dist[bi*c.n+k], dist[k*c.n+bi] = d, d
+		}
+	}
+	var groups [][]int
+	var leaves func(int, *[]int)
+	leaves = func(i int, out *[]int) {
+		if nodes[i].left < 0 {
+			*out = append(*out, nodes[i].leaf)
+			return
+		}
+		leaves(nodes[i].left, out)
+		leaves(nodes[i].right, out)
+	}
+	var split func(int)
+	split = func(i int) {
+		if nodes[i].count <= maxSize || nodes[i].left < 0 {
+			var g []int
+			leaves(i, &g)
+			groups = append(groups, g)
+			return
+		}
+		split(nodes[i].left)
+		split(nodes[i].right)
+	}
+	split(len(nodes) - 1)
+	for _, g := range groups {
+		slices.Sort(g)
+	}
+	return groups
+}
+
+// autoencoder is Kitsune's dA: one hidden layer with tied weights and
+// sigmoid units, inputs scaled to [0, 1] by the minimum and maximum seen
+// while training, trained by one gradient step per vector.
+type autoencoder struct {
+	nv, nh       int
+	lr           float64
+	w            []float64 // nv×nh, row-major
+	hbias, vbias []float64
+	lo, hi       []float64
+	x, y, z, lh  []float64 // scratch
+}
+
+func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencoder {
+	nh := int(math.Ceil(float64(nv) * hiddenRatio))
+	a := &autoencoder{nv: nv, nh: nh, lr: lr, w: make([]float64, nv*nh), hbias: make([]float64, nh), vbias: make([]float64, nv),
+		lo: make([]float64, nv), hi: make([]float64, nv), x: make([]float64, nv), y: make([]float64, nh), z: make([]float64, nv), lh: make([]float64, nh)}
+	bound := 1 / float64(nv)
+	for i := range a.w {
+		a.w[i] = -bound + 2*bound*rng.Float64()
+	}
+	for i := range nv {
+		a.lo[i], a.hi[i] = math.Inf(1), math.Inf(-1)
+	}
+	return a
+}
+
+func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
+
+// forward scales in into a.x and computes a.y and a.z.
+func (a *autoencoder) forward(in []float64) {
+	for i, v := range in {
+		a.x[i] = (v - a.lo[i]) / (a.hi[i] - a.lo[i] + 1e-16)
+	}
+	for j := range a.nh {
+		s := a.hbias[j]
+		for i := range a.nv {
+			s += a.x[i] * a.w[i*a.nh+j]
+		}
+		a.y[j] = sigmoid(s)
+	}
+	for i := range a.nv {
+		s := a.vbias[i]
+		row := a.w[i*a.nh : (i+1)*a.nh]
+		for j, wij := range row {
+			s += a.y[j] * wij
+		}
+		a.z[i] = sigmoid(s)
+	}
+}
+
+func (a *autoencoder) errorRMSE() float64 {
+	var s float64
+	for i := range a.nv {
+		d := a.x[i] - a.z[i]
+		s += d * d
+	}
+	return math.Sqrt(s / float64(a.nv))
+}
+
+// train takes one gradient step on in and returns its RMSE before the step.
+func (a *autoencoder) train(in []float64) float64 {
+	for i, v := range in {
+		a.lo[i] = min(a.lo[i], v)
+		a.hi[i] = max(a.hi[i], v)
+	}
+	a.forward(in)
+	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
+	for j := range a.nh {
+		var s float64
+		for i := range a.nv {
+			s += (a.x[i] - a.z[i]) * a.w[i*a.nh+j]
+		}
+		a.lh[j] = s * a.y[j] * (1 - a.y[j])
+	}
+	for i := range a.nv {
+		e := a.x[i] - a.z[i]
+		row := a.w[i*a.nh : (i+1)*a.nh]
+		for j := range row {
+			row[j] += a.lr * (a.x[i]*a.lh[j] + e*a.y[j])
+		}
+		a.vbias[i] += a.lr * e
+	}
+	for j := range a.nh {
+		a.hbias[j] += a.lr * a.lh[j]
+	}
+	return a.errorRMSE()
+}
+
+func (a *autoencoder) rmse(in []float64) float64 {
+	a.forward(in)
+	return a.errorRMSE()
+}

@@ -1,0 +1,73 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestKitNETMapsEveryFeatureOnceInSmallGroups(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	const n = 40
+	k := NewKitNET(n, KitNETConfig{FMGrace: 500, ADGrace: 500, MaxAutoencoderSize: 6})
+	x := make([]float64, n)
+	for range 501 {
+		base := rng.NormFloat64()
+		for i := range x {
+			// Four families of correlated features and a constant one.
+			x[i] = base*float64(i%4) + rng.NormFloat64()*0.1*float64(i%3)
+		}
+		x[n-1] = 3
+		if s := k.Process(x); s != 0 {
+			t.Fatalf("score %v during the feature-mapping grace period", s)
+		}
+	}
+	fm := k.FeatureMap()
+	if fm == nil {
+		t.Fatal("no feature map after the grace period")
+	}
+	var all []int
+	for _, g := range fm {
+		if len(g) == 0 || len(g) > 6 {
+			t.Errorf("group of %d features: %v", len(g), g)
+		}
+		all = append(all, g...)
+	}
+	slices.Sort(all)
+	for i, f := range all {
+		if f != i {
+			t.Fatalf("features mapped: %v, want each of 0..%d once", all, n-1)
+		}
+	}
+}
+
+func TestKitNETScoresTheUnusualAboveTheUsual(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	const n = 12
+	k := NewKitNET(n, KitNETConfig{FMGrace: 200, ADGrace: 3000})
+	usual := func() []float64 {
+		x := make([]float64, n)
+		b := rng.Float64()
+		for i := range x {
+			x[i] = b + 0.01*rng.Float64()
+		}
+		return x
+	}
+	for k.Training() {
+		k.Process(usual())
+	}
+	var normal float64
+	for range 100 {
+		normal = max(normal, k.Process(usual()))
+	}
+	odd := usual()
+	for i := range odd {
+		if i%2 == 0 {
+			odd[i] = 1 - odd[i] + 2
+		}
+	}
+	if s := k.Process(odd); !(s > 2*normal) || math.IsNaN(s) {
+		t.Errorf("unusual vector scored %v, usual ones at most %v", s, normal)
+	}
+}

@@ -1,0 +1,264 @@
+package detect
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/fleetward/fleetward/internal/apperr"
+)
+
+// ErrFileCorrupt reports that a capture file ended in the middle of a record
+// or holds a record that cannot be read. The packets read before it are
+// valid; a Reader stops at the first corrupt record.
+var ErrFileCorrupt = errors.New("capture file corrupt or truncated")
+
+// packetReader is what pcapgo's pcap and pcapng readers have in common.
+type packetReader interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	LinkType() layers.LinkType
+}
+
+// A Reader reads packets from a pcap or pcapng capture, told apart by the
+// file's magic number. It is not safe for concurrent use.
+type Reader struct {
+	r      packetReader
+	closer io.Closer
+	blocks *blockWalker // pcapng only
+	broken error        // set once pcapgo has panicked: its state is lost
+	// Format is "pcap" or "pcapng".
+	Format string
+}
+
+// Magic numbers of the two capture formats (both byte orders for pcap,
+// microsecond and nanosecond resolution).
+const (
+	magicPcapMicro = 0xa1b2c3d4
+	magicPcapNano  = 0xa1b23c4d
+	magicPcapng    = 0x0a0d0d0a
+)
+
+// maxSnapLen is the largest snap length a pcap file may claim; a packet
+// captured longer is a corrupt record. It is tcpdump's default.
+const maxSnapLen = 262144
+
+// NewReader starts reading a capture from r. It returns an Invalid error
+// naming the field "capture" when r holds neither a pcap nor a pcapng header,
+// or when the header itself is unreadable.
+func NewReader(r io.Reader) (*Reader, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	head, err := br.Peek(4)
+	if err != nil {
+		return nil, apperr.InvalidField("capture", "too short to be a pcap or pcapng file")
+	}
+	le, be := binary.LittleEndian.Uint32(head), binary.BigEndian.Uint32(head)
+	switch {
+	case le == magicPcapng:
+		blocks := &blockWalker{r: br}
+		ng, err := guard(func() (*pcapgo.NgReader, error) {
+			return pcapgo.NewNgReader(blocks, pcapgo.DefaultNgReaderOptions)
+		})
+		if err != nil {
+			return nil, apperr.InvalidField("capture", "pcapng header: %v", err)
+		}
+		return &Reader{r: ng, Format: "pcapng", blocks: blocks}, nil
+	case le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano:
+		// pcapgo allocates a packet buffer of the header's snap length, up
+		// to 4 GiB; cap it so that a hostile header cannot exhaust memory.
+		var hdr [24]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return nil, apperr.InvalidField("capture", "pcap header is cut short")
+		}
+		order := binary.ByteOrder(binary.LittleEndian)
+		if be == magicPcapMicro || be == magicPcapNano {
+			order = binary.BigEndian
+		}
+		if order.Uint32(hdr[16:]) > maxSnapLen {
+			order.PutUint32(hdr[16:], maxSnapLen)
+		}
+		p, err := pcapgo.NewReader(io.MultiReader(bytes.NewReader(hdr[:]), br))
+		if err != nil {
+			return nil, apperr.InvalidField("capture", "pcap header: %v", err)
+		}
+		return &Reader{r: p, Format: "pcap"}, nil
+	default:
+		return nil, apperr.InvalidField("capture", "unknown magic number %#08x: not a pcap or pcapng file", le)
+	}
+}
+
+// OpenFile opens a pcap or pcapng file. Close the Reader when done.
+func OpenFile(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open capture %s: %w", path, err)
+	}
+	r, err := NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open capture %s: %w", path, err)
+	}
+	r.closer = f
+	return r, nil
+}
+
+// LinkType is the link layer of the capture's (first) interface.
+func (r *Reader) LinkType() layers.LinkType { return r.r.LinkType() }
+
+// Next returns the next packet's bytes, valid until the following call, and
+// its capture info. It returns io.EOF at a clean end of file and an error
+// wrapping ErrFileCorrupt when the file is truncated or corrupt.
+func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
+	if r.broken != nil {
+		return nil, gopacket.CaptureInfo{}, r.broken
+	}
+	var ci gopacket.CaptureInfo
+	data, err := guard(func() ([]byte, error) {
+		var err error
+		var d []byte
+		d, ci, err = r.r.ZeroCopyReadPacketData()
+		return d, err
+	})
+	if errors.Is(err, errReaderPanicked) {
+		r.broken = fmt.Errorf("%w: %v", ErrFileCorrupt, err)
+		return nil, ci, r.broken
+	}
+	if err != nil {
+		if err == io.EOF {
+			if r.blocks != nil && !r.blocks.betweenBlocks() {
+				return nil, ci, fmt.Errorf("%w: pcapng file ends inside a block", ErrFileCorrupt)
+			}
+			return nil, ci, io.EOF
+		}
+		return nil, ci, fmt.Errorf("%w: %v", ErrFileCorrupt, err)
+	}
+	if ci.Length < len(data) {
+		// A wire length below the captured length is corrupt; the captured
+		// bytes are the better lower bound.
+		ci.Length = len(data)
+	}
+	return data, ci, nil
+}
+
+// Close closes the file opened by OpenFile; it is a no-op for NewReader.
+func (r *Reader) Close() error {
+	if r.closer == nil {
+		return nil
+	}
+	return r.closer.Close()
+}
+
+// blockWalker follows the pcapng block lengths of the bytes pcapgo reads,
+// and guards pcapgo against the two fields it trusts for allocations:
+//
+//   - pcapgo reports a file cut inside a block as a clean io.EOF; the walker
+//     knows whether the file ended between blocks.
+//   - pcapgo allocates a packet buffer of the interface's snap length and of
+//     the packet's captured length, both up to 4 GiB from the file. The
+//     walker zeroes the snap length of interface descriptions (zero means
+//     "no limit", so buffers follow the captured lengths) and fails the read
+//     of any packet block whose captured length exceeds its block or
+//     maxSnapLen.
+type blockWalker struct {
+	r         io.Reader
+	prefix    [24]byte // the block's first bytes: type, length, body start
+	off       uint64   // offset within the current block
+	length    uint64   // the current block's total length, once known
+	typ       uint32
+	bigEndian bool
+	corrupt   bool
+}
+
+// pcapng block types the walker looks into.
+const (
+	blockInterfaceDescription = 1
+	blockObsoletePacket       = 2
+	blockSimplePacket         = 3
+	blockEnhancedPacket       = 6
+)
+
+func (w *blockWalker) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	w.walk(p[:n])
+	if w.corrupt {
+		return n, fmt.Errorf("pcapng block of type %#x has impossible lengths", w.typ)
+	}
+	return n, err
+}
+
+func (w *blockWalker) uint32At(i int) uint32 {
+	if w.bigEndian {
+		return binary.BigEndian.Uint32(w.prefix[i:])
+	}
+	return binary.LittleEndian.Uint32(w.prefix[i:])
+}
+
+func (w *blockWalker) walk(b []byte) {
+	for len(b) > 0 && !w.corrupt {
+		if w.off >= 12 && (w.off >= uint64(len(w.prefix)) || w.off >= w.length) {
+			k := min(w.length-w.off, uint64(len(b)))
+			w.off += k
+			b = b[k:]
+			if w.off == w.length {
+				w.off = 0
+			}
+			continue
+		}
+		if w.off >= 12 && w.off < 16 && w.typ == blockInterfaceDescription {
+			b[0] = 0 // snap length: see the type's comment
+		}
+		w.prefix[w.off] = b[0]
+		w.off++
+		b = b[1:]
+		switch {
+		case w.off == 12:
+			w.typ = binary.LittleEndian.Uint32(w.prefix[:4])
+			if w.typ == magicPcapng {
+				w.bigEndian = binary.BigEndian.Uint32(w.prefix[8:]) == 0x1a2b3c4d
+			} else if w.bigEndian {
+				w.typ = binary.BigEndian.Uint32(w.prefix[:4])
+			}
+			w.length = uint64(w.uint32At(4))
+			if w.length < 12 {
+				w.corrupt = true
+			}
+			if w.typ == blockSimplePacket && w.length > maxSnapLen+16 {
+				w.corrupt = true
+			}
+		case w.off == 24 && (w.typ == blockEnhancedPacket || w.typ == blockObsoletePacket):
+			if capLen := uint64(w.uint32At(20)); w.length < 32 || capLen > w.length-32 || capLen > maxSnapLen {
+				w.corrupt = true
+			}
+		}
+		if w.off >= 12 && w.off == w.length {
+			w.off = 0
+		}
+	}
+}
+
+// betweenBlocks reports whether everything read so far is whole blocks.
+func (w *blockWalker) betweenBlocks() bool {
+	return !w.corrupt && w.off == 0
+}
+
+var errReaderPanicked = errors.New("capture reader failed")
+
+// guard runs a pcapgo call and turns a panic into an error. pcapgo v1.1.19
+// panics on some corrupt pcapng fields (a timestamp resolution of 10^20
+// divides by zero), and a bad file must never crash fleetward; the fuzz
+// test found it, and testdata keeps the input.
+func guard[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errReaderPanicked, p)
+		}
+	}()
+	return f()
+}
