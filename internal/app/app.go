@@ -241,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	s.audit.base = runCtx
+	s.audit.loggingProblem = s.loggingProblem
 	if s.Broker != nil {
 		s.audit.sessions = s.Broker.Sessions
 	}

@@ -36,6 +36,9 @@ type auditor struct {
 	inv      *inventory.Service
 	ca       *identity.CA
 	sessions func() []broker.Session // nil without a broker
+	// loggingProblem says why security events are not being recorded, or
+	// ""; nil outside the server.
+	loggingProblem func(context.Context) string
 	acls     []audit.ACLRule
 	allowed  []netip.Prefix
 	log      *slog.Logger
@@ -511,6 +514,9 @@ func (a *auditor) snapshot(ctx context.Context, now time.Time) (audit.Snapshot, 
 			snap.CAs = append(snap.CAs, audit.CACertificate{Name: name + " " + c.Subject.CommonName, Serial: c.SerialNumber.Text(16), NotAfter: c.NotAfter})
 		}
 	}
+	if a.loggingProblem != nil {
+		snap.LoggingProblem = a.loggingProblem(ctx)
+	}
 	if a.sessions != nil {
 		for _, s := range a.sessions() {
 			snap.Sessions = append(snap.Sessions, audit.Session{DeviceID: s.DeviceID, ClientID: s.ClientID, Serial: s.Serial, Remote: s.Remote})
@@ -601,4 +607,22 @@ func (s *Server) Audit(ctx context.Context) (AuditReport, error) { return s.audi
 // Findings lists findings as the API does.
 func (s *Server) Findings(ctx context.Context, f audit.FindingFilter) ([]audit.Finding, error) {
 	return s.audit.store.Findings(ctx, f)
+}
+
+// loggingProblem checks that security events are being recorded: every
+// ledger entry reached the bus, and the newest entries are signed into a
+// checkpoint (the ledger signs every second while it grows).
+func (s *Server) loggingProblem(ctx context.Context) string {
+	if n := s.relaySkipped.Load(); n > 0 {
+		return fmt.Sprintf("%d ledger entries could not be published on the bus (see the server log)", n)
+	}
+	newest, err := s.Ledger.EntriesByType(ctx, "", 1)
+	if err != nil || len(newest) == 0 {
+		return ""
+	}
+	cp, err := s.Ledger.Latest(ctx)
+	if e := newest[0]; (err != nil || e.Index >= cp.Size) && time.Since(e.Time) > 5*time.Minute {
+		return fmt.Sprintf("ledger entries up to #%d, the newest of %s, are not signed into a checkpoint", e.Index, e.Time.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
