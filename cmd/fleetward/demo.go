@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/fleetward/fleetward/internal/actor"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/demofleet"
@@ -82,12 +83,17 @@ so the dashboard shows live sessions, certificates and traffic (--no-simulation 
 				s.Stop()
 				return err
 			}
-			lab, err := scanDemoWeakDevices(cliContext(ctx), s)
+			lab, infected, err := scanDemoWeakDevices(cliContext(ctx), s)
 			if err != nil {
 				s.Stop()
 				return err
 			}
 			defer lab.Close()
+			if infected != "" {
+				if err := injectDemoInfection(actor.With(ctx, actor.Actor{Name: "system:detect"}), s, infected); err != nil {
+					slog.Warn("demo infection", "err", err)
+				}
+			}
 			if rep, err := s.Audit(cliContext(ctx)); err == nil {
 				fmt.Printf("  audit       %d findings (%d critical, %d known exploited or proven), fleet risk %.0f: %s/findings\n",
 					rep.Summary.Open, rep.Summary.BySeverity["critical"], rep.Summary.Exploited, rep.FleetRisk, s.URL)
