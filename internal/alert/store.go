@@ -113,20 +113,11 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Alert, error) {
 		q, args = q+` AND status = ?`, append(args, f.Status)
 	}
 	q, args = q+` ORDER BY last_seen DESC, id LIMIT ?`, append(args, cmp.Or(f.Limit, 100))
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := store.QueryAll(ctx, s.db, scanAlert, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list alerts: %w", err)
 	}
-	defer rows.Close()
-	var out []Alert
-	for rows.Next() {
-		a, err := scanAlert(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Get returns one alert. Returns NotFound if there is none.
@@ -169,7 +160,7 @@ func (s *Store) Close(ctx context.Context, id, reason string) (Alert, error) {
 	return s.Get(ctx, id)
 }
 
-func scanAlert(r interface{ Scan(...any) error }) (Alert, error) {
+func scanAlert(r store.RowScanner) (Alert, error) {
 	var a Alert
 	var peers string
 	var first, last int64

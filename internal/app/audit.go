@@ -39,10 +39,10 @@ type auditor struct {
 	// loggingProblem says why security events are not being recorded, or
 	// ""; nil outside the server.
 	loggingProblem func(context.Context) string
-	acls     []audit.ACLRule
-	allowed  []netip.Prefix
-	log      *slog.Logger
-	now      func() time.Time
+	acls           []audit.ACLRule
+	allowed        []netip.Prefix
+	log            *slog.Logger
+	now            func() time.Time
 
 	// base is the server's run context: background scans stop with it.
 	base    context.Context

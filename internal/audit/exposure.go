@@ -156,23 +156,14 @@ func (s *Store) Scans(ctx context.Context, limit int) ([]ScanRecord, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+scanColumns+` FROM scans ORDER BY started DESC, id LIMIT ?`, limit)
+	out, err := store.QueryAll(ctx, s.db, scanScan, `SELECT `+scanColumns+` FROM scans ORDER BY started DESC, id LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list scans: %w", err)
 	}
-	defer rows.Close()
-	var out []ScanRecord
-	for rows.Next() {
-		rec, err := scanScan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
-func scanScan(r interface{ Scan(...any) error }) (ScanRecord, error) {
+func scanScan(r store.RowScanner) (ScanRecord, error) {
 	var rec ScanRecord
 	var targets, opts, sum string
 	var started, finished int64
@@ -196,22 +187,19 @@ func (s *Store) Services(ctx context.Context, deviceID string) ([]Service, error
 	if deviceID != "" {
 		q, args = q+` WHERE device_id = ?`, append(args, deviceID)
 	}
-	rows, err := s.db.Query(ctx, q+` ORDER BY addr, proto, port`, args...)
+	out, err := store.QueryAll(ctx, s.db, func(r store.RowScanner) (Service, error) {
+		var doc string
+		var svc Service
+		if err := r.Scan(&doc); err != nil {
+			return svc, err
+		}
+		if err := json.Unmarshal([]byte(doc), &svc); err != nil {
+			return svc, fmt.Errorf("decode exposed service: %w", err)
+		}
+		return svc, nil
+	}, q+` ORDER BY addr, proto, port`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list exposed services: %w", err)
 	}
-	defer rows.Close()
-	var out []Service
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		var svc Service
-		if err := json.Unmarshal([]byte(doc), &svc); err != nil {
-			return nil, fmt.Errorf("decode exposed service: %w", err)
-		}
-		out = append(out, svc)
-	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -143,20 +143,19 @@ func (s *Store) Apply(ctx context.Context, found []Finding) (ApplyResult, error)
 }
 
 func (s *Store) statuses(ctx context.Context, tx *store.Tx) (map[string]string, error) {
-	rows, err := tx.Query(ctx, `SELECT id, status FROM findings`)
+	type row struct{ id, status string }
+	rows, err := store.QueryAll(ctx, tx, func(r store.RowScanner) (row, error) {
+		var x row
+		return x, r.Scan(&x.id, &x.status)
+	}, `SELECT id, status FROM findings`)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var id, st string
-		if err := rows.Scan(&id, &st); err != nil {
-			return nil, err
-		}
-		out[id] = st
+	out := make(map[string]string, len(rows))
+	for _, x := range rows {
+		out[x.id] = x.status
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // FindingFilter selects findings. The zero value selects the open ones.
@@ -222,20 +221,11 @@ func (s *Store) Findings(ctx context.Context, f FindingFilter) ([]Finding, error
 		args = append(args, store.Nanos(s.now()))
 	}
 	q += ` ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END, first_seen DESC, id`
-	rows, err := s.db.Query(ctx, q, args...)
+	out, err := store.QueryAll(ctx, s.db, scanFinding, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list findings: %w", err)
 	}
-	defer rows.Close()
-	var out []Finding
-	for rows.Next() {
-		f, err := scanFinding(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Finding returns one finding. Returns a NotFound error if there is none.
@@ -247,7 +237,7 @@ func (s *Store) Finding(ctx context.Context, id string) (Finding, error) {
 	return f, err
 }
 
-func scanFinding(r interface{ Scan(...any) error }) (Finding, error) {
+func scanFinding(r store.RowScanner) (Finding, error) {
 	var f Finding
 	var exploited, exposed, first, last, resolved, until int64
 	err := r.Scan(&f.ID, &f.Check, &f.DeviceID, &f.Subject, &f.Severity, &f.Title, &f.Evidence, &exploited, &exposed, &f.Status,

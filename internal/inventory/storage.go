@@ -23,28 +23,11 @@ attributes, secret_names, search, created_at, updated_at, version`
 const deviceColumnCount = 31
 
 // rowScanner is *sql.Row or *sql.Rows.
-type rowScanner interface{ Scan(dest ...any) error }
+type rowScanner = store.RowScanner
 
-// queryAll runs query through q and reads every row it returns with scan.
-// The result is empty, not nil, when no row matches, so it encodes as [].
+// queryAll is store.QueryAll.
 func queryAll[T any](ctx context.Context, q store.Querier, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return store.QueryAll(ctx, q, scan, query, args...)
 }
 
 // getByID reads, with scan, the one row query selects for id through q.

@@ -329,3 +329,28 @@ func Time(n int64) time.Time {
 	}
 	return time.Unix(0, n).UTC()
 }
+
+// RowScanner is a row to scan: *sql.Row or *sql.Rows.
+type RowScanner interface{ Scan(dest ...any) error }
+
+// QueryAll runs query through q and reads every row it returns with scan.
+// The result is empty, not nil, when no row matches, so it encodes as [].
+func QueryAll[T any](ctx context.Context, q Querier, scan func(RowScanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
