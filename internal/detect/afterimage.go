@@ -67,9 +67,17 @@ func (s *incStat) stats1D() (w, mean, variance float64) {
 	return s.w, s.cmean, s.cvar
 }
 
+// mean and variance of a stream whose weight is zero are 0. A stream that
+// never sent has weight 1e-20, which decays to zero (λ = 5, four minutes);
+// the cache normally holds the values computed before that, as in Kitsune,
+// but should a recomputation ever meet w = 0, a NaN would poison every model
+// weight it reached.
 func (s *incStat) mean() float64 {
 	if math.IsNaN(s.cmean) {
-		s.cmean = s.cf1 / s.w
+		s.cmean = 0
+		if s.w != 0 {
+			s.cmean = s.cf1 / s.w
+		}
 	}
 	return s.cmean
 }
@@ -77,7 +85,10 @@ func (s *incStat) mean() float64 {
 func (s *incStat) variance() float64 {
 	if math.IsNaN(s.cvar) {
 		m := s.mean()
-		s.cvar = math.Abs(s.cf2/s.w - m*m)
+		s.cvar = 0
+		if s.w != 0 {
+			s.cvar = math.Abs(s.cf2/s.w - m*m)
+		}
 	}
 	return s.cvar
 }

@@ -136,3 +136,19 @@ func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
 		t.Errorf("a returning stream starts with weight %v, want 1", out[offsetChannel])
 	}
 }
+
+func TestAfterImageGivesNumbersForAPeerThatOnlyReceivedLongAgo(t *testing.T) {
+	ai := NewAfterImage()
+	out := make([]float64, NumFeatures)
+	p := Packet{Length: 60, Ports: PortNumber, SrcPort: 1000, DstPort: 23,
+		Src: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, 1}}, Dst: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, 2}}}
+	for _, at := range []float64{100, 400, 3000} {
+		p.Time = at
+		ai.Update(&p, out)
+		for i, v := range out {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("at %v s feature %d is %v", at, i, v)
+			}
+		}
+	}
+}

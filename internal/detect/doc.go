@@ -1,9 +1,11 @@
 // Package detect watches network traffic for attacks on IoT devices that
 // cannot run an agent. It reads pcap and pcapng captures (Reader), decodes
-// frames without allocating (Decoder), and computes for each packet the 100
-// damped incremental statistics of Kitsune's AfterImage (AfterImage), the
-// input of the anomaly detector (Mirsky et al., "Kitsune: An Ensemble of
-// Autoencoders for Online Network Intrusion Detection", NDSS 2018).
+// frames without allocating (Decoder), computes for each packet the 100
+// damped incremental statistics of Kitsune's AfterImage (AfterImage) and
+// scores them with Kitsune's autoencoder ensemble (KitNET); ScoreCapture
+// runs the three over a file and Evaluate measures the scores against
+// labels (Mirsky et al., "Kitsune: An Ensemble of Autoencoders for Online
+// Network Intrusion Detection", NDSS 2018).
 //
 // # Features
 //
@@ -73,6 +75,25 @@
 //     other fragments have none in both.
 //   - Decay uses math.Exp2 where Kitsune-py calls C's pow(2, x); they can
 //     differ in the last bit (see the pcc exception above).
+//
+// By default ScoreCapture sets AfterImage.OwnLinkOnly: a packet updates
+// only its own host-pair and socket-pair covariances, once. Kitsune updates
+// every link of the sender, which makes a scanner's packets cost time in
+// proportion to its peers; on the Mirai splice the own-link features are
+// about ten times faster and detect slightly better (docs/BENCHMARKS.md).
+//
+// # KitNET
+//
+// KitNET follows Kitsune-py's KitNET, corClust and dA: the feature map is
+// learnt from the first FMGrace+1 vectors (incremental correlation, single
+// linkage, clusters split from the top until none is larger than
+// MaxAutoencoderSize), the autoencoders from the next ADGrace (one gradient
+// step per vector, tied weights, inputs scaled by the minimum and maximum
+// seen while training), and scores are the output autoencoder's RMSE over
+// the ensemble's RMSEs. It differs in what does not change the method: the
+// initial weights come from Go's PCG generator seeded with 1234, not
+// NumPy's Mersenne Twister, and groups list their features in ascending
+// order; on ties of single linkage the merge order may differ from SciPy's.
 //
 // # Bounded state
 //

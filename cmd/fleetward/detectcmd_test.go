@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// writeTestCapture writes n UDP packets between two hosts and returns the
+// file's path.
+func writeTestCapture(t *testing.T, dir string, n int) string {
+	t.Helper()
+	path := filepath.Join(dir, "test.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: []byte{10, 200, 0, 1}, DstIP: []byte{10, 200, 0, byte(2 + i%3)}}
+		udp := &layers.UDP{SrcPort: 5000, DstPort: layers.UDPPort(6000 + i%5)}
+		udp.SetNetworkLayerForChecksum(ip)
+		buf := gopacket.NewSerializeBuffer()
+		err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			&layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
+			ip, udp, gopacket.Payload(make([]byte, 10+i%40)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(time.Millisecond)), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}
+		if err := w.WritePacket(ci, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+func TestDetectCommandRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	pcap := writeTestCapture(t, dir, 20)
+	notCapture := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notCapture, []byte("not a capture at all"), 0o600)
+	badLabels := filepath.Join(dir, "bad.labels")
+	os.WriteFile(badLabels, []byte("0\nmaybe\n"), 0o600)
+	shortLabels := filepath.Join(dir, "short.labels")
+	os.WriteFile(shortLabels, []byte("0\n1\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no capture", nil, "pcap"},
+		{"a file that is not a capture", []string{"--pcap", notCapture}, "not a pcap or pcapng file"},
+		{"a zero grace period", []string{"--pcap", pcap, "--fm", "0"}, "must be positive"},
+		{"labels that are not 0 or 1", []string{"--pcap", pcap, "--labels", badLabels}, "line 2"},
+		{"fewer labels than packets", []string{"--pcap", pcap, "--labels", shortLabels}, "2 labels for 20 packets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := rootCommand().Run(context.Background(), append([]string{"fleetward", "detect"}, tt.args...))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDetectCommandScoresEveryPacket(t *testing.T) {
+	dir := t.TempDir()
+	pcap := writeTestCapture(t, dir, 60)
+	labels := filepath.Join(dir, "test.labels")
+	os.WriteFile(labels, []byte(strings.Repeat("0\n", 50)+strings.Repeat("1\n", 10)), 0o600)
+	scores := filepath.Join(dir, "scores.csv")
+	args := []string{"fleetward", "detect", "--pcap", pcap, "--fm", "10", "--ad", "20", "--labels", labels, "--scores", scores, "--json"}
+	if err := rootCommand().Run(context.Background(), args); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 61 || lines[0] != "idx,rmse" {
+		t.Fatalf("scores file has %d lines starting %q, want a header and 60 scores", len(lines), lines[0])
+	}
+	if lines[31] != "30,0" || lines[32] == "31,0" {
+		t.Errorf("the first 31 packets train (score 0) and the rest are scored; got %q then %q", lines[31], lines[32])
+	}
+}
