@@ -10,22 +10,35 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/detect"
+	"github.com/fleetward/fleetward/internal/flow"
 )
 
 func detectCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "detect",
-		Usage: "score the packets of a capture for anomalies (Kitsune's AfterImage features and KitNET)",
+		Usage: "detect attacks in a packet capture (anomaly scores) or a Zeek conn.log (flow rules)",
 		Description: `Reads a pcap or pcapng file, computes Kitsune's 100 damped statistics for every packet and
 feeds them to a KitNET autoencoder ensemble: the first --fm packets learn the feature map, the
 next --ad train the autoencoders, and every later packet gets an anomaly score (RMSE). Prints
 the throughput and, given per-packet labels (one 0 or 1 per line), AUC, equal error rate and
 the true-positive rate at 0.1% and 1% false positives over the scored packets.
 
-  fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000`,
+With --zeek FILE it reads a Zeek conn.log instead (TSV, JSON lines, or IoT-23's labelled CSV) and runs
+the flow rules (C2 retries, Telnet scans, port scans, brute force, floods; docs/DETECTION.md): it
+prints the alerts and, when the file has labels, how many malicious and benign flows were flagged.
+With --server and --token the detections go to a running fleetward, which raises the alerts on the
+devices that have the addresses.
+
+  fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000
+  fleetward detect --zeek conn.log --server https://fleetward:8443 --token $TOKEN --cacert ca.crt`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score", Required: true},
+			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
+			&cli.StringFlag{Name: "zeek", Usage: "Zeek conn.log (TSV, JSON lines or IoT-23 CSV) to run the flow rules on"},
+			&cli.StringFlag{Name: "server", Usage: "with --zeek: fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
+			&cli.StringFlag{Name: "token", Usage: "API token for --server", Sources: cli.EnvVars("FLEETWARD_TOKEN")},
+			&cli.StringFlag{Name: "cacert", Usage: "PEM file to trust for --server (e.g. DATA/tls/ca.crt)", Sources: cli.EnvVars("FLEETWARD_CACERT")},
 			&cli.IntFlag{Name: "fm", Value: 5000, Usage: "packets for the feature-mapping grace period"},
 			&cli.IntFlag{Name: "ad", Value: 50000, Usage: "packets for the autoencoder training grace period"},
 			&cli.StringFlag{Name: "labels", Usage: "file of per-packet labels (0 benign, 1 malicious) to evaluate the scores against"},
@@ -34,6 +47,35 @@ the true-positive rate at 0.1% and 1% false positives over the scored packets.
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if path := cmd.String("zeek"); path != "" {
+				if cmd.String("pcap") != "" {
+					return fmt.Errorf("detect: give --pcap or --zeek, not both")
+				}
+				var send func(context.Context, []alert.Signal) error
+				if cmd.String("server") != "" {
+					c, err := newAPIClient(cmd)
+					if err != nil {
+						return fmt.Errorf("detect: %w", err)
+					}
+					send = func(ctx context.Context, sigs []alert.Signal) error {
+						return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
+					}
+				}
+				rep, err := detectFlows(ctx, path, flow.Rules{}, send)
+				if err != nil {
+					return fmt.Errorf("detect: %w", err)
+				}
+				if cmd.Bool("json") {
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(rep)
+				}
+				printFlowReport(os.Stdout, rep)
+				return nil
+			}
+			if cmd.String("pcap") == "" {
+				return fmt.Errorf("detect: give --pcap FILE or --zeek FILE")
+			}
 			if cmd.Int("fm") <= 0 || cmd.Int("ad") <= 0 {
 				return fmt.Errorf("detect: --fm and --ad must be positive")
 			}
