@@ -18,6 +18,8 @@ type Catalog struct {
 	// wildcards holds, per vendor, products NVD names with a run of x's
 	// ("ipc-hum7xxx"): a model family, matched by pattern.
 	wildcards map[string][]wildEntry
+	// platformRE holds the family patterns of AND-configuration platforms.
+	platformRE map[string]platformPattern
 }
 
 type entry struct {
@@ -38,10 +40,11 @@ var xRun = regexp.MustCompile(`xx+`)
 // and product only, with no version check.
 func NewCatalog(advisories []Advisory, kev []KEVEntry) *Catalog {
 	c := &Catalog{
-		kev:       make(map[string]KEVEntry, len(kev)),
-		byProduct: map[string][]entry{},
-		byPURL:    map[string][]entry{},
-		wildcards: map[string][]wildEntry{},
+		kev:        make(map[string]KEVEntry, len(kev)),
+		byProduct:  map[string][]entry{},
+		byPURL:     map[string][]entry{},
+		wildcards:  map[string][]wildEntry{},
+		platformRE: map[string]platformPattern{},
 	}
 	seen := map[string]int{}
 	known := map[string]bool{}
@@ -56,6 +59,9 @@ func NewCatalog(advisories []Advisory, kev []KEVEntry) *Catalog {
 		c.advisories = append(c.advisories, &a)
 	}
 	for _, a := range c.advisories {
+		if len(a.Affected) == 0 {
+			continue // e.g. a CVE 5 record with product "n/a": KEV still gives vendor and product
+		}
 		known[a.ID] = true
 		for _, al := range a.Aliases {
 			known[al] = true
@@ -96,6 +102,10 @@ func (c *Catalog) index(e entry) {
 		if v, p, _ := strings.Cut(pl, ":"); v == af.Vendor && p != "" {
 			products = append(products, p)
 		}
+		if _, ok := c.platformRE[pl]; !ok {
+			v, p, _ := strings.Cut(pl, ":")
+			c.platformRE[pl] = platformPattern{v, familyPattern(p)}
+		}
 	}
 	done := map[string]bool{}
 	for _, p := range products {
@@ -103,18 +113,36 @@ func (c *Catalog) index(e entry) {
 			continue
 		}
 		done[p] = true
-		if xRun.MatchString(p) {
-			pat := xRun.ReplaceAllStringFunc(p, func(run string) string { return "[a-z0-9]{" + itoa(len(run)) + "}" })
-			if xRun.MatchString(p[len(p)-2:]) {
-				pat += "[a-z0-9]*"
-			}
-			if re, err := regexp.Compile("^" + pat + "$"); err == nil {
-				c.wildcards[af.Vendor] = append(c.wildcards[af.Vendor], wildEntry{re, e})
-			}
+		if re := familyPattern(p); re != nil {
+			c.wildcards[af.Vendor] = append(c.wildcards[af.Vendor], wildEntry{re, e})
 		}
 		k := af.Vendor + "\x00" + p
 		c.byProduct[k] = append(c.byProduct[k], e)
 	}
+}
+
+// familyPattern compiles a product name with runs of two or more x's
+// ("ipchum7xxx", NVD's way of naming a model family) into a pattern where
+// each x stands for one letter or digit and, when the name ends in x's, any
+// further suffix may follow ("ipchum7242s2"). It returns nil for a plain name.
+func familyPattern(p string) *regexp.Regexp {
+	if !xRun.MatchString(p) {
+		return nil
+	}
+	pat := xRun.ReplaceAllStringFunc(p, func(run string) string { return "[a-z0-9]{" + itoa(len(run)) + "}" })
+	if len(p) >= 2 && xRun.MatchString(p[len(p)-2:]) {
+		pat += "[a-z0-9]*"
+	}
+	re, err := regexp.Compile("^" + pat + "$")
+	if err != nil {
+		return nil
+	}
+	return re
+}
+
+type platformPattern struct {
+	vendor string
+	re     *regexp.Regexp
 }
 
 func itoa(n int) string {
@@ -254,7 +282,12 @@ func (c *Catalog) Match(t Target) []Match {
 		if comp.CPE != "" {
 			if cpe, err := ParseCPE(comp.CPE); err == nil {
 				v, pr := NormalizeVendor(cpe.Vendor), NormalizeProduct(cpe.Product)
-				platforms[v+":"+pr] = true
+				if cpe.Part == "h" {
+					platforms[v+":"+pr] = true
+					// Hardware is a platform for firmware advisories; its
+					// version is a board revision, not a software version.
+					continue
+				}
 				p.keys = append(p.keys, v+"\x00"+pr)
 				p.vendors, p.product = append(p.vendors, v), pr
 				if p.version == "" && cpe.Version != "*" && cpe.Version != "-" {
@@ -327,6 +360,13 @@ func (c *Catalog) check(e entry, p probe, platforms map[string]bool) (Match, boo
 			if platforms[pl] {
 				ok = true
 				break
+			}
+			if pp := c.platformRE[pl]; pp.re != nil {
+				for have := range platforms {
+					if v, p, _ := strings.Cut(have, ":"); v == pp.vendor && pp.re.MatchString(p) {
+						ok = true
+					}
+				}
 			}
 		}
 		if !ok {
