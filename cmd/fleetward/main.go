@@ -60,6 +60,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			deviceCommand(),
 			agentCommand(),
 			scanCommand(),
+			vulnCommand(),
 		},
 	}
 }
