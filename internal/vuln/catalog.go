@@ -25,6 +25,29 @@ type Catalog struct {
 type entry struct {
 	adv *Advisory
 	af  *Affected
+	// keys holds the parsed bounds of af.Ranges, so matching parses only
+	// the device's version.
+	keys []intervalKeys
+}
+
+type intervalKeys struct {
+	start, end []versionToken
+}
+
+func (k intervalKeys) contains(r Interval, v []versionToken) bool {
+	if r.Start != "" {
+		c := compareKeys(v, k.start)
+		if c < 0 || (c == 0 && !r.StartIncl) {
+			return false
+		}
+	}
+	if r.End != "" {
+		c := compareKeys(v, k.end)
+		if c > 0 || (c == 0 && !r.EndIncl) {
+			return false
+		}
+	}
+	return true
 }
 
 type wildEntry struct {
@@ -82,7 +105,12 @@ func NewCatalog(advisories []Advisory, kev []KEVEntry) *Catalog {
 	}
 	for _, a := range c.advisories {
 		for i := range a.Affected {
-			c.index(entry{a, &a.Affected[i]})
+			af := &a.Affected[i]
+			keys := make([]intervalKeys, len(af.Ranges))
+			for j, r := range af.Ranges {
+				keys[j] = intervalKeys{versionKey(r.Start), versionKey(r.End)}
+			}
+			c.index(entry{a, af, keys})
 		}
 	}
 	return c
@@ -244,6 +272,9 @@ type probe struct {
 	vendors []string // for wildcard lookups
 	product string
 	purl    string
+	// key and upstreamKey are the parsed version, as is and without a
+	// distribution revision.
+	key, upstreamKey []versionToken
 }
 
 // Match returns the advisories affecting t, ordered by descending CVSS then
@@ -305,39 +336,46 @@ func (c *Catalog) Match(t Target) []Match {
 	}
 
 	var out []Match
-	seen := map[string]bool{}
-	for _, p := range probes {
-		var cands []entry
+	type seenKey struct {
+		adv   *Advisory
+		probe int
+	}
+	seen := map[seenKey]bool{}
+	for pi := range probes {
+		p := &probes[pi]
+		p.key = versionKey(p.version)
+		p.upstreamKey = versionKey(stripRevision(p.version))
+		try := func(e entry) {
+			k := seenKey{e.adv, pi}
+			if seen[k] {
+				return
+			}
+			m, ok := c.check(e, p, platforms)
+			if !ok || suppressed(t.VEX, e.adv, p.ref) {
+				return
+			}
+			seen[k] = true
+			m.DeviceID = t.DeviceID
+			out = append(out, m)
+		}
 		if p.purl != "" {
-			cands = append(cands, c.byPURL[p.purl]...)
+			for _, e := range c.byPURL[p.purl] {
+				try(e)
+			}
 		}
 		for _, k := range p.keys {
-			cands = append(cands, c.byProduct[k]...)
+			for _, e := range c.byProduct[k] {
+				try(e)
+			}
 		}
 		if p.product != "" {
 			for _, v := range p.vendors {
 				for _, w := range c.wildcards[v] {
 					if w.re.MatchString(p.product) {
-						cands = append(cands, w.entry)
+						try(w.entry)
 					}
 				}
 			}
-		}
-		for _, e := range cands {
-			key := e.adv.ID + "\x00" + string(e.adv.Source) + "\x00" + p.what
-			if seen[key] {
-				continue
-			}
-			m, ok := c.check(e, p, platforms)
-			if !ok {
-				continue
-			}
-			if suppressed(t.VEX, e.adv, p.ref) {
-				continue
-			}
-			seen[key] = true
-			m.DeviceID = t.DeviceID
-			out = append(out, m)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -352,7 +390,7 @@ func (c *Catalog) Match(t Target) []Match {
 	return out
 }
 
-func (c *Catalog) check(e entry, p probe, platforms map[string]bool) (Match, bool) {
+func (c *Catalog) check(e entry, p *probe, platforms map[string]bool) (Match, bool) {
 	af := e.af
 	if len(af.Platforms) > 0 {
 		ok := false
@@ -381,16 +419,16 @@ func (c *Catalog) check(e entry, p probe, platforms map[string]bool) (Match, boo
 	case af.AllVersions:
 		m.Reason, m.VersionChecked = "all versions", true
 	default:
-		v := p.version
+		v, key := p.version, p.key
 		if v == "" {
 			return Match{}, false
 		}
 		if af.Upstream {
-			v = stripRevision(v)
+			v, key = stripRevision(v), p.upstreamKey
 		}
 		found := false
-		for _, r := range af.Ranges {
-			if r.Contains(v) {
+		for i, r := range af.Ranges {
+			if e.keys[i].contains(r, key) {
 				m.Reason, m.VersionChecked, found = "version "+v+" in "+r.String(), true, true
 				break
 			}
