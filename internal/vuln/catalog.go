@@ -3,6 +3,7 @@ package vuln
 import (
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -157,7 +158,7 @@ func familyPattern(p string) *regexp.Regexp {
 	if !xRun.MatchString(p) {
 		return nil
 	}
-	pat := xRun.ReplaceAllStringFunc(p, func(run string) string { return "[a-z0-9]{" + itoa(len(run)) + "}" })
+	pat := xRun.ReplaceAllStringFunc(p, func(run string) string { return "[a-z0-9]{" + strconv.Itoa(len(run)) + "}" })
 	if len(p) >= 2 && xRun.MatchString(p[len(p)-2:]) {
 		pat += "[a-z0-9]*"
 	}
@@ -171,13 +172,6 @@ func familyPattern(p string) *regexp.Regexp {
 type platformPattern struct {
 	vendor string
 	re     *regexp.Regexp
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 // kevProducts splits KEV's free-text product ("DCS-2530L and DCS-2670L

@@ -221,6 +221,9 @@ func parseOSV(name string, data []byte, array bool) (*Document, error) {
 				if i := strings.LastIndexByte(n, '/'); i >= 0 && typ != "generic" {
 					ns, n = n[:i], n[i+1:]
 				}
+				if typ == "deb" || typ == "apk" {
+					ns = eco // purl spec: pkg:deb/debian/…, pkg:deb/ubuntu/…, pkg:apk/alpine/…
+				}
 				key = strings.ToLower(typ + "/" + ns + "/" + n)
 			default:
 				return nil, recordErr(name, i, rec.ID, field+".package", "needs a name or a purl")

@@ -324,3 +324,37 @@ func TestMalformedFilesNameFileRecordAndField(t *testing.T) {
 		})
 	}
 }
+
+func TestNVDWrappedAndOSVSingleRecordsParse(t *testing.T) {
+	nvd := `{"resultsPerPage":1,"vulnerabilities":[{"cve":{"id":"CVE-2099-7","metrics":{"cvssMetricV2":[{"type":"Primary","cvssData":{"baseScore":7.5}}]},
+	  "configurations":[{"nodes":[{"operator":"OR","cpeMatch":[{"vulnerable":true,"criteria":"cpe:2.3:o:d-link:dir-645_firmware:1.03:*:*:*:*:*:*:*"}]}]}]}}]}`
+	doc, err := ParseBytes("nvd.json", []byte(nvd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := doc.Advisories[0]
+	if doc.Format != FormatNVD || a.CVSS != 7.5 || a.Severity != "high" || len(a.Affected) != 1 || a.Affected[0].Ranges[0] != Exact("1.03") {
+		t.Fatalf("NVD = %+v", doc)
+	}
+	cat := NewCatalog(doc.Advisories, nil)
+	if ms := cat.Match(Target{Vendor: "D-Link", Model: "DIR-645", FirmwareVersion: "1.03"}); len(ms) != 1 {
+		t.Fatalf("exact CPE version did not match: %+v", ms)
+	}
+	if ms := cat.Match(Target{Vendor: "D-Link", Model: "DIR-645", FirmwareVersion: "1.04"}); len(ms) != 0 {
+		t.Fatalf("exact CPE version matched another version: %+v", ms)
+	}
+	osv := `{"id":"GHSA-1","schema_version":"1.6.0","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},"ranges":[{"type":"GIT","repo":"x","events":[{"introduced":"abc"}]},{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.11-1~deb12u2"}]}]}]}`
+	doc, err = ParseBytes("osv.json", []byte(osv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = doc.Advisories[0]
+	if a.Affected[0].PURLKey != "deb/debian/openssl" || len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "GIT range ignored") {
+		t.Fatalf("OSV = %+v", a)
+	}
+	cat = NewCatalog(doc.Advisories, nil)
+	tg := Target{Components: []Component{{Name: "openssl", PURL: "pkg:deb/debian/openssl@3.0.11-1~deb12u1?distro=debian-12"}}}
+	if ms := cat.Match(tg); len(ms) != 1 {
+		t.Fatalf("Debian revision below the fix did not match: %+v", ms)
+	}
+}
