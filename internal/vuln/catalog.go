@@ -224,12 +224,23 @@ type Target struct {
 }
 
 // TargetFromSBOM builds a Target from device identity and an SBOM: the
-// components and VEX statements are copied.
+// components and VEX statements are copied; a VEX statement about the
+// SBOM's subject applies to every match on the device.
 func TargetFromSBOM(deviceID, vendor, model, firmware string, sb *SBOM) Target {
 	t := Target{DeviceID: deviceID, Vendor: vendor, Model: model, FirmwareVersion: firmware}
 	if sb != nil {
 		t.Components = sb.Components
-		t.VEX = sb.VEX
+		// A statement about the SBOM's subject (metadata.component) covers
+		// the device as a whole, its firmware included.
+		for _, v := range sb.VEX {
+			for _, a := range v.Affects {
+				if a != "" && a == sb.Subject.BOMRef {
+					v.Affects = nil
+					break
+				}
+			}
+			t.VEX = append(t.VEX, v)
+		}
 	}
 	return t
 }

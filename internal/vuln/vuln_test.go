@@ -358,3 +358,26 @@ func TestNVDWrappedAndOSVSingleRecordsParse(t *testing.T) {
 		t.Fatalf("Debian revision below the fix did not match: %+v", ms)
 	}
 }
+
+func TestCISAVEXExamplesDecideWhetherTheSubjectMatches(t *testing.T) {
+	adv := Advisory{ID: "CVE-2021-44228", Source: FormatNVD, Affected: []Affected{{Vendor: "acme", Product: "abc", AllVersions: true}}}
+	cat := NewCatalog([]Advisory{adv}, nil)
+	tests := []struct {
+		file string
+		want bool
+	}{
+		{"VEX_CISA-Use-Cases_Case-1_vex-not_affected.json", false},
+		{"VEX_CISA-Use-Cases_Case-1_vex-fixed.json", false},
+		{"VEX_CISA-Use-Cases_Case-1_vex-affected.json", true},
+		{"VEX_CISA-Use-Cases_Case-1_vex-under_investigation.json", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			sb := mustParse(t, "sbom/cyclonedx-bom-examples/"+tt.file).SBOM
+			ms := cat.Match(TargetFromSBOM("d", "Acme", "ABC", "4.2", sb))
+			if got := len(ms) == 1; got != tt.want {
+				t.Fatalf("matched = %v, want %v (VEX %+v)", got, tt.want, sb.VEX)
+			}
+		})
+	}
+}
