@@ -62,6 +62,7 @@ FLEETWARD_DATA, FLEETWARD_DATABASE, FLEETWARD_NATS, FLEETWARD_HTTP, FLEETWARD_MA
 			agentCommand(),
 			scanCommand(),
 			detectCommand(),
+			vulnCommand(),
 		},
 	}
 }
