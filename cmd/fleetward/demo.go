@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -92,6 +93,14 @@ so the dashboard shows live sessions, certificates and traffic (--no-simulation 
 			if infected != "" {
 				if err := injectDemoInfection(actor.With(ctx, actor.Actor{Name: "system:detect"}), s, infected); err != nil {
 					slog.Warn("demo infection", "err", err)
+				}
+			}
+			if _, err := s.Inventory.CreateDevice(cliContext(ctx), demofleet.KEVRouter()); err != nil {
+				slog.Warn("demo router", "err", err)
+			}
+			for name, b := range demofleet.Advisories() {
+				if _, err := s.ImportAdvisories(cliContext(ctx), name, bytes.NewReader(b)); err != nil {
+					slog.Warn("demo advisories", "file", name, "err", err)
 				}
 			}
 			if rep, err := s.Audit(cliContext(ctx)); err == nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/fleetward/fleetward/internal/identity"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/scan"
+	"github.com/fleetward/fleetward/internal/vuln"
 )
 
 // auditor runs network scans and audits for the server: a scan's results
@@ -33,6 +34,7 @@ import (
 // each device's risk score. One audit runs at a time; scans may overlap.
 type auditor struct {
 	store    *audit.Store
+	vulns    *vuln.Store
 	inv      *inventory.Service
 	ca       *identity.CA
 	sessions func() []broker.Session // nil without a broker
@@ -80,7 +82,7 @@ type RiskiestDevice struct {
 }
 
 func newAuditor(core *Core, policies map[string]broker.Policy, allowed []netip.Prefix, log *slog.Logger) *auditor {
-	a := &auditor{store: audit.NewStore(core.DB, core.Ledger, nil, log), inv: core.Inventory, ca: core.CA,
+	a := &auditor{store: audit.NewStore(core.DB, core.Ledger, nil, log), vulns: vuln.NewStore(core.DB), inv: core.Inventory, ca: core.CA,
 		allowed: allowed, log: log, now: time.Now}
 	classes := slices.Sorted(maps.Keys(policies))
 	for _, class := range classes {
@@ -498,6 +500,9 @@ func (a *auditor) snapshot(ctx context.Context, now time.Time) (audit.Snapshot, 
 			FirmwareVersion: d.FirmwareVersion, Status: d.Status, IPs: d.IPs, Criticality: d.Attributes["criticality"]})
 	}
 	if snap.Services, err = a.store.Services(ctx, ""); err != nil {
+		return snap, nil, err
+	}
+	if snap.Vulns, snap.EOL, err = a.vulnerabilities(ctx, devs, now); err != nil {
 		return snap, nil, err
 	}
 	certs, err := a.ca.IssuedDeviceCertificates(ctx)

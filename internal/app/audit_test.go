@@ -201,3 +201,58 @@ func TestScanThroughTheAPIMergesIntoTheInventoryAndAuditsTheFleet(t *testing.T) 
 		})
 	}
 }
+
+// TestAuditMatchesAdvisoriesAndEndOfLife: with the demo's CVE-2023-1389
+// advisory and KEV entry imported, the router on vulnerable firmware gets
+// a known-exploited finding and the patched one none; an end-of-life
+// kernel is a finding too.
+func TestAuditMatchesAdvisoriesAndEndOfLife(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	for name, b := range demofleet.Advisories() {
+		if _, err := s.ImportAdvisories(ctx, name, bytes.NewReader(b)); err != nil {
+			t.Fatalf("import %s: %v", name, err)
+		}
+	}
+	for _, d := range []inventory.Device{
+		{ID: "rtr-old", Name: "Guest router", Class: "router", Vendor: "TP-Link", Model: "Archer AX21 v1.20", FirmwareVersion: "1.1.2 Build 20220714"},
+		{ID: "rtr-new", Name: "Office router", Class: "router", Vendor: "TP-Link", Model: "Archer AX21 v1.20", FirmwareVersion: "1.1.4 Build 20230219"},
+		{ID: "cam-eol", Name: "Old camera", Class: "camera", Vendor: "Acme", OS: "Embedded Linux", OSVersion: "3.10.0"},
+	} {
+		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Audit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checks := func(device string) []string {
+		fs, err := s.Findings(ctx, audit.FindingFilter{DeviceID: device})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Check+" "+f.Subject)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := checks("rtr-old"); !slices.Contains(got, audit.CheckKnownExploited+" CVE-2023-1389") {
+		t.Errorf("rtr-old findings = %v, want CVE-2023-1389 as known exploited", got)
+	}
+	if got := checks("rtr-new"); len(got) != 0 {
+		t.Errorf("rtr-new (fixed firmware) findings = %v, want none", got)
+	}
+	if got := checks("cam-eol"); len(got) != 1 || !strings.HasPrefix(got[0], audit.CheckEndOfLife+" linux 3.10") {
+		t.Errorf("cam-eol findings = %v, want the end-of-life kernel", got)
+	}
+	if d, _ := s.Inventory.GetDevice(ctx, "rtr-old"); d.RiskScore < 80 {
+		t.Errorf("rtr-old risk %v; a known exploited vulnerability on a router should be at least 80", d.RiskScore)
+	}
+}

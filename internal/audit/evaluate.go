@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/fleetward/fleetward/internal/vuln"
 )
 
 // Finding is one weakness of one device (DeviceID set) or of the fleet
@@ -305,7 +307,7 @@ func (e *evaluation) firmware(devs []Device) {
 			continue
 		}
 		k := strings.ToLower(d.Vendor + "\x00" + d.Model)
-		if cur, ok := newest[k]; !ok || CompareVersions(d.FirmwareVersion, cur) > 0 {
+		if cur, ok := newest[k]; !ok || vuln.CompareVersions(d.FirmwareVersion, cur) > 0 {
 			newest[k] = d.FirmwareVersion
 		}
 	}
@@ -314,7 +316,7 @@ func (e *evaluation) firmware(devs []Device) {
 			continue
 		}
 		n := newest[strings.ToLower(d.Vendor+"\x00"+d.Model)]
-		if CompareVersions(d.FirmwareVersion, n) < 0 {
+		if vuln.CompareVersions(d.FirmwareVersion, n) < 0 {
 			e.add(CheckFirmwareOutdated, d.ID, "firmware "+d.FirmwareVersion,
 				fmt.Sprintf("%s %s runs firmware %s; %s is the newest in the fleet", d.Vendor, d.Model, d.FirmwareVersion, n), false, false)
 		}

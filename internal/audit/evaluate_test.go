@@ -190,20 +190,3 @@ func TestRiskFollowsTheDocumentedFormula(t *testing.T) {
 		t.Errorf("buckets = %v", b)
 	}
 }
-
-func TestCompareVersionsOrdersFirmwareStrings(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want int
-	}{
-		{"1.2", "1.10", -1}, {"V5.4.0", "v5.4.0", 0}, {"1.2", "1.2.1", -1}, {"1.0rc1", "1.0.1", -1},
-		{"2.0.11-r3", "2.0.11-r10", -1}, {"1.1.4 Build 20230219", "1.1.3 Build 20230301", 1},
-	} {
-		if got := CompareVersions(c.a, c.b); got != c.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
-		}
-		if got := CompareVersions(c.b, c.a); got != -c.want {
-			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.b, c.a, got, -c.want)
-		}
-	}
-}
