@@ -139,7 +139,8 @@ func (s *scanner) auditService(ctx context.Context, target string, login loginFu
 			f.Works, f.Username, f.Source, f.Entry, f.PasswordHint = true, c.Username, c.Source, c.Entry, PasswordHint(c.Password)
 			return
 		case errors.Is(err, errNoPasswordAuth):
-			f.Attempts--
+			f.Attempts-- // nothing was tried: the attempt does not count
+			lim.used--
 			f.Stopped = err.Error()
 			return
 		case errors.Is(err, errLockout):
