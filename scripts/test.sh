@@ -22,6 +22,10 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 command -v mosquitto_pub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
+# The scan credential lab (internal/scan TestLab...): network namespaces with these services.
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_pkgs+=(dropbear-bin)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_pkgs+=(iproute2)
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${need_pkgs[*]}"
@@ -31,6 +35,18 @@ if ((${#need_pkgs[@]})); then
     say "missing ${need_pkgs[*]} and not root: tests that need them will say so"
   fi
 fi
+
+# Debian's busybox has no telnetd: the lab uses busybox-static, unpacked into a
+# cache directory (never installed over the system busybox).
+LAB_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/fleetward-lab"
+if [ ! -x "$LAB_CACHE/bin/busybox" ] && [ "$(id -u)" = 0 ]; then
+  say "fetching busybox-static for the scan lab"
+  mkdir -p "$LAB_CACHE/deb"
+  (cd "$LAB_CACHE/deb" && apt-get download busybox-static >/dev/null 2>&1 &&
+    dpkg-deb -x busybox-static_*.deb "$LAB_CACHE/root" && mkdir -p "$LAB_CACHE/bin" &&
+    cp "$LAB_CACHE/root/bin/busybox" "$LAB_CACHE/bin/busybox") || say "could not fetch busybox-static: the scan lab test will say so"
+fi
+[ -x "$LAB_CACHE/bin/busybox" ] && export FLEETWARD_LAB_BUSYBOX="$LAB_CACHE/bin/busybox"
 
 pg_up() { psql "$PG_URL" -qtAc 'select 1' >/dev/null 2>&1; }
 nats_up() { (exec 3<>"/dev/tcp/${NATS_HOSTPORT%:*}/${NATS_HOSTPORT#*:}") 2>/dev/null; }

@@ -32,6 +32,12 @@ Only private (RFC 1918, fc00::/7), loopback and link-local addresses are scanned
 address is refused before anything is sent, unless an --allow range you are authorised to scan
 covers it.
 
+--credentials default|FILE also tries logins (off by default): telnet, SSH password and
+keyboard-interactive, HTTP Basic/Digest on a login realm, MQTT username/password. One connection
+at a time per host, at most --credential-rate attempts a minute and --credential-cap in all,
+stopping at the first success per service and at signs of lockout. Passwords are never printed:
+a finding shows the username, the list entry and a hint (first and last character).
+
 With --record the scan is kept: its start and end (who ran it, targets, options, summary) are
 ledger entries in --data/--database (the server's, also while it runs), its results update the
 inventory (unknown addresses become unmanaged devices) and the exposure table, and the fleet is
@@ -48,6 +54,9 @@ audited (findings and risk scores on the dashboard). Scans the server runs itsel
 			&cli.DurationFlag{Name: "timeout", Value: scanDefaultTimeout, Usage: "timeout of one connection attempt"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "a public CIDR you are authorised to scan (repeatable)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
+			&cli.StringFlag{Name: "credentials", Value: "none", Usage: "login attempts on telnet, SSH, HTTP auth and MQTT: none, default (the built-in Mirai and vendor default list) or a FILE of user:password lines; only on devices you are authorised to test"},
+			&cli.FloatFlag{Name: "credential-rate", Value: scan.DefaultCredentialRate, Usage: "login attempts per host per minute"},
+			&cli.IntFlag{Name: "credential-cap", Value: scan.DefaultCredentialCap, Usage: "most login attempts per host"},
 			&cli.BoolFlag{Name: "record", Usage: "record the scan in the ledger of --data/--database (who ran it, what it found), merge it into the inventory (unknown addresses become unmanaged devices) and audit the fleet"},
 		}, storageFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -78,6 +87,24 @@ audited (findings and risk scores on the dashboard). Scans the server runs itsel
 			}
 			if err := scan.CheckScope(addrs, opts.AllowedRanges); err != nil {
 				return fmt.Errorf("scan: %w", err)
+			}
+			switch c := cmd.String("credentials"); c {
+			case "", "none":
+			case "default":
+				opts.Credentials = scan.DefaultCredentials()
+			default:
+				list, err := scan.LoadCredentialFile(c)
+				if err != nil {
+					return fmt.Errorf("scan: --credentials: %w", err)
+				}
+				opts.Credentials = list
+			}
+			opts.CredentialRate, opts.CredentialCap = cmd.Float("credential-rate"), cmd.Int("credential-cap")
+			if opts.CredentialRate <= 0 || opts.CredentialCap <= 0 {
+				return fmt.Errorf("scan: --credential-rate and --credential-cap must be positive")
+			}
+			opts.CredentialProgress = func(target, service string, attempt, planned int) {
+				fmt.Fprintf(os.Stderr, "credential audit %s (%s): attempt %d of at most %d\n", target, service, attempt, planned)
 			}
 			var recording *app.ScanRecording
 			if cmd.Bool("record") {
@@ -145,6 +172,9 @@ func printScan(w io.Writer, res *scan.Result) {
 				banner = banner[:77] + "..."
 			}
 			fmt.Fprintf(tw, "  %d/%s\t%s\t%s\t%s\n", p.Number, p.Proto, p.Service, mark, banner)
+			if c := p.Credentials; c != nil {
+				fmt.Fprintf(tw, "  \t\t\t%s\n", credentialLine(c))
+			}
 		}
 		tw.Flush()
 	}
@@ -155,4 +185,16 @@ func printScan(w io.Writer, res *scan.Result) {
 		}
 		fmt.Fprintf(w, "\nnot probed (UDP scanning is not implemented yet): %s\n", strings.Join(ps, ", "))
 	}
+}
+
+// credentialLine summarises a credential audit without the password.
+func credentialLine(c *scan.CredentialFinding) string {
+	if c.Works {
+		return fmt.Sprintf("WEAK CREDENTIAL: %s / %s (%s list entry %d, %d attempts)", c.Username, c.PasswordHint, c.Source, c.Entry, c.Attempts)
+	}
+	s := fmt.Sprintf("credentials: none of %d tried worked", c.Attempts)
+	if c.Stopped != "" {
+		s += " (stopped: " + c.Stopped + ")"
+	}
+	return s
 }

@@ -48,6 +48,18 @@ type Options struct {
 	// Progress, if set, is called after each address and port is tried,
 	// from one goroutine at a time.
 	Progress func(done, total uint64) `json:"-"`
+	// Credentials, if any, are tried on every telnet, SSH, HTTP-auth and
+	// MQTT service found (see credentials_audit.go). Empty: no login
+	// attempt at all. These attempts do not count against Rate.
+	Credentials []Credential `json:"-"`
+	// CredentialRate is the most login attempts per host per minute;
+	// default DefaultCredentialRate.
+	CredentialRate float64 `json:"credential_rate,omitempty"`
+	// CredentialCap is the most login attempts per host; default
+	// DefaultCredentialCap.
+	CredentialCap int `json:"credential_cap,omitempty"`
+	// CredentialProgress, if set, is called before each login attempt.
+	CredentialProgress func(target, service string, attempt, planned int) `json:"-"`
 }
 
 func (o Options) withDefaults() Options {
@@ -66,6 +78,12 @@ func (o Options) withDefaults() Options {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 2 * time.Second
 	}
+	if o.CredentialRate <= 0 {
+		o.CredentialRate = DefaultCredentialRate
+	}
+	if o.CredentialCap <= 0 {
+		o.CredentialCap = DefaultCredentialCap
+	}
 	return o
 }
 
@@ -81,6 +99,12 @@ func (o Options) Validate() error {
 	}
 	if o.Rate > 100000 {
 		return apperr.InvalidField("rate", "%g: at most 100000 attempts a second", o.Rate)
+	}
+	if o.CredentialRate > 6000 {
+		return apperr.InvalidField("credential_rate", "%g: at most 6000 attempts per host a minute", o.CredentialRate)
+	}
+	if o.CredentialCap > MaxCredentials {
+		return apperr.InvalidField("credential_cap", "%d: at most %d attempts per host", o.CredentialCap, MaxCredentials)
 	}
 	return nil
 }
@@ -119,6 +143,8 @@ type Port struct {
 	// Plaintext is true for a service that carries credentials or data
 	// without encryption (telnet, HTTP, MQTT without TLS).
 	Plaintext bool `json:"plaintext"`
+	// Credentials is the credential audit of this service, when one ran.
+	Credentials *CredentialFinding `json:"credentials,omitempty"`
 }
 
 // Scan tries every port of opts on every address and identifies the
@@ -204,6 +230,9 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	if len(s.opts.Credentials) > 0 && ctxErr == nil {
+		ctxErr = s.auditHosts(ctx, found)
+	}
 	for a, ports := range found {
 		slices.SortFunc(ports, func(x, y Port) int { return x.Number - y.Number })
 		res.Hosts = append(res.Hosts, Host{Addr: a, Ports: ports})
