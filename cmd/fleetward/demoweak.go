@@ -51,6 +51,7 @@ func scanDemoWeakDevices(ctx context.Context, s *app.Server) (*demofleet.WeakLab
 			break
 		}
 	}
+	fmt.Printf("  scanning    %s with the default-credential audit (at most 6 logins a minute per host, as on a real network)…\n", demofleet.WeakNetwork)
 	rec, err := s.Scan(ctx, app.ScanRequest{Targets: []string{demofleet.WeakNetwork}, Ports: demofleet.WeakPorts, Credentials: demoScanCredentials})
 	if err != nil {
 		lab.Close()
@@ -97,4 +98,4 @@ func injectDemoInfection(ctx context.Context, s *app.Server, deviceID string) er
 }
 
 // demoScanCredentials is the demo scan's credential mode.
-const demoScanCredentials = "none"
+const demoScanCredentials = "default"

@@ -188,10 +188,16 @@ func (a *auditor) prepareScan(ctx context.Context, req ScanRequest) (audit.ScanR
 	return rec, addrs, opts, err
 }
 
-// applyCredentialMode sets the scan's credential audit.
+// applyCredentialMode sets the scan's credential audit: "none" tries no
+// login, "default" the list shipped in the binary at the scanner's default
+// per-host rate and cap.
 func applyCredentialMode(opts *scan.Options, mode string) error {
-	if mode != "none" {
-		return apperr.InvalidField("credentials", "the credential audit is not in this build yet")
+	switch mode {
+	case "none":
+	case "default":
+		opts.Credentials = scan.DefaultCredentials()
+	default:
+		return apperr.InvalidField("credentials", "%q: one of none, default", mode)
 	}
 	return nil
 }
@@ -387,7 +393,11 @@ func truncateString(s string, n int) string {
 // workingCredential is the credential that logged in on p, without its
 // password, or nil.
 func workingCredential(p scan.Port) *audit.WorkingCredential {
-	return nil
+	c := p.Credentials
+	if c == nil || !c.Works || c.Source == "anonymous" { // anonymous MQTT is its own finding
+		return nil
+	}
+	return &audit.WorkingCredential{Username: c.Username, Source: fmt.Sprintf("%s (entry %d)", c.Source, c.Entry), PasswordHint: c.PasswordHint}
 }
 
 // devicesByIP indexes every device by its addresses.
