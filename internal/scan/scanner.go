@@ -114,6 +114,9 @@ type Result struct {
 type Host struct {
 	Addr  netip.Addr `json:"addr"`
 	Ports []Port     `json:"ports"`
+	// Guess is what the banners suggest the host is (fingerprint.go), or
+	// nil when none was recognised.
+	Guess *Guess `json:"guess,omitempty"`
 }
 
 // Port is one port of a host and what answers on it.
@@ -228,7 +231,7 @@ feed:
 			}
 			return strings.Compare(x.Proto, y.Proto)
 		})
-		res.Hosts = append(res.Hosts, Host{Addr: a, Ports: ports})
+		res.Hosts = append(res.Hosts, Host{Addr: a, Ports: ports, Guess: guessHost(ports)})
 	}
 	slices.SortFunc(res.Hosts, func(x, y Host) int { return x.Addr.Compare(y.Addr) })
 	res.Finished = time.Now().UTC()
