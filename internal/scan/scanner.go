@@ -331,6 +331,11 @@ func probeOrder(port int) []string {
 }
 
 func (s *scanner) tryProbe(ctx context.Context, probe, target string, p *Port) bool {
+	// A follow-up connection is a packet to the device like any other:
+	// --rate bounds it too.
+	if s.pace.Wait(ctx) != nil {
+		return false
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	conn, err := s.dial(dctx, "tcp", target)
 	cancel()
