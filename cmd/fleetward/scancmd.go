@@ -48,8 +48,8 @@ audited (findings and risk scores on the dashboard). Scans the server runs itsel
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "ports", Usage: "TCP ports and ranges, e.g. 22,80,8000-8100 (default: the IoT port list)"},
 			&cli.StringFlag{Name: "udp-ports", Usage: "UDP ports to probe, of 5683 (CoAP), 1900 (SSDP), 47808 (BACnet), or none (default: all three unless --ports is given)"},
-			&cli.FloatFlag{Name: "rate", Value: 200, Usage: "packets per second: connection attempts, identification connections and UDP datagrams"},
-			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "connection attempts in flight"},
+			&cli.FloatFlag{Name: "rate", Value: 1000, Usage: "packets per second: connection attempts, identification connections and UDP datagrams"},
+			&cli.IntFlag{Name: "concurrency", Value: 512, Usage: "connection attempts in flight"},
 			&cli.DurationFlag{Name: "timeout", Value: scanDefaultTimeout, Usage: "timeout of one connection attempt"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "a public CIDR you are authorised to scan (repeatable)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
