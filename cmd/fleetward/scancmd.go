@@ -29,7 +29,9 @@ anonymous clients in. Services that carry data unencrypted are marked PLAINTEXT.
 CoAP for /.well-known/core (5683), SSDP for its services (M-SEARCH to 1900) and BACnet/IP who is
 there (Who-Is to 47808); a UDP port is reported only when it answered (two retries). Every
 connection attempt, identification connection and datagram counts against --rate. With --ports
-and no --udp-ports, no UDP port is probed.
+and no --udp-ports, no UDP port is probed. A Modbus/TCP device (502) is asked only the read-only
+Read Device Identification (function 43/14); nothing is ever written to it. Banners are matched
+against a table of fingerprints for a vendor, product, version and OS guess per port and host.
 
 Only private (RFC 1918, fc00::/7), loopback and link-local addresses are scanned; any other
 address is refused before anything is sent, unless an --allow range you are authorised to scan

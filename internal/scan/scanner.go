@@ -328,7 +328,9 @@ func probeOrder(port int) []string {
 	case "rtsp":
 		return []string{"rtsp"}
 	case "modbus":
-		return nil // a Modbus request could move an actuator: listen only
+		// Only the read-only Read Device Identification (modbus.go): a
+		// write could move an actuator.
+		return []string{"modbus"}
 	}
 	return []string{"tls-http", "http", "mqtt"}
 }
@@ -376,6 +378,8 @@ func (s *scanner) tryProbe(ctx context.Context, probe, target string, p *Port) b
 		ok = s.grabHTTP(conn, target, probe, p, details)
 	case "mqtt", "tls-mqtt":
 		ok = s.grabMQTT(conn, probe == "tls-mqtt", p, details)
+	case "modbus":
+		ok = s.grabModbus(conn, p, details)
 	}
 	if ok {
 		for k, v := range details {
