@@ -73,6 +73,9 @@ expected = set(open(f"{work}/expected").read().split())
 fw_s, nm_s = t1 - t0, t2 - t1
 print(f"fleetward scan: {fw_s:.2f} s, {len(fw_tcp)} open TCP ports, {len(fw_udp)} open UDP ports, "
       f"{sum(1 for h in fw['hosts'] if h.get('guess'))} hosts with a guess")
+from collections import Counter
+svc = Counter(f"{p['service']}/{p['proto']}" for h in fw["hosts"] for p in h["ports"])
+print("fleetward services:", ", ".join(f"{k} {v}" for k, v in sorted(svc.items())))
 print(f"nmap -sT -Pn -T4: {nm_s:.2f} s, {len(nm)} open TCP ports")
 print(f"ratio fleetward/nmap: {fw_s / nm_s:.2f} ({'faster' if fw_s < nm_s else 'slower'} than nmap)")
 print(f"listeners started: {len(expected)}")

@@ -31,7 +31,11 @@ async def handle(port, reader, writer):
             writer.write(BANNER_FIRST[port])
             await writer.drain()
         data = await asyncio.wait_for(reader.read(1024), 3)
-        if port == 554 and data.startswith(b"OPTIONS"):
+        if port == 502 and len(data) >= 11 and data[7:9] == b"\x2b\x0e":
+            objs = b"\x00\x04Acme\x01\x05PLC-1\x02\x031.0"
+            pdu = b"\x2b\x0e\x01\x01\x00\x00\x03" + objs
+            writer.write(data[0:2] + b"\x00\x00" + struct.pack(">H", len(pdu) + 1) + data[6:7] + pdu)
+        elif port == 554 and data.startswith(b"OPTIONS"):
             writer.write(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nServer: LIVE555 Streaming Media v2016.01.12\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n")
         elif port in HTTP and data.startswith(b"GET"):
             writer.write(b"HTTP/1.1 200 OK\r\nServer: " + HTTP[port] + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
