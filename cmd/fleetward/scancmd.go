@@ -25,8 +25,13 @@ func scanCommand() *cli.Command {
 		Description: `Tries the usual IoT TCP ports (telnet, SSH, HTTP(S), RTSP, MQTT, Modbus, TR-069, DVRs) on every
 address of the targets, then identifies what answers: the telnet prompt, the SSH version, the
 HTTP server, page title and login realm, the HTTPS certificate, and whether an MQTT broker lets
-anonymous clients in. Services that carry data unencrypted are marked PLAINTEXT. UDP ports
-(CoAP, SSDP, BACnet) are listed as not probed.
+anonymous clients in. Services that carry data unencrypted are marked PLAINTEXT. On UDP it asks
+CoAP for /.well-known/core (5683), SSDP for its services (M-SEARCH to 1900) and BACnet/IP who is
+there (Who-Is to 47808); a UDP port is reported only when it answered (two retries). Every
+connection attempt, identification connection and datagram counts against --rate. With --ports
+and no --udp-ports, no UDP port is probed. A Modbus/TCP device (502) is asked only the read-only
+Read Device Identification (function 43/14); nothing is ever written to it. Banners are matched
+against a table of fingerprints for a vendor, product, version and OS guess per port and host.
 
 Only private (RFC 1918, fc00::/7), loopback and link-local addresses are scanned; any other
 address is refused before anything is sent, unless an --allow range you are authorised to scan
@@ -46,11 +51,13 @@ audited (findings and risk scores on the dashboard). Scans the server runs itsel
 
   fleetward scan 192.168.1.0/24
   fleetward scan 192.168.1.0/24 --record --data /var/lib/fleetward
-  fleetward scan 10.0.0.5 cam.local --ports 80,443,554 --json`,
+  fleetward scan 10.0.0.5 cam.local --ports 80,443,554 --json
+  fleetward scan 10.0.0.0/24 --ports 502 --udp-ports 47808`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "ports", Usage: "TCP ports and ranges, e.g. 22,80,8000-8100 (default: the IoT port list)"},
-			&cli.FloatFlag{Name: "rate", Value: 200, Usage: "connection attempts per second"},
-			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "connection attempts in flight"},
+			&cli.StringFlag{Name: "udp-ports", Usage: "UDP ports to probe, of 5683 (CoAP), 1900 (SSDP), 47808 (BACnet), or none (default: all three unless --ports is given)"},
+			&cli.FloatFlag{Name: "rate", Value: 1000, Usage: "packets per second: connection attempts, identification connections and UDP datagrams"},
+			&cli.IntFlag{Name: "concurrency", Value: 512, Usage: "connection attempts in flight"},
 			&cli.DurationFlag{Name: "timeout", Value: scanDefaultTimeout, Usage: "timeout of one connection attempt"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "a public CIDR you are authorised to scan (repeatable)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
@@ -73,6 +80,21 @@ audited (findings and risk scores on the dashboard). Scans the server runs itsel
 					return fmt.Errorf("scan: --ports: %w", err)
 				}
 				opts.Ports = ports
+			}
+			if s := cmd.String("udp-ports"); s != "" && s != "none" {
+				ports, err := scan.ParsePorts(s)
+				if err != nil {
+					return fmt.Errorf("scan: --udp-ports: %w", err)
+				}
+				opts.UDPPorts = ports
+				if len(opts.Ports) == 0 {
+					opts.Ports = scan.DefaultTCPPorts
+				}
+			} else if s == "none" && len(opts.Ports) == 0 {
+				opts.Ports = scan.DefaultTCPPorts
+			}
+			if err := opts.Validate(); err != nil {
+				return fmt.Errorf("scan: %w", err)
 			}
 			for _, a := range cmd.StringSlice("allow") {
 				p, err := netip.ParsePrefix(a)
@@ -183,7 +205,7 @@ func printScan(w io.Writer, res *scan.Result) {
 		for _, p := range res.NotProbed {
 			ps = append(ps, fmt.Sprintf("%d/%s (%s)", p.Number, p.Proto, p.Service))
 		}
-		fmt.Fprintf(w, "\nnot probed (UDP scanning is not implemented yet): %s\n", strings.Join(ps, ", "))
+		fmt.Fprintf(w, "\nnot probed: %s\n", strings.Join(ps, ", "))
 	}
 }
 

@@ -11,10 +11,8 @@ import (
 // management, video and field-bus ports IoT devices most often leave open.
 var DefaultTCPPorts = []int{23, 2323, 22, 80, 443, 8080, 8443, 554, 1883, 8883, 502, 5000, 7547, 37777, 34567}
 
-// DefaultUDPPorts are the UDP ports of the default list (CoAP, SSDP,
-// BACnet). UDP probing is not part of this increment: a scan lists them in
-// Result.NotProbed with the state StateNotProbed instead of pretending they
-// are closed.
+// DefaultUDPPorts are the UDP ports of the default list: CoAP, SSDP and
+// BACnet/IP, each asked its protocol's discovery question (udpProbes).
 var DefaultUDPPorts = []int{5683, 1900, 47808}
 
 // tcpServiceHints names the service usually found on a TCP port; it orders
@@ -24,8 +22,6 @@ var tcpServiceHints = map[int]string{
 	554: "rtsp", 1883: "mqtt", 8883: "mqtts", 502: "modbus", 5000: "http", 7547: "cwmp",
 	37777: "dahua-dvr", 34567: "xiongmai-dvr",
 }
-
-var udpServiceHints = map[int]string{5683: "coap", 1900: "ssdp", 47808: "bacnet"}
 
 // ParsePorts parses a comma-separated list of TCP ports and ranges
 // ("22,80,8000-8100"). Returns an Invalid error naming the bad element.

@@ -35,9 +35,18 @@ const (
 type Options struct {
 	// Ports are the TCP ports to try; default DefaultTCPPorts.
 	Ports []int `json:"ports,omitempty"`
-	// Concurrency is the most connection attempts in flight; default 64.
+	// UDPPorts are the UDP ports to probe, each one with a probe in
+	// udpProbes; default DefaultUDPPorts when Ports is empty too, none
+	// when only Ports is given.
+	UDPPorts []int `json:"udp_ports,omitempty"`
+	// Concurrency is the most connection attempts in flight; default 512.
+	// Most of them wait on addresses that never answer (no ARP reply), so
+	// a high bound costs sockets, not traffic: Rate bounds the traffic.
 	Concurrency int `json:"concurrency,omitempty"`
-	// Rate is the most connection attempts started per second; default 200.
+	// Rate is the most packets started per second (TCP connection attempts,
+	// the follow-up connections that identify a service, UDP datagrams);
+	// default 1000, which bench/scan.sh needs to finish a /24 before
+	// nmap -T4 does.
 	Rate float64 `json:"rate,omitempty"`
 	// Timeout bounds one connection attempt; default 1.5 s.
 	Timeout time.Duration `json:"timeout,omitempty"`
@@ -63,14 +72,14 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if len(o.Ports) == 0 {
-		o.Ports = DefaultTCPPorts
+	if len(o.Ports) == 0 && len(o.UDPPorts) == 0 {
+		o.Ports, o.UDPPorts = DefaultTCPPorts, DefaultUDPPorts
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 64
+		o.Concurrency = 512
 	}
 	if o.Rate <= 0 {
-		o.Rate = 200
+		o.Rate = 1000
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 1500 * time.Millisecond
@@ -92,6 +101,11 @@ func (o Options) Validate() error {
 	for _, p := range o.Ports {
 		if p < 1 || p > 65535 {
 			return apperr.InvalidField("ports", "%d is not a port number", p)
+		}
+	}
+	for _, p := range o.UDPPorts {
+		if _, ok := udpProbes[p]; !ok {
+			return apperr.InvalidField("udp_ports", "%d: no UDP probe for this port (5683 CoAP, 1900 SSDP, 47808 BACnet)", p)
 		}
 	}
 	if o.Concurrency > 4096 {
@@ -117,8 +131,9 @@ type Result struct {
 	Addresses int `json:"addresses"`
 	// Hosts are the addresses with at least one open port, in address order.
 	Hosts []Host `json:"hosts"`
-	// NotProbed are the ports of the default list this scan did not try
-	// (UDP, for now), so a report does not read them as closed.
+	// NotProbed are ports this scan did not try, so a report does not read
+	// them as closed. Every UDP port of the default list now has a probe,
+	// so it is empty; it stays for readers of older results.
 	NotProbed []Port `json:"not_probed,omitempty"`
 }
 
@@ -126,6 +141,9 @@ type Result struct {
 type Host struct {
 	Addr  netip.Addr `json:"addr"`
 	Ports []Port     `json:"ports"`
+	// Guess is what the banners suggest the host is (fingerprint.go), or
+	// nil when none was recognised.
+	Guess *Guess `json:"guess,omitempty"`
 }
 
 // Port is one port of a host and what answers on it.
@@ -159,11 +177,13 @@ func Scan(ctx context.Context, addrs []netip.Addr, opts Options) (*Result, error
 type scanner struct {
 	opts Options
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	pace *pacer
 }
 
 type job struct {
 	addr netip.Addr
 	port int
+	udp  bool
 }
 
 func (s *scanner) run(ctx context.Context, addrs []netip.Addr) (*Result, error) {
@@ -178,10 +198,8 @@ func (s *scanner) run(ctx context.Context, addrs []netip.Addr) (*Result, error) 
 		return nil, err
 	}
 	res := &Result{Started: time.Now().UTC(), Addresses: len(addrs)}
-	for _, p := range DefaultUDPPorts {
-		res.NotProbed = append(res.NotProbed, Port{Number: p, Proto: "udp", State: StateNotProbed, Service: udpServiceHints[p]})
-	}
-	total := uint64(len(addrs) * len(s.opts.Ports))
+	s.pace = newPacer(s.opts.Rate)
+	total := uint64(len(addrs) * (len(s.opts.Ports) + len(s.opts.UDPPorts)))
 	jobs := make(chan job)
 	var (
 		mu    sync.Mutex
@@ -194,7 +212,13 @@ func (s *scanner) run(ctx context.Context, addrs []netip.Addr) (*Result, error) 
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				p, open := s.probe(ctx, j.addr, j.port)
+				var p Port
+				var open bool
+				if j.udp {
+					p, open = s.probeUDP(ctx, j.addr, j.port)
+				} else {
+					p, open = s.probe(ctx, j.addr, j.port)
+				}
 				mu.Lock()
 				if open {
 					found[j.addr] = append(found[j.addr], p)
@@ -207,24 +231,23 @@ func (s *scanner) run(ctx context.Context, addrs []netip.Addr) (*Result, error) 
 			}
 		}()
 	}
-	interval := time.Duration(float64(time.Second) / s.opts.Rate)
-	tick := time.NewTicker(max(interval, time.Microsecond))
-	defer tick.Stop()
+	// The workers pace every packet they start (s.pace), so the feed
+	// only hands out work.
 	var ctxErr error
 feed:
 	for _, a := range addrs {
-		for _, p := range s.opts.Ports {
-			select {
-			case <-ctx.Done():
-				ctxErr = ctx.Err()
-				break feed
-			case <-tick.C:
+		for i := range len(s.opts.Ports) + len(s.opts.UDPPorts) {
+			j := job{addr: a}
+			if i < len(s.opts.Ports) {
+				j.port = s.opts.Ports[i]
+			} else {
+				j.port, j.udp = s.opts.UDPPorts[i-len(s.opts.Ports)], true
 			}
 			select {
 			case <-ctx.Done():
 				ctxErr = ctx.Err()
 				break feed
-			case jobs <- job{a, p}:
+			case jobs <- j:
 			}
 		}
 	}
@@ -234,8 +257,13 @@ feed:
 		ctxErr = s.auditHosts(ctx, found)
 	}
 	for a, ports := range found {
-		slices.SortFunc(ports, func(x, y Port) int { return x.Number - y.Number })
-		res.Hosts = append(res.Hosts, Host{Addr: a, Ports: ports})
+		slices.SortFunc(ports, func(x, y Port) int {
+			if x.Number != y.Number {
+				return x.Number - y.Number
+			}
+			return strings.Compare(x.Proto, y.Proto)
+		})
+		res.Hosts = append(res.Hosts, Host{Addr: a, Ports: ports, Guess: guessHost(ports)})
 	}
 	slices.SortFunc(res.Hosts, func(x, y Host) int { return x.Addr.Compare(y.Addr) })
 	res.Finished = time.Now().UTC()
@@ -247,6 +275,9 @@ func sortAddrs(a []netip.Addr) { slices.SortFunc(a, netip.Addr.Compare) }
 // probe connects to one port and, if it is open, identifies the service.
 func (s *scanner) probe(ctx context.Context, a netip.Addr, port int) (Port, bool) {
 	target := netip.AddrPortFrom(a, uint16(port)).String()
+	if s.pace.Wait(ctx) != nil {
+		return Port{}, false
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	conn, err := s.dial(dctx, "tcp", target)
 	cancel()
@@ -326,12 +357,19 @@ func probeOrder(port int) []string {
 	case "rtsp":
 		return []string{"rtsp"}
 	case "modbus":
-		return nil // a Modbus request could move an actuator: listen only
+		// Only the read-only Read Device Identification (modbus.go): a
+		// write could move an actuator.
+		return []string{"modbus"}
 	}
 	return []string{"tls-http", "http", "mqtt"}
 }
 
 func (s *scanner) tryProbe(ctx context.Context, probe, target string, p *Port) bool {
+	// A follow-up connection is a packet to the device like any other:
+	// --rate bounds it too.
+	if s.pace.Wait(ctx) != nil {
+		return false
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	conn, err := s.dial(dctx, "tcp", target)
 	cancel()
@@ -369,6 +407,8 @@ func (s *scanner) tryProbe(ctx context.Context, probe, target string, p *Port) b
 		ok = s.grabHTTP(conn, target, probe, p, details)
 	case "mqtt", "tls-mqtt":
 		ok = s.grabMQTT(conn, probe == "tls-mqtt", p, details)
+	case "modbus":
+		ok = s.grabModbus(conn, p, details)
 	}
 	if ok {
 		for k, v := range details {

@@ -147,8 +147,8 @@ func TestScanIdentifiesServicesOnLoopback(t *testing.T) {
 	} else {
 		t.Log("skipping the MQTT check: mosquitto is not reachable on 127.0.0.1:1883")
 	}
-	if len(res.NotProbed) != len(DefaultUDPPorts) || res.NotProbed[0].State != StateNotProbed || res.NotProbed[0].Proto != "udp" {
-		t.Errorf("NotProbed = %+v, want the UDP ports as %q", res.NotProbed, StateNotProbed)
+	if len(res.NotProbed) != 0 {
+		t.Errorf("NotProbed = %+v, want none: every UDP port has a probe", res.NotProbed)
 	}
 }
 
@@ -259,8 +259,8 @@ func TestScanKeepsToTheRate(t *testing.T) {
 	if _, err := Scan(context.Background(), []netip.Addr{loopback}, Options{Ports: ports, Rate: 20}); err != nil {
 		t.Fatalf("Scan: %v", err)
 	}
-	// Six attempts at 20 a second cannot start in under 6 × 50 ms.
-	if d := time.Since(start); d < 280*time.Millisecond {
-		t.Errorf("6 attempts at rate 20/s took %s, want at least 300ms", d)
+	// At 20 a second the sixth attempt starts 5 × 50 ms after the first.
+	if d := time.Since(start); d < 240*time.Millisecond {
+		t.Errorf("6 attempts at rate 20/s took %s, want at least 250ms", d)
 	}
 }
