@@ -163,18 +163,18 @@ const (
 // maxRuleKeys) and idle entries are evicted as capture time moves. Not
 // safe for concurrent use.
 type RuleDetector struct {
-	r        Rules
-	telnet   map[Host]*distinctSet[Host]
-	ports    map[hostPair]*distinctSet[uint16]
-	syn      map[hostPair]*counter
-	udp      map[hostPair]*counter
-	ack      map[hostPair]*counter
-	brute    map[serviceKey]*counter
-	beacons  map[serviceKey]*beacon
-	creds    map[connKey]*credState
-	packets  int
-	start    float64 // the first packet's time
-	started  bool
+	r       Rules
+	telnet  map[Host]*distinctSet[Host]
+	ports   map[hostPair]*distinctSet[uint16]
+	syn     map[hostPair]*counter
+	udp     map[hostPair]*counter
+	ack     map[hostPair]*counter
+	brute   map[serviceKey]*counter
+	beacons map[serviceKey]*beacon
+	creds   map[connKey]*credState
+	packets int
+	start   float64 // the first packet's time
+	started bool
 }
 
 // NewRuleDetector returns a RuleDetector with rules r (zero fields take
