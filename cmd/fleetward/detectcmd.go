@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -45,6 +46,12 @@ devices that have the addresses.
 			&cli.BoolFlag{Name: "kitsune-links", Usage: "compute Kitsune's exact features (update every link of the sender; slower on scanning traffic)"},
 			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
+			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
+			&cli.FloatFlag{Name: "target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "alert threshold: this quantile of the calibration scores is allowed above it"},
+			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
+			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
+			&cli.IntFlag{Name: "persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "a source alerts when this many of its last --window scores are above the threshold"},
+			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if path := cmd.String("zeek"); path != "" {
@@ -99,6 +106,11 @@ devices that have the addresses.
 			opts := detect.ScoreOptions{
 				KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
 				KitsuneLinks: cmd.Bool("kitsune-links"),
+				Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
+					Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window"))},
+			}
+			if !cmd.Bool("no-rules") {
+				opts.Rules = &detect.Rules{}
 			}
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
@@ -115,6 +127,17 @@ devices that have the addresses.
 				}
 				ev := detect.Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
 				out.Evaluation = &ev
+				sm := detect.Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
+				out.Smoothed = &sm
+				out.AlertCheck = checkAlerts(res, labels)
+			}
+			agg := alert.NewAggregator(0, nil)
+			for _, sig := range res.Signals {
+				a, _, err := agg.Add(sig)
+				if err != nil {
+					return fmt.Errorf("detect: signal %+v: %w", sig, err)
+				}
+				out.Alerts = upsertAlert(out.Alerts, a)
 			}
 			if path := cmd.String("scores"); path != "" {
 				if err := writeScores(path, res.Scores); err != nil {
@@ -136,6 +159,56 @@ type detectOutput struct {
 	File       string              `json:"file"`
 	Result     *detect.ScoreResult `json:"result"`
 	Evaluation *detect.Evaluation  `json:"evaluation,omitempty"`
+	// Smoothed evaluates the per-source smoothed scores the alerts use.
+	Smoothed   *detect.Evaluation `json:"evaluation_smoothed,omitempty"`
+	AlertCheck *alertCheck        `json:"alert_check,omitempty"`
+	Alerts     []alert.Alert      `json:"alerts"`
+}
+
+// alertCheck measures the alerts against the labels: how soon after the
+// first malicious packet the first alert came, and how many signals fired
+// on benign scored packets.
+type alertCheck struct {
+	FirstMalicious   time.Time `json:"first_malicious,omitzero"`
+	FirstAlert       time.Time `json:"first_alert,omitzero"`
+	FirstAlertSource string    `json:"first_alert_source,omitempty"`
+	DelaySeconds     float64   `json:"delay_seconds"`
+	// BenignSignals counts signals raised before the first malicious
+	// packet, after training (the labelled captures put the attack last).
+	BenignSignals int `json:"benign_signals"`
+}
+
+func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
+	c := &alertCheck{DelaySeconds: -1}
+	first := slices.Index(labels, true)
+	if first < 0 || first >= len(res.Times) {
+		return c
+	}
+	c.FirstMalicious = res.Times[first]
+	for _, s := range res.Signals {
+		if s.Time.Before(c.FirstMalicious) {
+			if !s.Time.Before(res.Times[min(res.Trained, len(res.Times)-1)]) {
+				c.BenignSignals++
+			}
+			continue
+		}
+		if c.FirstAlert.IsZero() {
+			c.FirstAlert, c.FirstAlertSource = s.Time, s.SrcIP+" "+s.SrcMAC+" ("+s.Behaviour+")"
+			c.DelaySeconds = s.Time.Sub(c.FirstMalicious).Seconds()
+		}
+	}
+	return c
+}
+
+// upsertAlert replaces the alert with a's ID or appends a.
+func upsertAlert(as []alert.Alert, a alert.Alert) []alert.Alert {
+	for i := range as {
+		if as[i].ID == a.ID {
+			as[i] = a
+			return as
+		}
+	}
+	return append(as, a)
 }
 
 func printDetect(w io.Writer, out detectOutput) {
@@ -154,6 +227,19 @@ func printDetect(w io.Writer, out detectOutput) {
 		fmt.Fprintf(w, "scored packets: %d benign, %d malicious\n", ev.Benign, ev.Malicious)
 		fmt.Fprintf(w, "AUC %.5f  EER %.5f  TPR %.4f at 1%% FPR (threshold %.4g)  TPR %.4f at 0.1%% FPR (threshold %.4g)\n",
 			ev.AUC, ev.EER, ev.TPRAt1, ev.Thresh1, ev.TPRAt01, ev.Thresh01)
+	}
+	if ev := out.Smoothed; ev != nil {
+		fmt.Fprintf(w, "smoothed: AUC %.5f  EER %.5f  TPR %.4f at 1%% FPR  TPR %.4f at 0.1%% FPR; alert threshold %.4g\n",
+			ev.AUC, ev.EER, ev.TPRAt1, ev.TPRAt01, res.Threshold)
+	}
+	if c := out.AlertCheck; c != nil {
+		fmt.Fprintf(w, "first malicious packet %s; first alert %s on %s (%.3f s later); %d signals on benign scored packets\n",
+			c.FirstMalicious.Format(time.RFC3339Nano), c.FirstAlert.Format(time.RFC3339Nano), c.FirstAlertSource, c.DelaySeconds, c.BenignSignals)
+	}
+	fmt.Fprintf(w, "%d alerts\n", len(out.Alerts))
+	for _, a := range out.Alerts {
+		fmt.Fprintf(w, "  %s %s %s %s %s: %d signals %s to %s; %s\n", a.Severity, a.Behaviour, a.Detector, a.SrcIP, a.SrcMAC, a.Signals,
+			a.FirstSeen.Format(time.RFC3339), a.LastSeen.Format(time.RFC3339), a.Explanation)
 	}
 }
 

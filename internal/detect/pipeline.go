@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"github.com/fleetward/fleetward/internal/alert"
 	"io"
 	"time"
 )
@@ -14,6 +15,15 @@ type ScoreOptions struct {
 	// the sender (see AfterImage.OwnLinkOnly); by default only the packet's
 	// own links are updated, which is many times faster on scanning traffic.
 	KitsuneLinks bool
+	// Rules, if set, applies the packet rules to every packet (zero
+	// fields take their defaults).
+	Rules *Rules
+	// Anomaly, if set, turns the scores into smoothed scores and anomaly
+	// signals (zero fields take their defaults).
+	Anomaly *AnomalyConfig
+	// Signals, if set, receives the signals as they are found, in capture
+	// order; they are also kept in the result.
+	Signals func([]alert.Signal)
 	// Progress, if set, is called every 10,000 packets with the count so far.
 	Progress func(packets int)
 }
@@ -31,6 +41,14 @@ type ScoreResult struct {
 	PacketsPerSec  float64     `json:"packets_per_second"`
 	Decode         DecodeStats `json:"decode"`
 	Autoencoders   int         `json:"autoencoders"`
+	// Smoothed holds the per-source smoothed scores (with Anomaly).
+	Smoothed []float64 `json:"-"`
+	// Times holds each packet's capture time (with Anomaly or Rules).
+	Times []time.Time `json:"-"`
+	// Threshold is the calibrated alert threshold (with Anomaly).
+	Threshold float64 `json:"threshold,omitempty"`
+	// Signals are what the rules and the anomaly alerter found.
+	Signals []alert.Signal `json:"-"`
 	// Corrupt is set when the capture ended with a corrupt or truncated
 	// record; the packets before it were scored.
 	Corrupt string `json:"corrupt,omitempty"`
@@ -48,6 +66,13 @@ func ScoreCapture(r *Reader, opts ScoreOptions) (*ScoreResult, error) {
 	x := make([]float64, NumFeatures)
 	var p Packet
 	var featureTime time.Duration
+	var rules *RuleDetector
+	if opts.Rules != nil {
+		rules = NewRuleDetector(*opts.Rules)
+		dec.PayloadPrefix = rules.PayloadPrefix()
+	}
+	var alerter *AnomalyAlerter
+	var sigs []alert.Signal
 	start := time.Now()
 	for {
 		data, ci, err := r.Next()
@@ -68,7 +93,34 @@ func ScoreCapture(r *Reader, opts ScoreOptions) (*ScoreResult, error) {
 		if kn.Training() {
 			res.Trained++
 		}
-		res.Scores = append(res.Scores, kn.Process(x))
+		score := kn.Process(x)
+		res.Scores = append(res.Scores, score)
+		sigs = sigs[:0]
+		if rules != nil {
+			sigs = rules.Observe(&p, sigs)
+		}
+		if opts.Anomaly != nil {
+			smoothed := 0.0
+			if !kn.Training() {
+				if alerter == nil {
+					res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
+					alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+				}
+				if res.Packets >= res.Trained {
+					smoothed, sigs = alerter.Observe(&p, score, kn.EnsembleRMSE(), sigs)
+				}
+			}
+			res.Smoothed = append(res.Smoothed, smoothed)
+		}
+		if opts.Anomaly != nil || rules != nil {
+			res.Times = append(res.Times, packetTime(p.Time))
+		}
+		if len(sigs) > 0 {
+			res.Signals = append(res.Signals, sigs...)
+			if opts.Signals != nil {
+				opts.Signals(sigs)
+			}
+		}
 		res.Packets++
 		if opts.Progress != nil && res.Packets%10000 == 0 {
 			opts.Progress(res.Packets)
