@@ -51,6 +51,7 @@ devices that have the addresses.
 			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
 			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
 			&cli.IntFlag{Name: "persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "a source alerts when this many of its last --window scores are above the threshold"},
+			&cli.DurationFlag{Name: "idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "a channel or source silent for longer is not judged on its first packets after the pause"},
 			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -107,7 +108,7 @@ devices that have the addresses.
 				KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
 				KitsuneLinks: cmd.Bool("kitsune-links"),
 				Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
-					Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window"))},
+					Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap")},
 			}
 			if !cmd.Bool("no-rules") {
 				opts.Rules = &detect.Rules{}

@@ -34,6 +34,12 @@ type AnomalyConfig struct {
 	// that went quiet make its first packets after the pause look new.
 	// Default 60 s.
 	IdleGap time.Duration `json:"idle_gap"`
+	// Multicast counts packets to multicast and broadcast addresses
+	// toward alerts. Off by default: service announcements (SSDP, mDNS)
+	// come in bursts the model may not have seen in training, and a bot's
+	// scanning and attacks are unicast (floods to any address are the
+	// rules' job).
+	Multicast bool `json:"multicast"`
 	// Repeat is how often a source that stays anomalous signals again.
 	// Default 10 s.
 	Repeat time.Duration `json:"repeat"`
@@ -103,6 +109,7 @@ type AnomalyAlerter struct {
 	groups    []string // a name per ensemble autoencoder
 	baseline  []float64
 	sources   map[Host]*sourceState
+	channels  map[hostPair]float64 // last time of each channel
 	sorted    []float64
 	seen      int
 }
@@ -112,7 +119,7 @@ type AnomalyAlerter struct {
 // autoencoder's baseline RMSE (KitNET.EnsembleBaseline).
 func NewAnomalyAlerter(cfg AnomalyConfig, threshold float64, featureMap [][]int, baseline []float64) *AnomalyAlerter {
 	cfg = cfg.withDefaults()
-	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{},
+	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{}, channels: map[hostPair]float64{},
 		sorted: make([]float64, cfg.Window)}
 	for i, g := range featureMap {
 		a.groups = append(a.groups, fmt.Sprintf("autoencoder %d (%s)", i, describeGroup(g)))
@@ -143,6 +150,20 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 		}
 	}
 	st.last = p.Time
+	// A channel that resumes after an idle gap has decayed statistics: its
+	// first packet's score says "quiet period", not "attack". New channels
+	// count in full (a scanner's are all new).
+	ch := hostPair{p.Src, p.Dst}
+	if last, ok := a.channels[ch]; ok && p.Time-last > a.cfg.IdleGap.Seconds() {
+		score = min(score, a.threshold)
+	}
+	if !a.cfg.Multicast && groupAddress(p.Dst) {
+		score = min(score, a.threshold)
+	}
+	if len(a.channels) >= maxRuleKeys {
+		clear(a.channels)
+	}
+	a.channels[ch] = p.Time
 	st.scores[st.next] = score
 	st.next = (st.next + 1) % len(st.scores)
 	st.filled = min(st.filled+1, len(st.scores))
@@ -164,6 +185,11 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 		for h, s := range a.sources {
 			if p.Time-s.last > a.cfg.IdleGap.Seconds() {
 				delete(a.sources, h)
+			}
+		}
+		for c, last := range a.channels {
+			if p.Time-last > 10*a.cfg.IdleGap.Seconds() {
+				delete(a.channels, c)
 			}
 		}
 	}
@@ -210,6 +236,19 @@ func (a *AnomalyAlerter) explain(ensemble []float64) string {
 		parts = append(parts, fmt.Sprintf("%s ×%.1f", name, r.ratio))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// groupAddress reports whether h is a multicast or broadcast address.
+func groupAddress(h Host) bool {
+	switch h.Kind {
+	case AddrIPv4:
+		return h.Addr[0] >= 224 || h.Addr[3] == 255
+	case AddrIPv6:
+		return h.Addr[0] == 0xff
+	case AddrMAC:
+		return h.Addr[0]&1 == 1
+	}
+	return false
 }
 
 func cmpFloat(x, y float64) int {
