@@ -36,8 +36,10 @@ devices that have the addresses.
   fleetward detect --zeek conn.log --server https://fleetward:8443 --token $TOKEN --cacert ca.crt`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
+			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
+			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
 			&cli.StringFlag{Name: "zeek", Usage: "Zeek conn.log (TSV, JSON lines or IoT-23 CSV) to run the flow rules on"},
-			&cli.StringFlag{Name: "server", Usage: "with --zeek: fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
+			&cli.StringFlag{Name: "server", Usage: "fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
 			&cli.StringFlag{Name: "token", Usage: "API token for --server", Sources: cli.EnvVars("FLEETWARD_TOKEN")},
 			&cli.StringFlag{Name: "cacert", Usage: "PEM file to trust for --server (e.g. DATA/tls/ca.crt)", Sources: cli.EnvVars("FLEETWARD_CACERT")},
 			&cli.IntFlag{Name: "fm", Value: 5000, Usage: "packets for the feature-mapping grace period"},
@@ -81,8 +83,8 @@ devices that have the addresses.
 				printFlowReport(os.Stdout, rep)
 				return nil
 			}
-			if cmd.String("pcap") == "" {
-				return fmt.Errorf("detect: give --pcap FILE or --zeek FILE")
+			if (cmd.String("pcap") == "") == (cmd.String("iface") == "") {
+				return fmt.Errorf("detect: give one of --pcap FILE, --iface IF or --zeek FILE")
 			}
 			if cmd.Int("fm") <= 0 || cmd.Int("ad") <= 0 {
 				return fmt.Errorf("detect: --fm and --ad must be positive")
@@ -99,20 +101,25 @@ devices that have the addresses.
 					return fmt.Errorf("detect: --labels %s: %w", path, err)
 				}
 			}
+			var sender *signalSender
+			if cmd.String("server") != "" {
+				c, err := newAPIClient(cmd)
+				if err != nil {
+					return fmt.Errorf("detect: %w", err)
+				}
+				sender = &signalSender{send: func(ctx context.Context, sigs []alert.Signal) error {
+					return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
+				}}
+			}
+			if iface := cmd.String("iface"); iface != "" {
+				return detectLive(ctx, cmd, iface, sender)
+			}
 			r, err := detect.OpenFile(cmd.String("pcap"))
 			if err != nil {
 				return fmt.Errorf("detect: %w", err)
 			}
 			defer r.Close()
-			opts := detect.ScoreOptions{
-				KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
-				KitsuneLinks: cmd.Bool("kitsune-links"),
-				Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
-					Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap")},
-			}
-			if !cmd.Bool("no-rules") {
-				opts.Rules = &detect.Rules{}
-			}
+			opts := scoreOptions(cmd)
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
 			}
@@ -131,6 +138,17 @@ devices that have the addresses.
 				sm := detect.Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
 				out.Smoothed = &sm
 				out.AlertCheck = checkAlerts(res, labels)
+			}
+			if sender != nil {
+				for _, sig := range res.Signals {
+					if err := sender.add(ctx, sig, true); err != nil {
+						return fmt.Errorf("detect: --server: %w", err)
+					}
+				}
+				if err := sender.flush(ctx); err != nil {
+					return fmt.Errorf("detect: --server: %w", err)
+				}
+				out.Sent = sender.sent
 			}
 			agg := alert.NewAggregator(0, nil)
 			for _, sig := range res.Signals {
@@ -164,6 +182,8 @@ type detectOutput struct {
 	Smoothed   *detect.Evaluation `json:"evaluation_smoothed,omitempty"`
 	AlertCheck *alertCheck        `json:"alert_check,omitempty"`
 	Alerts     []alert.Alert      `json:"alerts"`
+	// Sent is how many signals went to --server.
+	Sent int `json:"sent_to_server,omitempty"`
 }
 
 // alertCheck measures the alerts against the labels: how soon after the

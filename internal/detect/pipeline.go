@@ -3,6 +3,8 @@ package detect
 import (
 	"errors"
 	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"io"
 	"time"
 )
@@ -24,6 +26,10 @@ type ScoreOptions struct {
 	// Signals, if set, receives the signals as they are found, in capture
 	// order; they are also kept in the result.
 	Signals func([]alert.Signal)
+	// Discard keeps no per-packet scores or times in the result, for live
+	// capture that runs for days; signals are still kept only if Signals
+	// is nil.
+	Discard bool
 	// Progress, if set, is called every 10,000 packets with the count so far.
 	Progress func(packets int)
 }
@@ -54,10 +60,17 @@ type ScoreResult struct {
 	Corrupt string `json:"corrupt,omitempty"`
 }
 
+// PacketSource gives frames in capture order: a capture file (Reader) or
+// a live interface (LiveCapture). Next returns io.EOF at the end.
+type PacketSource interface {
+	Next() ([]byte, gopacket.CaptureInfo, error)
+	LinkType() layers.LinkType
+}
+
 // ScoreCapture runs every packet of r through the decoder, AfterImage and
 // KitNET and returns the scores. A corrupt end of file is reported in the
 // result, not as an error: the packets before it are good.
-func ScoreCapture(r *Reader, opts ScoreOptions) (*ScoreResult, error) {
+func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 	dec := NewDecoder(r.LinkType())
 	ai := NewAfterImage()
 	ai.OwnLinkOnly = !opts.KitsuneLinks
@@ -94,7 +107,9 @@ func ScoreCapture(r *Reader, opts ScoreOptions) (*ScoreResult, error) {
 			res.Trained++
 		}
 		score := kn.Process(x)
-		res.Scores = append(res.Scores, score)
+		if !opts.Discard {
+			res.Scores = append(res.Scores, score)
+		}
 		sigs = sigs[:0]
 		if rules != nil {
 			sigs = rules.Observe(&p, sigs)
@@ -110,15 +125,18 @@ func ScoreCapture(r *Reader, opts ScoreOptions) (*ScoreResult, error) {
 					smoothed, sigs = alerter.Observe(&p, score, kn.EnsembleRMSE(), sigs)
 				}
 			}
-			res.Smoothed = append(res.Smoothed, smoothed)
+			if !opts.Discard {
+				res.Smoothed = append(res.Smoothed, smoothed)
+			}
 		}
-		if opts.Anomaly != nil || rules != nil {
+		if (opts.Anomaly != nil || rules != nil) && !opts.Discard {
 			res.Times = append(res.Times, packetTime(p.Time))
 		}
 		if len(sigs) > 0 {
-			res.Signals = append(res.Signals, sigs...)
 			if opts.Signals != nil {
 				opts.Signals(sigs)
+			} else {
+				res.Signals = append(res.Signals, sigs...)
 			}
 		}
 		res.Packets++
