@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +97,65 @@ func TestDetectCommandScoresEveryPacket(t *testing.T) {
 	}
 	if lines[31] != "30,0" || lines[32] == "31,0" {
 		t.Errorf("the first 31 packets train (score 0) and the rest are scored; got %q then %q", lines[31], lines[32])
+	}
+}
+
+func TestDetectCommandPrintsRuleAlertsAsJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "scan.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	// A Telnet scan: SYNs to port 23 of 40 hosts in 4 s.
+	for i := range 40 {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: []byte{10, 200, 0, 9}, DstIP: []byte{10, 200, 3, byte(i)}}
+		tcp := &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true, Window: 1024}
+		tcp.SetNetworkLayerForChecksum(ip)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			&layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 9}, DstMAC: []byte{2, 0, 0, 0, 0, 1}, EthernetType: layers.EthernetTypeIPv4}, ip, tcp); err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(100*time.Millisecond)), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}
+		if err := w.WritePacket(ci, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	out := filepath.Join(dir, "out.json")
+	stdout := os.Stdout
+	o, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = o
+	err = rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", path, "--fm", "5", "--ad", "10", "--json"})
+	os.Stdout = stdout
+	o.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Alerts []struct {
+			Behaviour string `json:"behaviour"`
+			SrcIP     string `json:"src_ip"`
+			Signals   int    `json:"signals"`
+		} `json:"alerts"`
+	}
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("output %s: %v", b, err)
+	}
+	found := false
+	for _, a := range got.Alerts {
+		found = found || (a.Behaviour == "telnet_scan" && a.SrcIP == "10.200.0.9")
+	}
+	if !found {
+		t.Errorf("no telnet_scan alert on 10.200.0.9 in %s", b)
 	}
 }
