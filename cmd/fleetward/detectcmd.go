@@ -37,6 +37,8 @@ devices that have the addresses.
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
 			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
+			&cli.StringFlag{Name: "save-model", Usage: "write the trained model to this file (versioned JSON) after the capture"},
+			&cli.StringFlag{Name: "load-model", Usage: "score with the model in this file (from --save-model) instead of training; --fm and --ad are ignored"},
 			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
 			&cli.StringFlag{Name: "zeek", Usage: "Zeek conn.log (TSV, JSON lines or IoT-23 CSV) to run the flow rules on"},
 			&cli.StringFlag{Name: "server", Usage: "fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
@@ -119,7 +121,10 @@ devices that have the addresses.
 				return fmt.Errorf("detect: %w", err)
 			}
 			defer r.Close()
-			opts := scoreOptions(cmd)
+			opts, err := scoreOptions(cmd)
+			if err != nil {
+				return err
+			}
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
 			}
@@ -127,6 +132,9 @@ devices that have the addresses.
 			clearProgress()
 			if err != nil {
 				return fmt.Errorf("detect: %w", err)
+			}
+			if err := saveModel(cmd, res); err != nil {
+				return err
 			}
 			out := detectOutput{File: cmd.String("pcap"), Result: res}
 			if labels != nil {

@@ -16,8 +16,9 @@ import (
 	"github.com/fleetward/fleetward/internal/detect"
 )
 
-// scoreOptions builds the detector's options from the detect flags.
-func scoreOptions(cmd *cli.Command) detect.ScoreOptions {
+// scoreOptions builds the detector's options from the detect flags,
+// loading --load-model.
+func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 	opts := detect.ScoreOptions{
 		KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
 		KitsuneLinks: cmd.Bool("kitsune-links"),
@@ -27,7 +28,37 @@ func scoreOptions(cmd *cli.Command) detect.ScoreOptions {
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}
 	}
-	return opts
+	if path := cmd.String("load-model"); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return opts, fmt.Errorf("detect: --load-model: %w", err)
+		}
+		defer f.Close()
+		m, err := detect.LoadKitNET(f)
+		if err != nil {
+			return opts, fmt.Errorf("detect: --load-model %s: %w", path, err)
+		}
+		opts.Model = m
+	}
+	return opts, nil
+}
+
+// saveModel writes --save-model.
+func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
+	path := cmd.String("save-model")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("detect: --save-model: %w", err)
+	}
+	if err := res.Model.Save(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("detect: --save-model %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // signalSender batches signals for POST /api/v1/signals: a batch goes
@@ -106,7 +137,10 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 	if n := cmd.Int("count"); n > 0 {
 		src = &countedSource{PacketSource: lc, left: int(n)}
 	}
-	opts := scoreOptions(cmd)
+	opts, err := scoreOptions(cmd)
+	if err != nil {
+		return err
+	}
 	opts.Discard = true
 	agg := alert.NewAggregator(0, nil)
 	rep := liveReport{Interface: iface}
@@ -140,6 +174,9 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 		}
 	}
 	rep.Result = res
+	if err := saveModel(cmd, res); err != nil {
+		return err
+	}
 	if cmd.Bool("json") {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")

@@ -26,6 +26,9 @@ type ScoreOptions struct {
 	// Signals, if set, receives the signals as they are found, in capture
 	// order; they are also kept in the result.
 	Signals func([]alert.Signal)
+	// Model, if set, is a trained model (LoadKitNET) used instead of
+	// training one; KitNET is then ignored.
+	Model *KitNET
 	// Discard keeps no per-packet scores or times in the result, for live
 	// capture that runs for days; signals are still kept only if Signals
 	// is nil.
@@ -55,6 +58,8 @@ type ScoreResult struct {
 	Threshold float64 `json:"threshold,omitempty"`
 	// Signals are what the rules and the anomaly alerter found.
 	Signals []alert.Signal `json:"-"`
+	// Model is the detector after the capture, to save.
+	Model *KitNET `json:"-"`
 	// Corrupt is set when the capture ended with a corrupt or truncated
 	// record; the packets before it were scored.
 	Corrupt string `json:"corrupt,omitempty"`
@@ -74,7 +79,10 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 	dec := NewDecoder(r.LinkType())
 	ai := NewAfterImage()
 	ai.OwnLinkOnly = !opts.KitsuneLinks
-	kn := NewKitNET(NumFeatures, opts.KitNET)
+	kn := opts.Model
+	if kn == nil {
+		kn = NewKitNET(NumFeatures, opts.KitNET)
+	}
 	res := &ScoreResult{}
 	x := make([]float64, NumFeatures)
 	var p Packet
@@ -151,5 +159,6 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 	}
 	res.Decode = dec.Stats
 	res.Autoencoders = len(kn.FeatureMap())
+	res.Model = kn
 	return res, nil
 }
