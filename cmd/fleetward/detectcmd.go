@@ -37,6 +37,7 @@ devices that have the addresses.
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
 			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
+			&cli.StringFlag{Name: "plot", Usage: "draw the scores (coloured by --labels) and the alert threshold to this PNG file"},
 			&cli.StringFlag{Name: "save-model", Usage: "write the trained model to this file (versioned JSON) after the capture"},
 			&cli.StringFlag{Name: "load-model", Usage: "score with the model in this file (from --save-model) instead of training; --fm and --ad are ignored"},
 			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
@@ -135,6 +136,19 @@ devices that have the addresses.
 			}
 			if err := saveModel(cmd, res); err != nil {
 				return err
+			}
+			if path := cmd.String("plot"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return fmt.Errorf("detect: --plot: %w", err)
+				}
+				err = detect.PlotScores(f, res.Scores, detect.PlotOptions{Labels: labels, Threshold: res.Threshold})
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return fmt.Errorf("detect: --plot %s: %w", path, err)
+				}
 			}
 			out := detectOutput{File: cmd.String("pcap"), Result: res}
 			if labels != nil {

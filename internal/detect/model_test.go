@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"image/png"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -100,4 +101,27 @@ func FuzzLoadKitNET(f *testing.F) {
 		// A model that loads must score without panicking.
 		m.Process(make([]float64, NumFeatures))
 	})
+}
+
+func TestPlotScoresWritesAPNG(t *testing.T) {
+	tests := []struct {
+		name   string
+		scores []float64
+		opts   PlotOptions
+	}{
+		{"labelled scores with a threshold", []float64{0, 0, 0.1, 0.2, 5, 30}, PlotOptions{Labels: []bool{false, false, false, false, true, true}, Threshold: 1}},
+		{"scores all in training draw an empty plot", []float64{0, 0}, PlotOptions{}},
+		{"one score draws", []float64{1}, PlotOptions{Width: 10, Height: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := PlotScores(&buf, tt.scores, tt.opts); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := png.Decode(&buf); err != nil {
+				t.Errorf("not a PNG: %v", err)
+			}
+		})
+	}
 }
