@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,12 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/inventory"
 )
 
 // writeTestCapture writes n UDP packets between two hosts and returns the
@@ -100,8 +108,9 @@ func TestDetectCommandScoresEveryPacket(t *testing.T) {
 	}
 }
 
-func TestDetectCommandPrintsRuleAlertsAsJSON(t *testing.T) {
-	dir := t.TempDir()
+// writeScanCapture writes a Telnet scan from 10.200.0.9 and returns its path.
+func writeScanCapture(t *testing.T, dir string) string {
+	t.Helper()
 	path := filepath.Join(dir, "scan.pcap")
 	f, err := os.Create(path)
 	if err != nil {
@@ -127,6 +136,12 @@ func TestDetectCommandPrintsRuleAlertsAsJSON(t *testing.T) {
 		}
 	}
 	f.Close()
+	return path
+}
+
+func TestDetectCommandPrintsRuleAlertsAsJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := writeScanCapture(t, dir)
 	out := filepath.Join(dir, "out.json")
 	stdout := os.Stdout
 	o, err := os.Create(out)
@@ -157,5 +172,69 @@ func TestDetectCommandPrintsRuleAlertsAsJSON(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no telnet_scan alert on 10.200.0.9 in %s", b)
+	}
+}
+
+// captureStdout runs f with standard output going to a file and returns
+// what it printed.
+func captureStdout(t *testing.T, f func() error) ([]byte, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stdout")
+	o, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = o
+	err = f()
+	os.Stdout = stdout
+	o.Close()
+	b, _ := os.ReadFile(path)
+	return b, err
+}
+
+func TestDetectCommandSendsSignalsToARealServer(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-scan", Name: "Scanning camera", Class: "camera", IPs: []string{"10.200.0.9"}}); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcap := writeScanCapture(t, t.TempDir())
+	b, err := captureStdout(t, func() error {
+		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", pcap, "--fm", "5", "--ad", "10", "--json",
+			"--server", s.URL, "--token", token, "--cacert", filepath.Join(dir, "tls", "ca.crt")})
+	})
+	if err != nil {
+		t.Fatalf("detect: %v\n%s", err, b)
+	}
+	var out struct {
+		Sent   int `json:"sent_to_server"`
+		Alerts []struct {
+			Behaviour string `json:"behaviour"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.Sent == 0 {
+		t.Fatalf("sent %d signals (%v): %s", out.Sent, err, b)
+	}
+	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-scan", 10)
+	raised := 0
+	for _, e := range es {
+		if e.Type == alert.EventAlertRaised {
+			raised++
+		}
+	}
+	// One alert per behaviour: the Telnet scan, and the model's anomaly
+	// when its tiny training set makes the scan stand out.
+	if raised != len(out.Alerts) || raised == 0 {
+		t.Errorf("%d alerts raised on cam-scan, the command printed %d", raised, len(out.Alerts))
 	}
 }
