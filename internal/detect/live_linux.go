@@ -25,6 +25,9 @@ type LiveCapture struct {
 	mu      sync.Mutex
 	closed  bool
 	reading bool
+	// loopback: every frame shows twice on lo, as it leaves and as it
+	// arrives; only the arrival is kept.
+	loopback bool
 }
 
 // OpenInterface opens a live capture on the named interface. Returns an
@@ -51,7 +54,7 @@ func OpenInterface(name string) (*LiveCapture, error) {
 	}
 	// A larger receive buffer rides out bursts while a packet is scored.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-	return &LiveCapture{fd: fd, iface: name, buf: make([]byte, 65536)}, nil
+	return &LiveCapture{fd: fd, iface: name, buf: make([]byte, 65536), loopback: ifi.Flags&net.FlagLoopback != 0}, nil
 }
 
 // LinkType is Ethernet: Linux gives loopback and Ethernet-like interfaces
@@ -73,7 +76,7 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 		}
 		c.reading = true
 		c.mu.Unlock()
-		n, _, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_TRUNC)
+		n, from, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_TRUNC)
 		c.mu.Lock()
 		c.reading = false
 		c.mu.Unlock()
@@ -82,6 +85,9 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 		}
 		if err != nil {
 			return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture on %s: %w", c.iface, err)
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && c.loopback && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
 		}
 		captured := min(n, len(c.buf))
 		return c.buf[:captured], gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: captured, Length: n}, nil
