@@ -24,15 +24,26 @@ func detectCommand() *cli.Command {
 feeds them to a KitNET autoencoder ensemble: the first --fm packets learn the feature map, the
 next --ad train the autoencoders, and every later packet gets an anomaly score (RMSE). Prints
 the throughput and, given per-packet labels (one 0 or 1 per line), AUC, equal error rate and
-the true-positive rate at 0.1% and 1% false positives over the scored packets.
+the true-positive rate at 0.1% and 1% false positives over the scored packets, raw and after
+per-source smoothing, and how soon after the first malicious packet the first alert came.
+
+Alongside the model, the packet rules (Telnet scans, SYN/UDP/ACK floods, port scans, brute force,
+C2 beaconing, plaintext credentials; --no-rules turns them off) and the model's alerts (a threshold
+calibrated on the end of the training period, a source alerting only when --persist of its last
+--window scores are above it) become alerts, aggregated per source and behaviour and printed.
+--plot draws the scores and the threshold; --save-model and --load-model keep a trained model.
+
+With --iface IF it captures live (AF_PACKET, root or CAP_NET_RAW) until interrupted or --count
+packets, printing each alert as it starts.
 
 With --zeek FILE it reads a Zeek conn.log instead (TSV, JSON lines, or IoT-23's labelled CSV) and runs
 the flow rules (C2 retries, Telnet scans, port scans, brute force, floods; docs/DETECTION.md): it
 prints the alerts and, when the file has labels, how many malicious and benign flows were flagged.
-With --server and --token the detections go to a running fleetward, which raises the alerts on the
-devices that have the addresses.
+With --server and --token the detections (of --pcap, --iface or --zeek) go to a running fleetward,
+which raises the alerts on the devices that have the addresses.
 
-  fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000
+  fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000 --plot scores.png
+  fleetward detect --iface eth0 --load-model model.json --server https://fleetward:8443 --token $TOKEN --cacert ca.crt
   fleetward detect --zeek conn.log --server https://fleetward:8443 --token $TOKEN --cacert ca.crt`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
