@@ -296,12 +296,21 @@ func FuzzDecodeFrame(f *testing.F) {
 	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull}
 	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
 		d := NewDecoder(links[int(link)%len(links)])
+		d.PayloadPrefix = MaxPayloadPrefix
 		var p Packet
 		d.Decode(data, gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data) + 10}, &p)
 		if p.Length != len(data)+10 {
 			t.Errorf("length %d, want the wire length %d", p.Length, len(data)+10)
 		}
+		if len(p.Payload) > MaxPayloadPrefix {
+			t.Errorf("payload prefix of %d bytes", len(p.Payload))
+		}
 		out := make([]float64, NumFeatures)
 		NewAfterImage().Update(&p, out)
+		for _, s := range NewRuleDetector(Rules{}).Observe(&p, nil) {
+			if err := s.Validate(); err != nil {
+				t.Errorf("invalid signal %+v: %v", s, err)
+			}
+		}
 	})
 }
