@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/google/gopacket"
@@ -62,8 +64,10 @@ func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
 }
 
 // signalSender batches signals for POST /api/v1/signals: a batch goes
-// when it holds signalBatch signals or is signalDelay old.
+// when it holds signalBatch signals or is signalDelay old. It is safe for
+// concurrent use, so that a live sensor can flush on a timer.
 type signalSender struct {
+	mu      sync.Mutex
 	send    func(context.Context, []alert.Signal) error
 	batch   []alert.Signal
 	started time.Time
@@ -78,17 +82,26 @@ const (
 // add queues sig; with wait it sends only full batches (replaying a file),
 // otherwise also batches older than signalDelay (a live sensor).
 func (s *signalSender) add(ctx context.Context, sig alert.Signal, wait bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.batch) == 0 {
 		s.started = time.Now()
 	}
 	s.batch = append(s.batch, sig)
 	if len(s.batch) >= signalBatch || (!wait && time.Since(s.started) >= signalDelay) {
-		return s.flush(ctx)
+		return s.flushLocked(ctx)
 	}
 	return nil
 }
 
+// flush sends what is queued.
 func (s *signalSender) flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+func (s *signalSender) flushLocked(ctx context.Context) error {
 	if len(s.batch) == 0 {
 		return nil
 	}
@@ -145,6 +158,28 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 	agg := alert.NewAggregator(0, nil)
 	rep := liveReport{Interface: iface}
 	var sendErr error
+	var sendMu sync.Mutex // guards sendErr
+	if sender != nil {
+		// A quiet network must not hold a signal back: flush on a timer.
+		tick := time.NewTicker(signalDelay)
+		defer tick.Stop()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					if err := sender.flush(ctx); err != nil {
+						sendMu.Lock()
+						sendErr = cmp.Or(sendErr, err)
+						sendMu.Unlock()
+					}
+				}
+			}
+		}()
+	}
 	opts.Signals = func(sigs []alert.Signal) {
 		for _, sig := range sigs {
 			a, started, err := agg.Add(sig)
@@ -155,8 +190,12 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 			if started && !cmd.Bool("json") {
 				fmt.Printf("%s alert: %s %s on %s %s: %s\n", sig.Time.Format(time.RFC3339), a.Severity, a.Behaviour, a.SrcIP, a.SrcMAC, a.Explanation)
 			}
-			if sender != nil && sendErr == nil {
-				sendErr = sender.add(ctx, sig, false)
+			if sender != nil {
+				sendMu.Lock()
+				if sendErr == nil {
+					sendErr = sender.add(ctx, sig, false)
+				}
+				sendMu.Unlock()
 			}
 		}
 	}
@@ -165,6 +204,8 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 		return fmt.Errorf("detect: %w", err)
 	}
 	if sender != nil {
+		sendMu.Lock()
+		defer sendMu.Unlock()
 		if sendErr == nil {
 			sendErr = sender.flush(context.WithoutCancel(ctx))
 		}
