@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -23,20 +24,36 @@ func detectCommand() *cli.Command {
 feeds them to a KitNET autoencoder ensemble: the first --fm packets learn the feature map, the
 next --ad train the autoencoders, and every later packet gets an anomaly score (RMSE). Prints
 the throughput and, given per-packet labels (one 0 or 1 per line), AUC, equal error rate and
-the true-positive rate at 0.1% and 1% false positives over the scored packets.
+the true-positive rate at 0.1% and 1% false positives over the scored packets, raw and after
+per-source smoothing, and how soon after the first malicious packet the first alert came.
+
+Alongside the model, the packet rules (Telnet scans, SYN/UDP/ACK floods, port scans, brute force,
+C2 beaconing, plaintext credentials; --no-rules turns them off) and the model's alerts (a threshold
+calibrated on the end of the training period, a source alerting only when --persist of its last
+--window scores are above it) become alerts, aggregated per source and behaviour and printed.
+--plot draws the scores and the threshold; --save-model and --load-model keep a trained model.
+
+With --iface IF it captures live (AF_PACKET, root or CAP_NET_RAW) until interrupted or --count
+packets, printing each alert as it starts.
 
 With --zeek FILE it reads a Zeek conn.log instead (TSV, JSON lines, or IoT-23's labelled CSV) and runs
 the flow rules (C2 retries, Telnet scans, port scans, brute force, floods; docs/DETECTION.md): it
 prints the alerts and, when the file has labels, how many malicious and benign flows were flagged.
-With --server and --token the detections go to a running fleetward, which raises the alerts on the
-devices that have the addresses.
+With --server and --token the detections (of --pcap, --iface or --zeek) go to a running fleetward,
+which raises the alerts on the devices that have the addresses.
 
-  fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000
+  fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000 --plot scores.png
+  fleetward detect --iface eth0 --load-model model.json --server https://fleetward:8443 --token $TOKEN --cacert ca.crt
   fleetward detect --zeek conn.log --server https://fleetward:8443 --token $TOKEN --cacert ca.crt`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
+			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
+			&cli.StringFlag{Name: "plot", Usage: "draw the scores (coloured by --labels) and the alert threshold to this PNG file"},
+			&cli.StringFlag{Name: "save-model", Usage: "write the trained model to this file (versioned JSON) after the capture"},
+			&cli.StringFlag{Name: "load-model", Usage: "score with the model in this file (from --save-model) instead of training; --fm and --ad are ignored"},
+			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
 			&cli.StringFlag{Name: "zeek", Usage: "Zeek conn.log (TSV, JSON lines or IoT-23 CSV) to run the flow rules on"},
-			&cli.StringFlag{Name: "server", Usage: "with --zeek: fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
+			&cli.StringFlag{Name: "server", Usage: "fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
 			&cli.StringFlag{Name: "token", Usage: "API token for --server", Sources: cli.EnvVars("FLEETWARD_TOKEN")},
 			&cli.StringFlag{Name: "cacert", Usage: "PEM file to trust for --server (e.g. DATA/tls/ca.crt)", Sources: cli.EnvVars("FLEETWARD_CACERT")},
 			&cli.IntFlag{Name: "fm", Value: 5000, Usage: "packets for the feature-mapping grace period"},
@@ -45,6 +62,13 @@ devices that have the addresses.
 			&cli.BoolFlag{Name: "kitsune-links", Usage: "compute Kitsune's exact features (update every link of the sender; slower on scanning traffic)"},
 			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
+			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
+			&cli.FloatFlag{Name: "target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "alert threshold: this quantile of the calibration scores is allowed above it"},
+			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
+			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
+			&cli.IntFlag{Name: "persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "a source alerts when this many of its last --window scores are above the threshold"},
+			&cli.DurationFlag{Name: "idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "a channel or source silent for longer is not judged on its first packets after the pause"},
+			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if path := cmd.String("zeek"); path != "" {
@@ -73,8 +97,8 @@ devices that have the addresses.
 				printFlowReport(os.Stdout, rep)
 				return nil
 			}
-			if cmd.String("pcap") == "" {
-				return fmt.Errorf("detect: give --pcap FILE or --zeek FILE")
+			if (cmd.String("pcap") == "") == (cmd.String("iface") == "") {
+				return fmt.Errorf("detect: give one of --pcap FILE, --iface IF or --zeek FILE")
 			}
 			if cmd.Int("fm") <= 0 || cmd.Int("ad") <= 0 {
 				return fmt.Errorf("detect: --fm and --ad must be positive")
@@ -91,14 +115,27 @@ devices that have the addresses.
 					return fmt.Errorf("detect: --labels %s: %w", path, err)
 				}
 			}
+			var sender *signalSender
+			if cmd.String("server") != "" {
+				c, err := newAPIClient(cmd)
+				if err != nil {
+					return fmt.Errorf("detect: %w", err)
+				}
+				sender = &signalSender{send: func(ctx context.Context, sigs []alert.Signal) error {
+					return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
+				}}
+			}
+			if iface := cmd.String("iface"); iface != "" {
+				return detectLive(ctx, cmd, iface, sender)
+			}
 			r, err := detect.OpenFile(cmd.String("pcap"))
 			if err != nil {
 				return fmt.Errorf("detect: %w", err)
 			}
 			defer r.Close()
-			opts := detect.ScoreOptions{
-				KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
-				KitsuneLinks: cmd.Bool("kitsune-links"),
+			opts, err := scoreOptions(cmd)
+			if err != nil {
+				return err
 			}
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
@@ -108,6 +145,22 @@ devices that have the addresses.
 			if err != nil {
 				return fmt.Errorf("detect: %w", err)
 			}
+			if err := saveModel(cmd, res); err != nil {
+				return err
+			}
+			if path := cmd.String("plot"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return fmt.Errorf("detect: --plot: %w", err)
+				}
+				err = detect.PlotScores(f, res.Scores, detect.PlotOptions{Labels: labels, Threshold: res.Threshold})
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return fmt.Errorf("detect: --plot %s: %w", path, err)
+				}
+			}
 			out := detectOutput{File: cmd.String("pcap"), Result: res}
 			if labels != nil {
 				if len(labels) != res.Packets {
@@ -115,6 +168,28 @@ devices that have the addresses.
 				}
 				ev := detect.Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
 				out.Evaluation = &ev
+				sm := detect.Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
+				out.Smoothed = &sm
+				out.AlertCheck = checkAlerts(res, labels)
+			}
+			if sender != nil {
+				for _, sig := range res.Signals {
+					if err := sender.add(ctx, sig, true); err != nil {
+						return fmt.Errorf("detect: --server: %w", err)
+					}
+				}
+				if err := sender.flush(ctx); err != nil {
+					return fmt.Errorf("detect: --server: %w", err)
+				}
+				out.Sent = sender.sent
+			}
+			agg := alert.NewAggregator(0, nil)
+			for _, sig := range res.Signals {
+				a, _, err := agg.Add(sig)
+				if err != nil {
+					return fmt.Errorf("detect: signal %+v: %w", sig, err)
+				}
+				out.Alerts = upsertAlert(out.Alerts, a)
 			}
 			if path := cmd.String("scores"); path != "" {
 				if err := writeScores(path, res.Scores); err != nil {
@@ -136,6 +211,58 @@ type detectOutput struct {
 	File       string              `json:"file"`
 	Result     *detect.ScoreResult `json:"result"`
 	Evaluation *detect.Evaluation  `json:"evaluation,omitempty"`
+	// Smoothed evaluates the per-source smoothed scores the alerts use.
+	Smoothed   *detect.Evaluation `json:"evaluation_smoothed,omitempty"`
+	AlertCheck *alertCheck        `json:"alert_check,omitempty"`
+	Alerts     []alert.Alert      `json:"alerts"`
+	// Sent is how many signals went to --server.
+	Sent int `json:"sent_to_server,omitempty"`
+}
+
+// alertCheck measures the alerts against the labels: how soon after the
+// first malicious packet the first alert came, and how many signals fired
+// on benign scored packets.
+type alertCheck struct {
+	FirstMalicious   time.Time `json:"first_malicious,omitzero"`
+	FirstAlert       time.Time `json:"first_alert,omitzero"`
+	FirstAlertSource string    `json:"first_alert_source,omitempty"`
+	DelaySeconds     float64   `json:"delay_seconds"`
+	// BenignSignals counts signals raised before the first malicious
+	// packet, after training (the labelled captures put the attack last).
+	BenignSignals int `json:"benign_signals"`
+}
+
+func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
+	c := &alertCheck{DelaySeconds: -1}
+	first := slices.Index(labels, true)
+	if first < 0 || first >= len(res.Times) {
+		return c
+	}
+	c.FirstMalicious = res.Times[first]
+	for _, s := range res.Signals {
+		if s.Time.Before(c.FirstMalicious) {
+			if !s.Time.Before(res.Times[min(res.Trained, len(res.Times)-1)]) {
+				c.BenignSignals++
+			}
+			continue
+		}
+		if c.FirstAlert.IsZero() {
+			c.FirstAlert, c.FirstAlertSource = s.Time, s.SrcIP+" "+s.SrcMAC+" ("+s.Behaviour+")"
+			c.DelaySeconds = s.Time.Sub(c.FirstMalicious).Seconds()
+		}
+	}
+	return c
+}
+
+// upsertAlert replaces the alert with a's ID or appends a.
+func upsertAlert(as []alert.Alert, a alert.Alert) []alert.Alert {
+	for i := range as {
+		if as[i].ID == a.ID {
+			as[i] = a
+			return as
+		}
+	}
+	return append(as, a)
 }
 
 func printDetect(w io.Writer, out detectOutput) {
@@ -154,6 +281,19 @@ func printDetect(w io.Writer, out detectOutput) {
 		fmt.Fprintf(w, "scored packets: %d benign, %d malicious\n", ev.Benign, ev.Malicious)
 		fmt.Fprintf(w, "AUC %.5f  EER %.5f  TPR %.4f at 1%% FPR (threshold %.4g)  TPR %.4f at 0.1%% FPR (threshold %.4g)\n",
 			ev.AUC, ev.EER, ev.TPRAt1, ev.Thresh1, ev.TPRAt01, ev.Thresh01)
+	}
+	if ev := out.Smoothed; ev != nil {
+		fmt.Fprintf(w, "smoothed: AUC %.5f  EER %.5f  TPR %.4f at 1%% FPR  TPR %.4f at 0.1%% FPR; alert threshold %.4g\n",
+			ev.AUC, ev.EER, ev.TPRAt1, ev.TPRAt01, res.Threshold)
+	}
+	if c := out.AlertCheck; c != nil {
+		fmt.Fprintf(w, "first malicious packet %s; first alert %s on %s (%.3f s later); %d signals on benign scored packets\n",
+			c.FirstMalicious.Format(time.RFC3339Nano), c.FirstAlert.Format(time.RFC3339Nano), c.FirstAlertSource, c.DelaySeconds, c.BenignSignals)
+	}
+	fmt.Fprintf(w, "%d alerts\n", len(out.Alerts))
+	for _, a := range out.Alerts {
+		fmt.Fprintf(w, "  %s %s %s %s %s: %d signals %s to %s; %s\n", a.Severity, a.Behaviour, a.Detector, a.SrcIP, a.SrcMAC, a.Signals,
+			a.FirstSeen.Format(time.RFC3339), a.LastSeen.Format(time.RFC3339), a.Explanation)
 	}
 }
 

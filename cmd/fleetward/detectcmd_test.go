@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,12 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/inventory"
 )
 
 // writeTestCapture writes n UDP packets between two hosts and returns the
@@ -96,5 +105,136 @@ func TestDetectCommandScoresEveryPacket(t *testing.T) {
 	}
 	if lines[31] != "30,0" || lines[32] == "31,0" {
 		t.Errorf("the first 31 packets train (score 0) and the rest are scored; got %q then %q", lines[31], lines[32])
+	}
+}
+
+// writeScanCapture writes a Telnet scan from 10.200.0.9 and returns its path.
+func writeScanCapture(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "scan.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	// A Telnet scan: SYNs to port 23 of 40 hosts in 4 s.
+	for i := range 40 {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: []byte{10, 200, 0, 9}, DstIP: []byte{10, 200, 3, byte(i)}}
+		tcp := &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true, Window: 1024}
+		tcp.SetNetworkLayerForChecksum(ip)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			&layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 9}, DstMAC: []byte{2, 0, 0, 0, 0, 1}, EthernetType: layers.EthernetTypeIPv4}, ip, tcp); err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(100*time.Millisecond)), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}
+		if err := w.WritePacket(ci, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	return path
+}
+
+func TestDetectCommandPrintsRuleAlertsAsJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := writeScanCapture(t, dir)
+	out := filepath.Join(dir, "out.json")
+	stdout := os.Stdout
+	o, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = o
+	err = rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", path, "--fm", "5", "--ad", "10", "--json"})
+	os.Stdout = stdout
+	o.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Alerts []struct {
+			Behaviour string `json:"behaviour"`
+			SrcIP     string `json:"src_ip"`
+			Signals   int    `json:"signals"`
+		} `json:"alerts"`
+	}
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("output %s: %v", b, err)
+	}
+	found := false
+	for _, a := range got.Alerts {
+		found = found || (a.Behaviour == "telnet_scan" && a.SrcIP == "10.200.0.9")
+	}
+	if !found {
+		t.Errorf("no telnet_scan alert on 10.200.0.9 in %s", b)
+	}
+}
+
+// captureStdout runs f with standard output going to a file and returns
+// what it printed.
+func captureStdout(t *testing.T, f func() error) ([]byte, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stdout")
+	o, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = o
+	err = f()
+	os.Stdout = stdout
+	o.Close()
+	b, _ := os.ReadFile(path)
+	return b, err
+}
+
+func TestDetectCommandSendsSignalsToARealServer(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-scan", Name: "Scanning camera", Class: "camera", IPs: []string{"10.200.0.9"}}); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcap := writeScanCapture(t, t.TempDir())
+	b, err := captureStdout(t, func() error {
+		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", pcap, "--fm", "5", "--ad", "10", "--json",
+			"--server", s.URL, "--token", token, "--cacert", filepath.Join(dir, "tls", "ca.crt")})
+	})
+	if err != nil {
+		t.Fatalf("detect: %v\n%s", err, b)
+	}
+	var out struct {
+		Sent   int `json:"sent_to_server"`
+		Alerts []struct {
+			Behaviour string `json:"behaviour"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.Sent == 0 {
+		t.Fatalf("sent %d signals (%v): %s", out.Sent, err, b)
+	}
+	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-scan", 10)
+	raised := 0
+	for _, e := range es {
+		if e.Type == alert.EventAlertRaised {
+			raised++
+		}
+	}
+	// One alert per behaviour: the Telnet scan, and the model's anomaly
+	// when its tiny training set makes the scan stand out.
+	if raised != len(out.Alerts) || raised == 0 {
+		t.Errorf("%d alerts raised on cam-scan, the command printed %d", raised, len(out.Alerts))
 	}
 }

@@ -56,7 +56,33 @@ type Packet struct {
 	// Ports says whether SrcPort and DstPort hold TCP/UDP ports.
 	Ports            PortKind
 	SrcPort, DstPort uint16
+	// Proto is the IP protocol of the transport header whose ports were
+	// taken (TCP or UDP), 0 otherwise.
+	Proto layers.IPProtocol
+	// TCPFlags holds the TCP flags (FIN 0x01 … CWR 0x80) of a TCP packet.
+	TCPFlags uint8
+	// Payload is the start of the transport payload, at most
+	// Decoder.PayloadPrefix bytes (MaxPayloadPrefix at most). It is nil
+	// unless the decoder was asked for payloads, and it points into the
+	// decoder's own buffer: it is valid until the next Decode.
+	Payload []byte
 }
+
+// The TCP flags in Packet.TCPFlags.
+const (
+	FlagFIN uint8 = 1 << iota
+	FlagSYN
+	FlagRST
+	FlagPSH
+	FlagACK
+	FlagURG
+	FlagECE
+	FlagCWR
+)
+
+// MaxPayloadPrefix bounds Decoder.PayloadPrefix: the rules that read
+// payloads (plaintext credentials) need only a login line.
+const MaxPayloadPrefix = 256
 
 // DecodeStats counts what a Decoder met. Nothing is ever dropped silently:
 // each frame is counted as decoded or as one of the skipped kinds.
@@ -91,6 +117,11 @@ type Decoder struct {
 	raw6P   *gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
 	link    layers.LinkType
+	payload [MaxPayloadPrefix]byte
+	// PayloadPrefix is how many bytes of each TCP or UDP payload to copy
+	// into Packet.Payload (at most MaxPayloadPrefix). 0, the default,
+	// copies nothing: only the payload rules need it.
+	PayloadPrefix int
 	// Stats counts the frames decoded so far.
 	Stats DecodeStats
 }
@@ -196,11 +227,16 @@ layers:
 			if !haveTransport && transportFrom != nil {
 				haveTransport = true
 				p.SrcPort, p.DstPort = uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
+				p.Proto = layers.IPProtocolTCP
+				p.TCPFlags = tcpFlags(&d.tcp)
+				d.copyPayload(p, d.tcp.Payload)
 			}
 		case layers.LayerTypeUDP:
 			if !haveTransport && transportFrom != nil {
 				haveTransport = true
 				p.SrcPort, p.DstPort = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
+				p.Proto = layers.IPProtocolUDP
+				d.copyPayload(p, d.udp.Payload)
 			}
 		case layers.LayerTypeICMPv4:
 			haveICMP4 = true
@@ -241,6 +277,27 @@ layers:
 		d.Stats.NonIP++
 		p.Src, p.Dst = hostMAC(p.SrcMAC), hostMAC(p.DstMAC)
 	}
+}
+
+// tcpFlags packs gopacket's flag booleans into one byte.
+func tcpFlags(t *layers.TCP) uint8 {
+	var f uint8
+	for i, on := range [8]bool{t.FIN, t.SYN, t.RST, t.PSH, t.ACK, t.URG, t.ECE, t.CWR} {
+		if on {
+			f |= 1 << i
+		}
+	}
+	return f
+}
+
+// copyPayload copies the first PayloadPrefix bytes of b into the decoder's
+// buffer, so that Packet.Payload never allocates and never outlives it.
+func (d *Decoder) copyPayload(p *Packet, b []byte) {
+	n := min(d.PayloadPrefix, MaxPayloadPrefix, len(b))
+	if n <= 0 {
+		return
+	}
+	p.Payload = d.payload[:copy(d.payload[:n], b)]
 }
 
 // icmp4Quotes reports whether an ICMPv4 type carries the start of the packet

@@ -25,6 +25,11 @@ type KitNETConfig struct {
 	HiddenRatio float64
 	// Seed seeds the initial weights (default 1234, as Kitsune).
 	Seed uint64
+	// CalibrationFraction is the last part of the training grace period
+	// in which each packet is also scored before it trains the model; those
+	// scores (Calibration) set alert thresholds. Scoring does not change
+	// the model. Default 0.5.
+	CalibrationFraction float64
 }
 
 func (c KitNETConfig) withDefaults() KitNETConfig {
@@ -46,6 +51,9 @@ func (c KitNETConfig) withDefaults() KitNETConfig {
 	if c.Seed == 0 {
 		c.Seed = 1234
 	}
+	if c.CalibrationFraction <= 0 || c.CalibrationFraction > 1 {
+		c.CalibrationFraction = 0.5
+	}
 	return c
 }
 
@@ -65,6 +73,26 @@ type KitNET struct {
 	output   *autoencoder
 	hidden   []float64 // ensemble RMSEs of the current packet
 	scratch  []float64
+	calib    []float64 // scores of the calibration part of the training period
+	calibAE  []float64 // per-autoencoder sums of the calibration RMSEs
+}
+
+// Calibration returns the scores of the packets of the last
+// CalibrationFraction of the training grace period, in order.
+func (k *KitNET) Calibration() []float64 { return k.calib }
+
+// EnsembleRMSE returns each ensemble autoencoder's RMSE for the last
+// scored packet, one per FeatureMap group. The slice is reused.
+func (k *KitNET) EnsembleRMSE() []float64 { return k.hidden }
+
+// EnsembleBaseline returns each ensemble autoencoder's mean RMSE over the
+// calibration packets, what its RMSE is on ordinary traffic.
+func (k *KitNET) EnsembleBaseline() []float64 {
+	out := make([]float64, len(k.calibAE))
+	for i, s := range k.calibAE {
+		out[i] = s / max(float64(len(k.calib)), 1)
+	}
+	return out
 }
 
 // NewKitNET returns a detector for feature vectors of length n.
@@ -95,6 +123,15 @@ func (k *KitNET) Process(x []float64) float64 {
 			k.build()
 		}
 	} else {
+		if calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction)); k.trained >= calibStart {
+			if k.calibAE == nil {
+				k.calibAE = make([]float64, len(k.ensemble))
+			}
+			k.calib = append(k.calib, k.score(x))
+			for i, h := range k.hidden {
+				k.calibAE[i] += h
+			}
+		}
 		for i, ae := range k.ensemble {
 			k.hidden[i] = ae.train(k.gather(x, k.featMap[i]))
 		}

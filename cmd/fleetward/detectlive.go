@@ -1,0 +1,228 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/urfave/cli/v3"
+
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/detect"
+)
+
+// scoreOptions builds the detector's options from the detect flags,
+// loading --load-model.
+func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
+	opts := detect.ScoreOptions{
+		KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
+		KitsuneLinks: cmd.Bool("kitsune-links"),
+		Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
+			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap")},
+	}
+	if !cmd.Bool("no-rules") {
+		opts.Rules = &detect.Rules{}
+	}
+	if path := cmd.String("load-model"); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return opts, fmt.Errorf("detect: --load-model: %w", err)
+		}
+		defer f.Close()
+		m, err := detect.LoadKitNET(f)
+		if err != nil {
+			return opts, fmt.Errorf("detect: --load-model %s: %w", path, err)
+		}
+		opts.Model = m
+	}
+	return opts, nil
+}
+
+// saveModel writes --save-model.
+func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
+	path := cmd.String("save-model")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("detect: --save-model: %w", err)
+	}
+	if err := res.Model.Save(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("detect: --save-model %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// signalSender batches signals for POST /api/v1/signals: a batch goes
+// when it holds signalBatch signals or is signalDelay old. It is safe for
+// concurrent use, so that a live sensor can flush on a timer.
+type signalSender struct {
+	mu      sync.Mutex
+	send    func(context.Context, []alert.Signal) error
+	batch   []alert.Signal
+	started time.Time
+	sent    int
+}
+
+const (
+	signalBatch = 200
+	signalDelay = 2 * time.Second
+)
+
+// add queues sig; with wait it sends only full batches (replaying a file),
+// otherwise also batches older than signalDelay (a live sensor).
+func (s *signalSender) add(ctx context.Context, sig alert.Signal, wait bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.batch) == 0 {
+		s.started = time.Now()
+	}
+	s.batch = append(s.batch, sig)
+	if len(s.batch) >= signalBatch || (!wait && time.Since(s.started) >= signalDelay) {
+		return s.flushLocked(ctx)
+	}
+	return nil
+}
+
+// flush sends what is queued.
+func (s *signalSender) flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+func (s *signalSender) flushLocked(ctx context.Context) error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	if err := s.send(ctx, s.batch); err != nil {
+		return err
+	}
+	s.sent += len(s.batch)
+	s.batch = s.batch[:0]
+	return nil
+}
+
+// countedSource stops a live capture after a number of packets.
+type countedSource struct {
+	detect.PacketSource
+	left int
+}
+
+func (c *countedSource) Next() ([]byte, gopacket.CaptureInfo, error) {
+	if c.left == 0 {
+		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	c.left--
+	return c.PacketSource.Next()
+}
+
+// liveReport is what `detect --iface` prints when it stops.
+type liveReport struct {
+	Interface string              `json:"interface"`
+	Result    *detect.ScoreResult `json:"result"`
+	Alerts    []alert.Alert       `json:"alerts"`
+	Sent      int                 `json:"sent_to_server,omitempty"`
+}
+
+// detectLive runs the detector on an interface until ctx ends or --count
+// packets, printing each new alert as it starts and sending the signals
+// to the server when there is one.
+func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *signalSender) error {
+	lc, err := detect.OpenInterface(iface)
+	if err != nil {
+		return fmt.Errorf("detect: %w", err)
+	}
+	defer lc.Close()
+	stop := context.AfterFunc(ctx, func() { lc.Close() })
+	defer stop()
+	var src detect.PacketSource = lc
+	if n := cmd.Int("count"); n > 0 {
+		src = &countedSource{PacketSource: lc, left: int(n)}
+	}
+	opts, err := scoreOptions(cmd)
+	if err != nil {
+		return err
+	}
+	opts.Discard = true
+	agg := alert.NewAggregator(0, nil)
+	rep := liveReport{Interface: iface}
+	var sendErr error
+	var sendMu sync.Mutex // guards sendErr
+	if sender != nil {
+		// A quiet network must not hold a signal back: flush on a timer.
+		tick := time.NewTicker(signalDelay)
+		defer tick.Stop()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					if err := sender.flush(ctx); err != nil {
+						sendMu.Lock()
+						sendErr = cmp.Or(sendErr, err)
+						sendMu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	opts.Signals = func(sigs []alert.Signal) {
+		for _, sig := range sigs {
+			a, started, err := agg.Add(sig)
+			if err != nil {
+				continue
+			}
+			rep.Alerts = upsertAlert(rep.Alerts, a)
+			if started && !cmd.Bool("json") {
+				fmt.Printf("%s alert: %s %s on %s %s: %s\n", sig.Time.Format(time.RFC3339), a.Severity, a.Behaviour, a.SrcIP, a.SrcMAC, a.Explanation)
+			}
+			if sender != nil {
+				sendMu.Lock()
+				if sendErr == nil {
+					sendErr = sender.add(ctx, sig, false)
+				}
+				sendMu.Unlock()
+			}
+		}
+	}
+	res, err := detect.ScoreCapture(src, opts)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("detect: %w", err)
+	}
+	if sender != nil {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if sendErr == nil {
+			sendErr = sender.flush(context.WithoutCancel(ctx))
+		}
+		rep.Sent = sender.sent
+		if sendErr != nil {
+			return fmt.Errorf("detect: --server: %w", sendErr)
+		}
+	}
+	rep.Result = res
+	if err := saveModel(cmd, res); err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Printf("%s: %d packets, %d trained on, %d alerts, %d signals sent\n", iface, res.Packets, res.Trained, len(rep.Alerts), rep.Sent)
+	return nil
+}

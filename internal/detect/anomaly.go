@@ -1,0 +1,289 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/alert"
+)
+
+// AnomalyConfig configures how model scores become alerts. Zero fields
+// take their defaults (DefaultAnomalyConfig).
+type AnomalyConfig struct {
+	// TargetFPR is the share of calibration scores allowed above the
+	// threshold before scaling: the threshold starts at their 1-TargetFPR
+	// quantile. Default 1e-4 (1 in 10,000).
+	TargetFPR float64 `json:"target_fpr"`
+	// ThresholdScale multiplies that quantile, a margin for the drift of
+	// benign traffic after training. Default 1.5.
+	ThresholdScale float64 `json:"threshold_scale"`
+	// Threshold, if positive, is used as is instead of being calibrated.
+	Threshold float64 `json:"threshold,omitempty"`
+	// Persist and Window: a source is anomalous when at least Persist of
+	// its last Window scores are above the threshold. Its smoothed score is
+	// the Persist-th largest of those Window scores, so that an isolated
+	// benign spike does not raise it. Defaults 5 of 10.
+	Persist int `json:"persist"`
+	Window  int `json:"window"`
+	// IdleGap: a source silent for longer starts afresh, its first
+	// Window packets not alerting, since the damped statistics of a stream
+	// that went quiet make its first packets after the pause look new.
+	// Default 60 s.
+	IdleGap time.Duration `json:"idle_gap"`
+	// Multicast counts packets to multicast and broadcast addresses
+	// toward alerts. Off by default: service announcements (SSDP, mDNS)
+	// come in bursts the model may not have seen in training, and a bot's
+	// scanning and attacks are unicast (floods to any address are the
+	// rules' job).
+	Multicast bool `json:"multicast"`
+	// Repeat is how often a source that stays anomalous signals again.
+	// Default 10 s.
+	Repeat time.Duration `json:"repeat"`
+}
+
+// DefaultAnomalyConfig holds the documented defaults.
+var DefaultAnomalyConfig = AnomalyConfig{TargetFPR: 1e-4, ThresholdScale: 1.5, Persist: 5, Window: 10,
+	IdleGap: time.Minute, Repeat: 10 * time.Second}
+
+func (c AnomalyConfig) withDefaults() AnomalyConfig {
+	d := DefaultAnomalyConfig
+	if c.TargetFPR <= 0 || c.TargetFPR >= 1 {
+		c.TargetFPR = d.TargetFPR
+	}
+	if c.ThresholdScale <= 0 {
+		c.ThresholdScale = d.ThresholdScale
+	}
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
+	if c.Persist <= 0 {
+		c.Persist = min(d.Persist, c.Window)
+	}
+	c.Persist = min(c.Persist, c.Window)
+	if c.IdleGap <= 0 {
+		c.IdleGap = d.IdleGap
+	}
+	if c.Repeat <= 0 {
+		c.Repeat = d.Repeat
+	}
+	return c
+}
+
+// CalibratedThreshold returns the 1-TargetFPR quantile of the calibration
+// scores times ThresholdScale (or Threshold when set); +Inf when there are
+// no scores, so that an uncalibrated model never alerts.
+func (c AnomalyConfig) CalibratedThreshold(calibration []float64) float64 {
+	c = c.withDefaults()
+	if c.Threshold > 0 {
+		return c.Threshold
+	}
+	if len(calibration) == 0 {
+		return math.Inf(1)
+	}
+	s := slices.Clone(calibration)
+	slices.Sort(s)
+	i := min(len(s)-1, int(math.Ceil(float64(len(s))*(1-c.TargetFPR)))-1)
+	return s[max(i, 0)] * c.ThresholdScale
+}
+
+type sourceState struct {
+	scores  []float64 // ring of the last Window scores
+	next    int
+	filled  int
+	last    float64 // time of the last packet
+	warm    int     // packets left before it may alert after an idle gap
+	lastSig float64 // time of the last signal
+	signals int
+}
+
+// AnomalyAlerter turns per-packet model scores into smoothed scores and
+// Signals with Behaviour "anomaly" per source host. Not safe for
+// concurrent use. Sources idle for longer than IdleGap are evicted.
+type AnomalyAlerter struct {
+	cfg       AnomalyConfig
+	threshold float64
+	groups    []string // a name per ensemble autoencoder
+	baseline  []float64
+	sources   map[Host]*sourceState
+	channels  map[hostPair]float64 // last time of each channel
+	sorted    []float64
+	seen      int
+}
+
+// NewAnomalyAlerter returns an alerter with the given threshold, the
+// feature map (to name the autoencoders in explanations) and each
+// autoencoder's baseline RMSE (KitNET.EnsembleBaseline).
+func NewAnomalyAlerter(cfg AnomalyConfig, threshold float64, featureMap [][]int, baseline []float64) *AnomalyAlerter {
+	cfg = cfg.withDefaults()
+	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{}, channels: map[hostPair]float64{},
+		sorted: make([]float64, cfg.Window)}
+	for i, g := range featureMap {
+		a.groups = append(a.groups, fmt.Sprintf("autoencoder %d (%s)", i, describeGroup(g)))
+	}
+	return a
+}
+
+// Threshold is the score above which a packet counts as anomalous.
+func (a *AnomalyAlerter) Threshold() float64 { return a.threshold }
+
+// Observe takes one scored packet and the ensemble RMSEs behind its score;
+// it returns the source's smoothed score and appends a Signal to out when
+// the source has stayed above the threshold.
+func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, out []alert.Signal) (float64, []alert.Signal) {
+	src := p.Src
+	if src.Kind == AddrNone {
+		src = hostMAC(p.SrcMAC)
+	}
+	st := a.sources[src]
+	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
+		if st == nil {
+			st = &sourceState{scores: make([]float64, a.cfg.Window), lastSig: math.Inf(-1)}
+			a.sources[src] = st
+		}
+		st.next, st.filled = 0, 0
+		if st.last != 0 {
+			st.warm = a.cfg.Window
+		}
+	}
+	st.last = p.Time
+	// A channel that resumes after an idle gap has decayed statistics: its
+	// first packet's score says "quiet period", not "attack". New channels
+	// count in full (a scanner's are all new).
+	ch := hostPair{p.Src, p.Dst}
+	if last, ok := a.channels[ch]; ok && p.Time-last > a.cfg.IdleGap.Seconds() {
+		score = min(score, a.threshold)
+	}
+	if !a.cfg.Multicast && groupAddress(p.Dst) {
+		score = min(score, a.threshold)
+	}
+	if len(a.channels) >= maxRuleKeys {
+		clear(a.channels)
+	}
+	a.channels[ch] = p.Time
+	st.scores[st.next] = score
+	st.next = (st.next + 1) % len(st.scores)
+	st.filled = min(st.filled+1, len(st.scores))
+	// The smoothed score: the Persist-th largest of the window, 0 until
+	// the window holds Persist scores.
+	smoothed := 0.0
+	if st.filled >= a.cfg.Persist {
+		s := a.sorted[:st.filled]
+		copy(s, st.scores[:st.filled])
+		slices.Sort(s)
+		smoothed = s[st.filled-a.cfg.Persist]
+	}
+	if st.warm > 0 {
+		st.warm--
+		smoothed = min(smoothed, a.threshold)
+	}
+	a.seen++
+	if a.seen%65536 == 0 {
+		for h, s := range a.sources {
+			if p.Time-s.last > a.cfg.IdleGap.Seconds() {
+				delete(a.sources, h)
+			}
+		}
+		for c, last := range a.channels {
+			if p.Time-last > 10*a.cfg.IdleGap.Seconds() {
+				delete(a.channels, c)
+			}
+		}
+	}
+	if smoothed <= a.threshold || p.Time-st.lastSig < a.cfg.Repeat.Seconds() {
+		return smoothed, out
+	}
+	st.lastSig = p.Time
+	st.signals++
+	sig := alert.Signal{Time: packetTime(p.Time), Detector: "model", Behaviour: "anomaly", Severity: alert.SeverityHigh,
+		SrcIP: hostString(src), Peer: peerString(p), Score: smoothed, Threshold: a.threshold,
+		Explanation: fmt.Sprintf("score %.4g above threshold %.4g in %d of its last %d packets; most changed: %s",
+			smoothed, a.threshold, a.cfg.Persist, a.cfg.Window, a.explain(ensemble))}
+	if src.Kind == AddrMAC {
+		sig.SrcIP = ""
+	}
+	if p.SrcMAC != ([6]byte{}) {
+		sig.SrcMAC = net.HardwareAddr(p.SrcMAC[:]).String()
+	}
+	return smoothed, append(out, sig)
+}
+
+// explain names the three autoencoders whose RMSE rose most over their
+// baseline.
+func (a *AnomalyAlerter) explain(ensemble []float64) string {
+	type rise struct {
+		i     int
+		ratio float64
+	}
+	var rs []rise
+	for i, v := range ensemble {
+		b := 1e-12
+		if i < len(a.baseline) && a.baseline[i] > b {
+			b = a.baseline[i]
+		}
+		rs = append(rs, rise{i, v / b})
+	}
+	slices.SortFunc(rs, func(x, y rise) int { return -cmpFloat(x.ratio, y.ratio) })
+	var parts []string
+	for _, r := range rs[:min(3, len(rs))] {
+		name := fmt.Sprintf("autoencoder %d", r.i)
+		if r.i < len(a.groups) {
+			name = a.groups[r.i]
+		}
+		parts = append(parts, fmt.Sprintf("%s ×%.1f", name, r.ratio))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// groupAddress reports whether h is a multicast or broadcast address.
+func groupAddress(h Host) bool {
+	switch h.Kind {
+	case AddrIPv4:
+		return h.Addr[0] >= 224 || h.Addr[3] == 255
+	case AddrIPv6:
+		return h.Addr[0] == 0xff
+	case AddrMAC:
+		return h.Addr[0]&1 == 1
+	}
+	return false
+}
+
+func cmpFloat(x, y float64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// describeGroup names the AfterImage stream kinds a feature group draws
+// on, e.g. "channel×4, socket×6".
+func describeGroup(g []int) string {
+	counts := map[string]int{}
+	var order []string
+	for _, f := range g {
+		name := "socket"
+		switch {
+		case f < offsetChannel:
+			name = "source MAC-IP"
+		case f < offsetJitter:
+			name = "channel"
+		case f < offsetSocket:
+			name = "channel jitter"
+		}
+		if counts[name] == 0 {
+			order = append(order, name)
+		}
+		counts[name]++
+	}
+	parts := make([]string, len(order))
+	for i, n := range order {
+		parts[i] = fmt.Sprintf("%s×%d", n, counts[n])
+	}
+	return strings.Join(parts, ", ")
+}

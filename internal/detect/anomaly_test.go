@@ -1,0 +1,130 @@
+package detect
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/layers"
+)
+
+func TestCalibratedThreshold(t *testing.T) {
+	calib := make([]float64, 10000)
+	for i := range calib {
+		calib[i] = float64(i + 1)
+	}
+	tests := []struct {
+		name  string
+		cfg   AnomalyConfig
+		calib []float64
+		want  float64
+	}{
+		{"the default is the 1-in-10,000 quantile times 1.5", AnomalyConfig{}, calib, 9999 * 1.5},
+		{"a 1% target takes the 99th percentile", AnomalyConfig{TargetFPR: 0.01, ThresholdScale: 1}, calib, 9900},
+		{"a fixed threshold is used as is", AnomalyConfig{Threshold: 3}, calib, 3},
+		{"no calibration scores never alert", AnomalyConfig{}, nil, math.Inf(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cfg.CalibratedThreshold(tt.calib); got != tt.want {
+				t.Errorf("threshold %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAnomalyAlerter(t *testing.T) {
+	src := Host{Kind: AddrIPv4, Addr: [16]byte{10, 200, 1, 66}}
+	dst := Host{Kind: AddrIPv4, Addr: [16]byte{10, 200, 1, 7}}
+	mcast := Host{Kind: AddrIPv4, Addr: [16]byte{239, 255, 255, 250}}
+	type pkt struct {
+		at    float64
+		dst   Host
+		score float64
+	}
+	repeat := func(n int, start, step float64, d Host, score float64) []pkt {
+		var ps []pkt
+		for i := range n {
+			ps = append(ps, pkt{start + float64(i)*step, d, score})
+		}
+		return ps
+	}
+	tests := []struct {
+		name    string
+		packets []pkt
+		signals int
+	}{
+		{"an isolated spike is suppressed", append(append(repeat(20, 0, 0.1, dst, 0.1), pkt{2, dst, 50}), repeat(20, 2.1, 0.1, dst, 0.1)...), 0},
+		{"persistent high scores alert once per repeat interval", repeat(100, 0, 0.1, dst, 5), 1},
+		{"persistent high scores for 25 s alert three times", repeat(250, 0, 0.1, dst, 5), 3},
+		{"a burst to a multicast group does not alert", repeat(50, 0, 0.001, mcast, 30), 0},
+		{"a channel resuming after an idle gap does not alert", append(repeat(5, 0, 0.1, dst, 0.1), repeat(6, 120, 0.001, dst, 30)[:1]...), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := NewAnomalyAlerter(AnomalyConfig{}, 1, [][]int{{0, 1}, {50, 90}}, []float64{0.1, 0.1})
+			var n int
+			for _, pk := range tt.packets {
+				p := Packet{Time: 1e9 + pk.at, Src: src, Dst: pk.dst, Ports: PortNumber, Proto: layers.IPProtocolTCP, DstPort: 23}
+				_, sigs := a.Observe(&p, pk.score, []float64{0.2, 3}, nil)
+				for _, s := range sigs {
+					if err := s.Validate(); err != nil {
+						t.Errorf("invalid signal %+v: %v", s, err)
+					}
+					if s.SrcIP != "10.200.1.66" || s.Behaviour != "anomaly" || s.Threshold != 1 {
+						t.Errorf("signal %+v", s)
+					}
+				}
+				n += len(sigs)
+			}
+			if n != tt.signals {
+				t.Errorf("%d signals, want %d", n, tt.signals)
+			}
+		})
+	}
+}
+
+// The goal: on the Mirai splice trained with --fm 5000 --ad 20000,
+// the first alert names the infected device within a second of the first
+// malicious packet, and nothing alerts on the benign scored packets.
+func TestAlertsOnTheMiraiSplice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scores 48,363 packets")
+	}
+	labels := readLabelsFile(t, datasetPath(t, "mirai-splice.labels"))
+	r, err := OpenFile(datasetPath(t, "mirai-splice.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := ScoreCapture(r, ScoreOptions{KitNET: KitNETConfig{FMGrace: 5000, ADGrace: 20000}, Anomaly: &AnomalyConfig{}, Rules: &Rules{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Index(labels, true)
+	attack := res.Times[first]
+	var firstAlert time.Time
+	for _, s := range res.Signals {
+		if s.Time.Before(attack) {
+			t.Errorf("signal before the attack: %+v", s)
+			continue
+		}
+		if firstAlert.IsZero() {
+			firstAlert = s.Time
+			// The infected camera: the first malicious packets are its.
+			if s.SrcIP != "192.168.2.110" {
+				t.Errorf("first alert names %s: %+v", s.SrcIP, s)
+			}
+		}
+	}
+	if d := firstAlert.Sub(attack); firstAlert.IsZero() || d > time.Second {
+		t.Errorf("first alert %v after the first malicious packet", d)
+	}
+	raw := Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
+	sm := Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
+	t.Logf("threshold %.4g; raw TPR@0.1%% %.4f, smoothed %.4f; first alert %v after the attack", res.Threshold, raw.TPRAt01, sm.TPRAt01, firstAlert.Sub(attack))
+	if sm.TPRAt01 < 0.5 {
+		t.Errorf("smoothed TPR at 0.1%% FPR %.4f, goal 0.5", sm.TPRAt01)
+	}
+}

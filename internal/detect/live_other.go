@@ -1,0 +1,30 @@
+//go:build !linux
+
+package detect
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// LiveCapture is only available on Linux (AF_PACKET).
+type LiveCapture struct{}
+
+// OpenInterface returns an error: live capture needs Linux's AF_PACKET.
+func OpenInterface(name string) (*LiveCapture, error) {
+	return nil, fmt.Errorf("capture on %s: %w", name, errors.ErrUnsupported)
+}
+
+// LinkType is Ethernet.
+func (c *LiveCapture) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+
+// Next always fails.
+func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
+	return nil, gopacket.CaptureInfo{}, errors.ErrUnsupported
+}
+
+// Close does nothing.
+func (c *LiveCapture) Close() error { return nil }

@@ -1,0 +1,127 @@
+package detect
+
+import (
+	"bytes"
+	"image/png"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/fleetward/fleetward/internal/apperr"
+)
+
+// trainedKitNET trains a small model on random feature vectors.
+func trainedKitNET(t testing.TB) (*KitNET, [][]float64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	k := NewKitNET(NumFeatures, KitNETConfig{FMGrace: 50, ADGrace: 200})
+	var later [][]float64
+	for i := range 300 {
+		x := make([]float64, NumFeatures)
+		for j := range x {
+			x[j] = rng.Float64() * float64(j%7+1)
+		}
+		if i < 260 {
+			k.Process(x)
+		} else {
+			later = append(later, x)
+		}
+	}
+	return k, later
+}
+
+func TestSavedModelScoresAsTheOriginal(t *testing.T) {
+	k, later := trainedKitNET(t)
+	var buf bytes.Buffer
+	if err := k.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LoadKitNET(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Training() || len(l.Calibration()) != len(k.Calibration()) {
+		t.Fatalf("loaded model training %v, %d calibration scores of %d", l.Training(), len(l.Calibration()), len(k.Calibration()))
+	}
+	for i, x := range later {
+		if a, b := k.Process(x), l.Process(x); a != b {
+			t.Fatalf("packet %d: original scores %v, loaded %v", i, a, b)
+		}
+	}
+}
+
+func TestSavingAModelInTrainingIsRefused(t *testing.T) {
+	k := NewKitNET(NumFeatures, KitNETConfig{})
+	if err := k.Save(&bytes.Buffer{}); !apperr.Is(err, apperr.Invalid) {
+		t.Errorf("error %v, want Invalid", err)
+	}
+}
+
+func TestLoadingABadModelFileFailsClearly(t *testing.T) {
+	k, _ := trainedKitNET(t)
+	var buf bytes.Buffer
+	if err := k.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.String()
+	tests := []struct {
+		name, file, want string
+	}{
+		{"an empty file is not a model", "", "not a model file"},
+		{"a capture is not a model", "\xd4\xc3\xb2\xa1", "not a model file"},
+		{"another format is refused", strings.Replace(good, ModelFormat, "other", 1), "format"},
+		{"a newer version is refused", strings.Replace(good, `"version":1`, `"version":2`, 1), "version 2"},
+		{"a model of other features is refused", strings.Replace(good, `"features":100`, `"features":12`, 1), "12 features"},
+		{"a cut file is refused", good[:len(good)/2], "not a model file"},
+		{"a feature index out of range is refused", strings.Replace(good, `"feature_map":[[`, `"feature_map":[[999,`, 1), "feature group 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadKitNET(strings.NewReader(tt.file))
+			if !apperr.Is(err, apperr.Invalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want Invalid mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzLoadKitNET(f *testing.F) {
+	k, _ := trainedKitNET(f)
+	var buf bytes.Buffer
+	if err := k.Save(&buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add([]byte(`{"format":"fleetward-kitnet","version":1,"features":100}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := LoadKitNET(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		// A model that loads must score without panicking.
+		m.Process(make([]float64, NumFeatures))
+	})
+}
+
+func TestPlotScoresWritesAPNG(t *testing.T) {
+	tests := []struct {
+		name   string
+		scores []float64
+		opts   PlotOptions
+	}{
+		{"labelled scores with a threshold", []float64{0, 0, 0.1, 0.2, 5, 30}, PlotOptions{Labels: []bool{false, false, false, false, true, true}, Threshold: 1}},
+		{"scores all in training draw an empty plot", []float64{0, 0}, PlotOptions{}},
+		{"one score draws", []float64{1}, PlotOptions{Width: 10, Height: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := PlotScores(&buf, tt.scores, tt.opts); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := png.Decode(&buf); err != nil {
+				t.Errorf("not a PNG: %v", err)
+			}
+		})
+	}
+}

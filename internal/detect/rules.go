@@ -1,0 +1,644 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/fleetward/fleetward/internal/alert"
+)
+
+// Rules are the thresholds of the packet rules (docs/DETECTION.md). A zero
+// field takes its default from DefaultRules. Counting windows are fixed
+// (they restart when their first packet is older than the window), so a
+// burst split by a window boundary needs up to twice its threshold; that
+// keeps each window one small record instead of a list of times.
+type Rules struct {
+	// TelnetScanHosts distinct hosts sent a TCP SYN on 23 or 2323 by one
+	// source within TelnetScanWindow: Mirai's scanner, which probes random
+	// addresses many times a second. Default 10 in 10 s.
+	TelnetScanHosts  int           `json:"telnet_scan_hosts"`
+	TelnetScanWindow time.Duration `json:"telnet_scan_window"`
+	// SYNFloodRate, UDPFloodRate and ACKFloodRate are packets from one
+	// source to one destination within RateWindow: bare SYNs, UDP
+	// datagrams, and bare ACKs without payload. Defaults 1000, 2000 and
+	// 3000 in 1 s: well above a busy device's own traffic (a bulk download
+	// acknowledges at most a few thousand segments a second).
+	SYNFloodRate int           `json:"syn_flood_rate"`
+	UDPFloodRate int           `json:"udp_flood_rate"`
+	ACKFloodRate int           `json:"ack_flood_rate"`
+	RateWindow   time.Duration `json:"rate_window"`
+	// PortScanPorts distinct TCP ports of one host sent a bare SYN by one
+	// source within PortScanWindow. Default 20 in 60 s.
+	PortScanPorts  int           `json:"port_scan_ports"`
+	PortScanWindow time.Duration `json:"port_scan_window"`
+	// BruteForceAttempts TCP connections (SYNs) from one source to one
+	// login service (FTP 21, SSH 22, Telnet 23/2323, RDP 3389, VNC 5900,
+	// POP3 110, IMAP 143) within BruteForceWindow. Default 15 in 60 s.
+	BruteForceAttempts int           `json:"brute_force_attempts"`
+	BruteForceWindow   time.Duration `json:"brute_force_window"`
+	// BeaconConnections TCP connections from one source to one
+	// destination and port whose intervals vary by at most BeaconJitter
+	// (standard deviation over mean) and average between BeaconMinPeriod
+	// and BeaconMaxPeriod: a bot calling home on a timer. Defaults 8
+	// connections, jitter 0.1, period 5 s to 1 h. Only public destinations
+	// first contacted after BeaconLearning of capture time count: IoT
+	// devices keep up their own clock-regular calls to their vendor's
+	// cloud (the Mirai splice's cameras call home every 12 to 24 s), and
+	// those are established before a device is compromised. Default
+	// learning 10 min.
+	BeaconLearning    time.Duration `json:"beacon_learning"`
+	BeaconConnections int           `json:"beacon_connections"`
+	BeaconJitter      float64       `json:"beacon_jitter"`
+	BeaconMinPeriod   time.Duration `json:"beacon_min_period"`
+	BeaconMaxPeriod   time.Duration `json:"beacon_max_period"`
+	// NoCredentials turns off the plaintext-credential rule, and with it
+	// the copying of payload prefixes.
+	NoCredentials bool `json:"no_credentials"`
+}
+
+// DefaultRules are the documented defaults.
+var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second,
+	SYNFloodRate: 1000, UDPFloodRate: 2000, ACKFloodRate: 3000, RateWindow: time.Second,
+	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
+	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
+	BeaconLearning: 10 * time.Minute}
+
+func (r Rules) withDefaults() Rules {
+	d := DefaultRules
+	pick := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pickD := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pick(&r.TelnetScanHosts, d.TelnetScanHosts)
+	pickD(&r.TelnetScanWindow, d.TelnetScanWindow)
+	pick(&r.SYNFloodRate, d.SYNFloodRate)
+	pick(&r.UDPFloodRate, d.UDPFloodRate)
+	pick(&r.ACKFloodRate, d.ACKFloodRate)
+	pickD(&r.RateWindow, d.RateWindow)
+	pick(&r.PortScanPorts, d.PortScanPorts)
+	pickD(&r.PortScanWindow, d.PortScanWindow)
+	pick(&r.BruteForceAttempts, d.BruteForceAttempts)
+	pickD(&r.BruteForceWindow, d.BruteForceWindow)
+	pick(&r.BeaconConnections, d.BeaconConnections)
+	if r.BeaconJitter <= 0 {
+		r.BeaconJitter = d.BeaconJitter
+	}
+	pickD(&r.BeaconMinPeriod, d.BeaconMinPeriod)
+	pickD(&r.BeaconMaxPeriod, d.BeaconMaxPeriod)
+	pickD(&r.BeaconLearning, d.BeaconLearning)
+	return r
+}
+
+// loginPorts are TCP services that take a password.
+var loginPorts = map[uint16]bool{21: true, 22: true, 23: true, 2323: true, 110: true, 143: true, 3389: true, 5900: true}
+
+// maxRuleKeys bounds each table of rule state; past it, the table is
+// cleared of idle entries, and if still full, emptied (a flood of spoofed
+// sources must not exhaust memory).
+const maxRuleKeys = 1 << 18
+
+type hostPair struct{ src, dst Host }
+
+type serviceKey struct {
+	src, dst Host
+	port     uint16
+}
+
+type connKey struct {
+	client, server         Host
+	clientPort, serverPort uint16
+}
+
+// counter counts packets in a fixed window and remembers whether it fired.
+type counter struct {
+	start float64
+	n     int
+	fired bool
+}
+
+// distinctSet counts distinct targets in a fixed window. It stops growing
+// once it has fired: the count is past the threshold.
+type distinctSet[T comparable] struct {
+	start float64
+	seen  map[T]struct{}
+	fired bool
+}
+
+type beacon struct {
+	times []float64 // the last BeaconConnections connection times
+	fired bool
+	known bool // first contacted during the learning period
+}
+
+// credState follows one plaintext login conversation.
+type credState struct {
+	last     float64
+	expect   uint8 // telnet: what the server last prompted for
+	user     []byte
+	password bool // telnet: the client is typing a password
+}
+
+const (
+	expectNothing uint8 = iota
+	expectUser
+	expectPassword
+)
+
+// RuleDetector applies the packet rules to decoded packets in capture
+// order and emits alert.Signals with Detector "rule". It fires once per
+// rule and key per window, not once per packet. Its state is bounded (see
+// maxRuleKeys) and idle entries are evicted as capture time moves. Not
+// safe for concurrent use.
+type RuleDetector struct {
+	r       Rules
+	telnet  map[Host]*distinctSet[Host]
+	ports   map[hostPair]*distinctSet[uint16]
+	syn     map[hostPair]*counter
+	udp     map[hostPair]*counter
+	ack     map[hostPair]*counter
+	brute   map[serviceKey]*counter
+	beacons map[serviceKey]*beacon
+	creds   map[connKey]*credState
+	packets int
+	start   float64 // the first packet's time
+	started bool
+}
+
+// NewRuleDetector returns a RuleDetector with rules r (zero fields take
+// their defaults).
+func NewRuleDetector(r Rules) *RuleDetector {
+	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
+		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, brute: map[serviceKey]*counter{},
+		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}}
+}
+
+// Rules returns the thresholds in force, defaults filled in.
+func (d *RuleDetector) Rules() Rules { return d.r }
+
+// PayloadPrefix is the Decoder.PayloadPrefix the rules need: 0 when no
+// rule reads payloads.
+func (d *RuleDetector) PayloadPrefix() int {
+	if d.r.NoCredentials {
+		return 0
+	}
+	return MaxPayloadPrefix
+}
+
+// Observe applies the rules to one packet and appends the signals it
+// triggers to out, which it returns.
+func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
+	if p.Ports != PortNumber || (p.Src.Kind != AddrIPv4 && p.Src.Kind != AddrIPv6) {
+		return out
+	}
+	r := &d.r
+	t := p.Time
+	if !d.started {
+		d.start, d.started = t, true
+	}
+	syn := p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN
+	switch {
+	case syn:
+		if p.DstPort == 23 || p.DstPort == 2323 {
+			if n, fire := distinct(d.telnet, p.Src, p.Dst, t, r.TelnetScanWindow, r.TelnetScanHosts); fire {
+				out = append(out, d.signal(p, "telnet_scan", alert.SeverityHigh, n, r.TelnetScanHosts,
+					fmt.Sprintf("TCP SYN to 23/2323 of %d hosts within %s (threshold %d): Mirai-style Telnet scanning", n, r.TelnetScanWindow, r.TelnetScanHosts)))
+			}
+		}
+		if n, fire := distinct(d.ports, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
+			out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
+				fmt.Sprintf("TCP SYN to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))
+		}
+		if n, fire := count(d.syn, hostPair{p.Src, p.Dst}, t, r.RateWindow, r.SYNFloodRate); fire {
+			out = append(out, d.signal(p, "syn_flood", alert.SeverityCritical, n, r.SYNFloodRate,
+				fmt.Sprintf("%d TCP SYNs to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.SYNFloodRate)))
+		}
+		if loginPorts[p.DstPort] {
+			if n, fire := count(d.brute, serviceKey{p.Src, p.Dst, p.DstPort}, t, r.BruteForceWindow, r.BruteForceAttempts); fire {
+				out = append(out, d.signal(p, "brute_force", alert.SeverityHigh, n, r.BruteForceAttempts,
+					fmt.Sprintf("%d connections to the login service %s within %s (threshold %d)", n, peerString(p), r.BruteForceWindow, r.BruteForceAttempts)))
+			}
+		}
+		out = d.beacon(p, out)
+	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 && p.Length <= 66:
+		// A bare ACK: no payload (the prefix is empty and the frame no
+		// longer than headers with options), so that bulk data is not counted.
+		if n, fire := count(d.ack, hostPair{p.Src, p.Dst}, t, r.RateWindow, r.ACKFloodRate); fire {
+			out = append(out, d.signal(p, "ack_flood", alert.SeverityCritical, n, r.ACKFloodRate,
+				fmt.Sprintf("%d bare TCP ACKs to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.ACKFloodRate)))
+		}
+	case p.Proto == layers.IPProtocolUDP:
+		if n, fire := count(d.udp, hostPair{p.Src, p.Dst}, t, r.RateWindow, r.UDPFloodRate); fire {
+			out = append(out, d.signal(p, "udp_flood", alert.SeverityCritical, n, r.UDPFloodRate,
+				fmt.Sprintf("%d UDP datagrams to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.UDPFloodRate)))
+		}
+	}
+	if !r.NoCredentials && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
+		out = d.credentials(p, out)
+	}
+	d.packets++
+	if d.packets%8192 == 0 {
+		d.evict(t)
+	}
+	return out
+}
+
+// count adds one packet to key's window and reports the count and whether
+// it has just reached the threshold.
+func count[K comparable](m map[K]*counter, key K, t float64, window time.Duration, threshold int) (int, bool) {
+	c := m[key]
+	if c == nil {
+		if len(m) >= maxRuleKeys {
+			clear(m)
+		}
+		c = &counter{start: t}
+		m[key] = c
+	}
+	if t-c.start > window.Seconds() || t < c.start {
+		*c = counter{start: t}
+	}
+	c.n++
+	if c.n >= threshold && !c.fired {
+		c.fired = true
+		return c.n, true
+	}
+	return c.n, false
+}
+
+// distinct adds target to key's window and reports the number of distinct
+// targets and whether it has just reached the threshold.
+func distinct[K, T comparable](m map[K]*distinctSet[T], key K, target T, t float64, window time.Duration, threshold int) (int, bool) {
+	s := m[key]
+	if s == nil {
+		if len(m) >= maxRuleKeys {
+			clear(m)
+		}
+		s = &distinctSet[T]{start: t, seen: map[T]struct{}{}}
+		m[key] = s
+	}
+	if t-s.start > window.Seconds() || t < s.start {
+		s.start, s.fired = t, false
+		clear(s.seen)
+	}
+	if s.fired {
+		return len(s.seen), false
+	}
+	s.seen[target] = struct{}{}
+	if len(s.seen) >= threshold {
+		s.fired = true
+		return len(s.seen), true
+	}
+	return len(s.seen), false
+}
+
+// beacon records a connection start and fires when the last
+// BeaconConnections starts are evenly spaced.
+func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
+	r := &d.r
+	key := serviceKey{p.Src, p.Dst, p.DstPort}
+	b := d.beacons[key]
+	if b == nil {
+		if len(d.beacons) >= maxRuleKeys {
+			clear(d.beacons)
+		}
+		b = &beacon{times: make([]float64, 0, r.BeaconConnections),
+			known: p.Time-d.start <= r.BeaconLearning.Seconds() || !public(p.Dst)}
+		d.beacons[key] = b
+	}
+	if b.known {
+		return out
+	}
+	if n := len(b.times); n > 0 && p.Time-b.times[n-1] < 1 {
+		return out // a retransmitted SYN, not a new connection
+	}
+	if len(b.times) == r.BeaconConnections {
+		copy(b.times, b.times[1:])
+		b.times = b.times[:len(b.times)-1]
+	}
+	b.times = append(b.times, p.Time)
+	if len(b.times) < r.BeaconConnections || b.fired {
+		return out
+	}
+	var sum, sq float64
+	k := float64(len(b.times) - 1)
+	for i := 1; i < len(b.times); i++ {
+		sum += b.times[i] - b.times[i-1]
+	}
+	mean := sum / k
+	for i := 1; i < len(b.times); i++ {
+		dev := b.times[i] - b.times[i-1] - mean
+		sq += dev * dev
+	}
+	cv := math.Sqrt(sq/k) / mean
+	if mean < r.BeaconMinPeriod.Seconds() || mean > r.BeaconMaxPeriod.Seconds() || cv > r.BeaconJitter {
+		return out
+	}
+	b.fired = true
+	return append(out, d.signal(p, "c2_beaconing", alert.SeverityHigh, len(b.times), r.BeaconConnections,
+		fmt.Sprintf("%d connections to %s every %.1f s (jitter %.3f, at most %.2f): a timer calling home", len(b.times), peerString(p), mean, cv, r.BeaconJitter)))
+}
+
+// credentials looks for a login sent in clear: HTTP Basic authorization,
+// FTP USER and PASS, MQTT CONNECT with a password, and a Telnet login
+// typed after a password prompt. The signal names the user, never the
+// password.
+func (d *RuleDetector) credentials(p *Packet, out []alert.Signal) []alert.Signal {
+	pl := p.Payload
+	report := func(proto string, user []byte) []alert.Signal {
+		return append(out, d.signal(p, "plaintext_credentials", alert.SeverityMedium, 1, 1,
+			fmt.Sprintf("%s password for user %q sent in clear to %s", proto, printable(user), peerString(p))))
+	}
+	if user, ok := httpBasicUser(pl); ok {
+		return report("HTTP Basic", user)
+	}
+	switch {
+	case p.DstPort == 21:
+		st := d.conn(connKey{p.Src, p.Dst, p.SrcPort, p.DstPort}, p.Time)
+		switch line := firstLine(pl); {
+		case hasPrefixFold(line, "USER "):
+			st.user = append(st.user[:0], line[5:min(len(line), 5+64)]...)
+		case hasPrefixFold(line, "PASS "):
+			return report("FTP", st.user)
+		}
+	case p.DstPort == 1883:
+		if user, ok := mqttConnectUser(pl); ok {
+			return report("MQTT", user)
+		}
+	case p.SrcPort == 23 || p.SrcPort == 2323:
+		// The server's prompts say what the client types next.
+		st := d.conn(connKey{p.Dst, p.Src, p.DstPort, p.SrcPort}, p.Time)
+		switch low := bytes.ToLower(pl); {
+		case bytes.Contains(low, []byte("assword")):
+			st.expect = expectPassword
+		case bytes.Contains(low, []byte("login")) || bytes.Contains(low, []byte("username")):
+			st.expect, st.user = expectUser, st.user[:0]
+		}
+	case p.DstPort == 23 || p.DstPort == 2323:
+		st := d.conn(connKey{p.Src, p.Dst, p.SrcPort, p.DstPort}, p.Time)
+		for i := 0; i < len(pl); i++ {
+			c := pl[i]
+			if c == 0xff { // a Telnet command: IAC, verb, option
+				i += 2
+				continue
+			}
+			if c != '\r' && c != '\n' && c != 0 {
+				if st.expect == expectUser && len(st.user) < 64 {
+					st.user = append(st.user, c)
+				}
+				if st.expect == expectPassword {
+					st.password = true
+				}
+				continue
+			}
+			switch {
+			case st.expect == expectPassword && st.password:
+				st.expect, st.password = expectNothing, false
+				return report("Telnet", st.user)
+			case st.expect == expectUser && len(st.user) > 0:
+				st.expect = expectNothing
+			}
+		}
+	}
+	return out
+}
+
+func (d *RuleDetector) conn(k connKey, t float64) *credState {
+	st := d.creds[k]
+	if st == nil {
+		if len(d.creds) >= maxRuleKeys {
+			clear(d.creds)
+		}
+		st = &credState{}
+		d.creds[k] = st
+	}
+	st.last = t
+	return st
+}
+
+// evict forgets state idle for longer than its window.
+func (d *RuleDetector) evict(now float64) {
+	r := &d.r
+	for k, s := range d.telnet {
+		if now-s.start > r.TelnetScanWindow.Seconds() {
+			delete(d.telnet, k)
+		}
+	}
+	for k, s := range d.ports {
+		if now-s.start > r.PortScanWindow.Seconds() {
+			delete(d.ports, k)
+		}
+	}
+	for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
+		for k, c := range m {
+			if now-c.start > r.RateWindow.Seconds() {
+				delete(m, k)
+			}
+		}
+	}
+	for k, c := range d.brute {
+		if now-c.start > r.BruteForceWindow.Seconds() {
+			delete(d.brute, k)
+		}
+	}
+	for k, b := range d.beacons {
+		if len(b.times) > 0 && now-b.times[len(b.times)-1] > 2*r.BeaconMaxPeriod.Seconds() {
+			delete(d.beacons, k)
+		}
+	}
+	for k, c := range d.creds {
+		if now-c.last > 600 {
+			delete(d.creds, k)
+		}
+	}
+}
+
+// Keys is the number of state entries kept, for tests of the bound.
+func (d *RuleDetector) Keys() int {
+	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.brute) + len(d.beacons) + len(d.creds)
+}
+
+func (d *RuleDetector) signal(p *Packet, behaviour, severity string, score, threshold int, why string) alert.Signal {
+	s := alert.Signal{Time: packetTime(p.Time), Detector: "rule", Behaviour: behaviour, Severity: severity,
+		SrcIP: hostString(p.Src), Peer: peerString(p), Score: float64(score), Threshold: float64(threshold), Explanation: why}
+	if p.SrcMAC != ([6]byte{}) {
+		s.SrcMAC = net.HardwareAddr(p.SrcMAC[:]).String()
+	}
+	return s
+}
+
+// packetTime turns a capture time in seconds into a time.Time (to the
+// microsecond, which is what pcap records hold).
+func packetTime(t float64) time.Time {
+	return time.UnixMicro(int64(math.Round(t * 1e6))).UTC()
+}
+
+// hostString formats a host as its address ("" for none).
+func hostString(h Host) string {
+	switch h.Kind {
+	case AddrIPv4:
+		return netip.AddrFrom4([4]byte(h.Addr[:4])).String()
+	case AddrIPv6:
+		return netip.AddrFrom16(h.Addr).String()
+	case AddrMAC:
+		return net.HardwareAddr(h.Addr[:6]).String()
+	}
+	return ""
+}
+
+// public reports whether h is a public unicast address.
+func public(h Host) bool {
+	var a netip.Addr
+	switch h.Kind {
+	case AddrIPv4:
+		a = netip.AddrFrom4([4]byte(h.Addr[:4]))
+	case AddrIPv6:
+		a = netip.AddrFrom16(h.Addr)
+	default:
+		return false
+	}
+	return a.IsGlobalUnicast() && !a.IsPrivate()
+}
+
+func peerString(p *Packet) string {
+	if p.Dst.Kind == AddrIPv6 {
+		return fmt.Sprintf("[%s]:%d", hostString(p.Dst), p.DstPort)
+	}
+	return fmt.Sprintf("%s:%d", hostString(p.Dst), p.DstPort)
+}
+
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+}
+
+// printable keeps a user name safe to show: printable ASCII, at most 64
+// bytes.
+func printable(b []byte) string {
+	out := make([]byte, 0, min(len(b), 64))
+	for _, c := range b[:min(len(b), 64)] {
+		if c >= 0x20 && c < 0x7f {
+			out = append(out, c)
+		} else {
+			out = append(out, '?')
+		}
+	}
+	return string(out)
+}
+
+// httpBasicUser finds an "Authorization: Basic" header in a request's
+// first bytes and returns the user it names.
+func httpBasicUser(pl []byte) ([]byte, bool) {
+	const header = "\nauthorization:"
+	i := bytes.Index(bytes.ToLower(pl), []byte(header))
+	if i < 0 {
+		return nil, false
+	}
+	v := bytes.TrimLeft(pl[i+len(header):], " \t")
+	if !hasPrefixFold(v, "basic ") {
+		return nil, false
+	}
+	v = bytes.TrimLeft(v[6:], " ")
+	v = firstLine(v)
+	dec := make([]byte, base64.StdEncoding.DecodedLen(len(v)))
+	n, err := base64.StdEncoding.Decode(dec, v)
+	if err != nil {
+		// A prefix cut mid-token still names the user if the colon made it.
+		n = 0
+		for k := 4; k <= len(v); k += 4 {
+			if m, err := base64.StdEncoding.Decode(dec, v[:k]); err == nil {
+				n = m
+			}
+		}
+	}
+	user, _, found := bytes.Cut(dec[:n], []byte(":"))
+	if !found {
+		return nil, false
+	}
+	return user, true
+}
+
+// mqttConnectUser parses an MQTT 3.1/3.1.1/5 CONNECT packet and returns its
+// user name when it carries a password.
+func mqttConnectUser(b []byte) ([]byte, bool) {
+	if len(b) < 2 || b[0] != 0x10 {
+		return nil, false
+	}
+	i := 1
+	for k := 0; k < 4; k++ { // remaining length, a varint of up to 4 bytes
+		if i >= len(b) {
+			return nil, false
+		}
+		c := b[i]
+		i++
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	str := func() ([]byte, bool) {
+		if i+2 > len(b) {
+			return nil, false
+		}
+		n := int(b[i])<<8 | int(b[i+1])
+		if i+2+n > len(b) {
+			return nil, false
+		}
+		s := b[i+2 : i+2+n]
+		i += 2 + n
+		return s, true
+	}
+	name, ok := str()
+	if !ok || (string(name) != "MQTT" && string(name) != "MQIsdp") || i+4 > len(b) {
+		return nil, false
+	}
+	level, flags := b[i], b[i+1]
+	i += 4 // level, flags, keep-alive
+	if flags&0x80 == 0 || flags&0x40 == 0 {
+		return nil, false // no user name or no password
+	}
+	if level == 5 { // MQTT 5: connect properties, a varint length then bytes
+		n, shift := 0, 0
+		for k := 0; k < 4 && i < len(b); k++ {
+			c := b[i]
+			i++
+			n |= int(c&0x7f) << shift
+			shift += 7
+			if c&0x80 == 0 {
+				break
+			}
+		}
+		i += n
+	}
+	if _, ok := str(); !ok { // client id
+		return nil, false
+	}
+	if flags&0x04 != 0 { // will: (properties in 5,) topic and message
+		if level == 5 {
+			return nil, false // rare; not worth parsing will properties
+		}
+		if _, ok := str(); !ok {
+			return nil, false
+		}
+		if _, ok := str(); !ok {
+			return nil, false
+		}
+	}
+	return str()
+}

@@ -1,0 +1,428 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/fleetward/fleetward/internal/alert"
+)
+
+// crafted is one frame of a crafted capture, at an offset from its start.
+type crafted struct {
+	at    time.Duration
+	frame []byte
+}
+
+var (
+	botIP    = net.IP{10, 200, 1, 66}
+	victimIP = net.IP{10, 200, 1, 7}
+)
+
+// tcpFrame builds an Ethernet/IPv4/TCP frame from src to dst.
+func tcpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags string, payload []byte) []byte {
+	t.Helper()
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Window: 1024, Seq: 1,
+		SYN: strings.Contains(flags, "S"), ACK: strings.Contains(flags, "A"), PSH: strings.Contains(flags, "P"),
+		FIN: strings.Contains(flags, "F"), RST: strings.Contains(flags, "R")}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
+	return frame(t, eth(layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
+}
+
+func udpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, payload []byte) []byte {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src, DstIP: dst}
+	return frame(t, eth(layers.EthernetTypeIPv4), ip, &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}, gopacket.Payload(payload))
+}
+
+// writeCraftedCapture writes frames to a pcap file with pcapgo and returns its path.
+func writeCraftedCapture(t testing.TB, frames []crafted) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "crafted.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	for _, c := range frames {
+		ci := gopacket.CaptureInfo{Timestamp: start.Add(c.at), CaptureLength: len(c.frame), Length: len(c.frame)}
+		if err := w.WritePacket(ci, c.frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runRules decodes a capture and applies the rules to every packet.
+func runRules(t testing.TB, path string, r Rules, limit int) []alert.Signal {
+	t.Helper()
+	rd, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	det := NewRuleDetector(r)
+	dec := NewDecoder(rd.LinkType())
+	dec.PayloadPrefix = det.PayloadPrefix()
+	var p Packet
+	var out []alert.Signal
+	for n := 0; limit <= 0 || n < limit; n++ {
+		data, ci, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec.Decode(data, ci, &p)
+		out = det.Observe(&p, out)
+	}
+	return out
+}
+
+func TestRulesOnCraftedCaptures(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name   string
+		frames func(t testing.TB) []crafted
+		want   string // the behaviour expected, "" for none
+		check  func(t *testing.T, s alert.Signal)
+	}{
+		{
+			name: "a bot sending SYNs to port 23 of 50 hosts in 5 s is a Telnet scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 50 {
+					port := uint16(23)
+					if i%10 == 0 {
+						port = 2323
+					}
+					fs = append(fs, crafted{time.Duration(i) * 100 * ms, tcpFrame(t, botIP, net.IP{10, 200, 2, byte(i)}, 40000, port, "S", nil)})
+				}
+				return fs
+			},
+			want: "telnet_scan",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.66" || s.Score != 10 || s.Detector != "rule" || s.SrcMAC != "02:00:00:00:00:0a" {
+					t.Errorf("signal %+v", s)
+				}
+			},
+		},
+		{
+			name: "SYNs to 23 of 5 hosts are not a scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 5 {
+					fs = append(fs, crafted{time.Duration(i) * 100 * ms, tcpFrame(t, botIP, net.IP{10, 200, 2, byte(i)}, 40000, 23, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "2,000 SYNs to one host in half a second are a SYN flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 2000 {
+					fs = append(fs, crafted{time.Duration(i) * 250 * time.Microsecond, tcpFrame(t, botIP, victimIP, uint16(1024+i), 80, "S", nil)})
+				}
+				return fs
+			},
+			want: "syn_flood",
+		},
+		{
+			name: "3,000 UDP datagrams to one host in a second are a UDP flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 3000 {
+					fs = append(fs, crafted{time.Duration(i) * 300 * time.Microsecond, udpFrame(t, botIP, victimIP, 5000, uint16(i), make([]byte, 512))})
+				}
+				return fs
+			},
+			want: "udp_flood",
+		},
+		{
+			name: "4,000 bare ACKs to one host in a second are an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 4000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, tcpFrame(t, botIP, victimIP, uint16(1024+i%5000), 80, "A", nil)})
+				}
+				return fs
+			},
+			want: "ack_flood",
+		},
+		{
+			name: "4,000 ACKs carrying data are a transfer, not an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 4000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, tcpFrame(t, botIP, victimIP, 40000, 80, "A", make([]byte, 1400))})
+				}
+				return fs
+			},
+		},
+		{
+			name: "SYNs to 100 ports of one host are a port scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 100 {
+					fs = append(fs, crafted{time.Duration(i) * 10 * ms, tcpFrame(t, botIP, victimIP, 40000, uint16(1+i), "S", nil)})
+				}
+				return fs
+			},
+			want:  "port_scan",
+			check: func(t *testing.T, s alert.Signal) { checkPeerHost(t, s, "10.200.1.7") },
+		},
+		{
+			name: "20 connections to SSH in 40 s are a brute-force login",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 20 {
+					fs = append(fs, crafted{time.Duration(i) * 2 * time.Second, tcpFrame(t, botIP, victimIP, uint16(40000+i), 22, "S", nil)})
+				}
+				return fs
+			},
+			want:  "brute_force",
+			check: func(t *testing.T, s alert.Signal) { checkPeer(t, s, "10.200.1.7:22") },
+		},
+		{
+			name: "connections every 30 s with a few ms of jitter to a new public address are beaconing",
+			frames: func(t testing.TB) []crafted {
+				fs := []crafted{{0, udpFrame(t, botIP, victimIP, 5000, 53, nil)}}
+				for i := range 10 {
+					at := 11*time.Minute + time.Duration(i)*30*time.Second + time.Duration(i%3)*7*ms
+					fs = append(fs, crafted{at, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				return fs
+			},
+			want:  "c2_beaconing",
+			check: func(t *testing.T, s alert.Signal) { checkPeer(t, s, "203.0.113.9:443") },
+		},
+		{
+			name: "regular connections to a destination known from the learning period are not beaconing",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 40 {
+					fs = append(fs, crafted{time.Duration(i) * 30 * time.Second, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "connections at irregular times are not beaconing",
+			frames: func(t testing.TB) []crafted {
+				fs := []crafted{{0, udpFrame(t, botIP, victimIP, 5000, 53, nil)}}
+				at := 11 * time.Minute
+				for i := range 12 {
+					at += time.Duration(5+(i*7)%23) * time.Second
+					fs = append(fs, crafted{at, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "an HTTP Basic authorization names its user, not its password",
+			frames: func(t testing.TB) []crafted {
+				req := "GET /cgi-bin/snapshot HTTP/1.1\r\nHost: cam\r\nAuthorization: Basic " +
+					base64.StdEncoding.EncodeToString([]byte("admin:hunter2")) + "\r\n\r\n"
+				return []crafted{{0, tcpFrame(t, botIP, victimIP, 40000, 8080, "PA", []byte(req))}}
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("admin", "hunter2"),
+		},
+		{
+			name: "FTP USER then PASS names the user",
+			frames: func(t testing.TB) []crafted {
+				return []crafted{
+					{0, tcpFrame(t, victimIP, botIP, 21, 40000, "PA", []byte("220 ready\r\n"))},
+					{ms, tcpFrame(t, botIP, victimIP, 40000, 21, "PA", []byte("USER operator\r\n"))},
+					{2 * ms, tcpFrame(t, victimIP, botIP, 21, 40000, "PA", []byte("331 password\r\n"))},
+					{3 * ms, tcpFrame(t, botIP, victimIP, 40000, 21, "PA", []byte("PASS s3cret\r\n"))},
+				}
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("operator", "s3cret"),
+		},
+		{
+			name: "an MQTT CONNECT with a password names the user",
+			frames: func(t testing.TB) []crafted {
+				return []crafted{{0, tcpFrame(t, botIP, victimIP, 40000, 1883, "PA", mqttConnect("sensor-1", "iot", "pa55"))}}
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("iot", "pa55"),
+		},
+		{
+			name: "an MQTT CONNECT without a password is not a credential",
+			frames: func(t testing.TB) []crafted {
+				c := mqttConnect("sensor-1", "iot", "pa55")
+				c[9] &^= 0x40 // clear the password flag
+				return []crafted{{0, tcpFrame(t, botIP, victimIP, 40000, 1883, "PA", c)}}
+			},
+		},
+		{
+			name: "a Telnet login typed one key at a time names the user",
+			frames: func(t testing.TB) []crafted {
+				fs := []crafted{{0, tcpFrame(t, victimIP, botIP, 23, 40000, "PA", []byte("\xff\xfb\x01cam login: "))}}
+				at := ms
+				for _, c := range "root\r\n" {
+					fs = append(fs, crafted{at, tcpFrame(t, botIP, victimIP, 40000, 23, "PA", []byte{byte(c)})})
+					at += ms
+				}
+				fs = append(fs, crafted{at, tcpFrame(t, victimIP, botIP, 23, 40000, "PA", []byte("Password: "))})
+				fs = append(fs, crafted{at + ms, tcpFrame(t, botIP, victimIP, 40000, 23, "PA", []byte("xc3511\r\n"))})
+				return fs
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("root", "xc3511"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sigs := runRules(t, writeCraftedCapture(t, tt.frames(t)), Rules{}, 0)
+			if tt.want == "" {
+				if len(sigs) > 0 {
+					t.Fatalf("want no signal, got %+v", sigs)
+				}
+				return
+			}
+			var got []alert.Signal
+			for _, s := range sigs {
+				if err := s.Validate(); err != nil {
+					t.Errorf("invalid signal %+v: %v", s, err)
+				}
+				if s.Behaviour == tt.want {
+					got = append(got, s)
+				}
+			}
+			if len(got) != 1 {
+				t.Fatalf("want one %s signal, got %d of %d: %+v", tt.want, len(got), len(sigs), sigs)
+			}
+			if tt.check != nil {
+				tt.check(t, got[0])
+			}
+		})
+	}
+}
+
+func checkPeer(t *testing.T, s alert.Signal, peer string) {
+	t.Helper()
+	if s.Peer != peer {
+		t.Errorf("peer %q, want %q", s.Peer, peer)
+	}
+}
+
+func checkPeerHost(t *testing.T, s alert.Signal, host string) {
+	t.Helper()
+	if !strings.HasPrefix(s.Peer, host+":") {
+		t.Errorf("peer %q, want host %s", s.Peer, host)
+	}
+}
+
+func checkUserNotPassword(user, password string) func(*testing.T, alert.Signal) {
+	return func(t *testing.T, s alert.Signal) {
+		t.Helper()
+		if !strings.Contains(s.Explanation, `"`+user+`"`) {
+			t.Errorf("explanation %q does not name user %q", s.Explanation, user)
+		}
+		if strings.Contains(s.Explanation, password) {
+			t.Errorf("explanation %q reveals the password", s.Explanation)
+		}
+	}
+}
+
+// mqttConnect builds an MQTT 3.1.1 CONNECT with a user name and password.
+func mqttConnect(client, user, password string) []byte {
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	var body bytes.Buffer
+	body.Write(str("MQTT"))
+	body.Write([]byte{4, 0xc2, 0, 60})
+	body.Write(str(client))
+	body.Write(str(user))
+	body.Write(str(password))
+	return append([]byte{0x10, byte(body.Len())}, body.Bytes()...)
+}
+
+// The first 38,363 packets of the Mirai splice are benign; the rules must
+// stay quiet on them.
+func TestRulesAreQuietOnBenignTraffic(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "datasets", "kitsune-mirai", "mirai-splice.pcap")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no Mirai splice: %v", err)
+	}
+	for _, s := range runRules(t, path, Rules{}, 38363) {
+		t.Errorf("signal on benign traffic: %+v", s)
+	}
+}
+
+func TestRulesStateIsBounded(t *testing.T) {
+	det := NewRuleDetector(Rules{})
+	p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagSYN, DstPort: 23}
+	p.Src.Kind, p.Dst.Kind = AddrIPv4, AddrIPv4
+	for i := range 200000 {
+		p.Time = float64(i) / 1000
+		p.Src.Addr[0], p.Src.Addr[1], p.Src.Addr[2] = byte(i), byte(i>>8), byte(i>>16)
+		det.Observe(&p, nil)
+	}
+	// Sources idle for longer than every window are gone: the Telnet
+	// window is 10 s, i.e. 10,000 packets here, and beacon state lasts
+	// 2 h of idle time, so only the beacon table keeps everything.
+	if n := len(det.telnet); n > 20000 {
+		t.Errorf("%d Telnet scan windows kept", n)
+	}
+}
+
+func TestDecodingWithPayloadsDoesNotAllocate(t *testing.T) {
+	f := tcpFrame(t, botIP, victimIP, 40000, 23, "PA", bytes.Repeat([]byte("x"), 600))
+	dec := NewDecoder(layers.LinkTypeEthernet)
+	dec.PayloadPrefix = MaxPayloadPrefix
+	ci := gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(f), Length: len(f)}
+	var p Packet
+	allocs := testing.AllocsPerRun(1000, func() { dec.Decode(f, ci, &p) })
+	if allocs != 0 {
+		t.Errorf("%v allocations per decode", allocs)
+	}
+	if len(p.Payload) != MaxPayloadPrefix || p.TCPFlags != FlagPSH|FlagACK || p.Proto != layers.IPProtocolTCP {
+		t.Errorf("payload %d bytes, flags %#x, proto %v", len(p.Payload), p.TCPFlags, p.Proto)
+	}
+	dec.PayloadPrefix = 0
+	dec.Decode(f, ci, &p)
+	if p.Payload != nil {
+		t.Errorf("payload copied though no rule asked for it")
+	}
+}
+
+func FuzzRulesOnPayloads(f *testing.F) {
+	f.Add(uint16(1883), mqttConnect("c", "u", "p"))
+	f.Add(uint16(80), []byte("GET / HTTP/1.1\r\nAuthorization: Basic YWRtaW46eA==\r\n"))
+	f.Add(uint16(21), []byte("USER x\r\n"))
+	f.Add(uint16(23), []byte("\xff\xfb\x01root\r\n"))
+	f.Fuzz(func(t *testing.T, port uint16, payload []byte) {
+		det := NewRuleDetector(Rules{})
+		p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagACK | FlagPSH, DstPort: port, SrcPort: port,
+			Payload: payload[:min(len(payload), MaxPayloadPrefix)]}
+		p.Src.Kind, p.Dst.Kind = AddrIPv4, AddrIPv4
+		for _, s := range det.Observe(&p, nil) {
+			if err := s.Validate(); err != nil {
+				t.Errorf("invalid signal %+v: %v", s, err)
+			}
+		}
+	})
+}
