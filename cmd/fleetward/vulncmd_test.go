@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/fleetward/fleetward/internal/datasets"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,13 +12,7 @@ import (
 )
 
 func TestVulnImportAndMatch(t *testing.T) {
-	ds := "../../../shared/datasets"
-	if _, err := os.Stat(ds); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("datasets missing in CI: %v", err)
-		}
-		t.Skip("datasets absent")
-	}
+	ds := datasets.Path(t, ".")
 	data := t.TempDir()
 	bad := filepath.Join(t.TempDir(), "truncated.json")
 	if err := os.WriteFile(bad, []byte(`{"catalogVersion":"1","vulnerabilities":[`), 0o600); err != nil {

@@ -3,6 +3,7 @@ package detect
 import (
 	"encoding/csv"
 	"errors"
+	"github.com/fleetward/fleetward/internal/datasets"
 	"io"
 	"math"
 	"os"
@@ -16,14 +17,7 @@ import (
 // the test when the datasets are absent (unless CI=true, where they must be).
 func datasetPath(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "datasets", "kitsune-mirai", name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dataset %s missing: %v", p, err)
-		}
-		t.Skipf("dataset %s not available: %v", p, err)
-	}
-	return p
+	return datasets.Path(t, filepath.Join("kitsune-mirai", name))
 }
 
 // readFeatures reads a capture and returns every packet's features.

@@ -363,10 +363,7 @@ func mqttConnect(client, user, password string) []byte {
 // The first 38,363 packets of the Mirai splice are benign; the rules must
 // stay quiet on them.
 func TestRulesAreQuietOnBenignTraffic(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "datasets", "kitsune-mirai", "mirai-splice.pcap")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no Mirai splice: %v", err)
-	}
+	path := datasetPath(t, "mirai-splice.pcap")
 	for _, s := range runRules(t, path, Rules{}, 38363) {
 		t.Errorf("signal on benign traffic: %+v", s)
 	}

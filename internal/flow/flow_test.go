@@ -2,6 +2,7 @@ package flow
 
 import (
 	"errors"
+	"github.com/fleetward/fleetward/internal/datasets"
 	"io"
 	"net/netip"
 	"os"
@@ -12,16 +13,9 @@ import (
 	"time"
 )
 
-func datasets(t *testing.T) string {
+func iot23Dir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "datasets", "iot23")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("IoT-23 data missing under CI: %v", err)
-		}
-		t.Skipf("IoT-23 data not here: %v", err)
-	}
-	return dir
+	return datasets.Path(t, "iot23")
 }
 
 // score runs the rules over a labelled file and counts flagged flows.
@@ -78,7 +72,7 @@ func evaluate(t *testing.T, path string) score {
 var testRules = Rules{}
 
 func TestFlowRulesOnIoT23FindTheBotsAndLeaveBenignTrafficAlone(t *testing.T) {
-	dir := datasets(t)
+	dir := iot23Dir(t)
 	for _, c := range []struct {
 		file         string
 		minRecall    float64
@@ -216,7 +210,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // BenchmarkFlowRules measures the rules over the IoT-23 Mirai capture
 // (10,403 flows), in flows a second.
 func BenchmarkFlowRules(b *testing.B) {
-	path := filepath.Join("..", "..", "..", "shared", "datasets", "iot23", "CTU-Malware-Capture-8-1-labeled.csv")
+	path := datasets.Path(b, "iot23/CTU-Malware-Capture-8-1-labeled.csv")
 	f, err := os.Open(path)
 	if err != nil {
 		b.Skip(err)

@@ -1,6 +1,7 @@
 package vuln
 
 import (
+	"github.com/fleetward/fleetward/internal/datasets"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,7 +9,7 @@ import (
 
 // seedFiles adds the shared dataset files under dir (when present) to f.
 func seedFiles(f *testing.F, dir string) {
-	paths, _ := filepath.Glob(filepath.Join(datasets, dir, "*.json"))
+	paths, _ := filepath.Glob(filepath.Join(datasets.Root(), dir, "*.json"))
 	for _, p := range paths {
 		if b, err := os.ReadFile(p); err == nil && len(b) < 200_000 {
 			f.Add(b)
@@ -44,7 +45,7 @@ func FuzzParseOSV(f *testing.F) {
 
 func FuzzParseKEV(f *testing.F) {
 	fuzzParse(f, `{"catalogVersion":"1","vulnerabilities":[{"cveID":"CVE-2023-1389","vendorProject":"TP-Link","product":"Archer AX21 and AX55 Routers","dateAdded":"2023-05-01","dueDate":"2023-05-22","knownRansomwareCampaignUse":"Known"}]}`)
-	if b, err := os.ReadFile(filepath.Join(datasets, "advisories/kev_iot_subset.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(datasets.Root(), "advisories/kev_iot_subset.json")); err == nil {
 		f.Add(b)
 	}
 }

@@ -1,28 +1,18 @@
 package vuln
 
 import (
-	"os"
-	"path/filepath"
+	"github.com/fleetward/fleetward/internal/datasets"
 	"strings"
 	"testing"
 
 	"github.com/fleetward/fleetward/internal/apperr"
 )
 
-const datasets = "../../../shared/datasets"
-
 // dataset returns the path of a shared test file, skipping the test when
 // the datasets are absent outside CI.
 func dataset(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join(datasets, rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dataset %s missing in CI: %v", p, err)
-		}
-		t.Skipf("dataset %s absent: %v", p, err)
-	}
-	return p
+	return datasets.Path(t, rel)
 }
 
 func mustParse(t testing.TB, rel string) *Document {
