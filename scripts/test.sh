@@ -42,7 +42,7 @@ LAB_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/fleetward-lab"
 if [ ! -x "$LAB_CACHE/bin/busybox" ] && [ "$(id -u)" = 0 ]; then
   say "fetching busybox-static for the scan lab"
   mkdir -p "$LAB_CACHE/deb"
-  (cd "$LAB_CACHE/deb" && apt-get download busybox-static >/dev/null 2>&1 &&
+  (cd "$LAB_CACHE/deb" && { apt-get download busybox-static >/dev/null 2>&1 || { apt-get update -qq && apt-get download busybox-static >/dev/null 2>&1; }; } &&
     dpkg-deb -x busybox-static_*.deb "$LAB_CACHE/root" && mkdir -p "$LAB_CACHE/bin" &&
     cp "$LAB_CACHE/root/bin/busybox" "$LAB_CACHE/bin/busybox") || say "could not fetch busybox-static: the scan lab test will say so"
 fi
