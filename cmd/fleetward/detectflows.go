@@ -66,7 +66,7 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 	if r.LastError != nil {
 		rep.LastError = r.LastError.Error()
 	}
-	slices.SortStableFunc(conns, func(a, b flow.Conn) int { return a.Time.Compare(b.Time) })
+	flow.SortByTime(conns)
 	start := time.Now()
 	d := flow.NewDetector(rules)
 	agg := alert.NewAggregator(0, nil)

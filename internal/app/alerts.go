@@ -40,14 +40,10 @@ func (a *alerts) resolve(ip, mac string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if time.Since(a.indexAt) > time.Minute {
-		a.byIP, a.byMAC = map[string]string{}, map[string]string{}
-		f := inventory.Filter{Limit: inventory.MaxLimit, Sort: "id"}
-		for {
-			page, err := a.inv.ListDevices(context.Background(), f)
-			if err != nil {
-				break
-			}
-			for _, d := range page.Devices {
+		devs, err := allDevices(context.Background(), a.inv)
+		if err == nil {
+			a.byIP, a.byMAC = map[string]string{}, map[string]string{}
+			for _, d := range devs {
 				for _, x := range d.IPs {
 					a.byIP[x] = d.ID
 				}
@@ -55,12 +51,8 @@ func (a *alerts) resolve(ip, mac string) string {
 					a.byMAC[m] = d.ID
 				}
 			}
-			if page.NextCursor == "" {
-				break
-			}
-			f.Cursor = page.NextCursor
+			a.indexAt = time.Now()
 		}
-		a.indexAt = time.Now()
 	}
 	if id := a.byMAC[strings.ToLower(mac)]; id != "" {
 		return id
@@ -135,9 +127,6 @@ func registerAlertAPI(s *api.Server, a *alerts) {
 			list, err := a.store.List(r.Context(), f)
 			if err != nil {
 				return err
-			}
-			if list == nil {
-				list = []alert.Alert{}
 			}
 			api.WriteJSON(w, http.StatusOK, map[string]any{"alerts": list})
 			return nil

@@ -416,12 +416,17 @@ func (a *auditor) devicesByIP(ctx context.Context) (map[string]inventory.Device,
 }
 
 func (a *auditor) allDevices(ctx context.Context) ([]inventory.Device, error) {
+	return allDevices(ctx, a.inv)
+}
+
+// allDevices reads the whole inventory, page by page.
+func allDevices(ctx context.Context, inv *inventory.Service) ([]inventory.Device, error) {
 	var out []inventory.Device
 	f := inventory.Filter{Limit: inventory.MaxLimit, Sort: "id"}
 	for {
-		page, err := a.inv.ListDevices(ctx, f)
+		page, err := inv.ListDevices(ctx, f)
 		if err != nil {
-			return nil, fmt.Errorf("list devices for the audit: %w", err)
+			return nil, fmt.Errorf("list devices: %w", err)
 		}
 		out = append(out, page.Devices...)
 		if page.NextCursor == "" {

@@ -43,9 +43,6 @@ func registerAuditAPI(s *api.Server, a *auditor) {
 			if err != nil {
 				return err
 			}
-			if scans == nil {
-				scans = []audit.ScanRecord{}
-			}
 			api.WriteJSON(w, http.StatusOK, map[string]any{"scans": scans})
 			return nil
 		}})
@@ -64,9 +61,6 @@ func registerAuditAPI(s *api.Server, a *auditor) {
 			if err != nil {
 				return err
 			}
-			if svcs == nil {
-				svcs = []audit.Service{}
-			}
 			api.WriteJSON(w, http.StatusOK, map[string]any{"services": svcs})
 			return nil
 		}})
@@ -84,9 +78,6 @@ func registerAuditAPI(s *api.Server, a *auditor) {
 			fs, err := a.store.Findings(r.Context(), f)
 			if err != nil {
 				return err
-			}
-			if fs == nil {
-				fs = []audit.Finding{}
 			}
 			api.WriteJSON(w, http.StatusOK, map[string]any{"findings": fs})
 			return nil

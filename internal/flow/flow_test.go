@@ -44,7 +44,7 @@ func evaluate(t *testing.T, path string) score {
 		}
 		conns = append(conns, c)
 	}
-	sortByTime(conns)
+	SortByTime(conns)
 	d := NewDetector(testRules)
 	s := score{behaviours: map[string]int{}, skipped: r.Skipped}
 	for _, c := range conns {
@@ -225,7 +225,7 @@ func BenchmarkFlowRules(b *testing.B) {
 		conns = append(conns, c)
 	}
 	f.Close()
-	sortByTime(conns)
+	SortByTime(conns)
 	b.ResetTimer()
 	for b.Loop() {
 		d := NewDetector(Rules{})

@@ -308,7 +308,8 @@ func parseTime(v string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// sortByTime orders connections by start time (stable), as the rules need.
-func sortByTime(cs []Conn) {
+// SortByTime orders connections by start time (stable), as the rules need:
+// Zeek writes a connection when it ends.
+func SortByTime(cs []Conn) {
 	slices.SortStableFunc(cs, func(a, b Conn) int { return a.Time.Compare(b.Time) })
 }
