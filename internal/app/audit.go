@@ -82,7 +82,7 @@ type RiskiestDevice struct {
 }
 
 func newAuditor(core *Core, policies map[string]broker.Policy, allowed []netip.Prefix, log *slog.Logger) *auditor {
-	a := &auditor{store: audit.NewStore(core.DB, core.Ledger, nil, log), vulns: vuln.NewStore(core.DB), inv: core.Inventory, ca: core.CA,
+	a := &auditor{store: audit.NewStore(core.DB, core.Ledger), vulns: vuln.NewStore(core.DB), inv: core.Inventory, ca: core.CA,
 		allowed: allowed, log: log, now: time.Now}
 	classes := slices.Sorted(maps.Keys(policies))
 	for _, class := range classes {

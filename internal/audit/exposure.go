@@ -77,7 +77,6 @@ func (s *Store) FinishScan(ctx context.Context, id string, covered []string, fou
 		status, msg = ScanFailed, scanErr.Error()
 	}
 	var rec ScanRecord
-	var evs []bus.Event
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if rec, err = s.scanRecord(ctx, tx, id); err != nil {
@@ -117,8 +116,7 @@ func (s *Store) FinishScan(ctx context.Context, id string, covered []string, fou
 			return err
 		}
 		ev.Actor = rec.Actor // the scan is the doing of whoever started it
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return s.record(ctx, tx, []bus.Event{ev})
 	})
 	if err != nil {
 		if apperr.As(err) != nil {
@@ -126,7 +124,6 @@ func (s *Store) FinishScan(ctx context.Context, id string, covered []string, fou
 		}
 		return ScanRecord{}, fmt.Errorf("finish scan %s: %w", id, err)
 	}
-	s.publish(ctx, evs)
 	return rec, nil
 }
 

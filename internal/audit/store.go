@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -35,26 +34,20 @@ type Ledger interface {
 
 // Store keeps findings, scan records and the latest exposure of every
 // scanned address. Every finding opened, resolved or suppressed and every
-// scan is recorded in the ledger in the same transaction and published
-// after it commits. It is safe for concurrent use.
+// scan is recorded in the ledger in the same transaction; the server's
+// relay publishes ledger entries on the bus. It is safe for concurrent use.
 type Store struct {
 	db     *store.DB
 	ledger Ledger
-	pub    bus.Publisher
-	log    *slog.Logger
 	now    func() time.Time
 }
 
-// NewStore returns a Store over db. db and ledger are required; pub and log
-// may be nil.
-func NewStore(db *store.DB, l Ledger, pub bus.Publisher, log *slog.Logger) *Store {
+// NewStore returns a Store over db; both arguments are required.
+func NewStore(db *store.DB, l Ledger) *Store {
 	if db == nil || l == nil {
 		panic("audit.NewStore: db and ledger are required")
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Store{db: db, ledger: l, pub: pub, log: log, now: time.Now}
+	return &Store{db: db, ledger: l, now: time.Now}
 }
 
 // ApplyResult says what one audit changed.
@@ -71,9 +64,9 @@ type ApplyResult struct {
 func (s *Store) Apply(ctx context.Context, found []Finding) (ApplyResult, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	var res ApplyResult
-	var evs []bus.Event
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, evs = ApplyResult{}, nil
+		res = ApplyResult{}
+		var evs []bus.Event
 		known, err := s.statuses(ctx, tx)
 		if err != nil {
 			return err
@@ -138,7 +131,6 @@ func (s *Store) Apply(ctx context.Context, found []Finding) (ApplyResult, error)
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply audit of %d findings: %w", len(found), err)
 	}
-	s.publish(ctx, evs)
 	return res, nil
 }
 
@@ -295,7 +287,6 @@ func (s *Store) Suppress(ctx context.Context, id string, p Suppression) (Finding
 		}
 	}
 	who := actor.From(ctx).Name
-	var evs []bus.Event
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var device string
 		if err := tx.QueryRow(ctx, `SELECT device_id FROM findings WHERE id = ?`, id).Scan(&device); errors.Is(err, sql.ErrNoRows) {
@@ -315,8 +306,7 @@ func (s *Store) Suppress(ctx context.Context, id string, p Suppression) (Finding
 		if err != nil {
 			return err
 		}
-		evs = []bus.Event{ev}
-		return s.record(ctx, tx, evs)
+		return s.record(ctx, tx, []bus.Event{ev})
 	})
 	if err != nil {
 		if apperr.As(err) != nil {
@@ -324,7 +314,6 @@ func (s *Store) Suppress(ctx context.Context, id string, p Suppression) (Finding
 		}
 		return Finding{}, fmt.Errorf("suppress finding %s: %w", id, err)
 	}
-	s.publish(ctx, evs)
 	return s.Finding(ctx, id)
 }
 
@@ -368,19 +357,6 @@ func (s *Store) record(ctx context.Context, tx *store.Tx, evs []bus.Event) error
 		return fmt.Errorf("record %d audit events in the ledger: %w", len(evs), err)
 	}
 	return nil
-}
-
-// publish sends committed events; a failure is logged, the change stands.
-func (s *Store) publish(ctx context.Context, evs []bus.Event) {
-	if s.pub == nil {
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
-	for _, ev := range evs {
-		if err := s.pub.Publish(ctx, ev); err != nil {
-			s.log.Warn("publish audit event failed; the change is committed and in the ledger", "event", ev.ID, "type", ev.Type, "err", err)
-		}
-	}
 }
 
 func newEvent(ctx context.Context, typ, subject string, data any, now time.Time) (bus.Event, error) {

@@ -31,7 +31,7 @@ func newTestStore(t *testing.T, db *store.DB) (*Store, *ledger.Ledger) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewStore(db, l, nil, nil), l
+	return NewStore(db, l), l
 }
 
 func ledgerTypes(t *testing.T, l *ledger.Ledger, subject string) []string {
