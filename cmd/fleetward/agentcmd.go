@@ -13,7 +13,7 @@ import (
 func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
-		Usage: "run the device agent: enrol over EST, then report inventory and network metrics over MQTT",
+		Usage: "run the device agent: enrol over EST, then report inventory and network metrics (and, with --sensor, detections) over MQTT",
 		Description: `Runs on a device. On first start (no certificate in --data yet) it fetches the CA chain from
 the EST server, makes an ECDSA P-256 key that never leaves the device, and enrols with the
 one-time --token:
@@ -30,7 +30,15 @@ agent connects to the broker (--mqtt, default the server's host on port 8883) ov
 1.3 with the device id as client id, publishes its inventory to devices/ID/inventory at start
 and on change and metrics to devices/ID/telemetry every --interval. Reports made while the
 broker is unreachable wait in --data/spool (bounded; the oldest are dropped) and are sent in
-order after reconnecting. The certificate is renewed over EST at two thirds of its lifetime.`,
+order after reconnecting. The certificate is renewed over EST at two thirds of its lifetime.
+
+With --sensor IF the agent is also an edge sensor: it runs the detector of 'fleetward detect'
+(packet rules, and the KitNET anomaly model trained on the first --sensor-fm + --sensor-ad
+packets, or loaded with --sensor-model) on that interface (AF_PACKET: root or CAP_NET_RAW) and
+sends only what it finds: signals in batches on devices/ID/signals and a summary (packets,
+packets/s, decode counters, trained or not, threshold, signals, alerts) on devices/ID/sensor
+every --sensor-interval. Packets and per-packet scores never leave the device. The server
+raises the alerts, attributed to the device that sent the packet and naming this sensor.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "server", Usage: "EST server URL, https://HOST:8443", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_SERVER")},
 			&cli.StringFlag{Name: "device-id", Usage: "this device's id (the certificate's CN and the MQTT client id)", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_DEVICE_ID")},
@@ -44,6 +52,12 @@ order after reconnecting. The certificate is renewed over EST at two thirds of i
 			&cli.StringSliceFlag{Name: "config-file", Usage: "configuration file to digest into the inventory (repeatable)"},
 			&cli.IntFlag{Name: "spool-max-messages", Usage: "most reports kept while offline", Value: agent.DefaultSpoolMaxMessages},
 			&cli.IntFlag{Name: "spool-max-bytes", Usage: "most bytes of reports kept while offline", Value: agent.DefaultSpoolMaxBytes},
+			&cli.StringFlag{Name: "sensor", Usage: "run the edge sensor on this interface (AF_PACKET; root or CAP_NET_RAW) and send its signals and summaries", Sources: cli.EnvVars("FLEETWARD_AGENT_SENSOR")},
+			&cli.IntFlag{Name: "sensor-fm", Usage: "edge sensor: packets for the feature-mapping grace period", Value: agent.DefaultSensorFMGrace},
+			&cli.IntFlag{Name: "sensor-ad", Usage: "edge sensor: packets for the autoencoder training grace period", Value: agent.DefaultSensorADGrace},
+			&cli.StringFlag{Name: "sensor-model", Usage: "edge sensor: score with this trained model (from 'detect --save-model') instead of training on the device"},
+			&cli.BoolFlag{Name: "sensor-rules-only", Usage: "edge sensor: apply the packet rules only, without the anomaly model (small devices)"},
+			&cli.DurationFlag{Name: "sensor-interval", Usage: "edge sensor: time between summaries; 0 means --interval"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := agent.Config{
@@ -71,6 +85,29 @@ order after reconnecting. The certificate is renewed over EST at two thirds of i
 					return fmt.Errorf("--server-fingerprint: %w", err)
 				}
 				cfg.Trust.Fingerprint = b
+			}
+			if cmd.String("sensor") == "" {
+				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-interval"} {
+					if cmd.IsSet(name) {
+						return fmt.Errorf("--%s is an option of the edge sensor: give --sensor IF too", name)
+					}
+				}
+			}
+			if iface := cmd.String("sensor"); iface != "" {
+				cfg.Sensor = &agent.SensorConfig{
+					Interface:       iface,
+					FMGrace:         int(cmd.Int("sensor-fm")),
+					ADGrace:         int(cmd.Int("sensor-ad")),
+					RulesOnly:       cmd.Bool("sensor-rules-only"),
+					SummaryInterval: cmd.Duration("sensor-interval"),
+				}
+				if path := cmd.String("sensor-model"); path != "" {
+					m, err := loadModel(path)
+					if err != nil {
+						return fmt.Errorf("--sensor-model: %w", err)
+					}
+					cfg.Sensor.Model = m
+				}
 			}
 			a, err := agent.New(cfg)
 			if err != nil {

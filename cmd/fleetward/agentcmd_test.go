@@ -19,6 +19,10 @@ func TestAgentCommandExplainsWhatIsMissing(t *testing.T) {
 		{"a token without a way to trust the server", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--token", "t"}, "no trust anchor"},
 		{"a malformed fingerprint", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--server-fingerprint", "abc"}, "64 hex digits"},
 		{"a device id that cannot be a topic level", []string{"--server", "https://127.0.0.1:1", "--device-id", "a/b", "--data", dir}, "device_id"},
+		{"a sensor interface that does not exist", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor", "fw-no-such0"}, "fw-no-such0"},
+		{"a sensor option without --sensor", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor-rules-only"}, "--sensor"},
+		{"a sensor model that is not a model", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor", "lo", "--sensor-model", "agentcmd_test.go"}, "--sensor-model"},
+		{"a negative grace period", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor", "lo", "--sensor-rules-only", "--sensor-fm", "-1"}, "sensor_fm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

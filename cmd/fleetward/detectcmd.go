@@ -82,7 +82,7 @@ which raises the alerts on the devices that have the addresses.
 						return fmt.Errorf("detect: %w", err)
 					}
 					send = func(ctx context.Context, sigs []alert.Signal) error {
-						return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
+						return c.do(ctx, "POST", "/api/v1/signals", alert.SignalReport{Signals: sigs}, nil)
 					}
 				}
 				rep, err := detectFlows(ctx, path, flow.Rules{}, send)
@@ -115,14 +115,14 @@ which raises the alerts on the devices that have the addresses.
 					return fmt.Errorf("detect: --labels %s: %w", path, err)
 				}
 			}
-			var sender *signalSender
+			var sender *alert.SignalBatcher
 			if cmd.String("server") != "" {
 				c, err := newAPIClient(cmd)
 				if err != nil {
 					return fmt.Errorf("detect: %w", err)
 				}
-				sender = &signalSender{send: func(ctx context.Context, sigs []alert.Signal) error {
-					return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
+				sender = &alert.SignalBatcher{Send: func(ctx context.Context, sigs []alert.Signal) error {
+					return c.do(ctx, "POST", "/api/v1/signals", alert.SignalReport{Signals: sigs}, nil)
 				}}
 			}
 			if iface := cmd.String("iface"); iface != "" {
@@ -174,14 +174,14 @@ which raises the alerts on the devices that have the addresses.
 			}
 			if sender != nil {
 				for _, sig := range res.Signals {
-					if err := sender.add(ctx, sig, true); err != nil {
+					if err := sender.Add(ctx, sig, true); err != nil {
 						return fmt.Errorf("detect: --server: %w", err)
 					}
 				}
-				if err := sender.flush(ctx); err != nil {
+				if err := sender.Flush(ctx); err != nil {
 					return fmt.Errorf("detect: --server: %w", err)
 				}
-				out.Sent = sender.sent
+				out.Sent = sender.Sent()
 			}
 			agg := alert.NewAggregator(0, nil)
 			for _, sig := range res.Signals {

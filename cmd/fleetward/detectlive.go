@@ -31,18 +31,27 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 		opts.Rules = &detect.Rules{}
 	}
 	if path := cmd.String("load-model"); path != "" {
-		f, err := os.Open(path)
+		m, err := loadModel(path)
 		if err != nil {
 			return opts, fmt.Errorf("detect: --load-model: %w", err)
-		}
-		defer f.Close()
-		m, err := detect.LoadKitNET(f)
-		if err != nil {
-			return opts, fmt.Errorf("detect: --load-model %s: %w", path, err)
 		}
 		opts.Model = m
 	}
 	return opts, nil
+}
+
+// loadModel reads a model written by --save-model.
+func loadModel(path string) (*detect.KitNET, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := detect.LoadKitNET(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }
 
 // saveModel writes --save-model.
@@ -61,56 +70,6 @@ func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
 		return fmt.Errorf("detect: --save-model %s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// signalSender batches signals for POST /api/v1/signals: a batch goes
-// when it holds signalBatch signals or is signalDelay old. It is safe for
-// concurrent use, so that a live sensor can flush on a timer.
-type signalSender struct {
-	mu      sync.Mutex
-	send    func(context.Context, []alert.Signal) error
-	batch   []alert.Signal
-	started time.Time
-	sent    int
-}
-
-const (
-	signalBatch = 200
-	signalDelay = 2 * time.Second
-)
-
-// add queues sig; with wait it sends only full batches (replaying a file),
-// otherwise also batches older than signalDelay (a live sensor).
-func (s *signalSender) add(ctx context.Context, sig alert.Signal, wait bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.batch) == 0 {
-		s.started = time.Now()
-	}
-	s.batch = append(s.batch, sig)
-	if len(s.batch) >= signalBatch || (!wait && time.Since(s.started) >= signalDelay) {
-		return s.flushLocked(ctx)
-	}
-	return nil
-}
-
-// flush sends what is queued.
-func (s *signalSender) flush(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.flushLocked(ctx)
-}
-
-func (s *signalSender) flushLocked(ctx context.Context) error {
-	if len(s.batch) == 0 {
-		return nil
-	}
-	if err := s.send(ctx, s.batch); err != nil {
-		return err
-	}
-	s.sent += len(s.batch)
-	s.batch = s.batch[:0]
-	return nil
 }
 
 // countedSource stops a live capture after a number of packets.
@@ -138,7 +97,7 @@ type liveReport struct {
 // detectLive runs the detector on an interface until ctx ends or --count
 // packets, printing each new alert as it starts and sending the signals
 // to the server when there is one.
-func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *signalSender) error {
+func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *alert.SignalBatcher) error {
 	lc, err := detect.OpenInterface(iface)
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
@@ -161,24 +120,12 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 	var sendMu sync.Mutex // guards sendErr
 	if sender != nil {
 		// A quiet network must not hold a signal back: flush on a timer.
-		tick := time.NewTicker(signalDelay)
-		defer tick.Stop()
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				case <-tick.C:
-					if err := sender.flush(ctx); err != nil {
-						sendMu.Lock()
-						sendErr = cmp.Or(sendErr, err)
-						sendMu.Unlock()
-					}
-				}
-			}
-		}()
+		stop := sender.FlushEvery(ctx, func(err error) {
+			sendMu.Lock()
+			sendErr = cmp.Or(sendErr, err)
+			sendMu.Unlock()
+		})
+		defer stop()
 	}
 	opts.Signals = func(sigs []alert.Signal) {
 		for _, sig := range sigs {
@@ -193,7 +140,7 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 			if sender != nil {
 				sendMu.Lock()
 				if sendErr == nil {
-					sendErr = sender.add(ctx, sig, false)
+					sendErr = sender.Add(ctx, sig, false)
 				}
 				sendMu.Unlock()
 			}
@@ -207,9 +154,9 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 		sendMu.Lock()
 		defer sendMu.Unlock()
 		if sendErr == nil {
-			sendErr = sender.flush(context.WithoutCancel(ctx))
+			sendErr = sender.Flush(context.WithoutCancel(ctx))
 		}
-		rep.Sent = sender.sent
+		rep.Sent = sender.Sent()
 		if sendErr != nil {
 			return fmt.Errorf("detect: --server: %w", sendErr)
 		}

@@ -2,7 +2,8 @@
 // the device's key, enrols for a certificate over EST (RFC 7030), keeps key
 // and certificate under its data directory, connects to fleetward's MQTT
 // broker over mutual TLS, and publishes the device's inventory and network
-// metrics. Reports made while the broker is unreachable wait in a bounded
+// metrics and, with an edge sensor, the detections made on one of its
+// interfaces. Reports made while the broker is unreachable wait in a bounded
 // spool on disk and are sent, in order, once it is back. The certificate is
 // renewed over EST at two thirds of its lifetime.
 package agent
@@ -77,6 +78,9 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the jittered exponential delay
 	// between reconnection attempts.
 	BackoffMin, BackoffMax time.Duration
+	// Sensor, if set, runs the edge sensor on one of the device's
+	// interfaces and publishes its signals and summaries.
+	Sensor *SensorConfig
 	// Log receives the agent's logs; slog.Default() if nil.
 	Log *slog.Logger
 }
@@ -110,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.BackoffMax != 0 && c.BackoffMax < c.BackoffMin {
 		return apperr.InvalidField("backoff_max", "is below backoff_min")
+	}
+	if c.Sensor != nil {
+		return c.Sensor.Validate()
 	}
 	return nil
 }
@@ -281,20 +288,33 @@ func (a *Agent) Certificate() *x509.Certificate {
 // Spooled returns how many messages wait in the spool.
 func (a *Agent) Spooled() int { return a.spool.Len() }
 
-// Run enrols if needed, connects to the broker and reports until ctx ends.
+// Run opens the sensor's capture (with Sensor), enrols if needed, connects
+// to the broker and reports until ctx ends.
 // It returns an error only if it cannot start; a broker that is away is
 // waited for.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := a.Enroll(ctx); err != nil {
-		return err
+	// The capture first: a missing interface or privilege is reported
+	// before anything touches the network.
+	var sn *sensor
+	if a.cfg.Sensor != nil {
+		var err error
+		if sn, err = a.openSensor(); err != nil {
+			return err
+		}
 	}
-	cm, err := a.connect(ctx)
+	cm, err := a.enrollAndConnect(ctx)
 	if err != nil {
+		if sn != nil {
+			sn.capture.Close()
+		}
 		return err
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sendSpooled(ctx, cm) })
 	wg.Go(func() { a.renewLoop(ctx) })
+	if sn != nil {
+		wg.Go(func() { sn.run(ctx) })
+	}
 	a.report(time.Now())
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
@@ -367,9 +387,17 @@ func (a *Agent) telemetry(now time.Time) Telemetry {
 // enqueue puts a report for devices/{id}/{kind} into the spool.
 func (a *Agent) enqueue(kind string, v any) error {
 	payload, err := json.Marshal(v)
-	if err == nil {
-		err = a.spool.Append("devices/"+a.cfg.DeviceID+"/"+kind, payload)
+	if err != nil {
+		a.log.Error("cannot queue report", "kind", kind, "error", err)
+		return err
 	}
+	return a.enqueueRaw(kind, payload)
+}
+
+// enqueueRaw puts an encoded report for devices/{id}/{kind} into the
+// spool.
+func (a *Agent) enqueueRaw(kind string, payload []byte) error {
+	err := a.spool.Append("devices/"+a.cfg.DeviceID+"/"+kind, payload)
 	if err != nil {
 		a.log.Error("cannot queue report", "kind", kind, "error", err)
 	}
@@ -416,6 +444,14 @@ func (a *Agent) sendSpooled(ctx context.Context, cm *autopaho.ConnectionManager)
 			}
 		}
 	}
+}
+
+// enrollAndConnect enrols if needed and starts the connection manager.
+func (a *Agent) enrollAndConnect(ctx context.Context) (*autopaho.ConnectionManager, error) {
+	if err := a.Enroll(ctx); err != nil {
+		return nil, err
+	}
+	return a.connect(ctx)
 }
 
 // connect starts the MQTT connection manager; it keeps reconnecting

@@ -15,20 +15,25 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/fleetward/fleetward/internal/alert"
 )
 
 // subscriber is a backend MQTT client over mutual TLS that records what it
-// receives on devices/+/telemetry and devices/+/inventory.
+// receives on devices/+/telemetry, inventory, signals and sensor.
 type subscriber struct {
 	mu        sync.Mutex
 	telemetry []Telemetry
 	inventory []Inventory
+	signals   []alert.SignalReport
+	summaries []SensorSummary
+	sizes     map[string]int // largest payload by topic kind
 	client    *paho.Client
 }
 
 func subscribe(t *testing.T, pki *testPKI, addr string) *subscriber {
 	t.Helper()
-	s := &subscriber{}
+	s := &subscriber{sizes: map[string]int{}}
 	conn, err := tls.Dial("tcp", addr, &tls.Config{
 		RootCAs:      pki.roots,
 		Certificates: []tls.Certificate{pki.clientCert(t, "backend-1")},
@@ -43,7 +48,21 @@ func subscribe(t *testing.T, pki *testPKI, addr string) *subscriber {
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			kind := pr.Packet.Topic[strings.LastIndexByte(pr.Packet.Topic, '/')+1:]
+			s.sizes[kind] = max(s.sizes[kind], len(pr.Packet.Payload))
 			switch {
+			case strings.HasSuffix(pr.Packet.Topic, "/signals"):
+				var rep alert.SignalReport
+				if err := json.Unmarshal(pr.Packet.Payload, &rep); err != nil {
+					t.Errorf("signals are not JSON: %v", err)
+				}
+				s.signals = append(s.signals, rep)
+			case strings.HasSuffix(pr.Packet.Topic, "/sensor"):
+				var sum SensorSummary
+				if err := json.Unmarshal(pr.Packet.Payload, &sum); err != nil {
+					t.Errorf("sensor summary is not JSON: %v", err)
+				}
+				s.summaries = append(s.summaries, sum)
 			case strings.HasSuffix(pr.Packet.Topic, "/telemetry"):
 				var tm Telemetry
 				if err := json.Unmarshal(pr.Packet.Payload, &tm); err != nil {
@@ -68,6 +87,8 @@ func subscribe(t *testing.T, pki *testPKI, addr string) *subscriber {
 	if _, err := s.client.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 		{Topic: "devices/+/telemetry", QoS: 1},
 		{Topic: "devices/+/inventory", QoS: 1},
+		{Topic: "devices/+/signals", QoS: 1},
+		{Topic: "devices/+/sensor", QoS: 1},
 	}}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}

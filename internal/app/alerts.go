@@ -72,20 +72,15 @@ func (a *alerts) Raise(ctx context.Context, sig alert.Signal) (alert.Alert, erro
 	return al, a.store.Save(ctx, al, started)
 }
 
-// maxSignalsPerRequest bounds one sensor request.
-const maxSignalsPerRequest = 1000
-
 func registerAlertAPI(s *api.Server, a *alerts) {
 	s.Handle(api.Route{Method: "POST", Pattern: "/api/v1/signals", Perm: auth.PermWrite, BodyLimit: 4 << 20,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			var req struct {
-				Signals []alert.Signal `json:"signals"`
-			}
+			var req alert.SignalReport
 			if err := api.DecodeJSON(r, &req); err != nil {
 				return err
 			}
-			if len(req.Signals) == 0 || len(req.Signals) > maxSignalsPerRequest {
-				return apperr.InvalidField("signals", "1 to %d signals per request", maxSignalsPerRequest)
+			if len(req.Signals) == 0 || len(req.Signals) > alert.MaxReportSignals {
+				return apperr.InvalidField("signals", "1 to %d signals per request", alert.MaxReportSignals)
 			}
 			for i, sig := range req.Signals {
 				if err := sig.Validate(); err != nil {

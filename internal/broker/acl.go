@@ -26,8 +26,9 @@ type Policy struct {
 }
 
 // DefaultPolicy is the policy of a class that has none configured: a device
-// publishes its own telemetry, inventory, events and status and receives its
-// own commands, nothing else.
+// publishes its own telemetry, inventory, events and status, and the
+// signals and summaries of its edge sensor, and receives its own commands,
+// nothing else.
 func DefaultPolicy() Policy {
 	return Policy{
 		Publish: []string{
@@ -35,6 +36,8 @@ func DefaultPolicy() Policy {
 			"devices/{device}/inventory",
 			"devices/{device}/events",
 			"devices/{device}/status",
+			"devices/{device}/signals",
+			"devices/{device}/sensor",
 		},
 		Subscribe: []string{"devices/{device}/cmd/#"},
 	}

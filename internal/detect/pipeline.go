@@ -35,6 +35,10 @@ type ScoreOptions struct {
 	Discard bool
 	// Progress, if set, is called every 10,000 packets with the count so far.
 	Progress func(packets int)
+	// Status, if set, is called about once a second while packets arrive
+	// with the result so far (counters, decode stats, threshold; no
+	// per-packet slices), for a live sensor's periodic summary.
+	Status func(ScoreResult)
 }
 
 // ScoreResult is the outcome of scoring one capture.
@@ -95,6 +99,7 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 	var alerter *AnomalyAlerter
 	var sigs []alert.Signal
 	start := time.Now()
+	var lastStatus time.Time
 	for {
 		data, ci, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -150,6 +155,10 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 		res.Packets++
 		if opts.Progress != nil && res.Packets%10000 == 0 {
 			opts.Progress(res.Packets)
+		}
+		if opts.Status != nil && t0.Sub(lastStatus) >= time.Second {
+			lastStatus = t0
+			opts.Status(ScoreResult{Packets: res.Packets, Trained: res.Trained, Decode: dec.Stats, Threshold: res.Threshold})
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()

@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/detect"
+)
+
+// telnetScan sends one TCP SYN to port 23 of each of n loopback addresses
+// (127.0.0.2 on), as a Mirai-infected device probes random hosts: every
+// SYN leaves from 127.0.0.1 and is answered by a reset at once.
+func telnetScan(n int) {
+	for i := range n {
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.%d:23", i+2), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+	}
+}
+
+// TestEdgeSensorPublishesSignalsAndSummariesOnly runs the agent with its
+// edge sensor on lo against a real broker, makes a Telnet scan on lo, and
+// checks that the backend receives the rule's signal on
+// devices/{id}/signals and summaries on devices/{id}/sensor, and nothing
+// that carries packets or per-packet scores. Root only (AF_PACKET).
+func TestEdgeSensorPublishesSignalsAndSummariesOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("AF_PACKET capture needs root")
+	}
+	pki := newTestPKI(t)
+	est := startESTServer(t, pki, map[string]string{"sensor-edge": "tok-e"})
+	b := startBroker(t, pki, &testAuthority{}, "127.0.0.1:0")
+	sub := subscribe(t, pki, b.Addr())
+	a, err := New(Config{
+		DeviceID: "sensor-edge",
+		Server:   est.srv.URL,
+		Token:    "tok-e",
+		DataDir:  filepath.Join(t.TempDir(), "agent"),
+		MQTTAddr: b.Addr(),
+		Trust:    ServerTrust{Fingerprint: pki.serverFP},
+		Interval: time.Hour, // telemetry is not what this test is about
+		Sensor: &SensorConfig{Interface: "lo", FMGrace: 20, ADGrace: 50,
+			BatchDelay: 100 * time.Millisecond, SummaryInterval: 200 * time.Millisecond},
+		Log: testLog(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop within 10 s of its context ending")
+		}
+	})
+	if !eventually(10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return len(sub.summaries) > 0
+	}) {
+		t.Fatal("no sensor summary within 10 s")
+	}
+
+	telnetScan(12)
+	var scan alert.Signal
+	if !eventually(10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		for _, rep := range sub.signals {
+			for _, sig := range rep.Signals {
+				if sig.Behaviour == "telnet_scan" && sig.SrcIP == "127.0.0.1" {
+					scan = sig
+					return true
+				}
+			}
+		}
+		return false
+	}) {
+		sub.mu.Lock()
+		t.Fatalf("no telnet_scan signal from 127.0.0.1 published within 10 s; got %+v", sub.signals)
+	}
+	if err := scan.Validate(); err != nil || scan.Detector != "rule" || !strings.Contains(scan.Explanation, "23/2323") {
+		t.Errorf("telnet scan signal = %+v (%v)", scan, err)
+	}
+
+	// A later summary counts the scan: packets, the signal and its alert.
+	var last SensorSummary
+	if !eventually(10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		last = sub.summaries[len(sub.summaries)-1]
+		return last.Signals > 0 && last.Alerts > 0 && last.Packets >= 24 && last.Decode.Packets > 0
+	}) {
+		t.Fatalf("latest sensor summary does not count the scan: %+v", last)
+	}
+	if last.DeviceID != "sensor-edge" || last.Interface != "lo" || last.RulesOnly || last.Time.IsZero() {
+		t.Errorf("summary = %+v", last)
+	}
+
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for kind, n := range sub.sizes {
+		switch kind {
+		case "signals", "sensor":
+			if n > maxSignalPayload {
+				t.Errorf("a %s message of %d bytes exceeds %d", kind, n, maxSignalPayload)
+			}
+		case "telemetry", "inventory":
+		default:
+			t.Errorf("the agent published on devices/sensor-edge/%s", kind)
+		}
+	}
+	// A summary holds counters, not packets or scores.
+	raw, _ := json.Marshal(last)
+	var fields map[string]any
+	json.Unmarshal(raw, &fields)
+	for k := range fields {
+		if strings.Contains(k, "score") || strings.Contains(k, "payload") {
+			t.Errorf("summary field %q", k)
+		}
+	}
+}
+
+// TestEdgeSensorSplitsLargeBatchesUnderThePacketLimit queues a batch whose
+// JSON is far larger than one MQTT message may be and checks that it
+// reaches the spool as several messages, each under the limit, holding
+// every signal once and in order.
+func TestEdgeSensorSplitsLargeBatchesUnderThePacketLimit(t *testing.T) {
+	a, err := New(Config{DeviceID: "cam-split", Server: "https://127.0.0.1:1", DataDir: t.TempDir(), Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sensor{agent: a}
+	var sigs []alert.Signal
+	for i := range 300 {
+		sigs = append(sigs, alert.Signal{Time: time.Unix(1700000000, 0).UTC(), Detector: "rule", Behaviour: "port_scan",
+			Severity: alert.SeverityMedium, SrcIP: "10.0.0.9", Peer: fmt.Sprintf("10.0.0.7:%d", i),
+			Explanation: strings.Repeat("x", 400)})
+	}
+	if err := s.queueSignals(context.Background(), sigs); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	messages := 0
+	for {
+		e, ok := a.spool.Oldest()
+		if !ok {
+			break
+		}
+		messages++
+		if e.Topic != "devices/cam-split/signals" || len(e.Payload) > maxSignalPayload {
+			t.Errorf("spooled %s of %d bytes", e.Topic, len(e.Payload))
+		}
+		valid, bad, err := alert.ParseSignalReport(e.Payload)
+		if err != nil || len(bad) > 0 {
+			t.Fatalf("spooled report does not parse: %v %v", err, bad)
+		}
+		for _, sig := range valid {
+			got = append(got, sig.Peer)
+		}
+		a.spool.Remove(e.Seq)
+	}
+	if messages < 4 || len(got) != len(sigs) {
+		t.Fatalf("%d signals in %d messages, want %d in at least 4", len(got), messages, len(sigs))
+	}
+	for i, p := range got {
+		if p != sigs[i].Peer {
+			t.Fatalf("signal %d is %s, want %s", i, p, sigs[i].Peer)
+		}
+	}
+}
+
+func TestSensorConfigNamesTheBadField(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		cfg   SensorConfig
+		field string
+	}{
+		{"no interface", SensorConfig{}, "sensor"},
+		{"negative feature-mapping grace", SensorConfig{Interface: "eth0", FMGrace: -1}, "sensor_fm"},
+		{"negative training grace", SensorConfig{Interface: "eth0", ADGrace: -1}, "sensor_ad"},
+		{"a model with rules only", SensorConfig{Interface: "eth0", RulesOnly: true, Model: &detect.KitNET{}}, "sensor_model"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Config{DeviceID: "cam-1", Server: "https://127.0.0.1:1", DataDir: "d", Sensor: &tt.cfg}.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("Validate = %v, want an error naming %s", err, tt.field)
+			}
+		})
+	}
+}
