@@ -52,6 +52,9 @@ type Signal struct {
 	Explanation string `json:"explanation"`
 }
 
+// MaxExplanation bounds a signal's explanation, in bytes.
+const MaxExplanation = 1000
+
 // Validate returns an Invalid error naming the first bad field.
 func (s Signal) Validate() error {
 	switch {
@@ -63,8 +66,8 @@ func (s Signal) Validate() error {
 		return apperr.InvalidField("severity", "%q: one of %s", s.Severity, strings.Join(severityOrder, ", "))
 	case s.SrcIP == "" && s.SrcMAC == "":
 		return apperr.InvalidField("src_ip", "a source IP or MAC is required")
-	case len(s.Explanation) > 1000:
-		return apperr.InvalidField("explanation", "at most 1000 bytes")
+	case len(s.Explanation) > MaxExplanation:
+		return apperr.InvalidField("explanation", "at most %d bytes", MaxExplanation)
 	}
 	return nil
 }

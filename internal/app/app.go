@@ -327,6 +327,7 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
+		fmt.Fprintf(b, "# HELP fleetward_device_signals_total Edge sensor signals from devices, raised into alerts or refused as malformed.\n# TYPE fleetward_device_signals_total counter\nfleetward_device_signals_total{outcome=\"raised\"} %d\nfleetward_device_signals_total{outcome=\"refused\"} %d\n", s.deviceMsgs.signalsRaised.Load(), s.deviceMsgs.signalsRefused.Load())
 	}
 	if rep := s.audit.LastAudit(); !rep.At.IsZero() {
 		b.WriteString("# HELP fleetward_findings Open, unsuppressed audit findings by severity (as of the newest audit).\n# TYPE fleetward_findings gauge\n")

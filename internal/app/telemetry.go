@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
@@ -36,6 +37,10 @@ type deviceMessages struct {
 	ch      chan deviceMessage
 	dropped atomic.Uint64
 	bad     atomic.Uint64
+	// Signals of edge sensors: raised into alerts, or refused one by one
+	// as malformed (a report that cannot be read at all counts in bad).
+	signalsRaised  atomic.Uint64
+	signalsRefused atomic.Uint64
 }
 
 func newDeviceMessages() *deviceMessages {
@@ -52,7 +57,9 @@ func (q *deviceMessages) offer(deviceID, topic string, payload []byte) {
 }
 
 // ingestDeviceMessages stores what devices report: device-side metrics
-// from devices/{id}/telemetry as measurements, in batches.
+// from devices/{id}/telemetry and edge sensor summaries from
+// devices/{id}/sensor as measurements, in batches; inventory reports; and
+// edge sensor signals from devices/{id}/signals, raised into alerts.
 func (s *Server) ingestDeviceMessages(ctx context.Context) {
 	log := s.Log.With("component", "telemetry")
 	var batch []telemetry.Sample
@@ -88,6 +95,22 @@ func (s *Server) ingestDeviceMessages(ctx context.Context) {
 				batch = append(batch, samples...)
 			case "inventory":
 				s.applyInventoryReport(ctx, m)
+			case "sensor":
+				if m.topic != "devices/"+m.deviceID+"/sensor" {
+					continue
+				}
+				samples, err := telemetry.ParseSensorSummary(m.deviceID, m.at, m.payload)
+				if err != nil {
+					if s.deviceMsgs.bad.Add(1)&1023 == 1 {
+						log.Warn("edge sensor summary refused", "device", m.deviceID, "err", err)
+					}
+					continue
+				}
+				batch = append(batch, samples...)
+			case "signals":
+				if m.topic == "devices/"+m.deviceID+"/signals" {
+					s.raiseDeviceSignals(ctx, m)
+				}
 			}
 			if len(batch) >= 500 {
 				flush()
@@ -162,4 +185,44 @@ func (s *Server) publishBrokerMetrics(ctx context.Context, samples []telemetry.S
 			return
 		}
 	}
+}
+
+// raiseDeviceSignals raises the signals of a device's edge sensor through
+// the same path as POST /api/v1/signals. The alert goes to the device that
+// sent the packets (by IP or MAC, as for any sensor); its explanation names
+// the reporting device, which is known from its certificate, not from the
+// payload. Malformed signals are refused and counted one by one, so that a
+// bad one does not cost the good ones of its report.
+func (s *Server) raiseDeviceSignals(ctx context.Context, m deviceMessage) {
+	log := s.Log.With("component", "alerts", "device", m.deviceID)
+	valid, bad, err := alert.ParseSignalReport(m.payload)
+	if err != nil {
+		if s.deviceMsgs.bad.Add(1)&1023 == 1 { // the first, then every 1024th
+			log.Warn("edge sensor signal report refused", "err", err)
+		}
+		return
+	}
+	if len(bad) > 0 {
+		if n := s.deviceMsgs.signalsRefused.Add(uint64(len(bad))); n == uint64(len(bad)) || n&1023 < uint64(len(bad)) {
+			log.Warn("edge sensor signals refused", "refused", len(bad), "accepted", len(valid), "first", bad[0])
+		}
+	}
+	for _, sig := range valid {
+		sig.Explanation = sensorExplanation(m.deviceID, sig.Explanation)
+		if _, err := s.alerts.Raise(ctx, sig); err != nil {
+			log.Warn("edge sensor signal not raised", "behaviour", sig.Behaviour, "src_ip", sig.SrcIP, "err", err)
+			continue
+		}
+		s.deviceMsgs.signalsRaised.Add(1)
+	}
+}
+
+// sensorExplanation prefixes an edge sensor's explanation with its
+// reporter, within the length a signal may have.
+func sensorExplanation(deviceID, explanation string) string {
+	out := "sensor " + deviceID + ": " + explanation
+	if len(out) > alert.MaxExplanation {
+		out = strings.ToValidUTF8(out[:alert.MaxExplanation], "")
+	}
+	return out
 }

@@ -141,3 +141,28 @@ func metricName(prefix, key string) string {
 func (s Sample) String() string {
 	return fmt.Sprintf("%s %s=%g at %s (%s)", s.DeviceID, s.Metric, s.Value, s.Time.Format(time.RFC3339), s.Source)
 }
+
+// SensorMetricPrefix starts the names of the measurements made from an
+// edge sensor's summaries (sensor_packets, sensor_pps, sensor_decode_…).
+const SensorMetricPrefix = "sensor_"
+
+// ParseSensorSummary turns an edge sensor's summary (a JSON object, as the
+// agent publishes on devices/{id}/sensor) into samples of the reporting
+// device, as ParseAgentReport does, each metric's name prefixed with
+// SensorMetricPrefix so that a summary can never overwrite the device's
+// other measurements. Names that the prefix makes too long are left out.
+// Returns the errors of ParseAgentReport.
+func ParseSensorSummary(deviceID string, now time.Time, payload []byte) ([]Sample, error) {
+	samples, err := ParseAgentReport(deviceID, now, payload)
+	if err != nil {
+		return nil, err
+	}
+	out := samples[:0]
+	for _, s := range samples {
+		s.Metric = SensorMetricPrefix + s.Metric
+		if validMetric(s.Metric) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
