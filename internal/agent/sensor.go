@@ -170,13 +170,15 @@ func (s *sensor) run(ctx context.Context) {
 	stopCapture := context.AfterFunc(ctx, func() { s.capture.Close() })
 	defer stopCapture()
 	stopFlush := s.batcher.FlushEvery(ctx, nil)
+	// Summaries stop with the capture, which may fail before ctx ends.
+	summaries, stopSummaries := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(cmp.Or(s.cfg.SummaryInterval, s.agent.cfg.Interval))
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-summaries.Done():
 				return
 			case now := <-t.C:
 				s.agg.Expire(now)
@@ -197,6 +199,7 @@ func (s *sensor) run(ctx context.Context) {
 	}
 	s.capture.Close()
 	stopFlush()
+	stopSummaries()
 	wg.Wait()
 	_ = s.batcher.Flush(context.WithoutCancel(ctx))
 	s.publishSummary(time.Now(), stopped)
@@ -219,16 +222,16 @@ func (s *sensor) observe(sigs []alert.Signal) {
 // messages, split so that each stays under maxSignalPayload. A spool
 // that refuses (a full or failing disk) is logged by enqueue and the batch
 // is not retried, so that memory stays bounded.
-func (s *sensor) queueSignals(_ context.Context, sigs []alert.Signal) error {
+func (s *sensor) queueSignals(ctx context.Context, sigs []alert.Signal) error {
 	payload, err := json.Marshal(alert.SignalReport{Signals: sigs})
 	if err != nil {
 		return err
 	}
 	if len(payload) > maxSignalPayload && len(sigs) > 1 {
-		if err := s.queueSignals(nil, sigs[:len(sigs)/2]); err != nil {
+		if err := s.queueSignals(ctx, sigs[:len(sigs)/2]); err != nil {
 			return err
 		}
-		return s.queueSignals(nil, sigs[len(sigs)/2:])
+		return s.queueSignals(ctx, sigs[len(sigs)/2:])
 	}
 	_ = s.agent.enqueueRaw("signals", payload)
 	return nil

@@ -36,6 +36,11 @@ func TestEdgeSensorPublishesSignalsAndSummariesOnly(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("AF_PACKET capture needs root")
 	}
+	t.Run("with the anomaly model", func(t *testing.T) { testEdgeSensor(t, false) })
+	t.Run("with the rules only", func(t *testing.T) { testEdgeSensor(t, true) })
+}
+
+func testEdgeSensor(t *testing.T, rulesOnly bool) {
 	pki := newTestPKI(t)
 	est := startESTServer(t, pki, map[string]string{"sensor-edge": "tok-e"})
 	b := startBroker(t, pki, &testAuthority{}, "127.0.0.1:0")
@@ -48,7 +53,7 @@ func TestEdgeSensorPublishesSignalsAndSummariesOnly(t *testing.T) {
 		MQTTAddr: b.Addr(),
 		Trust:    ServerTrust{Fingerprint: pki.serverFP},
 		Interval: time.Hour, // telemetry is not what this test is about
-		Sensor: &SensorConfig{Interface: "lo", FMGrace: 20, ADGrace: 50,
+		Sensor: &SensorConfig{Interface: "lo", FMGrace: 20, ADGrace: 50, RulesOnly: rulesOnly,
 			BatchDelay: 100 * time.Millisecond, SummaryInterval: 200 * time.Millisecond},
 		Log: testLog(t),
 	})
@@ -109,7 +114,7 @@ func TestEdgeSensorPublishesSignalsAndSummariesOnly(t *testing.T) {
 	}) {
 		t.Fatalf("latest sensor summary does not count the scan: %+v", last)
 	}
-	if last.DeviceID != "sensor-edge" || last.Interface != "lo" || last.RulesOnly || last.Time.IsZero() {
+	if last.DeviceID != "sensor-edge" || last.Interface != "lo" || last.RulesOnly != rulesOnly || last.Time.IsZero() || (rulesOnly && (last.Trained || last.TrainingPackets > 0)) {
 		t.Errorf("summary = %+v", last)
 	}
 
