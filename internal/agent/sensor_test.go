@@ -36,26 +36,33 @@ func TestEdgeSensorPublishesSignalsAndSummariesOnly(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("AF_PACKET capture needs root")
 	}
-	t.Run("with the anomaly model", func(t *testing.T) { testEdgeSensor(t, false) })
-	t.Run("with the rules only", func(t *testing.T) { testEdgeSensor(t, true) })
+	t.Run("with the anomaly model", func(t *testing.T) { testEdgeSensor(t, false, false) })
+	t.Run("with the rules only", func(t *testing.T) { testEdgeSensor(t, true, false) })
+	t.Run("while the broker is away", func(t *testing.T) { testEdgeSensor(t, false, true) })
 }
 
-func testEdgeSensor(t *testing.T, rulesOnly bool) {
+// testEdgeSensor runs the scenario; with offline the broker is stopped
+// before the scan and started again once the signals are in the spool.
+func testEdgeSensor(t *testing.T, rulesOnly, offline bool) {
 	pki := newTestPKI(t)
 	est := startESTServer(t, pki, map[string]string{"sensor-edge": "tok-e"})
-	b := startBroker(t, pki, &testAuthority{}, "127.0.0.1:0")
+	auth := &testAuthority{}
+	b := startBroker(t, pki, auth, "127.0.0.1:0")
 	sub := subscribe(t, pki, b.Addr())
+	dataDir := filepath.Join(t.TempDir(), "agent")
 	a, err := New(Config{
 		DeviceID: "sensor-edge",
 		Server:   est.srv.URL,
 		Token:    "tok-e",
-		DataDir:  filepath.Join(t.TempDir(), "agent"),
+		DataDir:  dataDir,
 		MQTTAddr: b.Addr(),
 		Trust:    ServerTrust{Fingerprint: pki.serverFP},
 		Interval: time.Hour, // telemetry is not what this test is about
 		Sensor: &SensorConfig{Interface: "lo", FMGrace: 20, ADGrace: 50, RulesOnly: rulesOnly,
 			BatchDelay: 100 * time.Millisecond, SummaryInterval: 200 * time.Millisecond},
-		Log: testLog(t),
+		BackoffMin: 100 * time.Millisecond,
+		BackoffMax: 400 * time.Millisecond,
+		Log:        testLog(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +89,19 @@ func testEdgeSensor(t *testing.T, rulesOnly bool) {
 		t.Fatal("no sensor summary within 10 s")
 	}
 
+	if offline {
+		auth.setRefused("sensor-edge", true)
+		b.Close()
+	}
 	telnetScan(12)
+	if offline {
+		if !eventually(10*time.Second, func() bool { return spooledTopics(t, filepath.Join(dataDir, "spool"))["signals"] > 0 }) {
+			t.Fatalf("no signals spooled while the broker was away: %v", spooledTopics(t, filepath.Join(dataDir, "spool")))
+		}
+		b = startBroker(t, pki, auth, b.Addr())
+		sub = subscribe(t, pki, b.Addr())
+		auth.setRefused("sensor-edge", false)
+	}
 	var scan alert.Signal
 	if !eventually(10*time.Second, func() bool {
 		sub.mu.Lock()
@@ -109,6 +128,9 @@ func testEdgeSensor(t *testing.T, rulesOnly bool) {
 	if !eventually(10*time.Second, func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
+		if len(sub.summaries) == 0 {
+			return false
+		}
 		last = sub.summaries[len(sub.summaries)-1]
 		return last.Signals > 0 && last.Alerts > 0 && last.Packets >= 24 && last.Decode.Packets > 0
 	}) {
@@ -209,4 +231,23 @@ func TestSensorConfigNamesTheBadField(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spooledTopics counts the messages waiting in a spool directory by topic
+// kind.
+func spooledTopics(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	out := map[string]int{}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // sent and removed meanwhile
+		}
+		var se SpoolEntry
+		if json.Unmarshal(data, &se) == nil {
+			out[se.Topic[strings.LastIndexByte(se.Topic, '/')+1:]]++
+		}
+	}
+	return out
 }
