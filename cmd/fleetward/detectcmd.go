@@ -174,7 +174,7 @@ which raises the alerts on the devices that have the addresses.
 			}
 			if sender != nil {
 				for _, sig := range res.Signals {
-					if err := sender.Add(ctx, sig, true); err != nil {
+					if err := sender.Add(ctx, true, sig); err != nil {
 						return fmt.Errorf("detect: --server: %w", err)
 					}
 				}

@@ -140,7 +140,7 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *ale
 			if sender != nil {
 				sendMu.Lock()
 				if sendErr == nil {
-					sendErr = sender.Add(ctx, sig, false)
+					sendErr = sender.Add(ctx, false, sig)
 				}
 				sendMu.Unlock()
 			}

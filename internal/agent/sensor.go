@@ -214,7 +214,7 @@ func (s *sensor) observe(sigs []alert.Signal) {
 			s.alerts.Add(1)
 		}
 		s.signals.Add(1)
-		_ = s.batcher.Add(context.Background(), sig, false)
+		_ = s.batcher.Add(context.Background(), false, sig)
 	}
 }
 

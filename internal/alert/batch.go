@@ -11,49 +11,59 @@ import (
 	"github.com/fleetward/fleetward/internal/apperr"
 )
 
-// Defaults of a SignalBatcher.
+// Defaults of a Batcher.
 const (
 	DefaultBatchSize  = 200
 	DefaultBatchDelay = 2 * time.Second
 )
 
-// SignalBatcher collects a sensor's signals and hands them to Send in
-// batches: a batch goes when it holds Size signals or, for a live sensor,
-// when its first signal is Delay old. A live sensor also calls Flush on a
-// timer (FlushEvery), so that a quiet network does not hold a signal back.
-// Both the host sensor (detect --server) and the agent's edge sensor use
-// it. It is safe for concurrent use.
-type SignalBatcher struct {
+// Batcher collects what a sensor sends (signals, score summaries) and
+// hands it to Send in batches: a batch goes when it holds Size items (never
+// more) or, for a live sensor, when its first item is Delay old. A live
+// sensor also flushes on a timer (FlushEvery), so that a quiet network does
+// not hold an item back. Both the host sensor (detect --server) and the
+// agent's edge sensor use it. It is safe for concurrent use.
+type Batcher[T any] struct {
 	// Send delivers one batch; it must not keep the slice. An error
 	// keeps the batch for the next attempt.
-	Send func(context.Context, []Signal) error
+	Send func(context.Context, []T) error
 	// Size and Delay default to DefaultBatchSize and DefaultBatchDelay.
 	Size  int
 	Delay time.Duration
 
 	mu      sync.Mutex
-	batch   []Signal
+	batch   []T
 	started time.Time
 	sent    int
 }
 
-// Add queues sig; with wait it sends only full batches (replaying a file),
-// otherwise also batches older than Delay (a live sensor).
-func (b *SignalBatcher) Add(ctx context.Context, sig Signal, wait bool) error {
+// SignalBatcher batches signals.
+type SignalBatcher = Batcher[Signal]
+
+// Add queues items; with wait it sends only full batches (replaying a
+// file), otherwise also a batch older than Delay (a live sensor).
+func (b *Batcher[T]) Add(ctx context.Context, wait bool, items ...T) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.batch) == 0 {
-		b.started = time.Now()
+	for _, it := range items {
+		if len(b.batch) == 0 {
+			b.started = time.Now()
+		}
+		b.batch = append(b.batch, it)
+		if len(b.batch) >= b.size() {
+			if err := b.flushLocked(ctx); err != nil {
+				return err
+			}
+		}
 	}
-	b.batch = append(b.batch, sig)
-	if len(b.batch) >= b.size() || (!wait && time.Since(b.started) >= b.delay()) {
+	if !wait && len(b.batch) > 0 && time.Since(b.started) >= b.delay() {
 		return b.flushLocked(ctx)
 	}
 	return nil
 }
 
 // Flush sends what is queued.
-func (b *SignalBatcher) Flush(ctx context.Context) error {
+func (b *Batcher[T]) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.flushLocked(ctx)
@@ -61,7 +71,7 @@ func (b *SignalBatcher) Flush(ctx context.Context) error {
 
 // FlushEvery flushes every Delay until ctx ends or stop is called, passing
 // errors to onErr (which may be nil). It returns at once.
-func (b *SignalBatcher) FlushEvery(ctx context.Context, onErr func(error)) (stop func()) {
+func (b *Batcher[T]) FlushEvery(ctx context.Context, onErr func(error)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -82,14 +92,14 @@ func (b *SignalBatcher) FlushEvery(ctx context.Context, onErr func(error)) (stop
 	return func() { cancel(); <-done }
 }
 
-// Sent returns how many signals Send has accepted.
-func (b *SignalBatcher) Sent() int {
+// Sent returns how many items Send has accepted.
+func (b *Batcher[T]) Sent() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.sent
 }
 
-func (b *SignalBatcher) flushLocked(ctx context.Context) error {
+func (b *Batcher[T]) flushLocked(ctx context.Context) error {
 	if len(b.batch) == 0 {
 		return nil
 	}
@@ -101,14 +111,14 @@ func (b *SignalBatcher) flushLocked(ctx context.Context) error {
 	return nil
 }
 
-func (b *SignalBatcher) size() int {
+func (b *Batcher[T]) size() int {
 	if b.Size > 0 {
 		return b.Size
 	}
 	return DefaultBatchSize
 }
 
-func (b *SignalBatcher) delay() time.Duration {
+func (b *Batcher[T]) delay() time.Duration {
 	if b.Delay > 0 {
 		return b.Delay
 	}

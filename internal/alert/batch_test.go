@@ -85,7 +85,7 @@ func FuzzParseSignalReport(f *testing.F) {
 	})
 }
 
-func TestSignalBatcherSendsFullAndOldBatchesAndKeepsAFailedOne(t *testing.T) {
+func TestBatcherSendsFullAndOldBatchesAndKeepsAFailedOne(t *testing.T) {
 	var got [][]Signal
 	fail := false
 	b := &SignalBatcher{Size: 3, Delay: 50 * time.Millisecond, Send: func(_ context.Context, sigs []Signal) error {
@@ -98,7 +98,7 @@ func TestSignalBatcherSendsFullAndOldBatchesAndKeepsAFailedOne(t *testing.T) {
 	sig := Signal{Time: time.Now(), Behaviour: "x", Severity: SeverityLow, SrcIP: "10.0.0.1"}
 	ctx := context.Background()
 	for range 4 {
-		if err := b.Add(ctx, sig, true); err != nil {
+		if err := b.Add(ctx, true, sig); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,11 +107,18 @@ func TestSignalBatcherSendsFullAndOldBatchesAndKeepsAFailedOne(t *testing.T) {
 	}
 	time.Sleep(60 * time.Millisecond)
 	fail = true
-	if err := b.Add(ctx, sig, false); err == nil {
+	if err := b.Add(ctx, false, sig); err == nil {
 		t.Fatal("a failed send was not reported")
 	}
 	fail = false
 	if err := b.Flush(ctx); err != nil || b.Sent() != 5 || len(got[1]) != 2 {
 		t.Fatalf("after the retry: %v, sent %d, batches %v", err, b.Sent(), got)
+	}
+	// Many at once still go in batches of Size at most.
+	if err := b.Add(ctx, true, sig, sig, sig, sig, sig, sig, sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil || b.Sent() != 12 || len(got) != 5 || len(got[2]) != 3 || len(got[3]) != 3 || len(got[4]) != 1 {
+		t.Fatalf("7 signals at once with size 3: sent %d in %d batches", b.Sent(), len(got))
 	}
 }
