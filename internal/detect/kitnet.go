@@ -317,34 +317,44 @@ func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencode
 	return a
 }
 
-func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 
-// forward scales in into a.x and computes a.y and a.z.
+
+// forward scales in into a.x and computes a.y and a.z. The loops run
+// along the rows of w, which are contiguous, and slice every operand to
+// its row's length so that the compiler drops the bounds checks.
 func (a *autoencoder) forward(in []float64) {
-	for i, v := range in {
-		a.x[i] = (v - a.lo[i]) / (a.hi[i] - a.lo[i] + 1e-16)
+	nh := a.nh
+	x, y := a.x[:a.nv], a.y[:nh]
+	lo, hi := a.lo[:len(x)], a.hi[:len(x)]
+	for i, v := range in[:len(x)] {
+		x[i] = (v - lo[i]) / (hi[i] - lo[i] + 1e-16)
 	}
-	for j := range a.nh {
-		s := a.hbias[j]
-		for i := range a.nv {
-			s += a.x[i] * a.w[i*a.nh+j]
-		}
-		a.y[j] = sigmoid(s)
-	}
-	for i := range a.nv {
-		s := a.vbias[i]
-		row := a.w[i*a.nh : (i+1)*a.nh]
+	copy(y, a.hbias)
+	for i, xi := range x {
+		row := a.w[i*nh : i*nh+nh]
 		for j, wij := range row {
-			s += a.y[j] * wij
+			y[j] += xi * wij
 		}
-		a.z[i] = sigmoid(s)
+	}
+	for j, s := range y {
+		y[j] = sigmoid(s)
+	}
+	z, vbias := a.z[:len(x)], a.vbias[:len(x)]
+	for i := range z {
+		row := a.w[i*nh : i*nh+nh]
+		s := vbias[i]
+		for j, wij := range row {
+			s += y[j] * wij
+		}
+		z[i] = sigmoid(s)
 	}
 }
 
 func (a *autoencoder) errorRMSE() float64 {
 	var s float64
-	for i := range a.nv {
-		d := a.x[i] - a.z[i]
+	z := a.z[:len(a.x)]
+	for i, xi := range a.x {
+		d := xi - z[i]
 		s += d * d
 	}
 	return math.Sqrt(s / float64(a.nv))
@@ -352,29 +362,38 @@ func (a *autoencoder) errorRMSE() float64 {
 
 // train takes one gradient step on in and returns its RMSE before the step.
 func (a *autoencoder) train(in []float64) float64 {
+	lo, hi := a.lo[:len(in)], a.hi[:len(in)]
 	for i, v := range in {
-		a.lo[i] = min(a.lo[i], v)
-		a.hi[i] = max(a.hi[i], v)
+		lo[i] = min(lo[i], v)
+		hi[i] = max(hi[i], v)
 	}
 	a.forward(in)
+	nh := a.nh
+	x, z, y, lh := a.x, a.z[:len(a.x)], a.y[:nh], a.lh[:nh]
 	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
-	for j := range a.nh {
-		var s float64
-		for i := range a.nv {
-			s += (a.x[i] - a.z[i]) * a.w[i*a.nh+j]
+	clear(lh)
+	for i, xi := range x {
+		e := xi - z[i]
+		row := a.w[i*nh : i*nh+nh]
+		for j, wij := range row {
+			lh[j] += e * wij
 		}
-		a.lh[j] = s * a.y[j] * (1 - a.y[j])
 	}
-	for i := range a.nv {
-		e := a.x[i] - a.z[i]
-		row := a.w[i*a.nh : (i+1)*a.nh]
+	for j, yj := range y {
+		lh[j] *= yj * (1 - yj)
+	}
+	vbias := a.vbias[:len(x)]
+	for i, xi := range x {
+		e := a.lr * (xi - z[i])
+		lxi := a.lr * xi
+		row := a.w[i*nh : i*nh+nh]
 		for j := range row {
-			row[j] += a.lr * (a.x[i]*a.lh[j] + e*a.y[j])
+			row[j] += lxi*lh[j] + e*y[j]
 		}
-		a.vbias[i] += a.lr * e
+		vbias[i] += e
 	}
-	for j := range a.nh {
-		a.hbias[j] += a.lr * a.lh[j]
+	for j, l := range lh {
+		a.hbias[j] += a.lr * l
 	}
 	return a.errorRMSE()
 }

@@ -1,0 +1,62 @@
+package detect
+
+import (
+	"math"
+	"testing"
+)
+
+func TestExpMatchesMath(t *testing.T) {
+	worst, at := 0.0, 0.0
+	check := func(x float64) {
+		want, got := math.Exp(x), exp(x)
+		if want == 0 || math.IsInf(want, 0) {
+			if got != want {
+				t.Fatalf("exp(%g) = %g, want %g", x, got, want)
+			}
+			return
+		}
+		if e := math.Abs(got-want) / want; e > worst {
+			worst, at = e, x
+		}
+	}
+	for i := -7100000; i <= 7100000; i++ {
+		check(float64(i)/10000 + 1.234567e-5)
+	}
+	for _, x := range []float64{0, -0.0, 1e-300, -1e-300, 708, -708, 709, -709, 710, -745, -1000, 1000, math.Ln2, -math.Ln2} {
+		check(x)
+	}
+	if worst > 1e-15 {
+		t.Fatalf("exp relative error %g at %g, want ≤ 1e-15", worst, at)
+	}
+	if got := exp(math.NaN()); !math.IsNaN(got) {
+		t.Fatalf("exp(NaN) = %g", got)
+	}
+	if got := sigmoid(math.Inf(-1)); got != 0 {
+		t.Fatalf("sigmoid(-Inf) = %g", got)
+	}
+	if got := sigmoid(math.Inf(1)); got != 1 {
+		t.Fatalf("sigmoid(+Inf) = %g", got)
+	}
+}
+
+func BenchmarkSigmoid(b *testing.B) {
+	xs := make([]float64, 1024)
+	for i := range xs {
+		xs[i] = float64(i)/64 - 8
+	}
+	out := make([]float64, len(xs))
+	b.Run("math.Exp", func(b *testing.B) {
+		for range b.N {
+			for i, v := range xs {
+				out[i] = 1 / (1 + math.Exp(-v))
+			}
+		}
+	})
+	b.Run("table", func(b *testing.B) {
+		for range b.N {
+			for i, v := range xs {
+				out[i] = sigmoid(v)
+			}
+		}
+	})
+}
