@@ -317,8 +317,6 @@ func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencode
 	return a
 }
 
-
-
 // forward scales in into a.x and computes a.y and a.z. The loops run
 // along the rows of w, which are contiguous, and slice every operand to
 // its row's length so that the compiler drops the bounds checks.
