@@ -175,7 +175,7 @@ type correlation struct {
 	count  float64
 	sum    []float64
 	resSq  []float64
-	cross  []float64 // n×n, row-major
+	cross  []float64 // n×n, row-major; only the upper triangle is used
 	resBuf []float64
 }
 
@@ -191,10 +191,10 @@ func (c *correlation) update(x []float64) {
 		r[i] = v - c.sum[i]/c.count
 		c.resSq[i] += r[i] * r[i]
 	}
-	for i := range c.n {
-		row := c.cross[i*c.n : (i+1)*c.n]
-		ri := r[i]
-		for j, rj := range r {
+	// The matrix is symmetric: only the upper triangle (j ≥ i) is kept.
+	for i, ri := range r {
+		row := c.cross[i*c.n+i : (i+1)*c.n]
+		for j, rj := range r[i:len(row)+i] {
 			row[j] += ri * rj
 		}
 	}
@@ -206,6 +206,9 @@ func (c *correlation) distance(i, j int) float64 {
 	den := math.Sqrt(c.resSq[i]) * math.Sqrt(c.resSq[j])
 	if den == 0 {
 		den = 1e-100
+	}
+	if i > j {
+		i, j = j, i
 	}
 	return max(0, 1-c.cross[i*c.n+j]/den)
 }
