@@ -194,7 +194,7 @@ func (c *correlation) update(x []float64) {
 	// The matrix is symmetric: only the upper triangle (j ≥ i) is kept.
 	for i, ri := range r {
 		row := c.cross[i*c.n+i : (i+1)*c.n]
-		for j, rj := range r[i:len(row)+i] {
+		for j, rj := range r[i : len(row)+i] {
 			row[j] += ri * rj
 		}
 	}
