@@ -155,6 +155,7 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 		return err
 	}
 	opts.Discard = true
+	opts.Batch = 1 // a quiet network must not hold packets back
 	agg := alert.NewAggregator(0, nil)
 	rep := liveReport{Interface: iface}
 	var sendErr error

@@ -123,6 +123,7 @@ func (k *KitNET) Process(x []float64) float64 {
 			k.build()
 		}
 	} else {
+		scored := false
 		if calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction)); k.trained >= calibStart {
 			if k.calibAE == nil {
 				k.calibAE = make([]float64, len(k.ensemble))
@@ -131,11 +132,18 @@ func (k *KitNET) Process(x []float64) float64 {
 			for i, h := range k.hidden {
 				k.calibAE[i] += h
 			}
+			scored = true
 		}
+		// A scored vector's forward passes are reused where the scaling
+		// did not change; the output autoencoder's only if none of the
+		// ensemble's RMSEs did.
+		same := scored
 		for i, ae := range k.ensemble {
-			k.hidden[i] = ae.train(k.gather(x, k.featMap[i]))
+			h := ae.train(k.gather(x, k.featMap[i]), scored)
+			same = same && h == k.hidden[i]
+			k.hidden[i] = h
 		}
-		k.output.train(k.hidden)
+		k.output.train(k.hidden, same)
 	}
 	k.trained++
 	return 0
@@ -303,13 +311,30 @@ type autoencoder struct {
 	w            []float64 // nv×nh, row-major
 	hbias, vbias []float64
 	lo, hi       []float64
+	scale        []float64 // 1/(hi-lo+1e-16), kept with lo and hi
 	x, y, z, lh  []float64 // scratch
+	// forwarded: x, y and z hold the forward pass of the last vector
+	// scored, and neither the weights nor the scaling changed since.
+	forwarded bool
 }
+
+// prepare allocates the scratch space and the scales of an autoencoder
+// whose sizes, weights, lo and hi are set.
+func (a *autoencoder) prepare() *autoencoder {
+	a.x, a.y, a.z, a.lh = make([]float64, a.nv), make([]float64, a.nh), make([]float64, a.nv), make([]float64, a.nh)
+	a.scale = make([]float64, a.nv)
+	for i := range a.scale {
+		a.rescale(i)
+	}
+	return a
+}
+
+func (a *autoencoder) rescale(i int) { a.scale[i] = 1 / (a.hi[i] - a.lo[i] + 1e-16) }
 
 func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencoder {
 	nh := int(math.Ceil(float64(nv) * hiddenRatio))
 	a := &autoencoder{nv: nv, nh: nh, lr: lr, w: make([]float64, nv*nh), hbias: make([]float64, nh), vbias: make([]float64, nv),
-		lo: make([]float64, nv), hi: make([]float64, nv), x: make([]float64, nv), y: make([]float64, nh), z: make([]float64, nv), lh: make([]float64, nh)}
+		lo: make([]float64, nv), hi: make([]float64, nv)}
 	bound := 1 / float64(nv)
 	for i := range a.w {
 		a.w[i] = -bound + 2*bound*rng.Float64()
@@ -317,7 +342,7 @@ func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencode
 	for i := range nv {
 		a.lo[i], a.hi[i] = math.Inf(1), math.Inf(-1)
 	}
-	return a
+	return a.prepare()
 }
 
 // forward scales in into a.x and computes a.y and a.z. The loops run
@@ -326,9 +351,9 @@ func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencode
 func (a *autoencoder) forward(in []float64) {
 	nh := a.nh
 	x, y := a.x[:a.nv], a.y[:nh]
-	lo, hi := a.lo[:len(x)], a.hi[:len(x)]
+	lo, scale := a.lo[:len(x)], a.scale[:len(x)]
 	for i, v := range in[:len(x)] {
-		x[i] = (v - lo[i]) / (hi[i] - lo[i] + 1e-16)
+		x[i] = (v - lo[i]) * scale[i]
 	}
 	copy(y, a.hbias)
 	for i, xi := range x {
@@ -362,13 +387,21 @@ func (a *autoencoder) errorRMSE() float64 {
 }
 
 // train takes one gradient step on in and returns its RMSE before the step.
-func (a *autoencoder) train(in []float64) float64 {
+// When in is the vector last scored (rmse) and the scaling does not change,
+// that forward pass is reused.
+func (a *autoencoder) train(in []float64, scored bool) float64 {
 	lo, hi := a.lo[:len(in)], a.hi[:len(in)]
 	for i, v := range in {
-		lo[i] = min(lo[i], v)
-		hi[i] = max(hi[i], v)
+		if v < lo[i] || v > hi[i] {
+			lo[i], hi[i] = min(lo[i], v), max(hi[i], v)
+			a.rescale(i)
+			scored = false
+		}
 	}
-	a.forward(in)
+	if !scored || !a.forwarded {
+		a.forward(in)
+	}
+	a.forwarded = false
 	nh := a.nh
 	x, z, y, lh := a.x, a.z[:len(a.x)], a.y[:nh], a.lh[:nh]
 	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
@@ -401,5 +434,6 @@ func (a *autoencoder) train(in []float64) float64 {
 
 func (a *autoencoder) rmse(in []float64) float64 {
 	a.forward(in)
+	a.forwarded = true
 	return a.errorRMSE()
 }
