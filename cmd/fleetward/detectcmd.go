@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -63,6 +64,7 @@ which raises the alerts on the devices that have the addresses.
 			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
 			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
+			&cli.StringSliceFlag{Name: "rule", Usage: "change a packet rule threshold, NAME=VALUE (repeatable), e.g. telnet_scan_hosts=20, brute_force_window=2m, no_new_destination=true; names: " + strings.Join(detect.RuleSettings(), ", ")},
 			&cli.FloatFlag{Name: "target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "alert threshold: this quantile of the calibration scores is allowed above it"},
 			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
 			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
