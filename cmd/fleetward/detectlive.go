@@ -26,7 +26,8 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 		KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
 		KitsuneLinks: cmd.Bool("kitsune-links"),
 		Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
-			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap")},
+			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap"),
+			Learn: cmd.Bool("learn"), LearnBelow: cmd.Float("learn-below")},
 	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}

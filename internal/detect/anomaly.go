@@ -43,6 +43,14 @@ type AnomalyConfig struct {
 	// Repeat is how often a source that stays anomalous signals again.
 	// Default 10 s.
 	Repeat time.Duration `json:"repeat"`
+	// Learn turns on continued learning: after training, a packet whose
+	// score is below LearnBelow times the threshold, from a source whose
+	// smoothed score is not above the threshold, also trains the model.
+	// Off by default: a model that learns can be taught, slowly, to
+	// accept an attacker's traffic; turn it on for networks that drift.
+	// LearnBelow defaults to 0.5.
+	Learn      bool    `json:"learn,omitempty"`
+	LearnBelow float64 `json:"learn_below,omitempty"`
 }
 
 // DefaultAnomalyConfig holds the documented defaults.
@@ -70,7 +78,16 @@ func (c AnomalyConfig) withDefaults() AnomalyConfig {
 	if c.Repeat <= 0 {
 		c.Repeat = d.Repeat
 	}
+	if c.LearnBelow <= 0 || c.LearnBelow > 1 {
+		c.LearnBelow = 0.5
+	}
 	return c
+}
+
+// Benign reports whether a packet with this score, whose source's smoothed
+// score is smoothed, may be learnt (AnomalyConfig.Learn).
+func (a *AnomalyAlerter) Benign(score, smoothed float64) bool {
+	return a.cfg.Learn && score < a.cfg.LearnBelow*a.threshold && smoothed <= a.threshold
 }
 
 // CalibratedThreshold returns the 1-TargetFPR quantile of the calibration

@@ -75,6 +75,7 @@ type KitNET struct {
 	scratch  []float64
 	calib    []float64 // scores of the calibration part of the training period
 	calibAE  []float64 // per-autoencoder sums of the calibration RMSEs
+	learnt   int       // packets learnt after training
 }
 
 // Calibration returns the scores of the packets of the last
@@ -139,15 +140,37 @@ func (k *KitNET) Process(x []float64) float64 {
 		// ensemble's RMSEs did.
 		same := scored
 		for i, ae := range k.ensemble {
-			h := ae.train(k.gather(x, k.featMap[i]), scored)
+			h := ae.train(k.gather(x, k.featMap[i]), scored, false)
 			same = same && h == k.hidden[i]
 			k.hidden[i] = h
 		}
-		k.output.train(k.hidden, same)
+		k.output.train(k.hidden, same, false)
 	}
 	k.trained++
 	return 0
 }
+
+// Learn trains the scoring model on x, which Process has just scored:
+// continued learning on traffic judged benign, so that the model follows
+// the slow drift of a network (firmware updates, new cloud addresses).
+// It is a no-op while training. The forward passes of the scoring are
+// reused.
+func (k *KitNET) Learn(x []float64) {
+	if k.Training() {
+		return
+	}
+	same := true
+	for i, ae := range k.ensemble {
+		h := ae.train(k.gather(x, k.featMap[i]), true, true)
+		same = same && h == k.hidden[i]
+		k.hidden[i] = h
+	}
+	k.output.train(k.hidden, same, true)
+	k.learnt++
+}
+
+// Learnt is the number of packets learnt after training (Learn).
+func (k *KitNET) Learnt() int { return k.learnt }
 
 func (k *KitNET) build() {
 	rng := rand.New(rand.NewPCG(k.cfg.Seed, k.cfg.Seed))
@@ -388,11 +411,11 @@ func (a *autoencoder) errorRMSE() float64 {
 
 // train takes one gradient step on in and returns its RMSE before the step.
 // When in is the vector last scored (rmse) and the scaling does not change,
-// that forward pass is reused.
-func (a *autoencoder) train(in []float64, scored bool) float64 {
+// that forward pass is reused. With frozen, the scaling stays as it is.
+func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
 	lo, hi := a.lo[:len(in)], a.hi[:len(in)]
 	for i, v := range in {
-		if v < lo[i] || v > hi[i] {
+		if !frozen && (v < lo[i] || v > hi[i]) {
 			lo[i], hi[i] = min(lo[i], v), max(hi[i], v)
 			a.rescale(i)
 			scored = false

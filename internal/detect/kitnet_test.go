@@ -71,3 +71,37 @@ func TestKitNETScoresTheUnusualAboveTheUsual(t *testing.T) {
 		t.Errorf("unusual vector scored %v, usual ones at most %v", s, normal)
 	}
 }
+
+// Learning after training changes the weights but not the input scaling:
+// an attacker's extreme values must not squeeze every other input into a
+// corner of the range the model knows.
+func TestLearnKeepsTheScaling(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	k := NewKitNET(12, KitNETConfig{FMGrace: 50, ADGrace: 200})
+	x := make([]float64, 12)
+	for range 251 {
+		for i := range x {
+			x[i] = rng.Float64()
+		}
+		k.Process(x)
+	}
+	if k.Training() {
+		t.Fatal("still training")
+	}
+	lo, hi := slices.Clone(k.output.lo), slices.Clone(k.output.hi)
+	w := slices.Clone(k.ensemble[0].w)
+	for i := range x {
+		x[i] = 1000 // far outside what training saw
+	}
+	k.Process(x)
+	k.Learn(x)
+	if k.Learnt() != 1 {
+		t.Errorf("learnt %d", k.Learnt())
+	}
+	if !slices.Equal(lo, k.output.lo) || !slices.Equal(hi, k.output.hi) {
+		t.Error("Learn moved the output autoencoder's scaling")
+	}
+	if slices.Equal(w, k.ensemble[0].w) {
+		t.Error("Learn left the weights as they were")
+	}
+}

@@ -73,6 +73,9 @@ type ScoreResult struct {
 	// Corrupt is set when the capture ended with a corrupt or truncated
 	// record; the packets before it were scored.
 	Corrupt string `json:"corrupt,omitempty"`
+	// Learnt counts the packets learnt after training
+	// (AnomalyConfig.Learn).
+	Learnt int `json:"learnt,omitempty"`
 	// Phases times the model's phases (PhaseFeatureMapping, PhaseTraining,
 	// PhaseScoring), as Kitsune-py's run statistics do. With two stages a
 	// phase's time is the model stage's, which waits for the features.
@@ -308,6 +311,9 @@ func (ms *modelStage) consume(b *batch) {
 				}
 				if res.Packets >= res.Trained {
 					smoothed, sigs = ms.alerter.Observe(p, score, kn.EnsembleRMSE(), sigs)
+					if ms.alerter.Benign(score, smoothed) {
+						kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
+					}
 				}
 			}
 			if !opts.Discard {
@@ -349,5 +355,6 @@ func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 	}
 	res.Decode = fs.dec.Stats
 	res.Autoencoders = len(ms.kn.FeatureMap())
+	res.Learnt = ms.kn.Learnt()
 	res.Model = ms.kn
 }

@@ -75,3 +75,30 @@ func TestScoreCaptureGivesTheSameResultsInOneStageOrTwo(t *testing.T) {
 		}
 	}
 }
+
+// Continued learning on packets judged benign must not teach the model the
+// attack: on the splice, whose attack part it also learns from, the figures
+// must stay above Kitsune-py's.
+func TestContinuedLearningKeepsDetecting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scores 48,363 packets")
+	}
+	labels := readLabelsFile(t, datasetPath(t, "mirai-splice.labels"))
+	r, err := OpenFile(datasetPath(t, "mirai-splice.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := ScoreCapture(r, ScoreOptions{KitNET: KitNETConfig{FMGrace: 5000, ADGrace: 20000}, Anomaly: &AnomalyConfig{Learn: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
+	t.Logf("learnt %d packets: %+v", res.Learnt, ev)
+	if res.Learnt < 1000 {
+		t.Errorf("learnt %d packets after training", res.Learnt)
+	}
+	if ev.AUC <= 0.93157 || ev.TPRAt1 <= 0.856 {
+		t.Errorf("with continued learning AUC %.5f, TPR at 1%% FPR %.4f: not above Kitsune-py's 0.93157 and 0.856", ev.AUC, ev.TPRAt1)
+	}
+}
