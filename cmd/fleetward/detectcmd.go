@@ -70,6 +70,7 @@ which raises the alerts on the devices that have the addresses.
 			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
 			&cli.IntFlag{Name: "persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "a source alerts when this many of its last --window scores are above the threshold"},
 			&cli.DurationFlag{Name: "idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "a channel or source silent for longer is not judged on its first packets after the pause"},
+			&cli.DurationFlag{Name: "warmup", Value: detect.DefaultAnomalyConfig.Warmup, Usage: "with --load-model: no anomaly alerts in this first stretch of capture time, while the fresh stream statistics fill"},
 			&cli.BoolFlag{Name: "learn", Usage: "continued learning: after training, packets judged benign (score below --learn-below × threshold, source not anomalous) also train the model"},
 			&cli.FloatFlag{Name: "learn-below", Value: 0.5, Usage: "with --learn: the share of the alert threshold below which a packet counts as benign"},
 			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},

@@ -27,7 +27,7 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 		KitsuneLinks: cmd.Bool("kitsune-links"),
 		Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
 			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap"),
-			Learn: cmd.Bool("learn"), LearnBelow: cmd.Float("learn-below")},
+			Learn: cmd.Bool("learn"), LearnBelow: cmd.Float("learn-below"), Warmup: cmd.Duration("warmup")},
 	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}

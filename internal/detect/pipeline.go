@@ -308,6 +308,9 @@ func (ms *modelStage) consume(b *batch) {
 				if ms.alerter == nil {
 					res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
 					ms.alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+					if opts.Model != nil {
+						ms.alerter.WarmUp(p.Time)
+					}
 				}
 				if res.Packets >= res.Trained {
 					smoothed, sigs = ms.alerter.Observe(p, score, kn.EnsembleRMSE(), sigs)
