@@ -339,6 +339,10 @@ type autoencoder struct {
 	// forwarded: x, y and z hold the forward pass of the last vector
 	// scored, and neither the weights nor the scaling changed since.
 	forwarded bool
+	// wt is w transposed (nh×nv), valid while wtFresh; training makes it
+	// stale and scoring refreshes it.
+	wt      []float64
+	wtFresh bool
 }
 
 // prepare allocates the scratch space and the scales of an autoencoder
@@ -378,16 +382,27 @@ func (a *autoencoder) forward(in []float64) {
 	for i, v := range in[:len(x)] {
 		x[i] = (v - lo[i]) * scale[i]
 	}
-	copy(y, a.hbias)
-	for i, xi := range x {
-		row := a.w[i*nh : i*nh+nh]
-		for j, wij := range row {
-			y[j] += xi * wij
+	if a.wtFresh {
+		// Scoring: the transposed weights make each hidden unit a dot
+		// product summed in a register.
+		for j := range y {
+			col := a.wt[j*len(x) : j*len(x)+len(x)]
+			s := a.hbias[j]
+			for i, wij := range col {
+				s += x[i] * wij
+			}
+			y[j] = s
+		}
+	} else {
+		copy(y, a.hbias)
+		for i, xi := range x {
+			row := a.w[i*nh : i*nh+nh]
+			for j, wij := range row {
+				y[j] += xi * wij
+			}
 		}
 	}
-	for j, s := range y {
-		y[j] = sigmoid(s)
-	}
+	sigmoids(y)
 	z, vbias := a.z[:len(x)], a.vbias[:len(x)]
 	for i := range z {
 		row := a.w[i*nh : i*nh+nh]
@@ -395,8 +410,23 @@ func (a *autoencoder) forward(in []float64) {
 		for j, wij := range row {
 			s += y[j] * wij
 		}
-		z[i] = sigmoid(s)
+		z[i] = s
 	}
+	sigmoids(z)
+}
+
+// transpose refreshes wt from w, for scoring with weights that no longer
+// change with every packet.
+func (a *autoencoder) transpose() {
+	if a.wt == nil {
+		a.wt = make([]float64, len(a.w))
+	}
+	for i := range a.nv {
+		for j := range a.nh {
+			a.wt[j*a.nv+i] = a.w[i*a.nh+j]
+		}
+	}
+	a.wtFresh = true
 }
 
 func (a *autoencoder) errorRMSE() float64 {
@@ -424,7 +454,7 @@ func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
 	if !scored || !a.forwarded {
 		a.forward(in)
 	}
-	a.forwarded = false
+	a.forwarded, a.wtFresh = false, false
 	nh := a.nh
 	x, z, y, lh := a.x, a.z[:len(a.x)], a.y[:nh], a.lh[:nh]
 	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
@@ -456,6 +486,9 @@ func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
 }
 
 func (a *autoencoder) rmse(in []float64) float64 {
+	if !a.wtFresh {
+		a.transpose()
+	}
 	a.forward(in)
 	a.forwarded = true
 	return a.errorRMSE()

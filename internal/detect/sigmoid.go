@@ -50,3 +50,26 @@ func exp(x float64) float64 {
 
 // sigmoid is the logistic function 1/(1+e^-v).
 func sigmoid(v float64) float64 { return 1 / (1 + exp(-v)) }
+
+// sigmoids applies the logistic function to every element of v in place:
+// exp written out in the loop, so that the elements' independent chains
+// of arithmetic overlap instead of waiting on a call each.
+func sigmoids(v []float64) {
+	for i, s := range v {
+		x := -s
+		if !(x >= -708 && x <= 708) {
+			v[i] = 1 / (1 + math.Exp(x))
+			continue
+		}
+		const shift = 0x1.8p52
+		n := x*(256/math.Ln2) + shift
+		bits := math.Float64bits(n)
+		n -= shift
+		r := x - n*ln2By256Hi - n*ln2By256Lo
+		r2 := r * r
+		p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*(1.0/24))
+		k := int64(bits<<13) >> 21
+		e := math.Float64frombits(math.Float64bits(exp2Table[bits&255]*p) + uint64(k)<<52)
+		v[i] = 1 / (1 + e)
+	}
+}

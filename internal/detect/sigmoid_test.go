@@ -31,6 +31,17 @@ func TestExpMatchesMath(t *testing.T) {
 	if got := exp(math.NaN()); !math.IsNaN(got) {
 		t.Fatalf("exp(NaN) = %g", got)
 	}
+	vs := []float64{-1000, -40, -3.5, -1e-9, 0, 0.25, 7, 709, 800, math.Inf(1), math.Inf(-1)}
+	want := make([]float64, len(vs))
+	for i, v := range vs {
+		want[i] = sigmoid(v)
+	}
+	sigmoids(vs)
+	for i := range vs {
+		if vs[i] != want[i] {
+			t.Errorf("sigmoids element %d = %v, sigmoid gives %v", i, vs[i], want[i])
+		}
+	}
 	if got := sigmoid(math.Inf(-1)); got != 0 {
 		t.Fatalf("sigmoid(-Inf) = %g", got)
 	}
@@ -57,6 +68,12 @@ func BenchmarkSigmoid(b *testing.B) {
 			for i, v := range xs {
 				out[i] = sigmoid(v)
 			}
+		}
+	})
+	b.Run("table-slice", func(b *testing.B) {
+		for range b.N {
+			copy(out, xs)
+			sigmoids(out)
 		}
 	})
 }
