@@ -76,6 +76,10 @@ type KitNET struct {
 	calib    []float64 // scores of the calibration part of the training period
 	calibAE  []float64 // per-autoencoder sums of the calibration RMSEs
 	learnt   int       // packets learnt after training
+	// ProcessBatch's per-vector ensemble RMSEs (scored before a training
+	// step, and from it) and its goroutines' share of the ensemble.
+	batchRMSE, batchTrain []float64
+	groups                [][]int
 }
 
 // Calibration returns the scores of the packets of the last

@@ -43,7 +43,8 @@ type ScoreOptions struct {
 	// at once (DefaultBatch if 0). Live capture uses 1: a packet of a quiet
 	// network must not wait for others before it is scored.
 	Batch int
-	// Sequential runs both stages on one goroutine even with several CPUs.
+	// Sequential runs both stages, and the whole model, on one goroutine
+	// even with several CPUs.
 	Sequential bool
 }
 
@@ -231,10 +232,9 @@ type modelStage struct {
 	alerter *AnomalyAlerter
 	res     *ScoreResult
 	sigs    []alert.Signal
+	scores  []float64
 	feature time.Duration
-	// phase timing: when the current phase began, and its packets
-	phase      string
-	phaseStart time.Time
+	workers int // goroutines for the ensemble (KitNET.ProcessBatch)
 }
 
 func newModelStage(opts ScoreOptions) *modelStage {
@@ -242,7 +242,11 @@ func newModelStage(opts ScoreOptions) *modelStage {
 	if kn == nil {
 		kn = NewKitNET(NumFeatures, opts.KitNET)
 	}
-	return &modelStage{opts: opts, kn: kn, res: &ScoreResult{Phases: map[string]PhaseTime{}}}
+	workers := runtime.GOMAXPROCS(0)
+	if opts.Sequential {
+		workers = 1
+	}
+	return &modelStage{opts: opts, kn: kn, workers: workers, res: &ScoreResult{Phases: map[string]PhaseTime{}}}
 }
 
 // phaseOf names the model's current phase.
@@ -263,88 +267,96 @@ const (
 	PhaseScoring        = "scoring"
 )
 
-// markPhase starts timing the model's current phase if it changed.
-func (ms *modelStage) markPhase() {
-	ph := phaseOf(ms.kn)
-	if ph == ms.phase {
-		return
-	}
-	now := time.Now()
-	ms.closePhase(now)
-	ms.phase, ms.phaseStart = ph, now
-}
-
-// closePhase adds the time since the current phase began to its total.
-func (ms *modelStage) closePhase(now time.Time) {
-	if ms.phase != "" {
-		pt := ms.res.Phases[ms.phase]
-		pt.Seconds += now.Sub(ms.phaseStart).Seconds()
-		ms.res.Phases[ms.phase] = pt
-	}
-}
-
 func (ms *modelStage) consume(b *batch) {
-	opts, kn, res := ms.opts, ms.kn, ms.res
 	ms.feature += b.feature
+	n := len(b.pkts)
+	if cap(ms.scores) < n {
+		ms.scores = make([]float64, n)
+	}
+	scores := ms.scores[:n]
+	// Continued learning changes the model between one packet's score and
+	// the next: those packets are scored one at a time.
+	learn := ms.opts.Anomaly != nil && ms.opts.Anomaly.Learn
 	sigStart := 0
-	for i := range b.pkts {
-		p := &b.pkts[i]
-		ms.markPhase()
-		if kn.Training() {
-			res.Trained++
+	for start := 0; start < n; {
+		ph, end := phaseOf(ms.kn), start+ms.kn.phaseLeft(n-start)
+		t0 := time.Now()
+		batched := !learn || ph != PhaseScoring
+		if batched {
+			ms.kn.ProcessBatch(b.x[start*NumFeatures:end*NumFeatures], end-start, ms.workers, scores[start:end])
 		}
-		pt := res.Phases[ms.phase]
-		pt.Packets++
-		res.Phases[ms.phase] = pt
-		score := kn.Process(b.x[i*NumFeatures : (i+1)*NumFeatures])
+		for i := start; i < end; i++ {
+			var ensemble []float64
+			switch {
+			case !batched:
+				scores[i] = ms.kn.Process(b.x[i*NumFeatures : (i+1)*NumFeatures])
+				ensemble = ms.kn.EnsembleRMSE()
+			case ph == PhaseScoring:
+				ensemble = ms.kn.BatchRMSE(i - start)
+			}
+			sigStart = ms.observe(b, i, sigStart, ph, scores[i], ensemble)
+		}
+		pt := ms.res.Phases[ph]
+		pt.Packets += end - start
+		pt.Seconds += time.Since(t0).Seconds()
+		ms.res.Phases[ph] = pt
+		start = end
+	}
+}
+
+// observe takes packet i of b, scored: the anomaly alerts, continued
+// learning, and the result. It returns where the next packet's rule
+// signals start in b.sigs.
+func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score float64, ensemble []float64) int {
+	opts, kn, res := ms.opts, ms.kn, ms.res
+	p := &b.pkts[i]
+	if phase != PhaseScoring {
+		res.Trained++
+	}
+	if !opts.Discard {
+		res.Scores = append(res.Scores, score)
+	}
+	sigs := append(ms.sigs[:0], b.sigs[sigStart:b.sigEnd[i]]...)
+	if opts.Anomaly != nil {
+		smoothed := 0.0
+		if phase == PhaseScoring {
+			if ms.alerter == nil {
+				res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
+				ms.alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+				if opts.Model != nil {
+					ms.alerter.WarmUp(p.Time)
+				}
+			}
+			smoothed, sigs = ms.alerter.Observe(p, score, ensemble, sigs)
+			if ms.alerter.Benign(score, smoothed) {
+				kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
+			}
+		}
 		if !opts.Discard {
-			res.Scores = append(res.Scores, score)
-		}
-		sigs := append(ms.sigs[:0], b.sigs[sigStart:b.sigEnd[i]]...)
-		sigStart = b.sigEnd[i]
-		if opts.Anomaly != nil {
-			smoothed := 0.0
-			if !kn.Training() {
-				if ms.alerter == nil {
-					res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
-					ms.alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
-					if opts.Model != nil {
-						ms.alerter.WarmUp(p.Time)
-					}
-				}
-				if res.Packets >= res.Trained {
-					smoothed, sigs = ms.alerter.Observe(p, score, kn.EnsembleRMSE(), sigs)
-					if ms.alerter.Benign(score, smoothed) {
-						kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
-					}
-				}
-			}
-			if !opts.Discard {
-				res.Smoothed = append(res.Smoothed, smoothed)
-			}
-		}
-		if (opts.Anomaly != nil || opts.Rules != nil) && !opts.Discard {
-			res.Times = append(res.Times, packetTime(p.Time))
-		}
-		if len(sigs) > 0 {
-			if opts.Signals != nil {
-				opts.Signals(sigs)
-			} else {
-				res.Signals = append(res.Signals, sigs...)
-			}
-		}
-		ms.sigs = sigs
-		res.Packets++
-		if opts.Progress != nil && res.Packets%10000 == 0 {
-			opts.Progress(res.Packets)
+			res.Smoothed = append(res.Smoothed, smoothed)
 		}
 	}
+	if (opts.Anomaly != nil || opts.Rules != nil) && !opts.Discard {
+		res.Times = append(res.Times, packetTime(p.Time))
+	}
+	if len(sigs) > 0 {
+		if opts.Signals != nil {
+			opts.Signals(sigs)
+		} else {
+			res.Signals = append(res.Signals, sigs...)
+		}
+	}
+	ms.sigs = sigs
+	res.Packets++
+	if opts.Progress != nil && res.Packets%10000 == 0 {
+		opts.Progress(res.Packets)
+	}
+	return b.sigEnd[i]
 }
 
 // finish completes the result once the source has ended.
 func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 	res := ms.res
-	ms.closePhase(time.Now())
 	for name, pt := range res.Phases {
 		if pt.Seconds > 0 {
 			pt.PacketsPerSec = float64(pt.Packets) / pt.Seconds
