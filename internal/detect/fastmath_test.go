@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -76,4 +77,28 @@ func BenchmarkSigmoid(b *testing.B) {
 			sigmoids(out)
 		}
 	})
+}
+
+// On amd64 math.Exp2 is the portable algorithm pow2 copies: the two must
+// agree bit for bit (elsewhere, within an ulp).
+func TestPow2MatchesExp2(t *testing.T) {
+	exact := runtime.GOARCH == "amd64"
+	check := func(x float64) {
+		want, got := math.Exp2(x), pow2(x)
+		if exact && math.Float64bits(want) != math.Float64bits(got) {
+			t.Fatalf("pow2(%v) = %v, math.Exp2 %v", x, got, want)
+		}
+		if !exact && math.Abs(got-want) > 2e-16*want {
+			t.Fatalf("pow2(%v) = %v, math.Exp2 %v", x, got, want)
+		}
+	}
+	for i := -11000000; i <= 11000000; i++ {
+		check(float64(i) / 10000 * 1.0000001)
+	}
+	for _, x := range []float64{0, -0.0, 1e-300, -1e-300, 1020, -1020, 1021, -1021, -1074, -1075, 1024, math.Inf(1), math.Inf(-1)} {
+		check(x)
+	}
+	if !math.IsNaN(pow2(math.NaN())) {
+		t.Error("pow2(NaN) is a number")
+	}
 }

@@ -73,3 +73,39 @@ func sigmoids(v []float64) {
 		v[i] = 1 / (1 + e)
 	}
 }
+
+// pow2 returns 2^x bit for bit as math.Exp2's portable algorithm does (the
+// one amd64 runs): the same reduction and polynomial, written out here
+// with the final scaling done on the exponent bits whenever the result is
+// a normal number, instead of through two calls and Ldexp's general case.
+// AfterImage decays some forty statistics a packet by 2^(-λΔt), and its
+// features must stay equal to Kitsune's to the last place that matters.
+func pow2(x float64) float64 {
+	if !(x >= -1020 && x <= 1020) {
+		return math.Exp2(x)
+	}
+	const (
+		ln2Hi = 6.93147180369123816490e-01
+		ln2Lo = 1.90821492927058770002e-10
+		p1    = 1.66666666666666657415e-01
+		p2    = -2.77777777770155933842e-03
+		p3    = 6.61375632143793436117e-05
+		p4    = -1.65339022054652515390e-06
+		p5    = 4.13813679705723846039e-08
+	)
+	var k int
+	switch {
+	case x > 0:
+		k = int(x + 0.5)
+	case x < 0:
+		k = int(x - 0.5)
+	}
+	t := x - float64(k)
+	hi := t * ln2Hi
+	lo := -t * ln2Lo
+	r := hi - lo
+	t = r * r
+	c := r - t*(p1+t*(p2+t*(p3+t*(p4+t*p5))))
+	y := 1 - ((lo - (r*c)/(2-c)) - hi)
+	return math.Float64frombits(math.Float64bits(y) + uint64(int64(k))<<52)
+}
