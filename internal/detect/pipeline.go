@@ -35,6 +35,14 @@ type ScoreOptions struct {
 	Discard bool
 	// Progress, if set, is called every 10,000 packets with the count so far.
 	Progress func(packets int)
+	// Summaries, if set (with Anomaly), receives per-source summaries of
+	// the smoothed scores of the packets scored after training, one per
+	// source and SummaryInterval of capture time, when the interval closes
+	// and at the end of the capture.
+	Summaries func([]alert.ScoreSummary)
+	// SummaryInterval is the capture time one summary covers; default
+	// DefaultSummaryInterval (10 s).
+	SummaryInterval time.Duration
 }
 
 // ScoreResult is the outcome of scoring one capture.
@@ -94,6 +102,7 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 	}
 	var alerter *AnomalyAlerter
 	var sigs []alert.Signal
+	summaries := newSummariser(opts)
 	start := time.Now()
 	for {
 		data, ci, err := r.Next()
@@ -131,6 +140,7 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 				}
 				if res.Packets >= res.Trained {
 					smoothed, sigs = alerter.Observe(&p, score, kn.EnsembleRMSE(), sigs)
+					summaries.observe(&p, smoothed, res.Threshold)
 				}
 			}
 			if !opts.Discard {
@@ -152,6 +162,7 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 			opts.Progress(res.Packets)
 		}
 	}
+	summaries.flush()
 	res.Seconds = time.Since(start).Seconds()
 	res.FeatureSeconds = featureTime.Seconds()
 	if res.Seconds > 0 {
