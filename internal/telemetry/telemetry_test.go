@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/broker"
 	"github.com/fleetward/fleetward/internal/store/storetest"
@@ -181,6 +182,29 @@ func FuzzParseAgentReport(f *testing.F) {
 		for _, s := range samples {
 			if err := s.Validate(); err != nil {
 				t.Fatalf("parsed sample %v does not validate: %v", s, err)
+			}
+		}
+	})
+}
+
+func TestScoreSummariesAreStoredAsSensorSamplesOnEveryEngine(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		ctx := context.Background()
+		s := telemetry.NewStore(e.DB)
+		t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		sum := alert.ScoreSummary{Start: t0, End: t0.Add(10 * time.Second), SrcIP: "10.0.0.1", Packets: 12, MaxScore: 3.5, MeanScore: 1.25, Threshold: 0.4}
+		if err := s.Record(ctx, telemetry.ScoreSamples("cam-1", sum)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Series(ctx, "cam-1", telemetry.AnomalyMetrics, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]float64{telemetry.MetricAnomalyScoreMax: 3.5, telemetry.MetricAnomalyScoreMean: 1.25,
+			telemetry.MetricAnomalyThreshold: 0.4, telemetry.MetricAnomalyPackets: 12}
+		for m, v := range want {
+			if pts := got[m]; len(pts) != 1 || pts[0].Value != v || !pts[0].Time.Equal(sum.End) {
+				t.Errorf("%s = %+v, want %v at the summary's end", m, pts, v)
 			}
 		}
 	})
