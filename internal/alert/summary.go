@@ -58,12 +58,17 @@ func (s ScoreSummary) Validate() error {
 // sensor are s's. A server merges the summaries that resolve to one device
 // at one time, which would otherwise overwrite each other.
 func (s ScoreSummary) Merge(o ScoreSummary) ScoreSummary {
-	if n := s.Packets + o.Packets; n > 0 {
-		s.MeanScore = (s.MeanScore*float64(s.Packets) + o.MeanScore*float64(o.Packets)) / float64(n)
+	if n := float64(s.Packets) + float64(o.Packets); n > 0 {
+		// Weights as shares, so that large scores cannot overflow.
+		s.MeanScore = s.MeanScore*(float64(s.Packets)/n) + o.MeanScore*(float64(o.Packets)/n)
 	} else {
 		s.MeanScore = max(s.MeanScore, o.MeanScore)
 	}
-	s.Packets += o.Packets
+	if s.Packets > math.MaxInt-o.Packets {
+		s.Packets = math.MaxInt
+	} else {
+		s.Packets += o.Packets
+	}
 	s.MaxScore = max(s.MaxScore, o.MaxScore)
 	s.MeanScore = min(s.MeanScore, s.MaxScore)
 	s.Threshold = max(s.Threshold, o.Threshold)

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -207,5 +208,36 @@ func TestScoreSummariesAreStoredAsSensorSamplesOnEveryEngine(t *testing.T) {
 				t.Errorf("%s = %+v, want %v at the summary's end", m, pts, v)
 			}
 		}
+	})
+}
+
+// FuzzScoreSummary: a summary that validates, alone or merged with
+// another, always makes samples that validate: the route that checks
+// summaries never fails to store them for a bad value.
+func FuzzScoreSummary(f *testing.F) {
+	f.Add([]byte(`{"start":"2026-11-28T10:00:00Z","end":"2026-11-28T10:00:10Z","src_ip":"10.0.0.1","packets":12,"max_score":3.5,"mean_score":1.25,"threshold":0.4}`),
+		[]byte(`{"end":"2026-11-28T10:00:10Z","src_mac":"02:00:00:00:00:01","packets":9223372036854775807,"max_score":1e308,"mean_score":1e308,"threshold":1e308}`))
+	f.Add([]byte(`{"end":"0001-01-01T00:00:01Z","src_ip":"x","packets":0,"max_score":0,"mean_score":5,"threshold":0}`), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var x, y alert.ScoreSummary
+		if json.Unmarshal(a, &x) != nil || x.Validate() != nil {
+			return
+		}
+		check := func(what string, s alert.ScoreSummary) {
+			for _, smp := range telemetry.ScoreSamples("d", s) {
+				if err := smp.Validate(); err != nil {
+					t.Fatalf("%s %+v makes sample %+v: %v", what, s, smp, err)
+				}
+			}
+		}
+		check("summary", x)
+		if json.Unmarshal(b, &y) != nil || y.Validate() != nil {
+			return
+		}
+		m := x.Merge(y)
+		if err := m.Validate(); err != nil {
+			t.Fatalf("merging %+v and %+v gives %+v: %v", x, y, m, err)
+		}
+		check("merged summary", m)
 	})
 }
