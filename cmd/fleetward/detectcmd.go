@@ -149,15 +149,18 @@ device pages plot.
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
 			}
-			// A file's summaries are kept and sent after its signals, so
-			// that the server sees the alerts first, as for a live sensor.
-			var summaries []alert.ScoreSummary
+			// A file's summaries go in full batches as the capture is
+			// scored, so that a long file's are never all in memory.
+			var summaryErr error
 			if sender != nil {
 				opts.SummaryInterval = cmd.Duration("summary-interval")
+				sensor := "pcap:" + filepath.Base(cmd.String("pcap"))
 				opts.Summaries = func(sums []alert.ScoreSummary) {
-					for _, s := range sums {
-						s.Sensor = "pcap:" + filepath.Base(cmd.String("pcap"))
-						summaries = append(summaries, s)
+					for i := range sums {
+						sums[i].Sensor = sensor
+					}
+					if summaryErr == nil {
+						summaryErr = sender.summaries.add(ctx, true, sums...)
 					}
 				}
 			}
@@ -200,8 +203,8 @@ device pages plot.
 				if err := sender.signals.flush(ctx); err != nil {
 					return fmt.Errorf("detect: --server: %w", err)
 				}
-				if err := sender.summaries.add(ctx, true, summaries...); err != nil {
-					return fmt.Errorf("detect: --server: %w", err)
+				if summaryErr != nil {
+					return fmt.Errorf("detect: --server: %w", summaryErr)
 				}
 				if err := sender.summaries.flush(ctx); err != nil {
 					return fmt.Errorf("detect: --server: %w", err)
