@@ -66,8 +66,8 @@ func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
 // batchSender batches what a sensor sends to the server (signals for
 // POST /api/v1/signals, score summaries for POST /api/v1/scores): a batch
 // goes when it holds batchSize items (never more, under both routes'
-// bounds) or is batchDelay old. It is safe for
-// concurrent use, so that a live sensor can flush on a timer.
+// bounds) or is batchDelay old. It is safe for concurrent use, so that a
+// live sensor can flush on a timer.
 type batchSender[T any] struct {
 	mu      sync.Mutex
 	send    func(context.Context, []T) error
@@ -168,7 +168,7 @@ type liveReport struct {
 
 // detectLive runs the detector on an interface until ctx ends or --count
 // packets, printing each new alert as it starts and sending the signals
-// to the server when there is one.
+// and score summaries to the server when there is one.
 func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sensorSenders) error {
 	lc, err := detect.OpenInterface(iface)
 	if err != nil {
