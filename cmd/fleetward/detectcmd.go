@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,9 @@ With --zeek FILE it reads a Zeek conn.log instead (TSV, JSON lines, or IoT-23's 
 the flow rules (C2 retries, Telnet scans, port scans, brute force, floods; docs/DETECTION.md): it
 prints the alerts and, when the file has labels, how many malicious and benign flows were flagged.
 With --server and --token the detections (of --pcap, --iface or --zeek) go to a running fleetward,
-which raises the alerts on the devices that have the addresses.
+which raises the alerts on the devices that have the addresses; with --pcap and --iface the
+model's scores go too, as per-source summaries every --summary-interval of capture time, which the
+device pages plot.
 
   fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000 --plot scores.png
   fleetward detect --iface eth0 --load-model model.json --server https://fleetward:8443 --token $TOKEN --cacert ca.crt
@@ -74,6 +77,7 @@ which raises the alerts on the devices that have the addresses.
 			&cli.BoolFlag{Name: "learn", Usage: "continued learning: after training, packets judged benign (score below --learn-below × threshold, source not anomalous) also train the model"},
 			&cli.FloatFlag{Name: "learn-below", Value: 0.5, Usage: "with --learn: the share of the alert threshold below which a packet counts as benign"},
 			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},
+			&cli.DurationFlag{Name: "summary-interval", Value: detect.DefaultSummaryInterval, Usage: "with --server: capture time each per-device score summary (the dashboard's score plot) covers"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if path := cmd.String("zeek"); path != "" {
@@ -120,15 +124,20 @@ which raises the alerts on the devices that have the addresses.
 					return fmt.Errorf("detect: --labels %s: %w", path, err)
 				}
 			}
-			var sender *signalSender
+			var sender *sensorSenders
 			if cmd.String("server") != "" {
 				c, err := newAPIClient(cmd)
 				if err != nil {
 					return fmt.Errorf("detect: %w", err)
 				}
-				sender = &signalSender{send: func(ctx context.Context, sigs []alert.Signal) error {
-					return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
-				}}
+				sender = &sensorSenders{
+					signals: &signalSender{send: func(ctx context.Context, sigs []alert.Signal) error {
+						return c.do(ctx, "POST", "/api/v1/signals", map[string]any{"signals": sigs}, nil)
+					}},
+					summaries: &summarySender{send: func(ctx context.Context, sums []alert.ScoreSummary) error {
+						return c.do(ctx, "POST", "/api/v1/scores", map[string]any{"summaries": sums}, nil)
+					}},
+				}
 			}
 			if iface := cmd.String("iface"); iface != "" {
 				return detectLive(ctx, cmd, iface, sender)
@@ -144,6 +153,21 @@ which raises the alerts on the devices that have the addresses.
 			}
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
+			}
+			// A file's summaries go in full batches as the capture is
+			// scored, so that a long file's are never all in memory.
+			var summaryErr error
+			if sender != nil {
+				opts.SummaryInterval = cmd.Duration("summary-interval")
+				sensor := "pcap:" + filepath.Base(cmd.String("pcap"))
+				opts.Summaries = func(sums []alert.ScoreSummary) {
+					for i := range sums {
+						sums[i].Sensor = sensor
+					}
+					if summaryErr == nil {
+						summaryErr = sender.summaries.add(ctx, true, sums...)
+					}
+				}
 			}
 			res, err := detect.ScoreCapture(r, opts)
 			clearProgress()
@@ -178,15 +202,19 @@ which raises the alerts on the devices that have the addresses.
 				out.AlertCheck = checkAlerts(res, labels)
 			}
 			if sender != nil {
-				for _, sig := range res.Signals {
-					if err := sender.add(ctx, sig, true); err != nil {
-						return fmt.Errorf("detect: --server: %w", err)
-					}
-				}
-				if err := sender.flush(ctx); err != nil {
+				if err := sender.signals.add(ctx, true, res.Signals...); err != nil {
 					return fmt.Errorf("detect: --server: %w", err)
 				}
-				out.Sent = sender.sent
+				if err := sender.signals.flush(ctx); err != nil {
+					return fmt.Errorf("detect: --server: %w", err)
+				}
+				if summaryErr != nil {
+					return fmt.Errorf("detect: --server: %w", summaryErr)
+				}
+				if err := sender.summaries.flush(ctx); err != nil {
+					return fmt.Errorf("detect: --server: %w", err)
+				}
+				out.Sent, out.SummariesSent = sender.signals.sent, sender.summaries.sent
 			}
 			agg := alert.NewAggregator(0, nil)
 			for _, sig := range res.Signals {
@@ -222,6 +250,8 @@ type detectOutput struct {
 	Alerts     []alert.Alert      `json:"alerts"`
 	// Sent is how many signals went to --server.
 	Sent int `json:"sent_to_server,omitempty"`
+	// SummariesSent is how many score summaries went to --server.
+	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
 }
 
 // alertCheck measures the alerts against the labels: how soon after the

@@ -74,45 +74,60 @@ func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
 	return f.Close()
 }
 
-// signalSender batches signals for POST /api/v1/signals: a batch goes
-// when it holds signalBatch signals or is signalDelay old. It is safe for
-// concurrent use, so that a live sensor can flush on a timer.
-type signalSender struct {
+// batchSender batches what a sensor sends to the server (signals for
+// POST /api/v1/signals, score summaries for POST /api/v1/scores): a batch
+// goes when it holds batchSize items (never more, under both routes'
+// bounds) or is batchDelay old. It is safe for concurrent use, so that a
+// live sensor can flush on a timer.
+type batchSender[T any] struct {
 	mu      sync.Mutex
-	send    func(context.Context, []alert.Signal) error
-	batch   []alert.Signal
+	send    func(context.Context, []T) error
+	batch   []T
 	started time.Time
 	sent    int
 }
 
-const (
-	signalBatch = 200
-	signalDelay = 2 * time.Second
+// signalSender sends signals; summarySender sends score summaries.
+type (
+	signalSender  = batchSender[alert.Signal]
+	summarySender = batchSender[alert.ScoreSummary]
 )
 
-// add queues sig; with wait it sends only full batches (replaying a file),
-// otherwise also batches older than signalDelay (a live sensor).
-func (s *signalSender) add(ctx context.Context, sig alert.Signal, wait bool) error {
+const (
+	batchSize  = 200
+	batchDelay = 2 * time.Second
+)
+
+// add queues items; with wait it sends only full batches (replaying a
+// file), otherwise also batches older than batchDelay (a live sensor).
+func (s *batchSender[T]) add(ctx context.Context, wait bool, items ...T) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.batch) == 0 {
-		s.started = time.Now()
+	for _, it := range items {
+		if len(s.batch) == 0 {
+			s.started = time.Now()
+		}
+		s.batch = append(s.batch, it)
+		if len(s.batch) >= batchSize {
+			if err := s.flushLocked(ctx); err != nil {
+				return err
+			}
+		}
 	}
-	s.batch = append(s.batch, sig)
-	if len(s.batch) >= signalBatch || (!wait && time.Since(s.started) >= signalDelay) {
+	if !wait && len(s.batch) > 0 && time.Since(s.started) >= batchDelay {
 		return s.flushLocked(ctx)
 	}
 	return nil
 }
 
 // flush sends what is queued.
-func (s *signalSender) flush(ctx context.Context) error {
+func (s *batchSender[T]) flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.flushLocked(ctx)
 }
 
-func (s *signalSender) flushLocked(ctx context.Context) error {
+func (s *batchSender[T]) flushLocked(ctx context.Context) error {
 	if len(s.batch) == 0 {
 		return nil
 	}
@@ -122,6 +137,20 @@ func (s *signalSender) flushLocked(ctx context.Context) error {
 	s.sent += len(s.batch)
 	s.batch = s.batch[:0]
 	return nil
+}
+
+// sensorSenders are the senders of `detect --server`, nil without one.
+type sensorSenders struct {
+	signals   *signalSender
+	summaries *summarySender
+}
+
+// flush sends what both senders hold, signals first.
+func (s *sensorSenders) flush(ctx context.Context) error {
+	if err := s.signals.flush(ctx); err != nil {
+		return err
+	}
+	return s.summaries.flush(ctx)
 }
 
 // countedSource stops a live capture after a number of packets.
@@ -144,12 +173,14 @@ type liveReport struct {
 	Result    *detect.ScoreResult `json:"result"`
 	Alerts    []alert.Alert       `json:"alerts"`
 	Sent      int                 `json:"sent_to_server,omitempty"`
+	// SummariesSent is how many score summaries went to --server.
+	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
 }
 
 // detectLive runs the detector on an interface until ctx ends or --count
 // packets, printing each new alert as it starts and sending the signals
-// to the server when there is one.
-func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *signalSender) error {
+// and score summaries to the server when there is one.
+func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sensorSenders) error {
 	lc, err := detect.OpenInterface(iface)
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
@@ -173,7 +204,7 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 	var sendMu sync.Mutex // guards sendErr
 	if sender != nil {
 		// A quiet network must not hold a signal back: flush on a timer.
-		tick := time.NewTicker(signalDelay)
+		tick := time.NewTicker(batchDelay)
 		defer tick.Stop()
 		done := make(chan struct{})
 		defer close(done)
@@ -205,10 +236,23 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 			if sender != nil {
 				sendMu.Lock()
 				if sendErr == nil {
-					sendErr = sender.add(ctx, sig, false)
+					sendErr = sender.signals.add(ctx, false, sig)
 				}
 				sendMu.Unlock()
 			}
+		}
+	}
+	if sender != nil {
+		opts.SummaryInterval = cmd.Duration("summary-interval")
+		opts.Summaries = func(sums []alert.ScoreSummary) {
+			for i := range sums {
+				sums[i].Sensor = iface
+			}
+			sendMu.Lock()
+			if sendErr == nil {
+				sendErr = sender.summaries.add(ctx, false, sums...)
+			}
+			sendMu.Unlock()
 		}
 	}
 	res, err := detect.ScoreCapture(src, opts)
@@ -221,7 +265,7 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 		if sendErr == nil {
 			sendErr = sender.flush(context.WithoutCancel(ctx))
 		}
-		rep.Sent = sender.sent
+		rep.Sent, rep.SummariesSent = sender.signals.sent, sender.summaries.sent
 		if sendErr != nil {
 			return fmt.Errorf("detect: --server: %w", sendErr)
 		}
@@ -235,6 +279,6 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sig
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Printf("%s: %d packets, %d trained on, %d alerts, %d signals sent\n", iface, res.Packets, res.Trained, len(rep.Alerts), rep.Sent)
+	fmt.Printf("%s: %d packets, %d trained on, %d alerts, %d signals and %d score summaries sent\n", iface, res.Packets, res.Trained, len(rep.Alerts), rep.Sent, rep.SummariesSent)
 	return nil
 }

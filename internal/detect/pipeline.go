@@ -46,6 +46,14 @@ type ScoreOptions struct {
 	// Sequential runs both stages, and the whole model, on one goroutine
 	// even with several CPUs.
 	Sequential bool
+	// Summaries, if set (with Anomaly), receives per-source summaries of
+	// the smoothed scores of the packets scored after training, one per
+	// source and SummaryInterval of capture time, when the interval closes
+	// and at the end of the capture.
+	Summaries func([]alert.ScoreSummary)
+	// SummaryInterval is the capture time one summary covers; default
+	// DefaultSummaryInterval (10 s).
+	SummaryInterval time.Duration
 }
 
 // ScoreResult is the outcome of scoring one capture.
@@ -232,9 +240,10 @@ type modelStage struct {
 	alerter *AnomalyAlerter
 	res     *ScoreResult
 	sigs    []alert.Signal
-	scores  []float64
-	feature time.Duration
-	workers int // goroutines for the ensemble (KitNET.ProcessBatch)
+	scores    []float64
+	feature   time.Duration
+	workers   int // goroutines for the ensemble (KitNET.ProcessBatch)
+	summaries *summariser
 }
 
 func newModelStage(opts ScoreOptions) *modelStage {
@@ -246,7 +255,7 @@ func newModelStage(opts ScoreOptions) *modelStage {
 	if opts.Sequential {
 		workers = 1
 	}
-	return &modelStage{opts: opts, kn: kn, workers: workers, res: &ScoreResult{Phases: map[string]PhaseTime{}}}
+	return &modelStage{opts: opts, kn: kn, workers: workers, summaries: newSummariser(opts), res: &ScoreResult{Phases: map[string]PhaseTime{}}}
 }
 
 // phaseOf names the model's current phase.
@@ -328,6 +337,7 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 				}
 			}
 			smoothed, sigs = ms.alerter.Observe(p, score, ensemble, sigs)
+			ms.summaries.observe(p, smoothed, res.Threshold)
 			if ms.alerter.Benign(score, smoothed) {
 				kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
 			}
@@ -357,6 +367,7 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 // finish completes the result once the source has ended.
 func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 	res := ms.res
+	ms.summaries.flush()
 	for name, pt := range res.Phases {
 		if pt.Seconds > 0 {
 			pt.PacketsPerSec = float64(pt.Packets) / pt.Seconds
