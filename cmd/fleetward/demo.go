@@ -91,8 +91,12 @@ so the dashboard shows live sessions, certificates and traffic (--no-simulation 
 			}
 			defer lab.Close()
 			if infected != "" {
-				if err := injectDemoInfection(actor.With(ctx, actor.Actor{Name: "system:detect"}), s, infected); err != nil {
-					slog.Warn("demo infection", "err", err)
+				dctx := actor.With(ctx, actor.Actor{Name: "system:detect"})
+				if err := detectDemoInfection(dctx, s, infected); err != nil {
+					slog.Warn("demo infection (packet sensor)", "err", err)
+				}
+				if err := injectDemoInfection(dctx, s, infected); err != nil {
+					slog.Warn("demo infection (flow sensor)", "err", err)
 				}
 			}
 			if _, err := s.Inventory.CreateDevice(cliContext(ctx), demofleet.KEVRouter()); err != nil {

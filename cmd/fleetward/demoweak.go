@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/demofleet"
 	"github.com/fleetward/fleetward/internal/flow"
@@ -93,7 +98,70 @@ func injectDemoInfection(ctx context.Context, s *app.Server, deviceID string) er
 			raised[a.ID] = true
 		}
 	}
-	fmt.Printf("  detection   %s (%s) infected: %d alerts from a Telnet scan and C2 retries (%s/alerts)\n", deviceID, src, len(raised), s.URL)
+	fmt.Printf("  detection   flow sensor: %s (%s): %d alerts from a Telnet scan and C2 retries in its connection records (%s/alerts)\n", deviceID, src, len(raised), s.URL)
+	return nil
+}
+
+// detectDemoInfection plays the part of a packet sensor on the infected
+// camera's uplink: a synthetic capture of the camera and eleven devices of
+// its site (their inventory addresses), half an hour of routine traffic
+// ending now, the camera a Mirai bot for the last five minutes, goes
+// through the real packet detector (KitNET trains on the benign start).
+// Its signals become alerts and its score summaries the devices' anomaly
+// score measurements, which the device pages plot.
+func detectDemoInfection(ctx context.Context, s *app.Server, deviceID string) error {
+	cam, err := s.Inventory.GetDevice(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	page, err := s.Inventory.ListDevices(ctx, inventory.Filter{Sites: []string{cam.Location.Site}, Statuses: []string{inventory.StatusActive}, Limit: 100, Sort: "id"})
+	if err != nil {
+		return err
+	}
+	devs, err := demofleet.CaptureDevicesOf(append([]inventory.Device{cam}, page.Devices...), deviceID, 11)
+	if err != nil {
+		return err
+	}
+	frames, err := demofleet.InfectionCapture{Devices: devs, End: time.Now(), Seed: 7}.Frames()
+	if err != nil {
+		return err
+	}
+	var sigs []alert.Signal
+	var sums []alert.ScoreSummary
+	res, err := frames.Detect(func(ss []alert.Signal) { sigs = append(sigs, ss...) }, func(ss []alert.ScoreSummary) { sums = append(sums, ss...) })
+	if err != nil {
+		return err
+	}
+	raised := map[string]bool{}
+	behaviours := map[string]bool{}
+	for _, sig := range sigs {
+		a, err := s.RaiseAlert(ctx, sig)
+		if err != nil {
+			return err
+		}
+		raised[a.ID] = true
+		if a.DeviceID == deviceID {
+			behaviours[a.Behaviour] = true
+		}
+	}
+	for i := range sums {
+		sums[i].Sensor = "demo-uplink"
+	}
+	rep, err := s.RecordScores(ctx, sums)
+	if err != nil {
+		return err
+	}
+	peak := 0.0
+	for _, sm := range sums {
+		if sm.SrcIP == devs[0].IP.String() {
+			peak = max(peak, sm.MaxScore)
+		}
+	}
+	fmt.Printf("  detection   packet sensor: %d frames of %d devices scored in %.1f s; %s (%s) scored up to %.3g against a threshold of %.3g; %d alerts, on the camera: %s (%s/devices/%s)\n",
+		res.Packets, len(devs), res.Seconds, deviceID, devs[0].IP, peak, res.Threshold, len(raised), strings.Join(slices.Sorted(maps.Keys(behaviours)), ", "), s.URL, deviceID)
+	if rep.Unresolved > 0 {
+		slog.Debug("demo scores of hosts outside the inventory", "summaries", rep.Unresolved)
+	}
 	return nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -40,7 +42,9 @@ With --zeek FILE it reads a Zeek conn.log instead (TSV, JSON lines, or IoT-23's 
 the flow rules (C2 retries, Telnet scans, port scans, brute force, floods; docs/DETECTION.md): it
 prints the alerts and, when the file has labels, how many malicious and benign flows were flagged.
 With --server and --token the detections (of --pcap, --iface or --zeek) go to a running fleetward,
-which raises the alerts on the devices that have the addresses.
+which raises the alerts on the devices that have the addresses; with --pcap and --iface the
+model's scores go too, as per-source summaries every --summary-interval of capture time, which the
+device pages plot.
 
   fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000 --plot scores.png
   fleetward detect --iface eth0 --load-model model.json --server https://fleetward:8443 --token $TOKEN --cacert ca.crt
@@ -63,12 +67,17 @@ which raises the alerts on the devices that have the addresses.
 			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
 			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
+			&cli.StringSliceFlag{Name: "rule", Usage: "change a packet rule threshold, NAME=VALUE (repeatable), e.g. telnet_scan_hosts=20, brute_force_window=2m, no_new_destination=true; names: " + strings.Join(detect.RuleSettings(), ", ")},
 			&cli.FloatFlag{Name: "target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "alert threshold: this quantile of the calibration scores is allowed above it"},
 			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
 			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
 			&cli.IntFlag{Name: "persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "a source alerts when this many of its last --window scores are above the threshold"},
 			&cli.DurationFlag{Name: "idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "a channel or source silent for longer is not judged on its first packets after the pause"},
+			&cli.DurationFlag{Name: "warmup", Value: detect.DefaultAnomalyConfig.Warmup, Usage: "with --load-model: no anomaly alerts in this first stretch of capture time, while the fresh stream statistics fill"},
+			&cli.BoolFlag{Name: "learn", Usage: "continued learning: after training, packets judged benign (score below --learn-below × threshold, source not anomalous) also train the model"},
+			&cli.FloatFlag{Name: "learn-below", Value: 0.5, Usage: "with --learn: the share of the alert threshold below which a packet counts as benign"},
 			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},
+			&cli.DurationFlag{Name: "summary-interval", Value: detect.DefaultSummaryInterval, Usage: "with --server: capture time each per-device score summary (the dashboard's score plot) covers"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if path := cmd.String("zeek"); path != "" {
@@ -115,15 +124,20 @@ which raises the alerts on the devices that have the addresses.
 					return fmt.Errorf("detect: --labels %s: %w", path, err)
 				}
 			}
-			var sender *alert.SignalBatcher
+			var sender *sensorSenders
 			if cmd.String("server") != "" {
 				c, err := newAPIClient(cmd)
 				if err != nil {
 					return fmt.Errorf("detect: %w", err)
 				}
-				sender = &alert.SignalBatcher{Send: func(ctx context.Context, sigs []alert.Signal) error {
-					return c.do(ctx, "POST", "/api/v1/signals", alert.SignalReport{Signals: sigs}, nil)
-				}}
+				sender = &sensorSenders{
+					signals: &signalSender{Send: func(ctx context.Context, sigs []alert.Signal) error {
+						return c.do(ctx, "POST", "/api/v1/signals", alert.SignalReport{Signals: sigs}, nil)
+					}},
+					summaries: &summarySender{Send: func(ctx context.Context, sums []alert.ScoreSummary) error {
+						return c.do(ctx, "POST", "/api/v1/scores", map[string]any{"summaries": sums}, nil)
+					}},
+				}
 			}
 			if iface := cmd.String("iface"); iface != "" {
 				return detectLive(ctx, cmd, iface, sender)
@@ -139,6 +153,21 @@ which raises the alerts on the devices that have the addresses.
 			}
 			if stderrIsTerminal() {
 				opts.Progress = func(n int) { fmt.Fprintf(os.Stderr, "\rscored %d packets", n) }
+			}
+			// A file's summaries go in full batches as the capture is
+			// scored, so that a long file's are never all in memory.
+			var summaryErr error
+			if sender != nil {
+				opts.SummaryInterval = cmd.Duration("summary-interval")
+				sensor := "pcap:" + filepath.Base(cmd.String("pcap"))
+				opts.Summaries = func(sums []alert.ScoreSummary) {
+					for i := range sums {
+						sums[i].Sensor = sensor
+					}
+					if summaryErr == nil {
+						summaryErr = sender.summaries.Add(ctx, true, sums...)
+					}
+				}
 			}
 			res, err := detect.ScoreCapture(r, opts)
 			clearProgress()
@@ -173,15 +202,19 @@ which raises the alerts on the devices that have the addresses.
 				out.AlertCheck = checkAlerts(res, labels)
 			}
 			if sender != nil {
-				for _, sig := range res.Signals {
-					if err := sender.Add(ctx, true, sig); err != nil {
-						return fmt.Errorf("detect: --server: %w", err)
-					}
-				}
-				if err := sender.Flush(ctx); err != nil {
+				if err := sender.signals.Add(ctx, true, res.Signals...); err != nil {
 					return fmt.Errorf("detect: --server: %w", err)
 				}
-				out.Sent = sender.Sent()
+				if err := sender.signals.Flush(ctx); err != nil {
+					return fmt.Errorf("detect: --server: %w", err)
+				}
+				if summaryErr != nil {
+					return fmt.Errorf("detect: --server: %w", summaryErr)
+				}
+				if err := sender.summaries.Flush(ctx); err != nil {
+					return fmt.Errorf("detect: --server: %w", err)
+				}
+				out.Sent, out.SummariesSent = sender.signals.Sent(), sender.summaries.Sent()
 			}
 			agg := alert.NewAggregator(0, nil)
 			for _, sig := range res.Signals {
@@ -217,6 +250,8 @@ type detectOutput struct {
 	Alerts     []alert.Alert      `json:"alerts"`
 	// Sent is how many signals went to --server.
 	Sent int `json:"sent_to_server,omitempty"`
+	// SummariesSent is how many score summaries went to --server.
+	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
 }
 
 // alertCheck measures the alerts against the labels: how soon after the

@@ -20,6 +20,7 @@ import (
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/inventory"
+	"github.com/fleetward/fleetward/internal/telemetry"
 )
 
 // writeTestCapture writes n UDP packets between two hosts and returns the
@@ -217,13 +218,22 @@ func TestDetectCommandSendsSignalsToARealServer(t *testing.T) {
 		t.Fatalf("detect: %v\n%s", err, b)
 	}
 	var out struct {
-		Sent   int `json:"sent_to_server"`
-		Alerts []struct {
+		Sent          int `json:"sent_to_server"`
+		SummariesSent int `json:"summaries_sent_to_server"`
+		Alerts        []struct {
 			Behaviour string `json:"behaviour"`
 		} `json:"alerts"`
 	}
-	if err := json.Unmarshal(b, &out); err != nil || out.Sent == 0 {
-		t.Fatalf("sent %d signals (%v): %s", out.Sent, err, b)
+	if err := json.Unmarshal(b, &out); err != nil || out.Sent == 0 || out.SummariesSent == 0 {
+		t.Fatalf("sent %d signals and %d score summaries (%v): %s", out.Sent, out.SummariesSent, err, b)
+	}
+	// The scanning camera's scores are its measurements, for the plot.
+	series, err := s.Telemetry.Series(ctx, "cam-scan", []string{telemetry.MetricAnomalyScoreMax, telemetry.MetricAnomalyPackets}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(series[telemetry.MetricAnomalyScoreMax]) == 0 || len(series[telemetry.MetricAnomalyPackets]) == 0 {
+		t.Errorf("no anomaly score measurements of cam-scan after %d summaries were sent: %+v", out.SummariesSent, series)
 	}
 	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-scan", 10)
 	raised := 0

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,10 +26,20 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 		KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
 		KitsuneLinks: cmd.Bool("kitsune-links"),
 		Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
-			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap")},
+			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap"),
+			Learn: cmd.Bool("learn"), LearnBelow: cmd.Float("learn-below"), Warmup: cmd.Duration("warmup")},
 	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}
+		for _, kv := range cmd.StringSlice("rule") {
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok {
+				return opts, fmt.Errorf("detect: --rule %q: want NAME=VALUE", kv)
+			}
+			if err := opts.Rules.Set(name, value); err != nil {
+				return opts, fmt.Errorf("detect: --rule: %w", err)
+			}
+		}
 	}
 	if path := cmd.String("load-model"); path != "" {
 		m, err := loadModel(path)
@@ -72,6 +83,28 @@ func saveModel(cmd *cli.Command, res *detect.ScoreResult) error {
 	return f.Close()
 }
 
+// signalSender sends signals to POST /api/v1/signals; summarySender sends
+// score summaries to POST /api/v1/scores. Batches of alert.DefaultBatchSize
+// at most stay under both routes' bounds.
+type (
+	signalSender  = alert.Batcher[alert.Signal]
+	summarySender = alert.Batcher[alert.ScoreSummary]
+)
+
+// sensorSenders are the senders of `detect --server`, nil without one.
+type sensorSenders struct {
+	signals   *signalSender
+	summaries *summarySender
+}
+
+// flush sends what both senders hold, signals first.
+func (s *sensorSenders) flush(ctx context.Context) error {
+	if err := s.signals.Flush(ctx); err != nil {
+		return err
+	}
+	return s.summaries.Flush(ctx)
+}
+
 // countedSource stops a live capture after a number of packets.
 type countedSource struct {
 	detect.PacketSource
@@ -92,12 +125,14 @@ type liveReport struct {
 	Result    *detect.ScoreResult `json:"result"`
 	Alerts    []alert.Alert       `json:"alerts"`
 	Sent      int                 `json:"sent_to_server,omitempty"`
+	// SummariesSent is how many score summaries went to --server.
+	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
 }
 
 // detectLive runs the detector on an interface until ctx ends or --count
 // packets, printing each new alert as it starts and sending the signals
-// to the server when there is one.
-func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *alert.SignalBatcher) error {
+// and score summaries to the server when there is one.
+func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sensorSenders) error {
 	lc, err := detect.OpenInterface(iface)
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
@@ -114,18 +149,31 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *ale
 		return err
 	}
 	opts.Discard = true
+	opts.Batch = 1 // a quiet network must not hold packets back
 	agg := alert.NewAggregator(0, nil)
 	rep := liveReport{Interface: iface}
 	var sendErr error
 	var sendMu sync.Mutex // guards sendErr
 	if sender != nil {
 		// A quiet network must not hold a signal back: flush on a timer.
-		stop := sender.FlushEvery(ctx, func(err error) {
-			sendMu.Lock()
-			sendErr = cmp.Or(sendErr, err)
-			sendMu.Unlock()
-		})
-		defer stop()
+		tick := time.NewTicker(alert.DefaultBatchDelay)
+		defer tick.Stop()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					if err := sender.flush(ctx); err != nil {
+						sendMu.Lock()
+						sendErr = cmp.Or(sendErr, err)
+						sendMu.Unlock()
+					}
+				}
+			}
+		}()
 	}
 	opts.Signals = func(sigs []alert.Signal) {
 		for _, sig := range sigs {
@@ -140,10 +188,23 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *ale
 			if sender != nil {
 				sendMu.Lock()
 				if sendErr == nil {
-					sendErr = sender.Add(ctx, false, sig)
+					sendErr = sender.signals.Add(ctx, false, sig)
 				}
 				sendMu.Unlock()
 			}
+		}
+	}
+	if sender != nil {
+		opts.SummaryInterval = cmd.Duration("summary-interval")
+		opts.Summaries = func(sums []alert.ScoreSummary) {
+			for i := range sums {
+				sums[i].Sensor = iface
+			}
+			sendMu.Lock()
+			if sendErr == nil {
+				sendErr = sender.summaries.Add(ctx, false, sums...)
+			}
+			sendMu.Unlock()
 		}
 	}
 	res, err := detect.ScoreCapture(src, opts)
@@ -154,9 +215,9 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *ale
 		sendMu.Lock()
 		defer sendMu.Unlock()
 		if sendErr == nil {
-			sendErr = sender.Flush(context.WithoutCancel(ctx))
+			sendErr = sender.flush(context.WithoutCancel(ctx))
 		}
-		rep.Sent = sender.Sent()
+		rep.Sent, rep.SummariesSent = sender.signals.Sent(), sender.summaries.Sent()
 		if sendErr != nil {
 			return fmt.Errorf("detect: --server: %w", sendErr)
 		}
@@ -170,6 +231,6 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *ale
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Printf("%s: %d packets, %d trained on, %d alerts, %d signals sent\n", iface, res.Packets, res.Trained, len(rep.Alerts), rep.Sent)
+	fmt.Printf("%s: %d packets, %d trained on, %d alerts, %d signals and %d score summaries sent\n", iface, res.Packets, res.Trained, len(rep.Alerts), rep.Sent, rep.SummariesSent)
 	return nil
 }

@@ -144,6 +144,7 @@ func (s *sensor) scoreOptions() detect.ScoreOptions {
 		Rules:   &detect.Rules{},
 		Model:   s.cfg.Model,
 		Discard: true,
+		Batch:   1, // a packet of a quiet network must not wait for others
 		Signals: s.observe,
 		Status: func(st detect.ScoreResult) {
 			s.mu.Lock()

@@ -50,3 +50,33 @@ func (s ScoreSummary) Validate() error {
 	}
 	return nil
 }
+
+// Merge returns the summary of s and o together, as if one source had
+// sent both intervals' packets: the packets add up, the maximum is the
+// larger, the mean is weighted by packets, the interval spans both and the
+// threshold is the higher (the stricter sensor's scale). Addresses and
+// sensor are s's. A server merges the summaries that resolve to one device
+// at one time, which would otherwise overwrite each other.
+func (s ScoreSummary) Merge(o ScoreSummary) ScoreSummary {
+	if n := float64(s.Packets) + float64(o.Packets); n > 0 {
+		// Weights as shares, so that large scores cannot overflow.
+		s.MeanScore = s.MeanScore*(float64(s.Packets)/n) + o.MeanScore*(float64(o.Packets)/n)
+	} else {
+		s.MeanScore = max(s.MeanScore, o.MeanScore)
+	}
+	if s.Packets > math.MaxInt-o.Packets {
+		s.Packets = math.MaxInt
+	} else {
+		s.Packets += o.Packets
+	}
+	s.MaxScore = max(s.MaxScore, o.MaxScore)
+	s.MeanScore = min(s.MeanScore, s.MaxScore)
+	s.Threshold = max(s.Threshold, o.Threshold)
+	if !o.Start.IsZero() && (s.Start.IsZero() || o.Start.Before(s.Start)) {
+		s.Start = o.Start
+	}
+	if o.End.After(s.End) {
+		s.End = o.End
+	}
+	return s
+}

@@ -156,3 +156,8 @@ func registerAlertAPI(s *api.Server, a *alerts) {
 func (s *Server) RaiseAlert(ctx context.Context, sig alert.Signal) (alert.Alert, error) {
 	return s.alerts.Raise(ctx, sig)
 }
+
+// ListAlerts returns the stored alerts that match f, as GET /api/v1/alerts.
+func (s *Server) ListAlerts(ctx context.Context, f alert.Filter) ([]alert.Alert, error) {
+	return s.alerts.store.List(ctx, f)
+}

@@ -183,6 +183,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	registerAuditAPI(s.API, s.audit)
 	s.alerts = newAlerts(core)
 	registerAlertAPI(s.API, s.alerts)
+	registerScoreAPI(s.API, s.alerts, core.Telemetry)
 	s.est = registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),

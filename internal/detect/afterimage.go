@@ -40,7 +40,7 @@ type incStat struct {
 // decay ages the statistic to time t; time never runs backwards for it.
 func (s *incStat) decay(t, lambda float64) {
 	if dt := t - s.last; dt > 0 {
-		f := math.Exp2(-lambda * dt)
+		f := pow2(-lambda * dt)
 		s.cf1 *= f
 		s.cf2 *= f
 		s.w *= f
@@ -154,7 +154,7 @@ func (l *link) update(s *stream2D, i int, v, t float64) {
 	l.other(side).s[i].decay(t, lambda)
 	c := &l.c[i]
 	if dt := t - c.last; dt > 0 {
-		f := math.Exp2(-lambda * dt)
+		f := pow2(-lambda * dt)
 		c.cf3 *= f
 		c.w3 *= f
 		c.last = t
@@ -238,7 +238,8 @@ func (tb *table2D[K]) findLink(src, dst *stream2D) *link {
 func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []float64) {
 	src := tb.stream(srcKey, t)
 	var l *link
-	if dst := tb.streams[dstKey]; dst != nil {
+	dst := tb.streams[dstKey]
+	if dst != nil {
 		l = tb.findLink(src, dst)
 	}
 	fresh := l == nil
@@ -251,7 +252,10 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 			}
 		}
 	}
-	dst := tb.stream(dstKey, t)
+	if dst == nil {
+		dst = tb.stream(dstKey, t)
+	}
+	dst.lastSeen = t
 	if fresh {
 		l = &link{a: src, b: dst}
 		for i := range l.c {

@@ -43,11 +43,24 @@ type AnomalyConfig struct {
 	// Repeat is how often a source that stays anomalous signals again.
 	// Default 10 s.
 	Repeat time.Duration `json:"repeat"`
+	// Learn turns on continued learning: after training, a packet whose
+	// score is below LearnBelow times the threshold, from a source whose
+	// smoothed score is not above the threshold, also trains the model.
+	// Off by default: a model that learns can be taught, slowly, to
+	// accept an attacker's traffic; turn it on for networks that drift.
+	// LearnBelow defaults to 0.5.
+	Learn      bool    `json:"learn,omitempty"`
+	LearnBelow float64 `json:"learn_below,omitempty"`
+	// Warmup: with a loaded model the stream statistics start empty, and
+	// a damped window of λ = 0.01 needs minutes to fill, so no source
+	// alerts in the first Warmup of capture time. Default 5 min; a model
+	// trained on the capture needs none (its training was the warm-up).
+	Warmup time.Duration `json:"warmup"`
 }
 
 // DefaultAnomalyConfig holds the documented defaults.
 var DefaultAnomalyConfig = AnomalyConfig{TargetFPR: 1e-4, ThresholdScale: 1.5, Persist: 5, Window: 10,
-	IdleGap: time.Minute, Repeat: 10 * time.Second}
+	IdleGap: time.Minute, Repeat: 10 * time.Second, Warmup: 5 * time.Minute}
 
 func (c AnomalyConfig) withDefaults() AnomalyConfig {
 	d := DefaultAnomalyConfig
@@ -70,7 +83,19 @@ func (c AnomalyConfig) withDefaults() AnomalyConfig {
 	if c.Repeat <= 0 {
 		c.Repeat = d.Repeat
 	}
+	if c.Warmup <= 0 {
+		c.Warmup = d.Warmup
+	}
+	if c.LearnBelow <= 0 || c.LearnBelow > 1 {
+		c.LearnBelow = 0.5
+	}
 	return c
+}
+
+// Benign reports whether a packet with this score, whose source's smoothed
+// score is smoothed, may be learnt (AnomalyConfig.Learn).
+func (a *AnomalyAlerter) Benign(score, smoothed float64) bool {
+	return a.cfg.Learn && score < a.cfg.LearnBelow*a.threshold && smoothed <= a.threshold
 }
 
 // CalibratedThreshold returns the 1-TargetFPR quantile of the calibration
@@ -112,7 +137,13 @@ type AnomalyAlerter struct {
 	channels  map[hostPair]float64 // last time of each channel
 	sorted    []float64
 	seen      int
+	quiet     float64 // no signal before this capture time
 }
+
+// WarmUp keeps every source from alerting until Warmup after t (capture
+// time in seconds): for a loaded model, whose stream statistics start
+// empty.
+func (a *AnomalyAlerter) WarmUp(t float64) { a.quiet = t + a.cfg.Warmup.Seconds() }
 
 // NewAnomalyAlerter returns an alerter with the given threshold, the
 // feature map (to name the autoencoders in explanations) and each
@@ -193,7 +224,7 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 			}
 		}
 	}
-	if smoothed <= a.threshold || p.Time-st.lastSig < a.cfg.Repeat.Seconds() {
+	if smoothed <= a.threshold || p.Time-st.lastSig < a.cfg.Repeat.Seconds() || p.Time < a.quiet {
 		return smoothed, out
 	}
 	st.lastSig = p.Time

@@ -75,6 +75,11 @@ type KitNET struct {
 	scratch  []float64
 	calib    []float64 // scores of the calibration part of the training period
 	calibAE  []float64 // per-autoencoder sums of the calibration RMSEs
+	learnt   int       // packets learnt after training
+	// ProcessBatch's per-vector ensemble RMSEs (scored before a training
+	// step, and from it) and its goroutines' share of the ensemble.
+	batchRMSE, batchTrain []float64
+	groups                [][]int
 }
 
 // Calibration returns the scores of the packets of the last
@@ -123,6 +128,7 @@ func (k *KitNET) Process(x []float64) float64 {
 			k.build()
 		}
 	} else {
+		scored := false
 		if calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction)); k.trained >= calibStart {
 			if k.calibAE == nil {
 				k.calibAE = make([]float64, len(k.ensemble))
@@ -131,15 +137,44 @@ func (k *KitNET) Process(x []float64) float64 {
 			for i, h := range k.hidden {
 				k.calibAE[i] += h
 			}
+			scored = true
 		}
+		// A scored vector's forward passes are reused where the scaling
+		// did not change; the output autoencoder's only if none of the
+		// ensemble's RMSEs did.
+		same := scored
 		for i, ae := range k.ensemble {
-			k.hidden[i] = ae.train(k.gather(x, k.featMap[i]))
+			h := ae.train(k.gather(x, k.featMap[i]), scored, false)
+			same = same && h == k.hidden[i]
+			k.hidden[i] = h
 		}
-		k.output.train(k.hidden)
+		k.output.train(k.hidden, same, false)
 	}
 	k.trained++
 	return 0
 }
+
+// Learn trains the scoring model on x, which Process has just scored:
+// continued learning on traffic judged benign, so that the model follows
+// the slow drift of a network (firmware updates, new cloud addresses).
+// It is a no-op while training. The forward passes of the scoring are
+// reused.
+func (k *KitNET) Learn(x []float64) {
+	if k.Training() {
+		return
+	}
+	same := true
+	for i, ae := range k.ensemble {
+		h := ae.train(k.gather(x, k.featMap[i]), true, true)
+		same = same && h == k.hidden[i]
+		k.hidden[i] = h
+	}
+	k.output.train(k.hidden, same, true)
+	k.learnt++
+}
+
+// Learnt is the number of packets learnt after training (Learn).
+func (k *KitNET) Learnt() int { return k.learnt }
 
 func (k *KitNET) build() {
 	rng := rand.New(rand.NewPCG(k.cfg.Seed, k.cfg.Seed))
@@ -175,7 +210,7 @@ type correlation struct {
 	count  float64
 	sum    []float64
 	resSq  []float64
-	cross  []float64 // n×n, row-major
+	cross  []float64 // n×n, row-major; only the upper triangle is used
 	resBuf []float64
 }
 
@@ -191,10 +226,10 @@ func (c *correlation) update(x []float64) {
 		r[i] = v - c.sum[i]/c.count
 		c.resSq[i] += r[i] * r[i]
 	}
-	for i := range c.n {
-		row := c.cross[i*c.n : (i+1)*c.n]
-		ri := r[i]
-		for j, rj := range r {
+	// The matrix is symmetric: only the upper triangle (j ≥ i) is kept.
+	for i, ri := range r {
+		row := c.cross[i*c.n+i : (i+1)*c.n]
+		for j, rj := range r[i : len(row)+i] {
 			row[j] += ri * rj
 		}
 	}
@@ -206,6 +241,9 @@ func (c *correlation) distance(i, j int) float64 {
 	den := math.Sqrt(c.resSq[i]) * math.Sqrt(c.resSq[j])
 	if den == 0 {
 		den = 1e-100
+	}
+	if i > j {
+		i, j = j, i
 	}
 	return max(0, 1-c.cross[i*c.n+j]/den)
 }
@@ -300,13 +338,34 @@ type autoencoder struct {
 	w            []float64 // nv×nh, row-major
 	hbias, vbias []float64
 	lo, hi       []float64
+	scale        []float64 // 1/(hi-lo+1e-16), kept with lo and hi
 	x, y, z, lh  []float64 // scratch
+	// forwarded: x, y and z hold the forward pass of the last vector
+	// scored, and neither the weights nor the scaling changed since.
+	forwarded bool
+	// wt is w transposed (nh×nv), valid while wtFresh; training makes it
+	// stale and scoring refreshes it.
+	wt      []float64
+	wtFresh bool
 }
+
+// prepare allocates the scratch space and the scales of an autoencoder
+// whose sizes, weights, lo and hi are set.
+func (a *autoencoder) prepare() *autoencoder {
+	a.x, a.y, a.z, a.lh = make([]float64, a.nv), make([]float64, a.nh), make([]float64, a.nv), make([]float64, a.nh)
+	a.scale = make([]float64, a.nv)
+	for i := range a.scale {
+		a.rescale(i)
+	}
+	return a
+}
+
+func (a *autoencoder) rescale(i int) { a.scale[i] = 1 / (a.hi[i] - a.lo[i] + 1e-16) }
 
 func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencoder {
 	nh := int(math.Ceil(float64(nv) * hiddenRatio))
 	a := &autoencoder{nv: nv, nh: nh, lr: lr, w: make([]float64, nv*nh), hbias: make([]float64, nh), vbias: make([]float64, nv),
-		lo: make([]float64, nv), hi: make([]float64, nv), x: make([]float64, nv), y: make([]float64, nh), z: make([]float64, nv), lh: make([]float64, nh)}
+		lo: make([]float64, nv), hi: make([]float64, nv)}
 	bound := 1 / float64(nv)
 	for i := range a.w {
 		a.w[i] = -bound + 2*bound*rng.Float64()
@@ -314,72 +373,127 @@ func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencode
 	for i := range nv {
 		a.lo[i], a.hi[i] = math.Inf(1), math.Inf(-1)
 	}
-	return a
+	return a.prepare()
 }
 
-func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
-
-// forward scales in into a.x and computes a.y and a.z.
+// forward scales in into a.x and computes a.y and a.z. The loops run
+// along the rows of w, which are contiguous, and slice every operand to
+// its row's length so that the compiler drops the bounds checks.
 func (a *autoencoder) forward(in []float64) {
-	for i, v := range in {
-		a.x[i] = (v - a.lo[i]) / (a.hi[i] - a.lo[i] + 1e-16)
+	nh := a.nh
+	x, y := a.x[:a.nv], a.y[:nh]
+	lo, scale := a.lo[:len(x)], a.scale[:len(x)]
+	for i, v := range in[:len(x)] {
+		x[i] = (v - lo[i]) * scale[i]
 	}
-	for j := range a.nh {
-		s := a.hbias[j]
-		for i := range a.nv {
-			s += a.x[i] * a.w[i*a.nh+j]
+	if a.wtFresh {
+		// Scoring: the transposed weights make each hidden unit a dot
+		// product summed in a register.
+		for j := range y {
+			col := a.wt[j*len(x) : j*len(x)+len(x)]
+			s := a.hbias[j]
+			for i, wij := range col {
+				s += x[i] * wij
+			}
+			y[j] = s
 		}
-		a.y[j] = sigmoid(s)
+	} else {
+		copy(y, a.hbias)
+		for i, xi := range x {
+			row := a.w[i*nh : i*nh+nh]
+			for j, wij := range row {
+				y[j] += xi * wij
+			}
+		}
+	}
+	sigmoids(y)
+	z, vbias := a.z[:len(x)], a.vbias[:len(x)]
+	for i := range z {
+		row := a.w[i*nh : i*nh+nh]
+		s := vbias[i]
+		for j, wij := range row {
+			s += y[j] * wij
+		}
+		z[i] = s
+	}
+	sigmoids(z)
+}
+
+// transpose refreshes wt from w, for scoring with weights that no longer
+// change with every packet.
+func (a *autoencoder) transpose() {
+	if a.wt == nil {
+		a.wt = make([]float64, len(a.w))
 	}
 	for i := range a.nv {
-		s := a.vbias[i]
-		row := a.w[i*a.nh : (i+1)*a.nh]
-		for j, wij := range row {
-			s += a.y[j] * wij
+		for j := range a.nh {
+			a.wt[j*a.nv+i] = a.w[i*a.nh+j]
 		}
-		a.z[i] = sigmoid(s)
 	}
+	a.wtFresh = true
 }
 
 func (a *autoencoder) errorRMSE() float64 {
 	var s float64
-	for i := range a.nv {
-		d := a.x[i] - a.z[i]
+	z := a.z[:len(a.x)]
+	for i, xi := range a.x {
+		d := xi - z[i]
 		s += d * d
 	}
 	return math.Sqrt(s / float64(a.nv))
 }
 
 // train takes one gradient step on in and returns its RMSE before the step.
-func (a *autoencoder) train(in []float64) float64 {
+// When in is the vector last scored (rmse) and the scaling does not change,
+// that forward pass is reused. With frozen, the scaling stays as it is.
+func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
+	lo, hi := a.lo[:len(in)], a.hi[:len(in)]
 	for i, v := range in {
-		a.lo[i] = min(a.lo[i], v)
-		a.hi[i] = max(a.hi[i], v)
+		if !frozen && (v < lo[i] || v > hi[i]) {
+			lo[i], hi[i] = min(lo[i], v), max(hi[i], v)
+			a.rescale(i)
+			scored = false
+		}
 	}
-	a.forward(in)
+	if !scored || !a.forwarded {
+		a.forward(in)
+	}
+	a.forwarded, a.wtFresh = false, false
+	nh := a.nh
+	x, z, y, lh := a.x, a.z[:len(a.x)], a.y[:nh], a.lh[:nh]
 	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
-	for j := range a.nh {
-		var s float64
-		for i := range a.nv {
-			s += (a.x[i] - a.z[i]) * a.w[i*a.nh+j]
+	clear(lh)
+	for i, xi := range x {
+		e := xi - z[i]
+		row := a.w[i*nh : i*nh+nh]
+		for j, wij := range row {
+			lh[j] += e * wij
 		}
-		a.lh[j] = s * a.y[j] * (1 - a.y[j])
 	}
-	for i := range a.nv {
-		e := a.x[i] - a.z[i]
-		row := a.w[i*a.nh : (i+1)*a.nh]
+	for j, yj := range y {
+		lh[j] *= yj * (1 - yj)
+	}
+	vbias := a.vbias[:len(x)]
+	for i, xi := range x {
+		e := a.lr * (xi - z[i])
+		lxi := a.lr * xi
+		row := a.w[i*nh : i*nh+nh]
 		for j := range row {
-			row[j] += a.lr * (a.x[i]*a.lh[j] + e*a.y[j])
+			row[j] += lxi*lh[j] + e*y[j]
 		}
-		a.vbias[i] += a.lr * e
+		vbias[i] += e
 	}
-	for j := range a.nh {
-		a.hbias[j] += a.lr * a.lh[j]
+	for j, l := range lh {
+		a.hbias[j] += a.lr * l
 	}
 	return a.errorRMSE()
 }
 
 func (a *autoencoder) rmse(in []float64) float64 {
+	if !a.wtFresh {
+		a.transpose()
+	}
 	a.forward(in)
+	a.forwarded = true
 	return a.errorRMSE()
 }

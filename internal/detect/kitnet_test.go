@@ -71,3 +71,79 @@ func TestKitNETScoresTheUnusualAboveTheUsual(t *testing.T) {
 		t.Errorf("unusual vector scored %v, usual ones at most %v", s, normal)
 	}
 }
+
+// Learning after training changes the weights but not the input scaling:
+// an attacker's extreme values must not squeeze every other input into a
+// corner of the range the model knows.
+func TestLearnKeepsTheScaling(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	k := NewKitNET(12, KitNETConfig{FMGrace: 50, ADGrace: 200})
+	x := make([]float64, 12)
+	for range 251 {
+		for i := range x {
+			x[i] = rng.Float64()
+		}
+		k.Process(x)
+	}
+	if k.Training() {
+		t.Fatal("still training")
+	}
+	lo, hi := slices.Clone(k.output.lo), slices.Clone(k.output.hi)
+	w := slices.Clone(k.ensemble[0].w)
+	for i := range x {
+		x[i] = 1000 // far outside what training saw
+	}
+	k.Process(x)
+	k.Learn(x)
+	if k.Learnt() != 1 {
+		t.Errorf("learnt %d", k.Learnt())
+	}
+	if !slices.Equal(lo, k.output.lo) || !slices.Equal(hi, k.output.hi) {
+		t.Error("Learn moved the output autoencoder's scaling")
+	}
+	if slices.Equal(w, k.ensemble[0].w) {
+		t.Error("Learn left the weights as they were")
+	}
+}
+
+// ProcessBatch, with the ensemble spread over goroutines and batches that
+// straddle the phases, gives exactly Process's scores, calibration and
+// model.
+func TestProcessBatchEqualsProcess(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n, packets = 30, 3000
+	xs := make([]float64, n*packets)
+	for i := range xs {
+		xs[i] = rng.Float64() * float64(i%n+1)
+		if i > n*2500 && i%7 == 0 {
+			xs[i] *= 5 // something to score
+		}
+	}
+	cfg := KitNETConfig{FMGrace: 300, ADGrace: 1200}
+	one := NewKitNET(n, cfg)
+	want := make([]float64, packets)
+	for t := range packets {
+		want[t] = one.Process(xs[t*n : (t+1)*n])
+	}
+	many := NewKitNET(n, cfg)
+	got := make([]float64, packets)
+	for t := 0; t < packets; {
+		m := min(packets-t, 37)
+		many.ProcessBatch(xs[t*n:(t+m)*n], m, 3, got[t:t+m])
+		t += m
+	}
+	for i := range want {
+		if want[i] != got[i] {
+			t.Fatalf("vector %d: Process scores %v, ProcessBatch %v", i, want[i], got[i])
+		}
+	}
+	if want[packets-1] == 0 {
+		t.Fatal("nothing scored")
+	}
+	if !slices.Equal(one.Calibration(), many.Calibration()) || !slices.Equal(one.EnsembleBaseline(), many.EnsembleBaseline()) {
+		t.Error("calibration differs")
+	}
+	if !slices.Equal(one.output.w, many.output.w) || !slices.Equal(one.ensemble[0].w, many.ensemble[0].w) {
+		t.Error("weights differ")
+	}
+}

@@ -133,6 +133,6 @@ func loadAE(s savedAutoencoder, name string) (*autoencoder, error) {
 			}
 		}
 	}
-	return &autoencoder{nv: nv, nh: nh, lr: s.LR, w: s.W, hbias: s.HBias, vbias: s.VBias, lo: s.Lo, hi: s.Hi,
-		x: make([]float64, nv), y: make([]float64, nh), z: make([]float64, nv), lh: make([]float64, nh)}, nil
+	a := &autoencoder{nv: nv, nh: nh, lr: s.LR, w: s.W, hbias: s.HBias, vbias: s.VBias, lo: s.Lo, hi: s.Hi}
+	return a.prepare(), nil
 }

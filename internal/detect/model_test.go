@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"image/png"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetward/fleetward/internal/apperr"
 )
@@ -123,5 +125,48 @@ func TestPlotScoresWritesAPNG(t *testing.T) {
 				t.Errorf("not a PNG: %v", err)
 			}
 		})
+	}
+}
+
+// A model trained on the splice's first 25,001 packets, saved, loaded and
+// run on the splice from its first packet: the fresh stream statistics
+// must not raise alerts on the benign part, and the attack still must.
+func TestLoadedModelWarmsUpBeforeAlerting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scores the splice twice")
+	}
+	run := func(opts ScoreOptions) *ScoreResult {
+		r, err := OpenFile(datasetPath(t, "mirai-splice.pcap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		res, err := ScoreCapture(r, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	trained := run(ScoreOptions{KitNET: KitNETConfig{FMGrace: 5000, ADGrace: 20000}})
+	var buf bytes.Buffer
+	if err := trained.Model.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	model, err := LoadKitNET(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(ScoreOptions{Model: model, Anomaly: &AnomalyConfig{}})
+	attack := 0
+	for _, s := range res.Signals {
+		i, _ := slices.BinarySearchFunc(res.Times, s.Time, func(a, b time.Time) int { return a.Compare(b) })
+		if i < 38363 {
+			t.Errorf("alert on benign traffic: %+v", s)
+		} else if s.SrcIP == "192.168.2.110" {
+			attack++
+		}
+	}
+	if attack == 0 {
+		t.Error("no alert on the infected camera")
 	}
 }

@@ -1,12 +1,16 @@
 package detect
 
 import (
+	"cmp"
 	"errors"
-	"github.com/fleetward/fleetward/internal/alert"
+	"io"
+	"runtime"
+	"time"
+
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"io"
-	"time"
+
+	"github.com/fleetward/fleetward/internal/alert"
 )
 
 // ScoreOptions configures ScoreCapture.
@@ -39,6 +43,21 @@ type ScoreOptions struct {
 	// with the result so far (counters, decode stats, threshold; no
 	// per-packet slices), for a live sensor's periodic summary.
 	Status func(ScoreResult)
+	// Batch is how many packets the feature stage hands to the model stage
+	// at once (DefaultBatch if 0). Live capture uses 1: a packet of a quiet
+	// network must not wait for others before it is scored.
+	Batch int
+	// Sequential runs both stages, and the whole model, on one goroutine
+	// even with several CPUs.
+	Sequential bool
+	// Summaries, if set (with Anomaly), receives per-source summaries of
+	// the smoothed scores of the packets scored after training, one per
+	// source and SummaryInterval of capture time, when the interval closes
+	// and at the end of the capture.
+	Summaries func([]alert.ScoreSummary)
+	// SummaryInterval is the capture time one summary covers; default
+	// DefaultSummaryInterval (10 s).
+	SummaryInterval time.Duration
 }
 
 // ScoreResult is the outcome of scoring one capture.
@@ -67,6 +86,20 @@ type ScoreResult struct {
 	// Corrupt is set when the capture ended with a corrupt or truncated
 	// record; the packets before it were scored.
 	Corrupt string `json:"corrupt,omitempty"`
+	// Learnt counts the packets learnt after training
+	// (AnomalyConfig.Learn).
+	Learnt int `json:"learnt,omitempty"`
+	// Phases times the model's phases (PhaseFeatureMapping, PhaseTraining,
+	// PhaseScoring), as Kitsune-py's run statistics do. With two stages a
+	// phase's time is the model stage's, which waits for the features.
+	Phases map[string]PhaseTime `json:"phases,omitempty"`
+}
+
+// PhaseTime is how many packets one phase of the model took and how long.
+type PhaseTime struct {
+	Packets       int     `json:"packets"`
+	Seconds       float64 `json:"seconds"`
+	PacketsPerSec float64 `json:"packets_per_second"`
 }
 
 // PacketSource gives frames in capture order: a capture file (Reader) or
@@ -79,95 +112,286 @@ type PacketSource interface {
 // ScoreCapture runs every packet of r through the decoder, AfterImage and
 // KitNET and returns the scores. A corrupt end of file is reported in the
 // result, not as an error: the packets before it are good.
+//
+// With more than one CPU (GOMAXPROCS) the work runs in two stages on two
+// goroutines, handing over Batch packets at a time: decoding, features
+// and rules in one, the model and the anomaly alerts in the other. The
+// results are the same either way, in capture order.
 func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
-	dec := NewDecoder(r.LinkType())
-	ai := NewAfterImage()
-	ai.OwnLinkOnly = !opts.KitsuneLinks
+	fs := newFeatureStage(r, opts)
+	ms := newModelStage(opts)
+	size := cmp.Or(opts.Batch, DefaultBatch)
+	start := time.Now()
+	var err error
+	if runtime.GOMAXPROCS(0) > 1 && !opts.Sequential {
+		err = runStages(fs, ms, size)
+	} else {
+		b := newBatch(size)
+		for b.err == nil {
+			fs.fill(b)
+			ms.consume(b)
+		}
+		err = b.err
+	}
+	res := ms.res
+	if errors.Is(err, ErrFileCorrupt) {
+		res.Corrupt = err.Error()
+	} else if !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	ms.finish(time.Since(start), fs)
+	return res, nil
+}
+
+// DefaultBatch is how many packets the two stages of ScoreCapture hand over
+// at a time by default.
+const DefaultBatch = 256
+
+// runStages runs the feature stage on its own goroutine, feeding the model
+// stage on this one through a ring of three batches, and returns the error
+// that ended the source (io.EOF at its end).
+func runStages(fs *featureStage, ms *modelStage, size int) error {
+	full := make(chan *batch, 2)
+	free := make(chan *batch, 3)
+	for range 3 {
+		free <- newBatch(size)
+	}
+	go func() {
+		for {
+			b := <-free
+			fs.fill(b)
+			full <- b
+			if b.err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		b := <-full
+		ms.consume(b)
+		if b.err != nil {
+			return b.err
+		}
+		free <- b
+	}
+}
+
+// A batch is packets on their way from the feature stage to the model
+// stage: each packet's decoded fields (without its payload), its feature
+// vector and the signals the rules raised on it.
+type batch struct {
+	pkts    []Packet
+	x       []float64 // len(pkts)×NumFeatures
+	sigs    []alert.Signal
+	sigEnd  []int // sigs[sigEnd[i-1]:sigEnd[i]] are packet i's
+	err     error // what ended the source after these packets, if anything
+	feature time.Duration
+	decode  DecodeStats // the decoder's counters after these packets
+}
+
+func newBatch(size int) *batch {
+	return &batch{pkts: make([]Packet, 0, size), x: make([]float64, size*NumFeatures), sigEnd: make([]int, 0, size)}
+}
+
+// featureStage decodes frames, computes their features and applies the
+// packet rules.
+type featureStage struct {
+	src   PacketSource
+	dec   *Decoder
+	ai    *AfterImage
+	rules *RuleDetector
+}
+
+func newFeatureStage(r PacketSource, opts ScoreOptions) *featureStage {
+	fs := &featureStage{src: r, dec: NewDecoder(r.LinkType()), ai: NewAfterImage()}
+	fs.ai.OwnLinkOnly = !opts.KitsuneLinks
+	if opts.Rules != nil {
+		fs.rules = NewRuleDetector(*opts.Rules)
+		fs.dec.PayloadPrefix = fs.rules.PayloadPrefix()
+	}
+	return fs
+}
+
+// fill replaces b's packets with the next ones from the source, until b is
+// full or the source ends (b.err is then set).
+func (fs *featureStage) fill(b *batch) {
+	b.pkts, b.sigs, b.sigEnd, b.feature = b.pkts[:0], b.sigs[:0], b.sigEnd[:0], 0
+	for len(b.pkts) < cap(b.pkts) {
+		data, ci, err := fs.src.Next()
+		if err != nil {
+			b.err, b.decode = err, fs.dec.Stats
+			return
+		}
+		t0 := time.Now()
+		b.pkts = append(b.pkts, Packet{})
+		p := &b.pkts[len(b.pkts)-1]
+		i := len(b.pkts) - 1
+		fs.dec.Decode(data, ci, p)
+		fs.ai.Update(p, b.x[i*NumFeatures:(i+1)*NumFeatures])
+		b.feature += time.Since(t0)
+		if fs.rules != nil {
+			b.sigs = fs.rules.Observe(p, b.sigs)
+		}
+		p.Payload = nil // it points into the decoder's buffer
+		b.sigEnd = append(b.sigEnd, len(b.sigs))
+	}
+	b.decode = fs.dec.Stats
+}
+
+// modelStage scores feature vectors with KitNET, turns the scores into
+// anomaly signals, and keeps the result.
+type modelStage struct {
+	opts       ScoreOptions
+	kn         *KitNET
+	alerter    *AnomalyAlerter
+	res        *ScoreResult
+	sigs       []alert.Signal
+	scores     []float64
+	feature    time.Duration
+	workers    int // goroutines for the ensemble (KitNET.ProcessBatch)
+	summaries  *summariser
+	lastStatus time.Time // of the last Status call
+}
+
+func newModelStage(opts ScoreOptions) *modelStage {
 	kn := opts.Model
 	if kn == nil {
 		kn = NewKitNET(NumFeatures, opts.KitNET)
 	}
-	res := &ScoreResult{}
-	x := make([]float64, NumFeatures)
-	var p Packet
-	var featureTime time.Duration
-	var rules *RuleDetector
-	if opts.Rules != nil {
-		rules = NewRuleDetector(*opts.Rules)
-		dec.PayloadPrefix = rules.PayloadPrefix()
+	workers := runtime.GOMAXPROCS(0)
+	if opts.Sequential {
+		workers = 1
 	}
-	var alerter *AnomalyAlerter
-	var sigs []alert.Signal
-	start := time.Now()
-	var lastStatus time.Time
-	for {
-		data, ci, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, ErrFileCorrupt) {
-				res.Corrupt = err.Error()
-				break
-			}
-			return nil, err
-		}
+	return &modelStage{opts: opts, kn: kn, workers: workers, summaries: newSummariser(opts), res: &ScoreResult{Phases: map[string]PhaseTime{}}}
+}
+
+// phaseOf names the model's current phase.
+func phaseOf(kn *KitNET) string {
+	switch {
+	case !kn.Training():
+		return PhaseScoring
+	case kn.FeatureMap() == nil:
+		return PhaseFeatureMapping
+	}
+	return PhaseTraining
+}
+
+// Phases of a KitNET run, the keys of ScoreResult.Phases.
+const (
+	PhaseFeatureMapping = "feature_mapping"
+	PhaseTraining       = "training"
+	PhaseScoring        = "scoring"
+)
+
+func (ms *modelStage) consume(b *batch) {
+	ms.feature += b.feature
+	n := len(b.pkts)
+	if cap(ms.scores) < n {
+		ms.scores = make([]float64, n)
+	}
+	scores := ms.scores[:n]
+	// Continued learning changes the model between one packet's score and
+	// the next: those packets are scored one at a time.
+	learn := ms.opts.Anomaly != nil && ms.opts.Anomaly.Learn
+	sigStart := 0
+	for start := 0; start < n; {
+		ph, end := phaseOf(ms.kn), start+ms.kn.phaseLeft(n-start)
 		t0 := time.Now()
-		dec.Decode(data, ci, &p)
-		ai.Update(&p, x)
-		featureTime += time.Since(t0)
-		if kn.Training() {
-			res.Trained++
+		batched := !learn || ph != PhaseScoring
+		if batched {
+			ms.kn.ProcessBatch(b.x[start*NumFeatures:end*NumFeatures], end-start, ms.workers, scores[start:end])
 		}
-		score := kn.Process(x)
+		for i := start; i < end; i++ {
+			var ensemble []float64
+			switch {
+			case !batched:
+				scores[i] = ms.kn.Process(b.x[i*NumFeatures : (i+1)*NumFeatures])
+				ensemble = ms.kn.EnsembleRMSE()
+			case ph == PhaseScoring:
+				ensemble = ms.kn.BatchRMSE(i - start)
+			}
+			sigStart = ms.observe(b, i, sigStart, ph, scores[i], ensemble)
+		}
+		pt := ms.res.Phases[ph]
+		pt.Packets += end - start
+		pt.Seconds += time.Since(t0).Seconds()
+		ms.res.Phases[ph] = pt
+		start = end
+	}
+	if now := time.Now(); ms.opts.Status != nil && n > 0 && now.Sub(ms.lastStatus) >= time.Second {
+		ms.lastStatus = now
+		ms.opts.Status(ScoreResult{Packets: ms.res.Packets, Trained: ms.res.Trained, Decode: b.decode, Threshold: ms.res.Threshold})
+	}
+}
+
+// observe takes packet i of b, scored: the anomaly alerts, continued
+// learning, and the result. It returns where the next packet's rule
+// signals start in b.sigs.
+func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score float64, ensemble []float64) int {
+	opts, kn, res := ms.opts, ms.kn, ms.res
+	p := &b.pkts[i]
+	if phase != PhaseScoring {
+		res.Trained++
+	}
+	if !opts.Discard {
+		res.Scores = append(res.Scores, score)
+	}
+	sigs := append(ms.sigs[:0], b.sigs[sigStart:b.sigEnd[i]]...)
+	if opts.Anomaly != nil {
+		smoothed := 0.0
+		if phase == PhaseScoring {
+			if ms.alerter == nil {
+				res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
+				ms.alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+				if opts.Model != nil {
+					ms.alerter.WarmUp(p.Time)
+				}
+			}
+			smoothed, sigs = ms.alerter.Observe(p, score, ensemble, sigs)
+			ms.summaries.observe(p, smoothed, res.Threshold)
+			if ms.alerter.Benign(score, smoothed) {
+				kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
+			}
+		}
 		if !opts.Discard {
-			res.Scores = append(res.Scores, score)
-		}
-		sigs = sigs[:0]
-		if rules != nil {
-			sigs = rules.Observe(&p, sigs)
-		}
-		if opts.Anomaly != nil {
-			smoothed := 0.0
-			if !kn.Training() {
-				if alerter == nil {
-					res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
-					alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
-				}
-				if res.Packets >= res.Trained {
-					smoothed, sigs = alerter.Observe(&p, score, kn.EnsembleRMSE(), sigs)
-				}
-			}
-			if !opts.Discard {
-				res.Smoothed = append(res.Smoothed, smoothed)
-			}
-		}
-		if (opts.Anomaly != nil || rules != nil) && !opts.Discard {
-			res.Times = append(res.Times, packetTime(p.Time))
-		}
-		if len(sigs) > 0 {
-			if opts.Signals != nil {
-				opts.Signals(sigs)
-			} else {
-				res.Signals = append(res.Signals, sigs...)
-			}
-		}
-		res.Packets++
-		if opts.Progress != nil && res.Packets%10000 == 0 {
-			opts.Progress(res.Packets)
-		}
-		if opts.Status != nil && t0.Sub(lastStatus) >= time.Second {
-			lastStatus = t0
-			opts.Status(ScoreResult{Packets: res.Packets, Trained: res.Trained, Decode: dec.Stats, Threshold: res.Threshold})
+			res.Smoothed = append(res.Smoothed, smoothed)
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	res.FeatureSeconds = featureTime.Seconds()
+	if (opts.Anomaly != nil || opts.Rules != nil) && !opts.Discard {
+		res.Times = append(res.Times, packetTime(p.Time))
+	}
+	if len(sigs) > 0 {
+		if opts.Signals != nil {
+			opts.Signals(sigs)
+		} else {
+			res.Signals = append(res.Signals, sigs...)
+		}
+	}
+	ms.sigs = sigs
+	res.Packets++
+	if opts.Progress != nil && res.Packets%10000 == 0 {
+		opts.Progress(res.Packets)
+	}
+	return b.sigEnd[i]
+}
+
+// finish completes the result once the source has ended.
+func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
+	res := ms.res
+	ms.summaries.flush()
+	for name, pt := range res.Phases {
+		if pt.Seconds > 0 {
+			pt.PacketsPerSec = float64(pt.Packets) / pt.Seconds
+			res.Phases[name] = pt
+		}
+	}
+	res.Seconds = elapsed.Seconds()
+	res.FeatureSeconds = ms.feature.Seconds()
 	if res.Seconds > 0 {
 		res.PacketsPerSec = float64(res.Packets) / res.Seconds
 	}
-	res.Decode = dec.Stats
-	res.Autoencoders = len(kn.FeatureMap())
-	res.Model = kn
-	return res, nil
+	res.Decode = fs.dec.Stats
+	res.Autoencoders = len(ms.kn.FeatureMap())
+	res.Learnt = ms.kn.Learnt()
+	res.Model = ms.kn
 }

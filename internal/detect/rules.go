@@ -3,15 +3,20 @@ package detect
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket/layers"
 
 	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/apperr"
 )
 
 // Rules are the thresholds of the packet rules (docs/DETECTION.md). A zero
@@ -58,6 +63,17 @@ type Rules struct {
 	BeaconJitter      float64       `json:"beacon_jitter"`
 	BeaconMinPeriod   time.Duration `json:"beacon_min_period"`
 	BeaconMaxPeriod   time.Duration `json:"beacon_max_period"`
+	// NewDestinationLearning is how long a source is watched before a
+	// destination class it never opened (a service and a scope: Telnet to
+	// the internet, DNS to a local host) counts as new. Counted from the
+	// source's first packet, so devices that join later learn too. A new
+	// class raises new_destination once it is opened NewDestinationOpens
+	// times within NewDestinationWindow. Defaults 10 min, 3 in 1 min;
+	// NoNewDestination turns the rule off.
+	NewDestinationLearning time.Duration `json:"new_destination_learning"`
+	NewDestinationOpens    int           `json:"new_destination_opens"`
+	NewDestinationWindow   time.Duration `json:"new_destination_window"`
+	NoNewDestination       bool          `json:"no_new_destination"`
 	// NoCredentials turns off the plaintext-credential rule, and with it
 	// the copying of payload prefixes.
 	NoCredentials bool `json:"no_credentials"`
@@ -68,7 +84,8 @@ var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second
 	SYNFloodRate: 1000, UDPFloodRate: 2000, ACKFloodRate: 3000, RateWindow: time.Second,
 	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
 	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
-	BeaconLearning: 10 * time.Minute}
+	BeaconLearning: 10 * time.Minute, NewDestinationLearning: 10 * time.Minute,
+	NewDestinationOpens: 3, NewDestinationWindow: time.Minute}
 
 func (r Rules) withDefaults() Rules {
 	d := DefaultRules
@@ -99,6 +116,9 @@ func (r Rules) withDefaults() Rules {
 	pickD(&r.BeaconMinPeriod, d.BeaconMinPeriod)
 	pickD(&r.BeaconMaxPeriod, d.BeaconMaxPeriod)
 	pickD(&r.BeaconLearning, d.BeaconLearning)
+	pickD(&r.NewDestinationLearning, d.NewDestinationLearning)
+	pick(&r.NewDestinationOpens, d.NewDestinationOpens)
+	pickD(&r.NewDestinationWindow, d.NewDestinationWindow)
 	return r
 }
 
@@ -172,6 +192,7 @@ type RuleDetector struct {
 	brute   map[serviceKey]*counter
 	beacons map[serviceKey]*beacon
 	creds   map[connKey]*credState
+	dests   map[Host]*destClasses
 	packets int
 	start   float64 // the first packet's time
 	started bool
@@ -182,7 +203,7 @@ type RuleDetector struct {
 func NewRuleDetector(r Rules) *RuleDetector {
 	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
 		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, brute: map[serviceKey]*counter{},
-		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}}
+		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
 }
 
 // Rules returns the thresholds in force, defaults filled in.
@@ -247,6 +268,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	}
 	if !r.NoCredentials && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
 		out = d.credentials(p, out)
+	}
+	if !r.NoNewDestination {
+		out = d.newDestination(p, out)
 	}
 	d.packets++
 	if d.packets%8192 == 0 {
@@ -462,11 +486,17 @@ func (d *RuleDetector) evict(now float64) {
 			delete(d.creds, k)
 		}
 	}
+	// A source that opened nothing for a day is gone, or will learn anew.
+	for k, s := range d.dests {
+		if now-s.last > 86400 {
+			delete(d.dests, k)
+		}
+	}
 }
 
 // Keys is the number of state entries kept, for tests of the bound.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.brute) + len(d.beacons) + len(d.creds)
+	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
 }
 
 func (d *RuleDetector) signal(p *Packet, behaviour, severity string, score, threshold int, why string) alert.Signal {
@@ -641,4 +671,59 @@ func mqttConnectUser(b []byte) ([]byte, bool) {
 		}
 	}
 	return str()
+}
+
+// Set changes one threshold by its JSON name ("telnet_scan_hosts",
+// "brute_force_window", …) from text: a number, a Go duration ("30s") or a
+// boolean. Returns an Invalid error naming the rule for an unknown name or
+// a value of the wrong kind.
+func (r *Rules) Set(name, value string) error {
+	v := reflect.ValueOf(r).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if strings.Split(f.Tag.Get("json"), ",")[0] != name {
+			continue
+		}
+		field := v.Field(i)
+		var err error
+		switch {
+		case f.Type == reflect.TypeFor[time.Duration]():
+			var d time.Duration
+			if d, err = time.ParseDuration(value); err == nil && d <= 0 {
+				err = errors.New("must be positive")
+			}
+			field.SetInt(int64(d))
+		case f.Type.Kind() == reflect.Int:
+			var n int
+			if n, err = strconv.Atoi(value); err == nil && n <= 0 {
+				err = errors.New("must be positive")
+			}
+			field.SetInt(int64(n))
+		case f.Type.Kind() == reflect.Float64:
+			var x float64
+			if x, err = strconv.ParseFloat(value, 64); err == nil && !(x > 0 && x < math.Inf(1)) {
+				err = errors.New("must be a positive number")
+			}
+			field.SetFloat(x)
+		case f.Type.Kind() == reflect.Bool:
+			var b bool
+			b, err = strconv.ParseBool(value)
+			field.SetBool(b)
+		}
+		if err != nil {
+			return apperr.InvalidField(name, "%q: %v", value, err)
+		}
+		return nil
+	}
+	return apperr.InvalidField(name, "no such rule setting (see docs/DETECTION.md)")
+}
+
+// RuleSettings lists the names Set takes.
+func RuleSettings() []string {
+	t := reflect.TypeFor[Rules]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		names = append(names, strings.Split(t.Field(i).Tag.Get("json"), ",")[0])
+	}
+	return names
 }

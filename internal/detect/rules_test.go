@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,7 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 		frames func(t testing.TB) []crafted
 		want   string // the behaviour expected, "" for none
 		check  func(t *testing.T, s alert.Signal)
+		rules  Rules
 	}{
 		{
 			name: "a bot sending SYNs to port 23 of 50 hosts in 5 s is a Telnet scan",
@@ -227,6 +229,9 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
+			// HTTPS to the internet after 11 minutes of DNS only is a new
+			// destination class (the cases below); here only beaconing is
+			// in question.
 			name: "connections at irregular times are not beaconing",
 			frames: func(t testing.TB) []crafted {
 				fs := []crafted{{0, udpFrame(t, botIP, victimIP, 5000, 53, nil)}}
@@ -234,6 +239,50 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				for i := range 12 {
 					at += time.Duration(5+(i*7)%23) * time.Second
 					fs = append(fs, crafted{at, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				return fs
+			},
+			rules: Rules{NoNewDestination: true},
+		},
+		{
+			name: "a device that only spoke HTTPS to the internet and then keeps opening Telnet to it has a new destination class",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					fs = append(fs, crafted{time.Duration(i) * 30 * time.Second, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				for i := range 3 {
+					fs = append(fs, crafted{16*time.Minute + time.Duration(i)*time.Second, tcpFrame(t, botIP, net.IP{198, 51, 100, byte(i)}, uint16(41000+i), 23, "S", nil)})
+				}
+				return fs
+			},
+			want: "new_destination",
+			check: func(t *testing.T, s alert.Signal) {
+				checkPeer(t, s, "198.51.100.2:23")
+				if s.Severity != alert.SeverityHigh || !strings.Contains(s.Explanation, "telnet to internet") {
+					t.Errorf("signal %+v: want high severity, telnet to internet", s)
+				}
+			},
+		},
+		{
+			name: "a single probe of a new class is not a new destination class",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					fs = append(fs, crafted{time.Duration(i) * 30 * time.Second, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				fs = append(fs, crafted{16 * time.Minute, tcpFrame(t, botIP, victimIP, 42000, 3389, "S", nil)})
+				fs = append(fs, crafted{18 * time.Minute, tcpFrame(t, botIP, victimIP, 42001, 3389, "S", nil)})
+				return fs
+			},
+		},
+		{
+			name: "classes first opened during the learning period are not new",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					fs = append(fs, crafted{time.Duration(i) * 30 * time.Second, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+					fs = append(fs, crafted{time.Duration(i)*30*time.Second + ms, udpFrame(t, botIP, victimIP, uint16(50000+i), 53, nil)})
 				}
 				return fs
 			},
@@ -296,7 +345,7 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sigs := runRules(t, writeCraftedCapture(t, tt.frames(t)), Rules{}, 0)
+			sigs := runRules(t, writeCraftedCapture(t, tt.frames(t)), tt.rules, 0)
 			if tt.want == "" {
 				if len(sigs) > 0 {
 					t.Fatalf("want no signal, got %+v", sigs)
@@ -369,6 +418,21 @@ func TestRulesAreQuietOnBenignTraffic(t *testing.T) {
 	}
 }
 
+// The attack part of the splice: the infected camera 192.168.2.110 starts
+// opening Telnet to local hosts, which it never did in its first 23 minutes.
+func TestRulesSeeTheInfectedCameraOpenANewDestinationClass(t *testing.T) {
+	path := datasetPath(t, "mirai-splice.pcap")
+	var got []alert.Signal
+	for _, s := range runRules(t, path, Rules{}, 0) {
+		if s.Behaviour == "new_destination" {
+			got = append(got, s)
+		}
+	}
+	if len(got) != 1 || got[0].SrcIP != "192.168.2.110" || !strings.Contains(got[0].Explanation, "telnet to local") {
+		t.Fatalf("new_destination signals %+v, want one on 192.168.2.110 for telnet to local", got)
+	}
+}
+
 func TestRulesStateIsBounded(t *testing.T) {
 	det := NewRuleDetector(Rules{})
 	p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagSYN, DstPort: 23}
@@ -422,4 +486,26 @@ func FuzzRulesOnPayloads(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRulesSetChangesOneThresholdByName(t *testing.T) {
+	var r Rules
+	for _, kv := range [][2]string{{"telnet_scan_hosts", "25"}, {"brute_force_window", "2m"}, {"beacon_jitter", "0.2"}, {"no_new_destination", "true"}} {
+		if err := r.Set(kv[0], kv[1]); err != nil {
+			t.Fatalf("Set(%s, %s): %v", kv[0], kv[1], err)
+		}
+	}
+	if r.TelnetScanHosts != 25 || r.BruteForceWindow != 2*time.Minute || r.BeaconJitter != 0.2 || !r.NoNewDestination {
+		t.Errorf("rules %+v", r)
+	}
+	for _, kv := range [][2]string{{"telnet_scan_hosts", "-1"}, {"telnet_scan_hosts", "many"}, {"brute_force_window", "10"},
+		{"beacon_jitter", "NaN"}, {"no_such_rule", "1"}, {"no_credentials", "perhaps"}} {
+		err := r.Set(kv[0], kv[1])
+		if err == nil || !strings.Contains(err.Error(), kv[0]) {
+			t.Errorf("Set(%s, %s) = %v, want an error naming the setting", kv[0], kv[1], err)
+		}
+	}
+	if len(RuleSettings()) != reflect.TypeFor[Rules]().NumField() {
+		t.Error("RuleSettings misses a field")
+	}
 }

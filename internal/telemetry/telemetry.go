@@ -21,6 +21,7 @@ import (
 const (
 	SourceBroker = "broker" // counted by fleetward's MQTT broker
 	SourceAgent  = "agent"  // reported by the device's agent
+	SourceSensor = "sensor" // scored by a network sensor watching the device's traffic
 )
 
 // Sample is one measurement of one device at one time. Counters are stored
@@ -41,8 +42,8 @@ func (s Sample) Validate() error {
 		return apperr.InvalidField("device_id", "must be 1 to 128 bytes")
 	case !validMetric(s.Metric):
 		return apperr.InvalidField("metric", "%q must be 1 to 64 of a-z, 0-9 and _", s.Metric)
-	case s.Source != SourceBroker && s.Source != SourceAgent:
-		return apperr.InvalidField("source", "must be %q or %q", SourceBroker, SourceAgent)
+	case s.Source != SourceBroker && s.Source != SourceAgent && s.Source != SourceSensor:
+		return apperr.InvalidField("source", "must be %q, %q or %q", SourceBroker, SourceAgent, SourceSensor)
 	case s.Time.IsZero():
 		return apperr.InvalidField("time", "is required")
 	case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):

@@ -2,10 +2,12 @@ package telemetry_test
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/broker"
 	"github.com/fleetward/fleetward/internal/store/storetest"
@@ -183,5 +185,59 @@ func FuzzParseAgentReport(f *testing.F) {
 				t.Fatalf("parsed sample %v does not validate: %v", s, err)
 			}
 		}
+	})
+}
+
+func TestScoreSummariesAreStoredAsSensorSamplesOnEveryEngine(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		ctx := context.Background()
+		s := telemetry.NewStore(e.DB)
+		t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		sum := alert.ScoreSummary{Start: t0, End: t0.Add(10 * time.Second), SrcIP: "10.0.0.1", Packets: 12, MaxScore: 3.5, MeanScore: 1.25, Threshold: 0.4}
+		if err := s.Record(ctx, telemetry.ScoreSamples("cam-1", sum)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Series(ctx, "cam-1", telemetry.AnomalyMetrics, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]float64{telemetry.MetricAnomalyScoreMax: 3.5, telemetry.MetricAnomalyScoreMean: 1.25,
+			telemetry.MetricAnomalyThreshold: 0.4, telemetry.MetricAnomalyPackets: 12}
+		for m, v := range want {
+			if pts := got[m]; len(pts) != 1 || pts[0].Value != v || !pts[0].Time.Equal(sum.End) {
+				t.Errorf("%s = %+v, want %v at the summary's end", m, pts, v)
+			}
+		}
+	})
+}
+
+// FuzzScoreSummary: a summary that validates, alone or merged with
+// another, always makes samples that validate: the route that checks
+// summaries never fails to store them for a bad value.
+func FuzzScoreSummary(f *testing.F) {
+	f.Add([]byte(`{"start":"2026-11-28T10:00:00Z","end":"2026-11-28T10:00:10Z","src_ip":"10.0.0.1","packets":12,"max_score":3.5,"mean_score":1.25,"threshold":0.4}`),
+		[]byte(`{"end":"2026-11-28T10:00:10Z","src_mac":"02:00:00:00:00:01","packets":9223372036854775807,"max_score":1e308,"mean_score":1e308,"threshold":1e308}`))
+	f.Add([]byte(`{"end":"0001-01-01T00:00:01Z","src_ip":"x","packets":0,"max_score":0,"mean_score":5,"threshold":0}`), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var x, y alert.ScoreSummary
+		if json.Unmarshal(a, &x) != nil || x.Validate() != nil {
+			return
+		}
+		check := func(what string, s alert.ScoreSummary) {
+			for _, smp := range telemetry.ScoreSamples("d", s) {
+				if err := smp.Validate(); err != nil {
+					t.Fatalf("%s %+v makes sample %+v: %v", what, s, smp, err)
+				}
+			}
+		}
+		check("summary", x)
+		if json.Unmarshal(b, &y) != nil || y.Validate() != nil {
+			return
+		}
+		m := x.Merge(y)
+		if err := m.Validate(); err != nil {
+			t.Fatalf("merging %+v and %+v gives %+v: %v", x, y, m, err)
+		}
+		check("merged summary", m)
 	})
 }

@@ -99,10 +99,22 @@ func (ui *UI) deviceConnectivity(ctx context.Context, deviceID string, now time.
 	if err != nil {
 		return nil, nil, err
 	}
-	// Align the series on the union of their times.
+	chart := alignSeries(series, trafficMetrics)
+	if chart == nil {
+		return dc, nil, nil
+	}
+	dc.HasTraffic = true
+	return dc, chart, nil
+}
+
+// alignSeries returns the chart data of a uPlot plot of metrics: "x" holds
+// the union of their times (Unix seconds, ascending) and each metric an
+// array aligned on it, 0 where it has no point. Nil when there are no
+// points at all.
+func alignSeries(series map[string][]telemetry.Point, metrics []string) map[string]any {
 	idx := map[int64]int{}
 	var xs []int64
-	for _, m := range trafficMetrics {
+	for _, m := range metrics {
 		for _, p := range series[m] {
 			t := p.Time.Unix()
 			if _, ok := idx[t]; !ok {
@@ -112,22 +124,21 @@ func (ui *UI) deviceConnectivity(ctx context.Context, deviceID string, now time.
 		}
 	}
 	if len(xs) == 0 {
-		return dc, nil, nil
+		return nil
 	}
-	dc.HasTraffic = true
 	slices.Sort(xs)
 	for i, t := range xs {
 		idx[t] = i
 	}
 	chart := map[string]any{"x": xs}
-	for _, m := range trafficMetrics {
+	for _, m := range metrics {
 		ys := make([]float64, len(xs))
 		for _, p := range series[m] {
 			ys[idx[p.Time.Unix()]] = p.Value
 		}
 		chart[m] = ys
 	}
-	return dc, chart, nil
+	return chart
 }
 
 // revokeDevice is the device page's "revoke certificates" button.

@@ -271,8 +271,18 @@ func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
 		}
 		d.AuditOn = true
 	}
+	scores, err := ui.deviceScores(r.Context(), dev.ID, time.Now())
+	if err != nil {
+		return err
+	}
+	if traffic != nil || scores != nil {
+		d.Charts = map[string]any{}
+	}
 	if traffic != nil {
-		d.Charts = map[string]any{"traffic": traffic}
+		d.Charts["traffic"] = traffic
+	}
+	if scores != nil {
+		d.Charts["scores"] = scores
 	}
 	return ui.render(w, r, http.StatusOK, "device", page{Title: dev.Name, Nav: "devices", Data: d})
 }

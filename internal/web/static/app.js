@@ -26,6 +26,21 @@
         { label: "authorization failures", stroke: "#cf222e", width: 2 }]
     }, [d.x, d.messages_in, d.messages_out, d.authorization_failures], el);
   }
+  function drawScores(el, d) {
+    var width = Math.max(320, el.clientWidth || 600);
+    // An attack's scores are orders of magnitude above benign ones: an
+    // asinh scale, linear below a quarter of the threshold and logarithmic
+    // above, keeps both the threshold and the peak readable.
+    var th = Math.max.apply(null, d.anomaly_threshold.concat([1e-6]));
+    new uPlot({
+      width: width, height: 240,
+      scales: { y: { distr: 4, asinh: th / 4, range: function (u, min, max) { return [0, Math.max(max, th) * 1.5]; } } },
+      axes: [{}, { label: "smoothed score", size: 60 }],
+      series: [{},
+        { label: "highest score", stroke: "#8250df", width: 2, fill: "rgba(130,80,223,0.12)" },
+        { label: "threshold", stroke: "#cf222e", width: 1.5, dash: [6, 4], points: { show: false } }]
+    }, [d.x, d.anomaly_score_max, d.anomaly_threshold], el);
+  }
   function init() {
     var node = document.getElementById("chart-data");
     if (!node || typeof uPlot === "undefined") return;
@@ -34,6 +49,8 @@
     if (risk && data.risk) drawRisk(risk, data.risk);
     var traffic = document.getElementById("traffic-chart");
     if (traffic && data.traffic) drawTraffic(traffic, data.traffic);
+    var scores = document.getElementById("score-chart");
+    if (scores && data.scores) drawScores(scores, data.scores);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 })();

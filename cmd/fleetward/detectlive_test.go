@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/inventory"
+	"github.com/fleetward/fleetward/internal/telemetry"
+)
+
+// TestDetectLiveSendsScoreSummariesToARealServer captures on lo while a
+// datagram goes to 127.0.0.1 every few milliseconds, with a model that
+// trains on the first 120 packets, and sends to a real server: the device
+// with 127.0.0.1 gets score measurements. Needs root (AF_PACKET).
+func TestDetectLiveSendsScoreSummariesToARealServer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("AF_PACKET capture needs root")
+	}
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "lo-host", Name: "Loopback", Class: "other", IPs: []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := s.Auth.CreateToken(ctx, "sensor-lo", auth.RoleOperator, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+				conn.WriteToUDP([]byte("fleetward live summary test"), conn.LocalAddr().(*net.UDPAddr))
+			}
+		}
+	}()
+	b, err := captureStdout(t, func() error {
+		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--iface", "lo", "--count", "1500",
+			"--fm", "20", "--ad", "100", "--summary-interval", "500ms", "--json",
+			"--server", s.URL, "--token", token, "--cacert", filepath.Join(dir, "tls", "ca.crt")})
+	})
+	if err != nil {
+		t.Fatalf("detect --iface lo: %v\n%s", err, b)
+	}
+	var rep struct {
+		SummariesSent int `json:"summaries_sent_to_server"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || rep.SummariesSent == 0 {
+		t.Fatalf("sent %d score summaries (%v): %s", rep.SummariesSent, err, b)
+	}
+	series, err := s.Telemetry.Series(ctx, "lo-host", []string{telemetry.MetricAnomalyPackets}, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	packets := 0.0
+	for _, p := range series[telemetry.MetricAnomalyPackets] {
+		packets += p.Value
+	}
+	if len(series[telemetry.MetricAnomalyPackets]) == 0 || packets == 0 || packets > 1500 {
+		t.Errorf("lo-host has %d score points counting %.0f packets after %d summaries", len(series[telemetry.MetricAnomalyPackets]), packets, rep.SummariesSent)
+	}
+}

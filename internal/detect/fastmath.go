@@ -1,0 +1,111 @@
+package detect
+
+import "math"
+
+// The logistic function is most of KitNET's arithmetic: every packet
+// passes some two hundred hidden and output units. math.Exp is exact to the
+// last bit and costs accordingly; exp below is exact to a few units in the
+// last place (relative error under 1e-15, TestExpMatchesMath), which no
+// score can tell apart, at a fraction of the cost: a table of 2^(j/256) and
+// a cubic on the remainder, with no branches for ordinary inputs.
+
+// exp2Table holds 2^(j/256) for j in [0, 256).
+var exp2Table = func() (t [256]float64) {
+	for j := range t {
+		t[j] = math.Exp2(float64(j) / 256)
+	}
+	return t
+}()
+
+// Cody and Waite's split of ln 2 / 256: the high part has trailing zero
+// bits, so n·ln2Hi is exact for the n that occur here.
+const (
+	ln2By256Hi = 0x1.62e42fp-9
+	ln2By256Lo = 0x1.df473de6af279p-34
+)
+
+// exp returns e^x. Arguments whose result would be subnormal or
+// overflow, and NaN, go to math.Exp.
+func exp(x float64) float64 {
+	if !(x >= -708 && x <= 708) {
+		return math.Exp(x)
+	}
+	// n = round(x·256/ln 2) by the 1.5·2^52 trick: adding it leaves the
+	// rounded integer in the low bits of the mantissa.
+	const shift = 0x1.8p52
+	n := x*(256/math.Ln2) + shift
+	bits := math.Float64bits(n)
+	n -= shift
+	r := x - n*ln2By256Hi - n*ln2By256Lo // |r| ≤ ln2/512
+	// e^r to 4 terms (the next, r⁵/120, is below 4e-17), in Estrin's
+	// order, which keeps the chain of dependent operations short.
+	r2 := r * r
+	p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*(1.0/24))
+	j := bits & 255
+	// The low 51 bits of the mantissa hold n in two's complement;
+	// k = floor(n/256), so that n = 256k + j.
+	k := int64(bits<<13) >> 21
+	return math.Float64frombits(math.Float64bits(exp2Table[j]*p) + uint64(k)<<52)
+}
+
+// sigmoid is the logistic function 1/(1+e^-v).
+func sigmoid(v float64) float64 { return 1 / (1 + exp(-v)) }
+
+// sigmoids applies the logistic function to every element of v in place:
+// exp written out in the loop, so that the elements' independent chains
+// of arithmetic overlap instead of waiting on a call each.
+func sigmoids(v []float64) {
+	for i, s := range v {
+		x := -s
+		if !(x >= -708 && x <= 708) {
+			v[i] = 1 / (1 + math.Exp(x))
+			continue
+		}
+		const shift = 0x1.8p52
+		n := x*(256/math.Ln2) + shift
+		bits := math.Float64bits(n)
+		n -= shift
+		r := x - n*ln2By256Hi - n*ln2By256Lo
+		r2 := r * r
+		p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*(1.0/24))
+		k := int64(bits<<13) >> 21
+		e := math.Float64frombits(math.Float64bits(exp2Table[bits&255]*p) + uint64(k)<<52)
+		v[i] = 1 / (1 + e)
+	}
+}
+
+// pow2 returns 2^x bit for bit as math.Exp2's portable algorithm does (the
+// one amd64 runs): the same reduction and polynomial, written out here
+// with the final scaling done on the exponent bits whenever the result is
+// a normal number, instead of through two calls and Ldexp's general case.
+// AfterImage decays some forty statistics a packet by 2^(-λΔt), and its
+// features must stay equal to Kitsune's to the last place that matters.
+func pow2(x float64) float64 {
+	if !(x >= -1020 && x <= 1020) {
+		return math.Exp2(x)
+	}
+	const (
+		ln2Hi = 6.93147180369123816490e-01
+		ln2Lo = 1.90821492927058770002e-10
+		p1    = 1.66666666666666657415e-01
+		p2    = -2.77777777770155933842e-03
+		p3    = 6.61375632143793436117e-05
+		p4    = -1.65339022054652515390e-06
+		p5    = 4.13813679705723846039e-08
+	)
+	var k int
+	switch {
+	case x > 0:
+		k = int(x + 0.5)
+	case x < 0:
+		k = int(x - 0.5)
+	}
+	t := x - float64(k)
+	hi := t * ln2Hi
+	lo := -t * ln2Lo
+	r := hi - lo
+	t = r * r
+	c := r - t*(p1+t*(p2+t*(p3+t*(p4+t*p5))))
+	y := 1 - ((lo - (r*c)/(2-c)) - hi)
+	return math.Float64frombits(math.Float64bits(y) + uint64(int64(k))<<52)
+}

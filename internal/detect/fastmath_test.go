@@ -1,0 +1,104 @@
+package detect
+
+import (
+	"math"
+	"runtime"
+	"testing"
+)
+
+func TestExpMatchesMath(t *testing.T) {
+	worst, at := 0.0, 0.0
+	check := func(x float64) {
+		want, got := math.Exp(x), exp(x)
+		if want == 0 || math.IsInf(want, 0) {
+			if got != want {
+				t.Fatalf("exp(%g) = %g, want %g", x, got, want)
+			}
+			return
+		}
+		if e := math.Abs(got-want) / want; e > worst {
+			worst, at = e, x
+		}
+	}
+	for i := -7100000; i <= 7100000; i++ {
+		check(float64(i)/10000 + 1.234567e-5)
+	}
+	for _, x := range []float64{0, -0.0, 1e-300, -1e-300, 708, -708, 709, -709, 710, -745, -1000, 1000, math.Ln2, -math.Ln2} {
+		check(x)
+	}
+	if worst > 1e-15 {
+		t.Fatalf("exp relative error %g at %g, want ≤ 1e-15", worst, at)
+	}
+	if got := exp(math.NaN()); !math.IsNaN(got) {
+		t.Fatalf("exp(NaN) = %g", got)
+	}
+	vs := []float64{-1000, -40, -3.5, -1e-9, 0, 0.25, 7, 709, 800, math.Inf(1), math.Inf(-1)}
+	want := make([]float64, len(vs))
+	for i, v := range vs {
+		want[i] = sigmoid(v)
+	}
+	sigmoids(vs)
+	for i := range vs {
+		if vs[i] != want[i] {
+			t.Errorf("sigmoids element %d = %v, sigmoid gives %v", i, vs[i], want[i])
+		}
+	}
+	if got := sigmoid(math.Inf(-1)); got != 0 {
+		t.Fatalf("sigmoid(-Inf) = %g", got)
+	}
+	if got := sigmoid(math.Inf(1)); got != 1 {
+		t.Fatalf("sigmoid(+Inf) = %g", got)
+	}
+}
+
+func BenchmarkSigmoid(b *testing.B) {
+	xs := make([]float64, 1024)
+	for i := range xs {
+		xs[i] = float64(i)/64 - 8
+	}
+	out := make([]float64, len(xs))
+	b.Run("math.Exp", func(b *testing.B) {
+		for range b.N {
+			for i, v := range xs {
+				out[i] = 1 / (1 + math.Exp(-v))
+			}
+		}
+	})
+	b.Run("table", func(b *testing.B) {
+		for range b.N {
+			for i, v := range xs {
+				out[i] = sigmoid(v)
+			}
+		}
+	})
+	b.Run("table-slice", func(b *testing.B) {
+		for range b.N {
+			copy(out, xs)
+			sigmoids(out)
+		}
+	})
+}
+
+// On amd64 math.Exp2 is the portable algorithm pow2 copies: the two must
+// agree bit for bit (elsewhere, within an ulp).
+func TestPow2MatchesExp2(t *testing.T) {
+	exact := runtime.GOARCH == "amd64"
+	check := func(x float64) {
+		want, got := math.Exp2(x), pow2(x)
+		if exact && math.Float64bits(want) != math.Float64bits(got) {
+			t.Fatalf("pow2(%v) = %v, math.Exp2 %v", x, got, want)
+		}
+		if !exact && math.Abs(got-want) > 2e-16*want {
+			t.Fatalf("pow2(%v) = %v, math.Exp2 %v", x, got, want)
+		}
+	}
+	for i := -11000000; i <= 11000000; i++ {
+		check(float64(i) / 10000 * 1.0000001)
+	}
+	for _, x := range []float64{0, -0.0, 1e-300, -1e-300, 1020, -1020, 1021, -1021, -1074, -1075, 1024, math.Inf(1), math.Inf(-1)} {
+		check(x)
+	}
+	if !math.IsNaN(pow2(math.NaN())) {
+		t.Error("pow2(NaN) is a number")
+	}
+}

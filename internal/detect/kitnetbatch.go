@@ -1,0 +1,162 @@
+package detect
+
+import (
+	"slices"
+	"sync"
+)
+
+// ProcessBatch is Process on n feature vectors laid one after another in
+// x, with the same results: scores[t] gets the score of vector t (0 while
+// training). The ensemble autoencoders are independent of each other
+// within a packet (only the output autoencoder needs all their RMSEs), so
+// each one works through the batch's vectors in order on its own, spread
+// over up to workers goroutines, and the output autoencoder follows packet
+// by packet: every autoencoder sees exactly the sequence of steps it would
+// in Process, and only the time changes. BatchRMSE gives each scored
+// vector's ensemble RMSEs.
+func (k *KitNET) ProcessBatch(x []float64, n, workers int, scores []float64) {
+	t := 0
+	for t < n {
+		row := x[t*k.n : (t+1)*k.n]
+		if k.featMap == nil {
+			scores[t] = k.Process(row)
+			t++
+			continue
+		}
+		if k.ensemble != nil && len(k.batchRMSE) < n*len(k.ensemble) {
+			k.batchRMSE = make([]float64, n*len(k.ensemble))
+			k.batchTrain = make([]float64, n*len(k.ensemble))
+		}
+		if k.Training() {
+			m := min(n-t, k.cfg.FMGrace+k.cfg.ADGrace+1-k.trained)
+			k.trainSegment(x, t, m, workers)
+			clear(scores[t : t+m])
+			t += m
+			continue
+		}
+		k.scoreSegment(x, t, n-t, workers, scores)
+		t = n
+	}
+}
+
+// BatchRMSE returns the ensemble RMSEs of vector t of the last
+// ProcessBatch, if it was scored after training. The slice is reused.
+func (k *KitNET) BatchRMSE(t int) []float64 {
+	e := len(k.ensemble)
+	return k.batchRMSE[t*e : (t+1)*e]
+}
+
+// forEachAutoencoder runs f on every ensemble autoencoder, over up to
+// workers goroutines with about the same number of weights each; f gets a
+// scratch slice of its own for gathering inputs.
+func (k *KitNET) forEachAutoencoder(workers int, f func(i int, scratch []float64)) {
+	if workers <= 1 || len(k.ensemble) < 2 {
+		for i := range k.ensemble {
+			f(i, k.scratch)
+		}
+		return
+	}
+	if len(k.groups) != min(workers, len(k.ensemble)) {
+		k.groups = balance(k.ensemble, min(workers, len(k.ensemble)))
+	}
+	var wg sync.WaitGroup
+	for _, g := range k.groups {
+		wg.Go(func() {
+			scratch := make([]float64, len(k.scratch))
+			for _, i := range g {
+				f(i, scratch)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// balance deals the autoencoders out to n groups, largest first to the
+// lightest group, so that the goroutines finish together.
+func balance(ens []*autoencoder, n int) [][]int {
+	order := make([]int, len(ens))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return len(ens[b].w) - len(ens[a].w) })
+	groups := make([][]int, n)
+	load := make([]int, n)
+	for _, i := range order {
+		g := slices.Index(load, slices.Min(load))
+		groups[g] = append(groups[g], i)
+		load[g] += len(ens[i].w)
+	}
+	return groups
+}
+
+func gatherInto(scratch, x []float64, idx []int) []float64 {
+	s := scratch[:len(idx)]
+	for i, j := range idx {
+		s[i] = x[j]
+	}
+	return s
+}
+
+// trainSegment trains on vectors t0 … t0+m-1, all within the training
+// grace period after feature mapping, as Process would one by one.
+func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
+	e := len(k.ensemble)
+	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
+	first := k.trained // the training index of vector t0
+	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
+	k.forEachAutoencoder(workers, func(i int, scratch []float64) {
+		ae := k.ensemble[i]
+		for t := t0; t < t0+m; t++ {
+			g := gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i])
+			scored := calibrating(t)
+			if scored {
+				k.batchRMSE[t*e+i] = ae.rmse(g)
+			}
+			k.batchTrain[t*e+i] = ae.train(g, scored, false)
+		}
+	})
+	for t := t0; t < t0+m; t++ {
+		scoredRow, trainRow := k.batchRMSE[t*e:(t+1)*e], k.batchTrain[t*e:(t+1)*e]
+		same := calibrating(t)
+		if same {
+			if k.calibAE == nil {
+				k.calibAE = make([]float64, e)
+			}
+			k.calib = append(k.calib, k.output.rmse(scoredRow))
+			for i, h := range scoredRow {
+				k.calibAE[i] += h
+			}
+			same = slices.Equal(scoredRow, trainRow)
+		}
+		k.output.train(trainRow, same, false)
+		k.trained++
+	}
+	copy(k.hidden, k.batchTrain[(t0+m-1)*e:(t0+m)*e])
+}
+
+// scoreSegment scores vectors t0 … t0+m-1 with the trained model.
+func (k *KitNET) scoreSegment(x []float64, t0, m, workers int, scores []float64) {
+	e := len(k.ensemble)
+	k.forEachAutoencoder(workers, func(i int, scratch []float64) {
+		ae := k.ensemble[i]
+		for t := t0; t < t0+m; t++ {
+			k.batchRMSE[t*e+i] = ae.rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
+		}
+	})
+	for t := t0; t < t0+m; t++ {
+		scores[t] = k.output.rmse(k.batchRMSE[t*e : (t+1)*e])
+	}
+	copy(k.hidden, k.batchRMSE[(t0+m-1)*e:(t0+m)*e])
+}
+
+// phaseLeft returns how many of the next m vectors fall in the model's
+// current phase (feature mapping, training or scoring).
+func (k *KitNET) phaseLeft(m int) int {
+	switch {
+	case k.featMap == nil:
+		return min(m, k.cfg.FMGrace+1-k.trained)
+	case k.Training():
+		return min(m, k.cfg.FMGrace+k.cfg.ADGrace+1-k.trained)
+	}
+	return m
+}

@@ -1,0 +1,172 @@
+package detect
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/fleetward/fleetward/internal/alert"
+)
+
+// A destination class is where a device opens traffic to, coarsely: the
+// destination's scope (another local device, the internet, a group
+// address) and the service (by its port). IoT devices do few things: a
+// camera talks to its recorder on the LAN and to its vendor's cloud over
+// HTTPS, and the first time it opens Telnet to the internet it has changed
+// hands. Classes are coarse on purpose: a new cloud address is not news, a
+// new kind of traffic is.
+type destClass struct {
+	scope   uint8
+	service string
+}
+
+// Destination scopes.
+const (
+	scopeLocal uint8 = iota + 1
+	scopePublic
+	scopeGroup
+)
+
+var scopeNames = [...]string{scopeLocal: "local", scopePublic: "internet", scopeGroup: "multicast/broadcast"}
+
+func (c destClass) String() string { return c.service + " to " + scopeNames[c.scope] }
+
+// wellKnownServices names the ports of the services IoT devices use, so
+// that 80 and 8080 are both "web" and a new port of a known service is not
+// a new class.
+var wellKnownServices = map[uint16]string{
+	20: "ftp", 21: "ftp", 22: "ssh", 23: "telnet", 2323: "telnet", 25: "smtp", 465: "smtp", 587: "smtp",
+	53: "dns", 5353: "mdns", 5355: "llmnr", 67: "dhcp", 68: "dhcp", 547: "dhcp", 69: "tftp", 123: "ntp",
+	80: "web", 8080: "web", 8000: "web", 8081: "web", 8888: "web", 443: "https", 8443: "https",
+	1883: "mqtt", 8883: "mqtt", 5683: "coap", 5684: "coap", 554: "rtsp", 8554: "rtsp", 1900: "ssdp",
+	161: "snmp", 162: "snmp", 514: "syslog", 3478: "stun", 5060: "sip", 5061: "sip", 502: "modbus",
+	47808: "bacnet", 7547: "tr-069", 37215: "upnp-soap", 52869: "upnp-soap", 5555: "adb", 3389: "rdp", 5900: "vnc",
+	445: "smb", 139: "smb", 137: "netbios", 138: "netbios", 6667: "irc",
+}
+
+// initiatedClass returns the class of traffic p opens, and false for a
+// packet that answers or continues a conversation: only a TCP SYN, or a
+// UDP datagram to a known service port or from a high port to a lower
+// one, opens.
+func initiatedClass(p *Packet) (destClass, bool) {
+	var c destClass
+	switch {
+	case groupAddress(p.Dst):
+		c.scope = scopeGroup
+	case public(p.Dst):
+		c.scope = scopePublic
+	default:
+		c.scope = scopeLocal
+	}
+	name, known := wellKnownServices[p.DstPort]
+	switch p.Proto {
+	case layers.IPProtocolTCP:
+		if p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) != FlagSYN {
+			return c, false
+		}
+		if !known {
+			name = "tcp/" + portBand(p.DstPort)
+		}
+	case layers.IPProtocolUDP:
+		if _, reply := wellKnownServices[p.SrcPort]; reply && !known {
+			return c, false
+		}
+		if !known {
+			if p.DstPort > p.SrcPort && p.SrcPort >= 1024 {
+				return c, false // an answer to a client's lower port, most likely
+			}
+			name = "udp/" + portBand(p.DstPort)
+		}
+	default:
+		return c, false
+	}
+	c.service = name
+	return c, true
+}
+
+// portBand groups an unnamed port: the well-known range by port, the rest
+// in two bands.
+func portBand(port uint16) string {
+	switch {
+	case port < 1024:
+		return strconv.Itoa(int(port))
+	case port < 49152:
+		return "registered"
+	}
+	return "dynamic"
+}
+
+// destClasses is what one source has opened: the classes it knows, and
+// for a class opened after the learning period, when it was first opened
+// and how many times since.
+type destClasses struct {
+	first   float64 // when the source first opened traffic
+	last    float64 // and last
+	classes map[destClass]*newClass
+}
+
+// newClass follows a class opened after the learning period: known once
+// it fired, or when it was opened during learning.
+type newClass struct {
+	start float64
+	n     int
+	known bool
+}
+
+// maxClassesPerSource bounds a source's classes; a source past it (a
+// scanner opening every port band) stops being tracked until evicted.
+const maxClassesPerSource = 64
+
+// newDestination records the class p opens for its source and fires when
+// a source past its learning period opens a class it never did.
+func (d *RuleDetector) newDestination(p *Packet, out []alert.Signal) []alert.Signal {
+	c, ok := initiatedClass(p)
+	if !ok {
+		return out
+	}
+	s := d.dests[p.Src]
+	if s == nil {
+		if len(d.dests) >= maxRuleKeys {
+			clear(d.dests)
+		}
+		s = &destClasses{first: p.Time, classes: map[destClass]*newClass{}}
+		d.dests[p.Src] = s
+	}
+	s.last = p.Time
+	learnt := p.Time - s.first
+	nc := s.classes[c]
+	if nc == nil {
+		if len(s.classes) >= maxClassesPerSource {
+			return out
+		}
+		nc = &newClass{start: p.Time, known: learnt < d.r.NewDestinationLearning.Seconds()}
+		s.classes[c] = nc
+	}
+	if nc.known {
+		return out
+	}
+	// A single probe is noise (a router checking a port); a device that
+	// keeps opening the new kind of traffic has changed behaviour.
+	if p.Time-nc.start > d.r.NewDestinationWindow.Seconds() {
+		nc.start, nc.n = p.Time, 0
+	}
+	nc.n++
+	if nc.n < d.r.NewDestinationOpens {
+		return out
+	}
+	nc.known = true
+	known := 0
+	for _, k := range s.classes {
+		if k.known {
+			known++
+		}
+	}
+	severity := alert.SeverityMedium
+	if c.scope == scopePublic && (loginPorts[p.DstPort] || c.service == "irc") {
+		severity = alert.SeverityHigh
+	}
+	return append(out, d.signal(p, "new_destination", severity, nc.n, d.r.NewDestinationOpens,
+		fmt.Sprintf("%s opened %d times within %s (%s), never before in %.0f s of this source's traffic; %d other classes known",
+			c, nc.n, d.r.NewDestinationWindow, peerString(p), learnt, known-1)))
+}

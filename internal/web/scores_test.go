@@ -1,0 +1,82 @@
+package web_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/inventory"
+)
+
+// TestBrowserPlotsADevicesAnomalyScore records an hour of a sensor's
+// score summaries for a camera, its score rising above the threshold in
+// the last minutes, and drives chromium to its page: the Anomaly score
+// card draws the score and the threshold from those measurements. A
+// device without scores has no such card.
+func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
+	exe := chromium(t)
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, _, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0"})
+	for _, d := range []inventory.Device{
+		{ID: "cam-3", Name: "Loading dock camera", Class: "camera", IPs: []string{"10.1.2.3"}},
+		{ID: "thermo-1", Name: "Office thermostat", Class: "thermostat", IPs: []string{"10.1.2.4"}},
+	} {
+		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const points, threshold = 360, 0.4
+	end := time.Now().UTC().Truncate(10 * time.Second)
+	var sums []alert.ScoreSummary
+	for i := range points {
+		score := 0.05 + 0.01*float64(i%7)
+		if i >= points-12 { // the last two minutes: a scan
+			score = 2 + float64(i-(points-12))
+		}
+		at := end.Add(time.Duration(i-points) * 10 * time.Second)
+		sums = append(sums, alert.ScoreSummary{Start: at.Add(-10 * time.Second), End: at, Sensor: "eth0", SrcIP: "10.1.2.3",
+			Packets: 40, MaxScore: score, MeanScore: score / 2, Threshold: threshold})
+	}
+	if rep, err := s.RecordScores(ctx, sums); err != nil || rep.Devices != 1 || rep.Unresolved != 0 {
+		t.Fatalf("RecordScores = %+v, %v", rep, err)
+	}
+
+	b := newBrowser(t, exe)
+	login(b, s.URL+"/devices/cam-3", "anomaly-scores")
+	b.step("wait for the score chart", chromedp.WaitVisible(chromedp.CSS("#score-chart canvas")))
+	card := b.text("anomaly-scores")
+	for _, want := range []string{"Anomaly score", "highest score", "threshold"} {
+		if !strings.Contains(card, want) {
+			t.Errorf("the anomaly score card lacks %q: %q", want, card)
+		}
+	}
+	// What uPlot drew: the series of the page's data, read from the chart.
+	sctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	drawn, err := chromedp.Run(sctx, chromedp.Evaluate[[]float64](`(function () {
+		var d = JSON.parse(document.getElementById("chart-data").textContent).scores;
+		var c = document.querySelector("#score-chart canvas");
+		return [d.x.length, Math.max.apply(null, d.anomaly_score_max), d.anomaly_threshold[0], c.width, c.height];
+	})()`))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drawn) != 5 || drawn[0] != points || drawn[1] != 13 || drawn[2] != threshold || drawn[3] < 300 || drawn[4] < 100 {
+		t.Errorf("chart data and canvas = %v; want %d points, top score 13, threshold %v on a drawn canvas", drawn, points, threshold)
+	}
+	b.shot("device-anomaly-score.png")
+
+	b.step("open a device without scores", chromedp.Navigate(s.URL+"/devices/thermo-1"), chromedp.WaitVisible(chromedp.ID("history")))
+	sctx, cancel = context.WithTimeout(b.ctx, 10*time.Second)
+	absent, err := chromedp.Run(sctx, chromedp.Evaluate[bool](`document.getElementById("anomaly-scores") === null && document.getElementById("score-chart") === null`))
+	cancel()
+	if err != nil || !absent {
+		t.Errorf("a device without scores shows an anomaly score card (%v)", err)
+	}
+}
