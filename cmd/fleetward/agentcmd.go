@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/fleetward/fleetward/internal/agent"
+	"github.com/fleetward/fleetward/internal/detect"
 )
 
 func agentCommand() *cli.Command {
@@ -35,10 +36,12 @@ order after reconnecting. The certificate is renewed over EST at two thirds of i
 With --sensor IF the agent is also an edge sensor: it runs the detector of 'fleetward detect'
 (packet rules, and the KitNET anomaly model trained on the first --sensor-fm + --sensor-ad
 packets, or loaded with --sensor-model) on that interface (AF_PACKET: root or CAP_NET_RAW) and
-sends only what it finds: signals in batches on devices/ID/signals and a summary (packets,
-packets/s, decode counters, trained or not, threshold, signals, alerts) on devices/ID/sensor
-every --sensor-interval. Packets and per-packet scores never leave the device. The server
-raises the alerts, attributed to the device that sent the packet and naming this sensor.`,
+sends only what it finds: signals in batches on devices/ID/signals, per-source score summaries
+(packets, highest and mean score per --sensor-score-interval) on devices/ID/scores, and a
+summary (packets, packets/s, decode counters, trained or not, threshold, signals, alerts) on
+devices/ID/sensor every --sensor-interval. Packets and per-packet scores never leave the
+device. The server raises the alerts, attributed to the device that sent the packets and
+naming this sensor.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "server", Usage: "EST server URL, https://HOST:8443", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_SERVER")},
 			&cli.StringFlag{Name: "device-id", Usage: "this device's id (the certificate's CN and the MQTT client id)", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_DEVICE_ID")},
@@ -58,6 +61,7 @@ raises the alerts, attributed to the device that sent the packet and naming this
 			&cli.StringFlag{Name: "sensor-model", Usage: "edge sensor: score with this trained model (from 'detect --save-model') instead of training on the device"},
 			&cli.BoolFlag{Name: "sensor-rules-only", Usage: "edge sensor: apply the packet rules only, without the anomaly model (small devices)"},
 			&cli.DurationFlag{Name: "sensor-interval", Usage: "edge sensor: time between summaries; 0 means --interval"},
+			&cli.DurationFlag{Name: "sensor-score-interval", Usage: "edge sensor: capture time one per-source score summary covers", Value: detect.DefaultSummaryInterval},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := agent.Config{
@@ -87,7 +91,7 @@ raises the alerts, attributed to the device that sent the packet and naming this
 				cfg.Trust.Fingerprint = b
 			}
 			if cmd.String("sensor") == "" {
-				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-interval"} {
+				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-interval", "sensor-score-interval"} {
 					if cmd.IsSet(name) {
 						return fmt.Errorf("--%s is an option of the edge sensor: give --sensor IF too", name)
 					}
@@ -100,6 +104,7 @@ raises the alerts, attributed to the device that sent the packet and naming this
 					ADGrace:         int(cmd.Int("sensor-ad")),
 					RulesOnly:       cmd.Bool("sensor-rules-only"),
 					SummaryInterval: cmd.Duration("sensor-interval"),
+					ScoreInterval:   cmd.Duration("sensor-score-interval"),
 				}
 				if path := cmd.String("sensor-model"); path != "" {
 					m, err := loadModel(path)

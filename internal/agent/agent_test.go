@@ -20,12 +20,13 @@ import (
 )
 
 // subscriber is a backend MQTT client over mutual TLS that records what it
-// receives on devices/+/telemetry, inventory, signals and sensor.
+// receives on devices/+/telemetry, inventory, signals, scores and sensor.
 type subscriber struct {
 	mu        sync.Mutex
 	telemetry []Telemetry
 	inventory []Inventory
 	signals   []alert.SignalReport
+	scores    []alert.ScoreReport
 	summaries []SensorSummary
 	sizes     map[string]int // largest payload by topic kind
 	client    *paho.Client
@@ -57,6 +58,12 @@ func subscribe(t *testing.T, pki *testPKI, addr string) *subscriber {
 					t.Errorf("signals are not JSON: %v", err)
 				}
 				s.signals = append(s.signals, rep)
+			case strings.HasSuffix(pr.Packet.Topic, "/scores"):
+				var rep alert.ScoreReport
+				if err := json.Unmarshal(pr.Packet.Payload, &rep); err != nil {
+					t.Errorf("score summaries are not JSON: %v", err)
+				}
+				s.scores = append(s.scores, rep)
 			case strings.HasSuffix(pr.Packet.Topic, "/sensor"):
 				var sum SensorSummary
 				if err := json.Unmarshal(pr.Packet.Payload, &sum); err != nil {
@@ -88,6 +95,7 @@ func subscribe(t *testing.T, pki *testPKI, addr string) *subscriber {
 		{Topic: "devices/+/telemetry", QoS: 1},
 		{Topic: "devices/+/inventory", QoS: 1},
 		{Topic: "devices/+/signals", QoS: 1},
+		{Topic: "devices/+/scores", QoS: 1},
 		{Topic: "devices/+/sensor", QoS: 1},
 	}}); err != nil {
 		t.Fatalf("subscribe: %v", err)

@@ -301,7 +301,7 @@ func startBroker(t *testing.T, pki *testPKI, auth broker.Authority, addr string)
 		ClientCAs:                pki.roots,
 		ConnectAttemptsPerMinute: -1,
 		Policies: map[string]broker.Policy{
-			"backend": {Subscribe: []string{"devices/+/telemetry", "devices/+/inventory", "devices/+/signals", "devices/+/sensor"}},
+			"backend": {Subscribe: []string{"devices/+/telemetry", "devices/+/inventory", "devices/+/signals", "devices/+/scores", "devices/+/sensor"}},
 		},
 		Log: quietLog(),
 	}, auth, nil)

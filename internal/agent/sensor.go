@@ -30,8 +30,10 @@ const (
 // detector (decoding, AfterImage features, the KitNET ensemble, the packet
 // rules and the anomaly alerter) run on one of the device's own
 // interfaces. Only its findings leave the device: signals, in batches, on
-// devices/{id}/signals, and a summary every interval on devices/{id}/sensor.
-// Packets and per-packet scores never do.
+// devices/{id}/signals; per-source score summaries (alert.ScoreSummary:
+// packets, highest and mean smoothed score per source and interval) on
+// devices/{id}/scores; and a summary of the sensor every interval on
+// devices/{id}/sensor. Packets and per-packet scores never do.
 type SensorConfig struct {
 	// Interface is the network interface to capture on (AF_PACKET; needs
 	// root or CAP_NET_RAW). Required.
@@ -53,6 +55,9 @@ type SensorConfig struct {
 	// SummaryInterval is the time between summaries; the agent's Interval
 	// when zero.
 	SummaryInterval time.Duration
+	// ScoreInterval is the capture time one per-source score summary
+	// covers (detect.DefaultSummaryInterval when zero).
+	ScoreInterval time.Duration
 }
 
 // Validate reports the first field of c that cannot work, as an
@@ -71,6 +76,8 @@ func (c SensorConfig) Validate() error {
 		return apperr.InvalidField("sensor_batch_delay", "must not be negative")
 	case c.SummaryInterval < 0:
 		return apperr.InvalidField("sensor_interval", "must not be negative")
+	case c.ScoreInterval < 0:
+		return apperr.InvalidField("sensor_score_interval", "must not be negative")
 	case c.RulesOnly && c.Model != nil:
 		return apperr.InvalidField("sensor_model", "a model cannot be used with rules only")
 	}
@@ -101,6 +108,8 @@ type SensorSummary struct {
 	// that started an alert in the sensor's own aggregation.
 	Signals uint64 `json:"signals"`
 	Alerts  uint64 `json:"alerts"`
+	// ScoreSummaries were made and queued for the server.
+	ScoreSummaries uint64 `json:"score_summaries"`
 	// Stopped is set in the last summary of a sensor whose capture ended,
 	// with the reason.
 	Stopped string `json:"stopped,omitempty"`
@@ -114,8 +123,10 @@ type sensor struct {
 	packets atomic.Uint64
 	signals atomic.Uint64
 	alerts  atomic.Uint64
+	sums    atomic.Uint64
 	agg     *alert.Aggregator
 	batcher *alert.SignalBatcher
+	scores  *alert.Batcher[alert.ScoreSummary]
 
 	mu       sync.Mutex
 	status   detect.ScoreResult // the pipeline's latest Status
@@ -133,6 +144,7 @@ func (a *Agent) openSensor() (*sensor, error) {
 	}
 	s := &sensor{cfg: cfg, agent: a, capture: lc, agg: alert.NewAggregator(0, nil), lastAt: time.Now()}
 	s.batcher = &alert.SignalBatcher{Send: s.queueSignals, Size: cfg.BatchSize, Delay: cfg.BatchDelay}
+	s.scores = &alert.Batcher[alert.ScoreSummary]{Send: s.queueScores, Size: cfg.BatchSize, Delay: cfg.BatchDelay}
 	return s, nil
 }
 
@@ -160,6 +172,11 @@ func (s *sensor) scoreOptions() detect.ScoreOptions {
 	}
 	if !s.cfg.RulesOnly {
 		opts.Anomaly = &detect.AnomalyConfig{}
+		opts.SummaryInterval = s.cfg.ScoreInterval
+		opts.Summaries = func(sums []alert.ScoreSummary) {
+			s.sums.Add(uint64(len(sums)))
+			_ = s.scores.Add(context.Background(), false, sums...)
+		}
 	}
 	return opts
 }
@@ -171,6 +188,7 @@ func (s *sensor) run(ctx context.Context) {
 	stopCapture := context.AfterFunc(ctx, func() { s.capture.Close() })
 	defer stopCapture()
 	stopFlush := s.batcher.FlushEvery(ctx, nil)
+	stopScores := s.scores.FlushEvery(ctx, nil)
 	// Summaries stop with the capture, which may fail before ctx ends.
 	summaries, stopSummaries := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -200,9 +218,9 @@ func (s *sensor) run(ctx context.Context) {
 	}
 	s.capture.Close()
 	stopFlush()
+	stopScores()
 	stopSummaries()
 	wg.Wait()
-	_ = s.batcher.Flush(context.WithoutCancel(ctx))
 	s.publishSummary(time.Now(), stopped)
 }
 
@@ -219,22 +237,34 @@ func (s *sensor) observe(sigs []alert.Signal) {
 	}
 }
 
-// queueSignals puts a batch into the spool as devices/{id}/signals
-// messages, split so that each stays under maxSignalPayload. A spool
-// that refuses (a full or failing disk) is logged by enqueue and the batch
-// is not retried, so that memory stays bounded.
-func (s *sensor) queueSignals(ctx context.Context, sigs []alert.Signal) error {
-	payload, err := json.Marshal(alert.SignalReport{Signals: sigs})
+// queueSignals puts a batch of signals into the spool as
+// devices/{id}/signals messages.
+func (s *sensor) queueSignals(_ context.Context, sigs []alert.Signal) error {
+	return queueSplit(s.agent, "signals", sigs, func(part []alert.Signal) any { return alert.SignalReport{Signals: part} })
+}
+
+// queueScores puts a batch of score summaries into the spool as
+// devices/{id}/scores messages.
+func (s *sensor) queueScores(_ context.Context, sums []alert.ScoreSummary) error {
+	return queueSplit(s.agent, "scores", sums, func(part []alert.ScoreSummary) any { return alert.ScoreReport{Summaries: part} })
+}
+
+// queueSplit puts items into the spool as devices/{id}/{kind} messages of
+// report(items), split in halves until each stays under maxSignalPayload.
+// A spool that refuses (a full or failing disk) is logged by enqueueRaw
+// and the items are not retried, so that memory stays bounded.
+func queueSplit[T any](a *Agent, kind string, items []T, report func([]T) any) error {
+	payload, err := json.Marshal(report(items))
 	if err != nil {
 		return err
 	}
-	if len(payload) > maxSignalPayload && len(sigs) > 1 {
-		if err := s.queueSignals(ctx, sigs[:len(sigs)/2]); err != nil {
+	if len(payload) > maxSignalPayload && len(items) > 1 {
+		if err := queueSplit(a, kind, items[:len(items)/2], report); err != nil {
 			return err
 		}
-		return s.queueSignals(ctx, sigs[len(sigs)/2:])
+		return queueSplit(a, kind, items[len(items)/2:], report)
 	}
-	_ = s.agent.enqueueRaw("signals", payload)
+	_ = a.enqueueRaw(kind, payload)
 	return nil
 }
 
@@ -254,6 +284,7 @@ func (s *sensor) summary(now time.Time, stopped string) SensorSummary {
 		Threshold:       s.status.Threshold,
 		Signals:         s.signals.Load(),
 		Alerts:          s.alerts.Load(),
+		ScoreSummaries:  s.sums.Load(),
 		Stopped:         stopped,
 	}
 	if !s.cfg.RulesOnly {
@@ -267,9 +298,10 @@ func (s *sensor) summary(now time.Time, stopped string) SensorSummary {
 }
 
 func (s *sensor) publishSummary(now time.Time, stopped string) {
-	// The signals found so far go first, so that a summary never counts
-	// signals the server has not been sent.
+	// What was found so far goes first, so that a summary never counts
+	// signals or score summaries the server has not been sent.
 	_ = s.batcher.Flush(context.Background())
+	_ = s.scores.Flush(context.Background())
 	_ = s.agent.enqueue("sensor", s.summary(now, stopped))
 }
 

@@ -59,7 +59,7 @@ func testEdgeSensor(t *testing.T, rulesOnly, offline bool) {
 		Trust:    ServerTrust{Fingerprint: pki.serverFP},
 		Interval: time.Hour, // telemetry is not what this test is about
 		Sensor: &SensorConfig{Interface: "lo", FMGrace: 20, ADGrace: 50, RulesOnly: rulesOnly,
-			BatchDelay: 100 * time.Millisecond, SummaryInterval: 200 * time.Millisecond},
+			BatchDelay: 100 * time.Millisecond, SummaryInterval: 200 * time.Millisecond, ScoreInterval: 300 * time.Millisecond},
 		BackoffMin: 100 * time.Millisecond,
 		BackoffMax: 400 * time.Millisecond,
 		Log:        testLog(t),
@@ -140,11 +140,38 @@ func testEdgeSensor(t *testing.T, rulesOnly, offline bool) {
 		t.Errorf("summary = %+v", last)
 	}
 
+	// The model's per-source score summaries (not per-packet scores) go
+	// on devices/{id}/scores once it is trained; the rules alone have none.
+	if !rulesOnly {
+		var sum alert.ScoreSummary
+		if !eventually(10*time.Second, func() bool {
+			sub.mu.Lock()
+			defer sub.mu.Unlock()
+			for _, rep := range sub.scores {
+				for _, s := range rep.Summaries {
+					if s.SrcIP == "127.0.0.1" {
+						sum = s
+						return true
+					}
+				}
+			}
+			return false
+		}) {
+			t.Fatal("no score summary of 127.0.0.1 within 10 s")
+		}
+		if err := sum.Validate(); err != nil || sum.Packets == 0 || sum.Threshold <= 0 {
+			t.Errorf("score summary = %+v (%v)", sum, err)
+		}
+	}
+
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if rulesOnly && len(sub.scores) > 0 {
+		t.Errorf("a rules-only sensor sent score summaries: %+v", sub.scores)
+	}
 	for kind, n := range sub.sizes {
 		switch kind {
-		case "signals", "sensor":
+		case "signals", "scores", "sensor":
 			if n > maxSignalPayload {
 				t.Errorf("a %s message of %d bytes exceeds %d", kind, n, maxSignalPayload)
 			}
@@ -153,13 +180,13 @@ func testEdgeSensor(t *testing.T, rulesOnly, offline bool) {
 			t.Errorf("the agent published on devices/sensor-edge/%s", kind)
 		}
 	}
-	// A summary holds counters, not packets or scores.
+	// A summary holds counters, not lists of packets or scores.
 	raw, _ := json.Marshal(last)
 	var fields map[string]any
 	json.Unmarshal(raw, &fields)
-	for k := range fields {
-		if strings.Contains(k, "score") || strings.Contains(k, "payload") {
-			t.Errorf("summary field %q", k)
+	for k, v := range fields {
+		if _, list := v.([]any); list || strings.Contains(k, "payload") {
+			t.Errorf("summary field %q = %v", k, v)
 		}
 	}
 }

@@ -132,10 +132,18 @@ type SignalReport struct {
 	Signals []Signal `json:"signals"`
 }
 
-// Bounds of one SignalReport.
+// ScoreReport is a batch of score summaries as a sensor sends it: the body
+// of POST /api/v1/scores and the payload an agent's edge sensor publishes
+// on devices/{id}/scores.
+type ScoreReport struct {
+	Summaries []ScoreSummary `json:"summaries"`
+}
+
+// Bounds of one report.
 const (
-	MaxReportSignals = 1000
-	MaxReportBytes   = 256 << 10
+	MaxReportSignals   = 1000
+	MaxReportSummaries = 5000
+	MaxReportBytes     = 256 << 10
 )
 
 // ParseSignalReport decodes a SignalReport published by a device and
@@ -145,27 +153,44 @@ const (
 // a payload over MaxReportBytes and Invalid for one that is not a JSON
 // object with 1 to MaxReportSignals signals.
 func ParseSignalReport(payload []byte) (valid []Signal, bad []error, err error) {
+	return parseReport[Signal](payload, "signals", MaxReportSignals)
+}
+
+// ParseScoreReport is ParseSignalReport for a ScoreReport: 1 to
+// MaxReportSummaries summaries, errors naming "summaries[i].field".
+func ParseScoreReport(payload []byte) (valid []ScoreSummary, bad []error, err error) {
+	return parseReport[ScoreSummary](payload, "summaries", MaxReportSummaries)
+}
+
+// parseReport decodes {"<field>": [items]} and validates each item.
+func parseReport[T interface{ Validate() error }](payload []byte, field string, maxItems int) (valid []T, bad []error, err error) {
 	if len(payload) > MaxReportBytes {
-		return nil, nil, apperr.Errorf(apperr.TooLarge, "signal report of %d bytes is larger than %d", len(payload), MaxReportBytes)
+		return nil, nil, apperr.Errorf(apperr.TooLarge, "report of %d bytes is larger than %d", len(payload), MaxReportBytes)
 	}
-	var rep SignalReport
+	var doc map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&rep); err != nil {
-		return nil, nil, apperr.Errorf(apperr.Invalid, "signal report is not a JSON object of signals: %v", err)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, nil, apperr.Errorf(apperr.Invalid, "report is not a JSON object: %v", err)
 	}
 	if dec.More() {
-		return nil, nil, apperr.Errorf(apperr.Invalid, "signal report has data after its JSON object")
+		return nil, nil, apperr.Errorf(apperr.Invalid, "report has data after its JSON object")
 	}
-	if len(rep.Signals) == 0 || len(rep.Signals) > MaxReportSignals {
-		return nil, nil, apperr.InvalidField("signals", "1 to %d signals per report, got %d", MaxReportSignals, len(rep.Signals))
+	var items []T
+	if raw, ok := doc[field]; ok {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, nil, apperr.InvalidField(field, "not a list of %s: %v", field, err)
+		}
 	}
-	for i, sig := range rep.Signals {
-		if err := sig.Validate(); err != nil {
+	if len(items) == 0 || len(items) > maxItems {
+		return nil, nil, apperr.InvalidField(field, "1 to %d %s per report, got %d", maxItems, field, len(items))
+	}
+	for i, it := range items {
+		if err := it.Validate(); err != nil {
 			e := apperr.As(err)
-			bad = append(bad, apperr.InvalidField("signals["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message))
+			bad = append(bad, apperr.InvalidField(field+"["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message))
 			continue
 		}
-		valid = append(valid, sig)
+		valid = append(valid, it)
 	}
 	return valid, bad, nil
 }

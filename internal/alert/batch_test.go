@@ -26,9 +26,11 @@ func TestParseSignalReportKeepsTheGoodSignalsAndNamesTheBadOnes(t *testing.T) {
 		{"null", `null`, 0, nil, apperr.Invalid},
 		{"not JSON", `{"signals":[`, 0, nil, apperr.Invalid},
 		{"data after the object", `{"signals":[` + good + `]} {}`, 0, nil, apperr.Invalid},
+		{"an unknown key beside the signals", `{"v":1,"signals":[` + good + `]}`, 1, nil, ""},
 		{"a wrong type", `{"signals":"many"}`, 0, nil, apperr.Invalid},
 		{"too large", `{"signals":[` + strings.Repeat(good+",", MaxReportBytes/len(good)) + good + `]}`, 0, nil, apperr.TooLarge},
 		{"too many", `{"signals":[` + strings.Repeat(`{},`, MaxReportSignals) + `{}]}`, 0, nil, apperr.Invalid},
+		{"no signals key", `{"summaries":[` + good + `]}`, 0, nil, apperr.Invalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,14 +56,25 @@ func TestParseSignalReportKeepsTheGoodSignalsAndNamesTheBadOnes(t *testing.T) {
 	}
 }
 
-// FuzzParseSignalReport: whatever a device publishes, the parser returns
-// an error or signals that validate, and never both nothing and no error.
+// FuzzParseSignalReport: whatever a device publishes, the parsers return
+// an error or items that validate, and never both nothing and no error.
 func FuzzParseSignalReport(f *testing.F) {
 	f.Add([]byte(`{"signals":[{"time":"2026-11-28T10:00:00Z","detector":"rule","behaviour":"telnet_scan","severity":"high","src_ip":"10.0.0.9","explanation":"scan"}]}`))
 	f.Add([]byte(`{"signals":[{"time":"2026-11-28T10:00:00Z","behaviour":"x","severity":"dire"}]}`))
 	f.Add([]byte(`{"signals":[`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"summaries":[{"end":"2026-11-28T10:00:10Z","src_ip":"10.0.0.9","packets":3,"max_score":0.2,"mean_score":0.1,"threshold":0.3}]}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		if sums, bad, err := ParseScoreReport(payload); err == nil {
+			if len(sums)+len(bad) == 0 {
+				t.Fatal("no summaries and no error")
+			}
+			for _, s := range sums {
+				if err := s.Validate(); err != nil {
+					t.Fatalf("a returned summary does not validate: %v", err)
+				}
+			}
+		}
 		valid, bad, err := ParseSignalReport(payload)
 		if err != nil {
 			if valid != nil || bad != nil || apperr.As(err).Code == apperr.Internal {
@@ -120,5 +133,14 @@ func TestBatcherSendsFullAndOldBatchesAndKeepsAFailedOne(t *testing.T) {
 	}
 	if err := b.Flush(ctx); err != nil || b.Sent() != 12 || len(got) != 5 || len(got[2]) != 3 || len(got[3]) != 3 || len(got[4]) != 1 {
 		t.Fatalf("7 signals at once with size 3: sent %d in %d batches", b.Sent(), len(got))
+	}
+}
+
+func TestParseScoreReportNamesTheBadSummary(t *testing.T) {
+	valid, bad, err := ParseScoreReport([]byte(`{"summaries":[
+		{"end":"2026-11-28T10:00:10Z","src_ip":"10.0.0.9","packets":3,"max_score":0.2,"mean_score":0.1,"threshold":0.3},
+		{"end":"2026-11-28T10:00:10Z","packets":3}]}`))
+	if err != nil || len(valid) != 1 || len(bad) != 1 || apperr.As(bad[0]).Field != "summaries[1].src_ip" {
+		t.Fatalf("valid %v, bad %v, err %v", valid, bad, err)
 	}
 }

@@ -47,10 +47,11 @@ func metricValue(t *testing.T, s *app.Server, series string) float64 {
 // TestEdgeSensorReportsFromADeviceRaiseAlertsAndMeasurements publishes,
 // with Debian's mosquitto_pub as a device over mutual TLS, what an agent's
 // edge sensor sends: a signal report (one good signal, one malformed), a
-// report that is not JSON, and a summary. The good signal becomes an alert
-// on the scanning device naming the reporting sensor; the malformed ones
-// are refused and counted without stopping the ingest; the summary becomes
-// sensor_* measurements of the reporter.
+// report that is not JSON, a summary and score summaries. The good signal
+// becomes an alert on the scanning device naming the reporting sensor; the
+// malformed ones are refused and counted without stopping the ingest; the
+// summary becomes sensor_* measurements of the reporter, and the score
+// summary anomaly_* measurements of the scanning device.
 func TestEdgeSensorReportsFromADeviceRaiseAlertsAndMeasurements(t *testing.T) {
 	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
 	dir := t.TempDir()
@@ -127,5 +128,28 @@ func TestEdgeSensorReportsFromADeviceRaiseAlertsAndMeasurements(t *testing.T) {
 	}
 	if len(series["packets"]) != 0 {
 		t.Errorf("a summary wrote an unprefixed measurement: %v", series["packets"])
+	}
+
+	// Score summaries: the good one becomes the camera's anomaly_*
+	// measurements, as POST /api/v1/scores makes them; the one without a
+	// source is refused and counted.
+	end := time.Now().UTC().Truncate(time.Second)
+	publish("devices/gw-edge/scores", fmt.Sprintf(`{"summaries":[
+		{"start":%q,"end":%q,"sensor":"someone-else","src_ip":"10.200.5.7","packets":40,"max_score":0.9,"mean_score":0.4,"threshold":0.5},
+		{"end":%q,"packets":3}]}`, end.Add(-10*time.Second).Format(time.RFC3339), end.Format(time.RFC3339), end.Format(time.RFC3339)))
+	if !within(5*time.Second, func() bool {
+		series, _ = s.Telemetry.Series(ctx, "cam-mirai", []string{telemetry.MetricAnomalyScoreMax, telemetry.MetricAnomalyPackets}, time.Now().Add(-time.Hour))
+		return len(series[telemetry.MetricAnomalyScoreMax]) > 0
+	}) {
+		t.Fatalf("the edge sensor's score summary made no anomaly measurements of cam-mirai: %v", series)
+	}
+	if series[telemetry.MetricAnomalyScoreMax][0].Value != 0.9 || series[telemetry.MetricAnomalyPackets][0].Value != 40 {
+		t.Errorf("anomaly measurements = %v", series)
+	}
+	if got := metricValue(t, s, `fleetward_device_score_summaries_total{outcome="recorded"}`); got != 1 {
+		t.Errorf("score summaries recorded = %v, want 1", got)
+	}
+	if got := metricValue(t, s, `fleetward_device_score_summaries_total{outcome="refused"}`); got != 1 {
+		t.Errorf("score summaries refused = %v, want 1 (no source)", got)
 	}
 }

@@ -41,6 +41,11 @@ type deviceMessages struct {
 	// as malformed (a report that cannot be read at all counts in bad).
 	signalsRaised  atomic.Uint64
 	signalsRefused atomic.Uint64
+	// Score summaries of edge sensors: recorded as measurements, of no
+	// inventory device, or refused one by one as malformed.
+	scoresRecorded   atomic.Uint64
+	scoresUnresolved atomic.Uint64
+	scoresRefused    atomic.Uint64
 }
 
 func newDeviceMessages() *deviceMessages {
@@ -58,8 +63,10 @@ func (q *deviceMessages) offer(deviceID, topic string, payload []byte) {
 
 // ingestDeviceMessages stores what devices report: device-side metrics
 // from devices/{id}/telemetry and edge sensor summaries from
-// devices/{id}/sensor as measurements, in batches; inventory reports; and
-// edge sensor signals from devices/{id}/signals, raised into alerts.
+// devices/{id}/sensor as measurements, in batches; inventory reports; edge
+// sensor signals from devices/{id}/signals, raised into alerts; and edge
+// sensor score summaries from devices/{id}/scores, as POST /api/v1/scores
+// records them.
 func (s *Server) ingestDeviceMessages(ctx context.Context) {
 	log := s.Log.With("component", "telemetry")
 	var batch []telemetry.Sample
@@ -110,6 +117,10 @@ func (s *Server) ingestDeviceMessages(ctx context.Context) {
 			case "signals":
 				if m.topic == "devices/"+m.deviceID+"/signals" {
 					s.raiseDeviceSignals(ctx, m)
+				}
+			case "scores":
+				if m.topic == "devices/"+m.deviceID+"/scores" {
+					s.recordDeviceScores(ctx, m)
 				}
 			}
 			if len(batch) >= 500 {
@@ -225,4 +236,37 @@ func sensorExplanation(deviceID, explanation string) string {
 		out = strings.ToValidUTF8(out[:alert.MaxExplanation], "")
 	}
 	return out
+}
+
+// recordDeviceScores records the score summaries of a device's edge sensor
+// as POST /api/v1/scores does: measurements of the devices their sources
+// resolve to. The summaries' sensor is the reporting device, whatever the
+// payload says. Malformed summaries are refused and counted one by one.
+func (s *Server) recordDeviceScores(ctx context.Context, m deviceMessage) {
+	log := s.Log.With("component", "alerts", "device", m.deviceID)
+	valid, bad, err := alert.ParseScoreReport(m.payload)
+	if err != nil {
+		if s.deviceMsgs.bad.Add(1)&1023 == 1 { // the first, then every 1024th
+			log.Warn("edge sensor score report refused", "err", err)
+		}
+		return
+	}
+	if len(bad) > 0 {
+		if n := s.deviceMsgs.scoresRefused.Add(uint64(len(bad))); n == uint64(len(bad)) || n&1023 < uint64(len(bad)) {
+			log.Warn("edge sensor score summaries refused", "refused", len(bad), "accepted", len(valid), "first", bad[0])
+		}
+	}
+	if len(valid) == 0 {
+		return
+	}
+	for i := range valid {
+		valid[i].Sensor = m.deviceID
+	}
+	rep, err := recordScores(ctx, s.alerts, s.Telemetry, valid)
+	if err != nil {
+		log.Warn("edge sensor score summaries not stored", "summaries", len(valid), "err", err)
+		return
+	}
+	s.deviceMsgs.scoresRecorded.Add(uint64(rep.Accepted - rep.Unresolved))
+	s.deviceMsgs.scoresUnresolved.Add(uint64(rep.Unresolved))
 }

@@ -27,8 +27,8 @@ type Policy struct {
 
 // DefaultPolicy is the policy of a class that has none configured: a device
 // publishes its own telemetry, inventory, events and status, and the
-// signals and summaries of its edge sensor, and receives its own commands,
-// nothing else.
+// signals, score summaries and summaries of its edge sensor, and receives
+// its own commands, nothing else.
 func DefaultPolicy() Policy {
 	return Policy{
 		Publish: []string{
@@ -37,6 +37,7 @@ func DefaultPolicy() Policy {
 			"devices/{device}/events",
 			"devices/{device}/status",
 			"devices/{device}/signals",
+			"devices/{device}/scores",
 			"devices/{device}/sensor",
 		},
 		Subscribe: []string{"devices/{device}/cmd/#"},

@@ -43,12 +43,12 @@ func TestCovers(t *testing.T) {
 func TestDefaultPolicyLetsADeviceTouchOnlyItsOwnTopics(t *testing.T) {
 	p := DefaultPolicy()
 	pub, sub := expand(p.Publish, "cam-7"), expand(p.Subscribe, "cam-7")
-	for _, topic := range []string{"devices/cam-7/telemetry", "devices/cam-7/inventory", "devices/cam-7/events", "devices/cam-7/status", "devices/cam-7/signals", "devices/cam-7/sensor"} {
+	for _, topic := range []string{"devices/cam-7/telemetry", "devices/cam-7/inventory", "devices/cam-7/events", "devices/cam-7/status", "devices/cam-7/signals", "devices/cam-7/scores", "devices/cam-7/sensor"} {
 		if !allowed(pub, topic) {
 			t.Errorf("publish to %s refused", topic)
 		}
 	}
-	for _, topic := range []string{"devices/cam-8/telemetry", "devices/cam-8/signals", "devices/cam-8/sensor", "devices/cam-7/cmd/x", "devices/cam-7", "devices/+/telemetry", "#", "$SYS/x", "devices/cam-7/telemetry/extra"} {
+	for _, topic := range []string{"devices/cam-8/telemetry", "devices/cam-8/signals", "devices/cam-8/scores", "devices/cam-8/sensor", "devices/cam-7/cmd/x", "devices/cam-7", "devices/+/telemetry", "#", "$SYS/x", "devices/cam-7/telemetry/extra"} {
 		if allowed(pub, topic) {
 			t.Errorf("publish to %s allowed", topic)
 		}
