@@ -2,10 +2,9 @@
 // (packet rules, the anomaly model, flow rules, metric checks) emit
 // Signals, many a second; the Aggregator folds the signals of one source
 // and behaviour within a window into one Alert, takes the device the signal
-// names or resolves the source to an
-// inventory device by IP or MAC, and keeps its explanation: which rule or
-// feature groups, the peers and ports involved, the score against the
-// threshold. The Store keeps alerts and records each new one in the ledger.
+// names or resolves the source to an inventory device by IP or MAC, and keeps
+// its explanation: which rule or feature groups, the peers and ports
+// involved, the score against the threshold. The Store keeps alerts and records each new one in the ledger.
 package alert
 
 import (
