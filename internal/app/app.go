@@ -345,7 +345,7 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
 		if w := s.metricWatch; w != nil {
 			fmt.Fprintf(b, "# HELP fleetward_metric_detector_devices Devices whose metrics the metric detectors keep baselines of.\n# TYPE fleetward_metric_detector_devices gauge\nfleetward_metric_detector_devices %d\n", w.det.Devices())
-			fmt.Fprintf(b, "# HELP fleetward_metric_signals_stale_total Metric signals not raised because their observation was older than an hour (replayed history).\n# TYPE fleetward_metric_signals_stale_total counter\nfleetward_metric_signals_stale_total %d\n", w.stale.Load())
+			fmt.Fprintf(b, "# HELP fleetward_metric_signals_stale_total Metric signals of broker metrics events older than an hour (replayed bus history), learned but not raised.\n# TYPE fleetward_metric_signals_stale_total counter\nfleetward_metric_signals_stale_total %d\n", w.stale.Load())
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
 	}

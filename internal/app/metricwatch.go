@@ -19,10 +19,12 @@ import (
 // bus.MaxAge): the history warms the baselines up.
 const metricSubscriber = "metric-detector"
 
-// metricSignalMaxAge: observations older than this, replayed from the bus
-// after a first start or a long stop, are learned but raise no alert; an
-// alert for a surge of last week, dated last week, would only bury the
-// ones that matter now.
+// metricSignalMaxAge: broker metrics events older than this, replayed
+// from the bus after a first start or a long stop, are learned but raise
+// no alert; an alert for a surge of last week, dated last week, would only
+// bury the ones that matter now. Agent reports are not held to it: they
+// arrive as the device sends them, and a device whose clock is behind
+// still has its alerts.
 const metricSignalMaxAge = time.Hour
 
 // metricWatch feeds the metric detector with the broker's per-device
@@ -33,8 +35,8 @@ type metricWatch struct {
 	alerts   *alerts
 	interval time.Duration // of the broker's samples
 	log      *slog.Logger
-	// stale counts signals not raised for being older than
-	// metricSignalMaxAge; badPorts reports whose listening_ports were
+	// stale counts signals of replayed broker metrics events not raised
+	// (metricSignalMaxAge); badPorts reports whose listening_ports were
 	// malformed.
 	stale, badPorts atomic.Uint64
 }
@@ -62,7 +64,12 @@ func (w *metricWatch) brokerMetrics(ctx context.Context, ev bus.Event) error {
 		w.log.Warn("broker metrics event skipped", "id", ev.ID, "device", ev.Subject, "err", err)
 		return nil
 	}
-	w.raise(ctx, w.det.Observe(metricdetect.Observation{DeviceID: ev.Subject, Time: ev.Time, Values: values, Interval: w.interval}))
+	sigs := w.det.Observe(metricdetect.Observation{DeviceID: ev.Subject, Time: ev.Time, Values: values, Interval: w.interval})
+	if time.Since(ev.Time) > metricSignalMaxAge {
+		w.stale.Add(uint64(len(sigs)))
+		return nil
+	}
+	w.raise(ctx, sigs)
 	return nil
 }
 
@@ -93,10 +100,6 @@ func (w *metricWatch) raise(ctx context.Context, sigs []alert.Signal) {
 	}
 	ctx = actor.With(context.WithoutCancel(ctx), actor.Actor{Name: "system:metric-detect"})
 	for _, sig := range sigs {
-		if time.Since(sig.Time) > metricSignalMaxAge {
-			w.stale.Add(1)
-			continue
-		}
 		sig.SrcIP, sig.SrcMAC = w.alerts.addresses(sig.DeviceID)
 		al, err := w.alerts.Raise(ctx, sig)
 		if err != nil {

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/metricdetect"
 )
@@ -78,11 +80,12 @@ func TestMetricSurgesBecomeAlertsOnTheDevice(t *testing.T) {
 	}
 
 	t.Run("an agent's reports of a traffic and destination surge and a new port", func(t *testing.T) {
-		// 30 reports 30 s apart, dated over the last quarter of an hour:
-		// 1 kB/s out to 2 addresses listening on 22, then from report 20 on
-		// 200 kB/s to 80 addresses, and a listener on 4444 from report 25.
+		// 30 reports 30 s apart: 1 kB/s out to 2 addresses listening on
+		// 22, then from report 20 on 200 kB/s to 80 addresses, and a
+		// listener on 4444 from report 25. The device's clock is two hours
+		// behind: its reports are dated then, and still raise alerts.
 		w, done := publishLines("gw-1", "gateway")
-		start := time.Now().UTC().Add(-15 * time.Minute).Truncate(time.Second)
+		start := time.Now().UTC().Add(-2*time.Hour - 15*time.Minute).Truncate(time.Second)
 		for i := range 30 {
 			bytesOut, remotes, ports := 30000, 2, `{"proto":"tcp","addr":"0.0.0.0","port":22}`
 			if i >= 20 {
@@ -167,8 +170,38 @@ func TestMetricSurgesBecomeAlertsOnTheDevice(t *testing.T) {
 		done()
 	})
 
+	t.Run("replayed broker history is learned but raises nothing", func(t *testing.T) {
+		// Broker metrics events of two days ago, as a new subscriber
+		// replays them from the bus: a sensor's surge then is no alert now.
+		if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "th-2", Name: "Freezer sensor", Class: "sensor"}); err != nil {
+			t.Fatal(err)
+		}
+		then := time.Now().UTC().Add(-48 * time.Hour)
+		for i := range 40 {
+			n := 2
+			if i >= 30 {
+				n = 500
+			}
+			data, _ := json.Marshal(map[string]float64{"messages_in": float64(n), "bytes_in": float64(20 * n)})
+			ev := bus.Event{ID: fmt.Sprintf("replay-th-2-%d", i), Type: app.EventBrokerMetrics, Time: then.Add(time.Duration(i) * 200 * time.Millisecond),
+				Actor: "broker", Subject: "th-2", Data: data}
+			if err := s.Bus.Publish(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !within(10*time.Second, func() bool {
+			return strings.Contains(scrapeMetrics(t, s, token), "fleetward_metric_signals_stale_total 16\n")
+		}) {
+			t.Fatalf("the replayed surge's signals were not counted as stale (want 16: messages_in and bytes_in of samples 32 to 39): %s",
+				grepLines(scrapeMetrics(t, s, token), "fleetward_metric_"))
+		}
+		if a := alertsOf("th-2"); len(a) != 0 {
+			t.Errorf("alerts of th-2 from two-day-old metrics: %+v", a)
+		}
+	})
+
 	t.Run("the server's metrics count the devices watched", func(t *testing.T) {
-		req := `fleetward_metric_detector_devices 2`
+		req := "fleetward_metric_detector_devices 3\n"
 		body := scrapeMetrics(t, s, token)
 		if !strings.Contains(body, req) {
 			t.Errorf("/metrics lacks %q", req)
@@ -207,4 +240,15 @@ func scrapeMetrics(t *testing.T, s *app.Server, token string) string {
 		t.Fatalf("GET /metrics = %d: %s", rec.Code, rec.Body)
 	}
 	return rec.Body.String()
+}
+
+// grepLines returns the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
