@@ -96,3 +96,14 @@ func FuzzParseListeningPorts(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseListeningPorts measures the second read of an agent
+// report the port check costs on top of telemetry.ParseAgentReport.
+func BenchmarkParseListeningPorts(b *testing.B) {
+	b.SetBytes(int64(len(agentReport)))
+	for range b.N {
+		if _, _, err := ParseListeningPorts([]byte(agentReport)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

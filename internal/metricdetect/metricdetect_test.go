@@ -3,6 +3,7 @@ package metricdetect
 import (
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -335,4 +336,21 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 			t.Errorf("New accepted %+v", c.cfg)
 		}
 	}
+}
+
+// BenchmarkObserve measures one broker sample of a fleet of 10,000 devices
+// after their warm-up: the detector's cost per device and interval.
+func BenchmarkObserve(b *testing.B) {
+	d, _ := New(Config{Warmup: 1})
+	const fleet = 10000
+	ids := make([]string, fleet)
+	for i := range ids {
+		ids[i] = "dev-" + strconv.Itoa(i)
+	}
+	values := map[string]float64{"messages_in": 12, "bytes_in": 3000, "messages_out": 1, "bytes_out": 80, "max_message_size": 256}
+	b.ResetTimer()
+	for i := range b.N {
+		d.Observe(Observation{DeviceID: ids[i%fleet], Time: t0.Add(time.Duration(i/fleet) * 10 * time.Second), Values: values, Interval: 10 * time.Second})
+	}
+	b.ReportMetric(float64(d.Devices()), "devices")
 }
