@@ -60,9 +60,10 @@ func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
 	if st, _ := c.do("POST", "/api/v1/signals", byID, &res); st != 200 || res.Accepted != 1 {
 		t.Fatalf("submit a signal naming its device = %d %+v", st, res)
 	}
-	c.do("GET", "/api/v1/alerts?device=cam-9", "", &list)
-	if len(list.Alerts) != 2 || list.Alerts[0].Behaviour != "message_surge" || list.Alerts[0].DeviceID != "cam-9" || list.Alerts[0].SrcIP != "" {
-		t.Fatalf("alerts of cam-9 after a signal naming it = %+v; want the message surge on cam-9 besides the scan", list.Alerts)
+	var both struct{ Alerts []alert.Alert }
+	c.do("GET", "/api/v1/alerts?device=cam-9", "", &both)
+	if len(both.Alerts) != 2 || both.Alerts[0].Behaviour != "message_surge" || both.Alerts[0].DeviceID != "cam-9" || both.Alerts[0].SrcIP != "" {
+		t.Fatalf("alerts of cam-9 after a signal naming it = %+v; want the message surge on cam-9 besides the scan", both.Alerts)
 	}
 	for _, bc := range []struct {
 		name, method, path, body string
