@@ -52,7 +52,8 @@ func (q *deviceMessages) offer(deviceID, topic string, payload []byte) {
 }
 
 // ingestDeviceMessages stores what devices report: device-side metrics
-// from devices/{id}/telemetry as measurements, in batches.
+// from devices/{id}/telemetry as measurements, in batches, which the
+// metric detectors see as they arrive.
 func (s *Server) ingestDeviceMessages(ctx context.Context) {
 	log := s.Log.With("component", "telemetry")
 	var batch []telemetry.Sample
@@ -86,6 +87,9 @@ func (s *Server) ingestDeviceMessages(ctx context.Context) {
 					continue
 				}
 				batch = append(batch, samples...)
+				if s.metricWatch != nil {
+					s.metricWatch.agentReport(ctx, m.deviceID, m.at, samples, m.payload)
+				}
 			case "inventory":
 				s.applyInventoryReport(ctx, m)
 			}
