@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/fleetward/fleetward/internal/app"
+	"github.com/fleetward/fleetward/internal/metricdetect"
 )
 
 func serverFlags() []cli.Flag {
@@ -21,6 +22,9 @@ func serverFlags() []cli.Flag {
 		&cli.IntFlag{Name: "mqtt-connect-rate", Value: 60, Usage: "MQTT connection attempts allowed per minute from one source address"},
 		&cli.FloatFlag{Name: "est-rate", Value: 10, Usage: "EST enrolment requests allowed per minute from one source address (burst: a third of it, at least 20)"},
 		&cli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Second, Usage: "how often the broker's per-device counters are sampled into measurements"},
+		&cli.BoolFlag{Name: "metric-detect", Value: true, Usage: "watch the broker's per-device metrics and the agents' reports for message, traffic and destination surges and new listening ports, and raise alerts (docs/DETECTION.md); --metric-detect=false turns it off"},
+		&cli.FloatFlag{Name: "metric-sigma", Value: metricdetect.DefaultConfig.Sigma, Usage: "a metric surges above its device's baseline mean + this many deviations (and above the metric's floor)"},
+		&cli.IntFlag{Name: "metric-warmup", Value: metricdetect.DefaultConfig.Warmup, Usage: "samples of a device's metric learned before it may raise an alert"},
 		&cli.DurationFlag{Name: "audit-interval", Value: time.Hour, Usage: "how often the fleet is audited (findings and risk scores); every scan audits too"},
 		&cli.StringSliceFlag{Name: "scan-target", Usage: "a CIDR, address or host the server scans every --scan-interval (repeatable)"},
 		&cli.DurationFlag{Name: "scan-interval", Value: 24 * time.Hour, Usage: "period of the scheduled scans of --scan-target"},
@@ -41,6 +45,9 @@ func serverConfig(cmd *cli.Command) app.Config {
 	cfg.ESTRatePerMinute = cmd.Float("est-rate")
 	cfg.TelemetryInterval = cmd.Duration("telemetry-interval")
 	cfg.MQTT.ConnectAttemptsPerMinute = cmd.Int("mqtt-connect-rate")
+	cfg.MetricDetectOff = !cmd.Bool("metric-detect")
+	cfg.MetricDetect.Sigma = cmd.Float("metric-sigma")
+	cfg.MetricDetect.Warmup = cmd.Int("metric-warmup")
 	cfg.AuditInterval = cmd.Duration("audit-interval")
 	cfg.ScanTargets = cmd.StringSlice("scan-target")
 	cfg.ScanInterval = cmd.Duration("scan-interval")

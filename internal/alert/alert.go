@@ -1,10 +1,10 @@
 // Package alert turns detections into alerts a person can act on. Detectors
 // (packet rules, the anomaly model, flow rules, metric checks) emit
 // Signals, many a second; the Aggregator folds the signals of one source
-// and behaviour within a window into one Alert, resolves the source to an
-// inventory device by IP or MAC, and keeps its explanation: which rule or
-// feature groups, the peers and ports involved, the score against the
-// threshold. The Store keeps alerts and records each new one in the ledger.
+// and behaviour within a window into one Alert, takes the device the signal
+// names or resolves the source to an inventory device by IP or MAC, and keeps
+// its explanation: which rule or feature groups, the peers and ports
+// involved, the score against the threshold. The Store keeps alerts and records each new one in the ledger.
 package alert
 
 import (
@@ -40,8 +40,13 @@ type Signal struct {
 	// "plaintext_credentials", "new_destination", "anomaly", …
 	Behaviour string `json:"behaviour"`
 	Severity  string `json:"severity"`
-	SrcIP     string `json:"src_ip,omitempty"`
-	SrcMAC    string `json:"src_mac,omitempty"`
+	// DeviceID is the inventory device the signal is about, when the
+	// detector knows it (metric detectors watch devices by id). The
+	// aggregator then takes it as the alert's device instead of resolving
+	// SrcIP or SrcMAC, which may still be given for the operator.
+	DeviceID string `json:"device_id,omitempty"`
+	SrcIP    string `json:"src_ip,omitempty"`
+	SrcMAC   string `json:"src_mac,omitempty"`
 	// Peer is the other end ("10.0.0.7:23"), when there is one.
 	Peer string `json:"peer,omitempty"`
 	// Score and Threshold are the model's, or the rule's count and limit.
@@ -64,8 +69,10 @@ func (s Signal) Validate() error {
 		return apperr.InvalidField("behaviour", "1 to 64 characters")
 	case !slices.Contains(severityOrder, s.Severity):
 		return apperr.InvalidField("severity", "%q: one of %s", s.Severity, strings.Join(severityOrder, ", "))
-	case s.SrcIP == "" && s.SrcMAC == "":
-		return apperr.InvalidField("src_ip", "a source IP or MAC is required")
+	case len(s.DeviceID) > 128:
+		return apperr.InvalidField("device_id", "at most 128 bytes")
+	case s.SrcIP == "" && s.SrcMAC == "" && s.DeviceID == "":
+		return apperr.InvalidField("src_ip", "a source IP, MAC or device id is required")
 	case len(s.Explanation) > MaxExplanation:
 		return apperr.InvalidField("explanation", "at most %d bytes", MaxExplanation)
 	}
@@ -132,7 +139,12 @@ func (g *Aggregator) Add(sig Signal) (Alert, bool, error) {
 	if err := sig.Validate(); err != nil {
 		return Alert{}, false, err
 	}
-	key := cmp.Or(sig.SrcIP, sig.SrcMAC) + "\x00" + sig.Behaviour
+	// A device id and an address live in different namespaces: the
+	// prefix keeps a device named like an address apart from it.
+	key := "a\x00" + cmp.Or(sig.SrcIP, sig.SrcMAC) + "\x00" + sig.Behaviour
+	if sig.DeviceID != "" {
+		key = "d\x00" + sig.DeviceID + "\x00" + sig.Behaviour
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	a := g.open[key]
@@ -141,7 +153,8 @@ func (g *Aggregator) Add(sig Signal) (Alert, bool, error) {
 		a = &Alert{ID: "alert-" + strings.ToLower(rand.Text()[:16]), SrcIP: sig.SrcIP, SrcMAC: sig.SrcMAC, Behaviour: sig.Behaviour,
 			Severity: sig.Severity, Detector: sig.Detector, Explanation: sig.Explanation, Threshold: sig.Threshold,
 			FirstSeen: sig.Time, LastSeen: sig.Time, Status: StatusOpen}
-		if g.resolve != nil {
+		a.DeviceID = sig.DeviceID
+		if a.DeviceID == "" && g.resolve != nil {
 			a.DeviceID = g.resolve(sig.SrcIP, sig.SrcMAC)
 		}
 		g.open[key] = a

@@ -61,6 +61,31 @@ func TestAggregatorFoldsASourcesBehaviourWithinTheWindow(t *testing.T) {
 	}
 }
 
+func TestAggregatorTakesASignalsDeviceIDBeforeResolvingItsAddress(t *testing.T) {
+	resolved := 0
+	g := NewAggregator(time.Minute, func(ip, mac string) string {
+		resolved++
+		return "by-address"
+	})
+	surge := Signal{Time: t0, Detector: "metric", Behaviour: "message_surge", Severity: SeverityMedium, DeviceID: "th-1",
+		Explanation: "messages_in 40/s"}
+	a, started, err := g.Add(surge)
+	if err != nil || !started || a.DeviceID != "th-1" || resolved != 0 {
+		t.Fatalf("signal with a device id only = %+v, %v, %v (resolver called %d times); want a new alert on th-1 without resolving", a, started, err, resolved)
+	}
+	withAddr := surge
+	withAddr.Time, withAddr.SrcIP = t0.Add(time.Second), "10.0.0.5"
+	if b, started, _ := g.Add(withAddr); started || b.ID != a.ID || b.DeviceID != "th-1" || resolved != 0 {
+		t.Errorf("the same device with an address = %+v (started %v); want it folded into %s on th-1", b, started, a.ID)
+	}
+	// A device whose id looks like an address is not the address's alert.
+	byAddr := surge
+	byAddr.DeviceID, byAddr.SrcIP = "", "th-1"
+	if c, started, _ := g.Add(byAddr); !started || c.ID == a.ID || c.DeviceID != "by-address" {
+		t.Errorf("a signal from address %q = %+v (started %v); want its own alert, resolved", "th-1", c, started)
+	}
+}
+
 func TestAggregatorRefusesMalformedSignals(t *testing.T) {
 	g := NewAggregator(0, nil)
 	for field, s := range map[string]Signal{
@@ -68,6 +93,7 @@ func TestAggregatorRefusesMalformedSignals(t *testing.T) {
 		"behaviour": {Time: t0, Severity: SeverityLow, SrcIP: "1.2.3.4"},
 		"severity":  {Time: t0, Behaviour: "x", Severity: "urgent", SrcIP: "1.2.3.4"},
 		"src_ip":    {Time: t0, Behaviour: "x", Severity: SeverityLow},
+		"device_id": {Time: t0, Behaviour: "x", Severity: SeverityLow, DeviceID: string(make([]byte, 129))},
 	} {
 		if _, _, err := g.Add(s); apperr.As(err) == nil || apperr.As(err).Field != field {
 			t.Errorf("Add(%+v) = %v, want an error naming %q", s, err, field)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strconv"
@@ -25,6 +26,7 @@ type alerts struct {
 	mu      sync.Mutex
 	byIP    map[string]string
 	byMAC   map[string]string
+	byID    map[string][2]string // a device's first IP and MAC
 	indexAt time.Time
 }
 
@@ -34,30 +36,51 @@ func newAlerts(core *Core) *alerts {
 	return a
 }
 
-// resolve finds the device with an address from an index of the
-// inventory rebuilt at most once a minute.
+// resolve finds the device with an address.
 func (a *alerts) resolve(ip, mac string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if time.Since(a.indexAt) > time.Minute {
-		devs, err := allDevices(context.Background(), a.inv)
-		if err == nil {
-			a.byIP, a.byMAC = map[string]string{}, map[string]string{}
-			for _, d := range devs {
-				for _, x := range d.IPs {
-					a.byIP[x] = d.ID
-				}
-				for _, m := range d.MACs {
-					a.byMAC[m] = d.ID
-				}
-			}
-			a.indexAt = time.Now()
-		}
-	}
+	a.refreshIndex()
 	if id := a.byMAC[strings.ToLower(mac)]; id != "" {
 		return id
 	}
 	return a.byIP[ip]
+}
+
+// addresses returns an address and a MAC of a device, "" when the
+// inventory has none (or does not have the device).
+func (a *alerts) addresses(deviceID string) (ip, mac string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refreshIndex()
+	addr := a.byID[deviceID]
+	return addr[0], addr[1]
+}
+
+// refreshIndex rebuilds the address index of the inventory when it is
+// older than a minute. a.mu is held.
+func (a *alerts) refreshIndex() {
+	if time.Since(a.indexAt) <= time.Minute {
+		return
+	}
+	devs, err := allDevices(context.Background(), a.inv)
+	if err != nil {
+		return
+	}
+	a.byIP, a.byMAC, a.byID = map[string]string{}, map[string]string{}, map[string][2]string{}
+	for _, d := range devs {
+		var addr [2]string
+		for _, x := range d.IPs {
+			a.byIP[x] = d.ID
+			addr[0] = cmp.Or(addr[0], x)
+		}
+		for _, m := range d.MACs {
+			a.byMAC[m] = d.ID
+			addr[1] = cmp.Or(addr[1], m)
+		}
+		a.byID[d.ID] = addr
+	}
+	a.indexAt = time.Now()
 }
 
 // Raise folds a signal into its alert and stores it.

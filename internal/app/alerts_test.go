@@ -55,6 +55,16 @@ func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
 	if raised != 1 {
 		t.Errorf("%d alert_raised entries in the ledger, want 1 (not one per signal)", raised)
 	}
+	// A sensor that knows the device names it; no address is needed.
+	byID := `{"signals":[{"time":"` + at.Add(time.Minute).Format(time.RFC3339) + `","detector":"metric","behaviour":"message_surge","severity":"medium","device_id":"cam-9","explanation":"messages_in at 40 msg/s"}]}`
+	if st, _ := c.do("POST", "/api/v1/signals", byID, &res); st != 200 || res.Accepted != 1 {
+		t.Fatalf("submit a signal naming its device = %d %+v", st, res)
+	}
+	var both struct{ Alerts []alert.Alert }
+	c.do("GET", "/api/v1/alerts?device=cam-9", "", &both)
+	if len(both.Alerts) != 2 || both.Alerts[0].Behaviour != "message_surge" || both.Alerts[0].DeviceID != "cam-9" || both.Alerts[0].SrcIP != "" {
+		t.Fatalf("alerts of cam-9 after a signal naming it = %+v; want the message surge on cam-9 besides the scan", both.Alerts)
+	}
 	for _, bc := range []struct {
 		name, method, path, body string
 		status                   int

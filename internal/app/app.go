@@ -132,7 +132,10 @@ type Server struct {
 	est        *identity.EST
 	audit      *auditor
 	alerts     *alerts
-	Metrics    *metrics.Set
+	// metricWatch runs the metric detectors; nil when they are off or
+	// there is no broker.
+	metricWatch *metricWatch
+	Metrics     *metrics.Set
 	// URL is where the dashboard is reachable once Start returned.
 	URL string
 	// CertFingerprint identifies the server's TLS certificate.
@@ -184,6 +187,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.alerts = newAlerts(core)
 	registerAlertAPI(s.API, s.alerts)
 	registerScoreAPI(s.API, s.alerts, core.Telemetry)
+	if cfg.MQTTAddr != "" && !cfg.MetricDetectOff {
+		if s.metricWatch, err = newMetricWatch(cfg, s.alerts, log.With("component", "metricdetect")); err != nil {
+			s.closeAll()
+			return nil, err
+		}
+	}
 	s.est = registerEST(s.API, core.CA, core.Inventory, cfg.ESTRatePerMinute)
 	web.Register(s.API, web.Deps{
 		Inventory: core.Inventory, Auth: core.Auth, Ledger: core.Ledger, Log: log.With("component", "web"),
@@ -241,6 +250,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
+	if s.metricWatch != nil {
+		if err := s.metricWatch.subscribe(runCtx, b); err != nil {
+			stop()
+			ln.Close()
+			s.closeAll()
+			return nil, fmt.Errorf("metric detectors: %w", err)
+		}
+	}
 	s.audit.base = runCtx
 	s.audit.loggingProblem = s.loggingProblem
 	if s.Broker != nil {
@@ -327,6 +344,10 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 			fmt.Fprintf(b, "fleetward_mqtt_security_events_total{type=%q} %d\n", typ, counts[typ])
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_dropped_total Device reports dropped because the ingest queue was full.\n# TYPE fleetward_device_messages_dropped_total counter\nfleetward_device_messages_dropped_total %d\n", s.deviceMsgs.dropped.Load())
+		if w := s.metricWatch; w != nil {
+			fmt.Fprintf(b, "# HELP fleetward_metric_detector_devices Devices whose metrics the metric detectors keep baselines of.\n# TYPE fleetward_metric_detector_devices gauge\nfleetward_metric_detector_devices %d\n", w.det.Devices())
+			fmt.Fprintf(b, "# HELP fleetward_metric_signals_stale_total Metric signals of broker metrics events older than an hour (replayed bus history), learned but not raised.\n# TYPE fleetward_metric_signals_stale_total counter\nfleetward_metric_signals_stale_total %d\n", w.stale.Load())
+		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_signals_total Edge sensor signals from devices, raised into alerts or refused as malformed.\n# TYPE fleetward_device_signals_total counter\nfleetward_device_signals_total{outcome=\"raised\"} %d\nfleetward_device_signals_total{outcome=\"refused\"} %d\n", s.deviceMsgs.signalsRaised.Load(), s.deviceMsgs.signalsRefused.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_score_summaries_total Edge sensor score summaries from devices: recorded as measurements, of no inventory device, or refused as malformed.\n# TYPE fleetward_device_score_summaries_total counter\nfleetward_device_score_summaries_total{outcome=\"recorded\"} %d\nfleetward_device_score_summaries_total{outcome=\"unresolved\"} %d\nfleetward_device_score_summaries_total{outcome=\"refused\"} %d\n", s.deviceMsgs.scoresRecorded.Load(), s.deviceMsgs.scoresUnresolved.Load(), s.deviceMsgs.scoresRefused.Load())

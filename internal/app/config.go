@@ -12,6 +12,9 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/fleetward/fleetward/internal/apperr"
+	"github.com/fleetward/fleetward/internal/metricdetect"
 )
 
 // Config is everything `fleetward serve` needs. The zero value is not
@@ -54,6 +57,13 @@ type Config struct {
 	// TelemetryInterval is how often broker-side device counters are
 	// sampled into measurements; default 10 s.
 	TelemetryInterval time.Duration `json:"telemetry_interval,omitempty"`
+	// MetricDetect tunes the metric detectors, which watch the broker's
+	// per-device metrics and the agents' reports for surges and new
+	// listening ports (docs/DETECTION.md); zero fields take the defaults
+	// of metricdetect.DefaultConfig. They need the broker (MQTTAddr).
+	MetricDetect metricdetect.Config `json:"metric_detect,omitzero"`
+	// MetricDetectOff turns the metric detectors off.
+	MetricDetectOff bool `json:"metric_detect_off,omitempty"`
 	// AuditInterval is how often the fleet is audited (findings and risk
 	// scores brought up to date); default 1 h. Every scan also audits.
 	AuditInterval time.Duration `json:"audit_interval,omitempty"`
@@ -161,8 +171,24 @@ func (c *Config) Validate() error {
 	} else if c.TelemetryInterval < 100*time.Millisecond || c.TelemetryInterval > time.Hour {
 		errs = append(errs, fmt.Errorf("--telemetry-interval %s: must be from 100ms to 1h", c.TelemetryInterval))
 	}
+	if !c.MetricDetectOff {
+		if err := c.MetricDetect.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", metricDetectFlag(err), err))
+		}
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
 	return errors.Join(errs...)
+}
+
+// metricDetectFlag names the flag, or the configuration field, of a
+// metric detector setting Validate refused.
+func metricDetectFlag(err error) string {
+	switch f := apperr.As(err).Field; f {
+	case "sigma", "warmup":
+		return "--metric-" + f
+	default:
+		return "metric_detect." + f
+	}
 }

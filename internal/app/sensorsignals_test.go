@@ -89,7 +89,8 @@ func TestEdgeSensorReportsFromADeviceRaiseAlertsAndMeasurements(t *testing.T) {
 	at := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
 	publish("devices/gw-edge/signals", fmt.Sprintf(`{"signals":[
 		{"time":%q,"detector":"rule","behaviour":"telnet_scan","severity":"high","src_ip":"10.200.5.7","peer":"10.200.9.1:23","score":10,"threshold":10,"explanation":"TCP SYN to 23/2323 of 10 hosts"},
-		{"time":%q,"detector":"rule","behaviour":"telnet_scan","severity":"apocalyptic","src_ip":"10.200.5.7","explanation":"bad severity"}]}`, at, at))
+		{"time":%q,"detector":"rule","behaviour":"telnet_scan","severity":"apocalyptic","src_ip":"10.200.5.7","explanation":"bad severity"},
+		{"time":%q,"detector":"rule","behaviour":"port_scan","severity":"high","device_id":"cam-mirai","explanation":"named, not seen"}]}`, at, at, at))
 	token, _, err := s.Auth.CreateToken(ctx, "operator-1", auth.RoleOperator, nil, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +111,13 @@ func TestEdgeSensorReportsFromADeviceRaiseAlertsAndMeasurements(t *testing.T) {
 	if got := metricValue(t, s, `fleetward_device_signals_total{outcome="raised"}`); got != 1 {
 		t.Errorf("signals raised = %v, want 1", got)
 	}
-	if got := metricValue(t, s, `fleetward_device_signals_total{outcome="refused"}`); got != 1 {
-		t.Errorf("signals refused = %v, want 1 (the bad severity)", got)
+	if got := metricValue(t, s, `fleetward_device_signals_total{outcome="refused"}`); got != 2 {
+		t.Errorf("signals refused = %v, want 2 (the bad severity, the device id without an address)", got)
+	}
+	var again struct{ Alerts []alert.Alert }
+	c.do("GET", "/api/v1/alerts?device=cam-mirai", "", &again)
+	if list = again.Alerts; len(list) != 1 {
+		t.Errorf("cam-mirai has %d alerts, want the scan only (a device id from a device is not taken): %+v", len(list), list)
 	}
 
 	publish("devices/gw-edge/sensor", fmt.Sprintf(`{"device_id":"gw-edge","interface":"eth0","time":%q,"packets":1200,"pps":40.5,

@@ -62,11 +62,12 @@ func (q *deviceMessages) offer(deviceID, topic string, payload []byte) {
 }
 
 // ingestDeviceMessages stores what devices report: device-side metrics
-// from devices/{id}/telemetry and edge sensor summaries from
-// devices/{id}/sensor as measurements, in batches; inventory reports; edge
-// sensor signals from devices/{id}/signals, raised into alerts; and edge
-// sensor score summaries from devices/{id}/scores, as POST /api/v1/scores
-// records them.
+// from devices/{id}/telemetry as measurements, in batches, which the
+// metric detectors see as they arrive; edge sensor summaries from
+// devices/{id}/sensor as measurements too; inventory reports; edge sensor
+// signals from devices/{id}/signals, raised into alerts; and edge sensor
+// score summaries from devices/{id}/scores, as POST /api/v1/scores records
+// them.
 func (s *Server) ingestDeviceMessages(ctx context.Context) {
 	log := s.Log.With("component", "telemetry")
 	var batch []telemetry.Sample
@@ -100,6 +101,9 @@ func (s *Server) ingestDeviceMessages(ctx context.Context) {
 					continue
 				}
 				batch = append(batch, samples...)
+				if s.metricWatch != nil {
+					s.metricWatch.agentReport(ctx, m.deviceID, m.at, samples, m.payload)
+				}
 			case "inventory":
 				s.applyInventoryReport(ctx, m)
 			case "sensor":
@@ -219,6 +223,17 @@ func (s *Server) raiseDeviceSignals(ctx context.Context, m deviceMessage) {
 		}
 	}
 	for _, sig := range valid {
+		// An edge sensor names the sources of packets by address. A device
+		// id in its payload would let a device put alerts on any device
+		// by name, so it is not taken.
+		if sig.DeviceID != "" {
+			sig.DeviceID = ""
+			if sig.SrcIP == "" && sig.SrcMAC == "" {
+				s.deviceMsgs.signalsRefused.Add(1)
+				log.Warn("edge sensor signal refused", "reason", "a device id without a source address", "behaviour", sig.Behaviour)
+				continue
+			}
+		}
 		sig.Explanation = sensorExplanation(m.deviceID, sig.Explanation)
 		if _, err := s.alerts.Raise(ctx, sig); err != nil {
 			log.Warn("edge sensor signal not raised", "behaviour", sig.Behaviour, "src_ip", sig.SrcIP, "err", err)
