@@ -149,7 +149,7 @@ func (a *Agent) openSensor() (*sensor, error) {
 }
 
 // scoreOptions are the detector's options for the sensor: everything is
-// discarded but the signals.
+// discarded but the signals, the score summaries and the status.
 func (s *sensor) scoreOptions() detect.ScoreOptions {
 	opts := detect.ScoreOptions{
 		KitNET:  detect.KitNETConfig{FMGrace: s.cfg.FMGrace, ADGrace: s.cfg.ADGrace},
