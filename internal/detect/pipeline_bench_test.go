@@ -32,20 +32,30 @@ func (m *memorySource) LinkType() layers.LinkType { return m.link }
 // BenchmarkScoreCapture runs the whole detector (decode, AfterImage,
 // KitNET training and scoring, rules, anomaly alerts) over the Mirai splice
 // held in memory with the issue's grace periods, as `detect --pcap` does.
+// "one-goroutine" is the single-core figure; "pipelined" runs the two
+// stages and the ensemble over GOMAXPROCS goroutines.
 func BenchmarkScoreCapture(b *testing.B) {
 	frames, link := loadFrames(b, datasetPath(b, "mirai-splice.pcap"))
-	b.ReportAllocs()
-	var elapsed time.Duration
-	for range b.N {
-		src := &memorySource{frames: frames, link: link}
-		start := time.Now()
-		if _, err := ScoreCapture(src, ScoreOptions{KitNET: KitNETConfig{FMGrace: 5000, ADGrace: 20000},
-			Rules: &Rules{}, Anomaly: &AnomalyConfig{}}); err != nil {
-			b.Fatal(err)
+	for _, sequential := range []bool{true, false} {
+		name := "pipelined"
+		if sequential {
+			name = "one-goroutine"
 		}
-		elapsed += time.Since(start)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var elapsed time.Duration
+			for range b.N {
+				src := &memorySource{frames: frames, link: link}
+				start := time.Now()
+				if _, err := ScoreCapture(src, ScoreOptions{KitNET: KitNETConfig{FMGrace: 5000, ADGrace: 20000},
+					Rules: &Rules{}, Anomaly: &AnomalyConfig{}, Sequential: sequential}); err != nil {
+					b.Fatal(err)
+				}
+				elapsed += time.Since(start)
+			}
+			b.ReportMetric(float64(b.N*len(frames))/elapsed.Seconds(), "packets/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(frames))/elapsed.Seconds(), "packets/s")
 }
 
 // BenchmarkScoreWithTrainedModel is the steady state of a sensor: a model
