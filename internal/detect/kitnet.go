@@ -139,19 +139,24 @@ func (k *KitNET) Process(x []float64) float64 {
 			}
 			scored = true
 		}
-		// A scored vector's forward passes are reused where the scaling
-		// did not change; the output autoencoder's only if none of the
-		// ensemble's RMSEs did.
-		same := scored
-		for i, ae := range k.ensemble {
-			h := ae.train(k.gather(x, k.featMap[i]), scored, false)
-			same = same && h == k.hidden[i]
-			k.hidden[i] = h
-		}
-		k.output.train(k.hidden, same, false)
+		k.trainStep(x, scored, false)
 	}
 	k.trained++
 	return 0
+}
+
+// trainStep takes one gradient step of every autoencoder on x. When x was
+// just scored, the forward passes are reused where the scaling did not
+// change (the output autoencoder's only if none of the ensemble's RMSEs
+// did); frozen keeps the scaling as it is.
+func (k *KitNET) trainStep(x []float64, scored, frozen bool) {
+	same := scored
+	for i, ae := range k.ensemble {
+		h := ae.train(k.gather(x, k.featMap[i]), scored, frozen)
+		same = same && h == k.hidden[i]
+		k.hidden[i] = h
+	}
+	k.output.train(k.hidden, same, frozen)
 }
 
 // Learn trains the scoring model on x, which Process has just scored:
@@ -163,13 +168,7 @@ func (k *KitNET) Learn(x []float64) {
 	if k.Training() {
 		return
 	}
-	same := true
-	for i, ae := range k.ensemble {
-		h := ae.train(k.gather(x, k.featMap[i]), true, true)
-		same = same && h == k.hidden[i]
-		k.hidden[i] = h
-	}
-	k.output.train(k.hidden, same, true)
+	k.trainStep(x, true, true)
 	k.learnt++
 }
 
