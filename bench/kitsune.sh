@@ -77,13 +77,14 @@ echo "== Kitsune-py $commit: $("$python" --version 2>&1), numpy $("$python" -c '
 jq -r '"== Kitsune-py parser: \(.parser), AfterImage: \(.setup.afterimage)"' "$tmp/kit-1.json"
 jq -r '"== \(.file): \(.packets) packets, FM grace \(.fm_grace), AD grace \(.ad_grace), \(.evaluation.benign) benign and \(.evaluation.malicious) malicious scored"' "$tmp/kit-1.json"
 echo "== packets/s: median of $runs run(s); Kitsune-py's is its packet loop (the recorded run's overall_pps), tshark parsing excluded"
-printf '%-28s %8s %8s %9s %10s %12s\n' "" AUC EER "TPR@1%" "TPR@0.1%" "packets/s"
+printf '%-30s %8s %8s %9s %10s %12s\n' "" AUC EER "TPR@1%" "TPR@0.1%" "packets/s"
 row() { # row NAME FILE JQ-PATH-TO-EVALUATION PPS
   jq -r --arg n "$1" --arg p "$4" "$3"' | "\($n)\t\(.auc)\t\(.eer)\t\(.["tpr_at_fpr_0.01"])\t\(.["tpr_at_fpr_0.001"])\t\($p)"' "$2" |
-    awk -F'\t' '{printf "%-28s %8.5f %8.5f %9.4f %10.4f %12.0f\n", $1, $2, $3, $4, $5, $6}'
+    awk -F'\t' '{printf "%-30s %8.5f %8.5f %9.4f %10.4f %12.0f\n", $1, $2, $3, $4, $5, $6}'
 }
 row "fleetward, one core" "$tmp/fw1-1.json" .evaluation "$fw1"
 row "fleetward, all cores" "$tmp/fwn-1.json" .evaluation "$fwn"
+row "fleetward, smoothed (alerts)" "$tmp/fwn-1.json" .evaluation_smoothed "$fwn"
 row "Kitsune-py, one core" "$tmp/kit-1.json" .evaluation "$kit"
 jq -r '"Kitsune-py timings (run 1): init (tshark + setup) \(.init_s*100|round/100) s, loop \(.loop_wall_s*10|round/10) s = features \(.fe_s*10|round/10) s + KitNET \(.kitnet_s*10|round/10) s; phases fm \(.phase_pps.fm|round), ad \(.phase_pps.ad|round), exec \(.phase_pps.exec|round) packets/s"' "$tmp/kit-1.json"
 awk -v a="$fw1" -v b="$fwn" -v k="$kit" -v ki="$kitinit" 'BEGIN {
