@@ -69,6 +69,7 @@ fw1=$(jq -s '.[].result.packets_per_second' "$tmp"/fw1-*.json | median)
 fwn=$(jq -s '.[].result.packets_per_second' "$tmp"/fwn-*.json | median)
 kit=$(jq -s '.[].overall_pps' "$tmp"/kit-*.json | median)
 kitinit=$(jq -s '.[].with_init_pps' "$tmp"/kit-*.json | median)
+each() { jq -rs "[.[].$1 | round] | join(\", \")" "${@:2}"; } # each FIELD FILES: every run's packets/s
 
 commit=$(git -C "$KITSUNE_PY" rev-parse HEAD 2>/dev/null || echo "unknown (not a git checkout)")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(go version | cut -d' ' -f3), fleetward $(git rev-parse --short HEAD)"
@@ -77,6 +78,8 @@ echo "== Kitsune-py $commit: $("$python" --version 2>&1), numpy $("$python" -c '
 jq -r '"== Kitsune-py parser: \(.parser), AfterImage: \(.setup.afterimage)"' "$tmp/kit-1.json"
 jq -r '"== \(.file): \(.packets) packets, FM grace \(.fm_grace), AD grace \(.ad_grace), \(.evaluation.benign) benign and \(.evaluation.malicious) malicious scored"' "$tmp/kit-1.json"
 echo "== packets/s: median of $runs run(s); Kitsune-py's is its packet loop (the recorded run's overall_pps), tshark parsing excluded"
+[ "$runs" -gt 1 ] && echo "== every run: fleetward one core $(each result.packets_per_second "$tmp"/fw1-*.json)," \
+  "all cores $(each result.packets_per_second "$tmp"/fwn-*.json), Kitsune-py $(each overall_pps "$tmp"/kit-*.json)"
 printf '%-30s %8s %8s %9s %10s %12s\n' "" AUC EER "TPR@1%" "TPR@0.1%" "packets/s"
 row() { # row NAME FILE JQ-PATH-TO-EVALUATION PPS
   jq -r --arg n "$1" --arg p "$4" "$3"' | "\($n)\t\(.auc)\t\(.eer)\t\(.["tpr_at_fpr_0.01"])\t\(.["tpr_at_fpr_0.001"])\t\($p)"' "$2" |
@@ -88,4 +91,4 @@ row "fleetward, smoothed (alerts)" "$tmp/fwn-1.json" .evaluation_smoothed "$fwn"
 row "Kitsune-py, one core" "$tmp/kit-1.json" .evaluation "$kit"
 jq -r '"Kitsune-py timings (run 1): init (tshark + setup) \(.init_s*100|round/100) s, loop \(.loop_wall_s*10|round/10) s = features \(.fe_s*10|round/10) s + KitNET \(.kitnet_s*10|round/10) s; phases fm \(.phase_pps.fm|round), ad \(.phase_pps.ad|round), exec \(.phase_pps.exec|round) packets/s"' "$tmp/kit-1.json"
 awk -v a="$fw1" -v b="$fwn" -v k="$kit" -v ki="$kitinit" 'BEGIN {
-  printf "throughput fleetward/Kitsune-py: one core %.0fx, all cores %.0fx (%.0fx and %.0fx counting Kitsune-py'"'"'s tshark parse, %.0f packets/s)\n", a/k, b/k, a/ki, b/ki, ki }'
+  printf "throughput fleetward/Kitsune-py: one core %.0fx, all cores %.0fx (%.0fx and %.0fx against Kitsune-py with its tshark parse counted, %.0f packets/s)\n", a/k, b/k, a/ki, b/ki, ki }'
