@@ -47,6 +47,7 @@ for c in jq taskset "$python"; do command -v "$c" >/dev/null || { echo "kitsune.
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM # so that EXIT runs and removes $tmp when interrupted
 echo "kitsune.sh: building fleetward" >&2
 go build -o "$tmp/fleetward" ./cmd/fleetward
 

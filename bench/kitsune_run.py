@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,8 @@ def main():
     ap.add_argument("--scores", help="write idx,rmse per packet here")
     ap.add_argument("--evaluate", metavar="SCORES_CSV", help="only evaluate an earlier idx,rmse file")
     args = ap.parse_args()
+    # A SIGTERM (bench/kitsune.sh interrupted) unwinds like an exception, so the copied capture is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     labels = read_labels(args.labels)
     out = {"fm_grace": args.fm, "ad_grace": args.ad, "max_ae": args.max_ae}
