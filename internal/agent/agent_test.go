@@ -174,20 +174,7 @@ func TestAgentReportsToTheBrokerSpoolsWhileOfflineAndReconnectsWithItsRenewedCer
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("agent did not stop within 10 s of its context ending")
-		}
-	})
+	runAgent(t, a)
 
 	if !eventually(10*time.Second, func() bool { return len(sub1.inventories()) > 0 && len(sub1.seqs()) >= 3 }) {
 		t.Fatalf("subscriber got %d inventories and %d telemetry reports, want 1 and 3", len(sub1.inventories()), len(sub1.seqs()))

@@ -67,20 +67,7 @@ func testEdgeSensor(t *testing.T, rulesOnly, offline bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("agent did not stop within 10 s of its context ending")
-		}
-	})
+	runAgent(t, a)
 	if !eventually(10*time.Second, func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
