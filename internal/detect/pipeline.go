@@ -118,8 +118,14 @@ type PacketSource interface {
 // and rules in one, the model and the anomaly alerts in the other. The
 // results are the same either way, in capture order.
 func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
-	fs := newFeatureStage(r, opts)
-	ms := newModelStage(opts)
+	return scoreCapture(r, opts, true)
+}
+
+// scoreCapture is ScoreCapture, or without the model (no AfterImage, no
+// KitNET: ApplyRules) when model is false.
+func scoreCapture(r PacketSource, opts ScoreOptions, model bool) (*ScoreResult, error) {
+	fs := newFeatureStage(r, opts, model)
+	ms := newModelStage(opts, model)
 	size := cmp.Or(opts.Batch, DefaultBatch)
 	start := time.Now()
 	var err error
@@ -202,9 +208,12 @@ type featureStage struct {
 	rules *RuleDetector
 }
 
-func newFeatureStage(r PacketSource, opts ScoreOptions) *featureStage {
-	fs := &featureStage{src: r, dec: NewDecoder(r.LinkType()), ai: NewAfterImage()}
-	fs.ai.OwnLinkOnly = !opts.KitsuneLinks
+func newFeatureStage(r PacketSource, opts ScoreOptions, model bool) *featureStage {
+	fs := &featureStage{src: r, dec: NewDecoder(r.LinkType())}
+	if model {
+		fs.ai = NewAfterImage()
+		fs.ai.OwnLinkOnly = !opts.KitsuneLinks
+	}
 	if opts.Rules != nil {
 		fs.rules = NewRuleDetector(*opts.Rules)
 		fs.dec.PayloadPrefix = fs.rules.PayloadPrefix()
@@ -227,7 +236,9 @@ func (fs *featureStage) fill(b *batch) {
 		p := &b.pkts[len(b.pkts)-1]
 		i := len(b.pkts) - 1
 		fs.dec.Decode(data, ci, p)
-		fs.ai.Update(p, b.x[i*NumFeatures:(i+1)*NumFeatures])
+		if fs.ai != nil {
+			fs.ai.Update(p, b.x[i*NumFeatures:(i+1)*NumFeatures])
+		}
 		b.feature += time.Since(t0)
 		if fs.rules != nil {
 			b.sigs = fs.rules.Observe(p, b.sigs)
@@ -239,10 +250,11 @@ func (fs *featureStage) fill(b *batch) {
 }
 
 // modelStage scores feature vectors with KitNET, turns the scores into
-// anomaly signals, and keeps the result.
+// anomaly signals, and keeps the result. Without a model (ApplyRules) it
+// passes the rules' signals on and keeps the result.
 type modelStage struct {
 	opts       ScoreOptions
-	kn         *KitNET
+	kn         *KitNET // nil without a model
 	alerter    *AnomalyAlerter
 	res        *ScoreResult
 	sigs       []alert.Signal
@@ -253,9 +265,9 @@ type modelStage struct {
 	lastStatus time.Time // of the last Status call
 }
 
-func newModelStage(opts ScoreOptions) *modelStage {
+func newModelStage(opts ScoreOptions, model bool) *modelStage {
 	kn := opts.Model
-	if kn == nil {
+	if kn == nil && model {
 		kn = NewKitNET(NumFeatures, opts.KitNET)
 	}
 	workers := runtime.GOMAXPROCS(0)
@@ -290,6 +302,14 @@ func (ms *modelStage) consume(b *batch) {
 		ms.scores = make([]float64, n)
 	}
 	scores := ms.scores[:n]
+	if ms.kn == nil {
+		sigStart := 0
+		for i := range n {
+			sigStart = ms.observe(b, i, sigStart, "", 0, nil)
+		}
+		ms.status(b)
+		return
+	}
 	// Continued learning changes the model between one packet's score and
 	// the next: those packets are scored one at a time.
 	learn := ms.opts.Anomaly != nil && ms.opts.Anomaly.Learn
@@ -318,19 +338,25 @@ func (ms *modelStage) consume(b *batch) {
 		ms.res.Phases[ph] = pt
 		start = end
 	}
-	if now := time.Now(); ms.opts.Status != nil && n > 0 && now.Sub(ms.lastStatus) >= time.Second {
+	ms.status(b)
+}
+
+// status calls opts.Status, at most once a second, after a batch that
+// held packets.
+func (ms *modelStage) status(b *batch) {
+	if now := time.Now(); ms.opts.Status != nil && len(b.pkts) > 0 && now.Sub(ms.lastStatus) >= time.Second {
 		ms.lastStatus = now
 		ms.opts.Status(ScoreResult{Packets: ms.res.Packets, Trained: ms.res.Trained, Decode: b.decode, Threshold: ms.res.Threshold})
 	}
 }
 
-// observe takes packet i of b, scored: the anomaly alerts, continued
-// learning, and the result. It returns where the next packet's rule
-// signals start in b.sigs.
+// observe takes packet i of b, scored in phase ("" without a model): the
+// anomaly alerts, continued learning, and the result. It returns where the
+// next packet's rule signals start in b.sigs.
 func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score float64, ensemble []float64) int {
 	opts, kn, res := ms.opts, ms.kn, ms.res
 	p := &b.pkts[i]
-	if phase != PhaseScoring {
+	if phase == PhaseFeatureMapping || phase == PhaseTraining {
 		res.Trained++
 	}
 	if !opts.Discard {
@@ -391,7 +417,9 @@ func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 		res.PacketsPerSec = float64(res.Packets) / res.Seconds
 	}
 	res.Decode = fs.dec.Stats
-	res.Autoencoders = len(ms.kn.FeatureMap())
-	res.Learnt = ms.kn.Learnt()
-	res.Model = ms.kn
+	if ms.kn != nil {
+		res.Autoencoders = len(ms.kn.FeatureMap())
+		res.Learnt = ms.kn.Learnt()
+		res.Model = ms.kn
+	}
 }
