@@ -83,7 +83,7 @@ func (w *metricWatch) agentReport(ctx context.Context, deviceID string, at time.
 	}
 	ports, ok, err := metricdetect.ParseListeningPorts(payload)
 	if err != nil {
-		if w.badPorts.Add(1)&1023 == 1 { // the first, then every 1024th
+		if logSampled(&w.badPorts, 1) {
 			w.log.Warn("listening ports of a device report refused", "device", deviceID, "err", err)
 		}
 	} else if ok {

@@ -52,6 +52,14 @@ func newDeviceMessages() *deviceMessages {
 	return &deviceMessages{ch: make(chan deviceMessage, deviceMessageQueue)}
 }
 
+// logSampled adds n to the counter c and reports whether to log it: for the
+// first count, and each time the total passes a multiple of 1024, so that
+// a device sending bad reports cannot flood the log.
+func logSampled(c *atomic.Uint64, n int) bool {
+	v := c.Add(uint64(n))
+	return v == uint64(n) || v&1023 < uint64(n)
+}
+
 // offer queues a message, or drops and counts it when the queue is full.
 func (q *deviceMessages) offer(deviceID, topic string, payload []byte) {
 	select {
@@ -95,7 +103,7 @@ func (s *Server) ingestDeviceMessages(ctx context.Context) {
 			case "telemetry":
 				samples, err := telemetry.ParseAgentReport(m.deviceID, m.at, m.payload)
 				if err != nil {
-					if s.deviceMsgs.bad.Add(1)&1023 == 1 { // the first, then every 1024th
+					if logSampled(&s.deviceMsgs.bad, 1) {
 						log.Warn("device telemetry report refused", "device", m.deviceID, "err", err)
 					}
 					continue
@@ -112,7 +120,7 @@ func (s *Server) ingestDeviceMessages(ctx context.Context) {
 				}
 				samples, err := telemetry.ParseSensorSummary(m.deviceID, m.at, m.payload)
 				if err != nil {
-					if s.deviceMsgs.bad.Add(1)&1023 == 1 {
+					if logSampled(&s.deviceMsgs.bad, 1) {
 						log.Warn("edge sensor summary refused", "device", m.deviceID, "err", err)
 					}
 					continue
@@ -212,13 +220,13 @@ func (s *Server) raiseDeviceSignals(ctx context.Context, m deviceMessage) {
 	log := s.Log.With("component", "alerts", "device", m.deviceID)
 	valid, bad, err := alert.ParseSignalReport(m.payload)
 	if err != nil {
-		if s.deviceMsgs.bad.Add(1)&1023 == 1 { // the first, then every 1024th
+		if logSampled(&s.deviceMsgs.bad, 1) {
 			log.Warn("edge sensor signal report refused", "err", err)
 		}
 		return
 	}
 	if len(bad) > 0 {
-		if n := s.deviceMsgs.signalsRefused.Add(uint64(len(bad))); n == uint64(len(bad)) || n&1023 < uint64(len(bad)) {
+		if logSampled(&s.deviceMsgs.signalsRefused, len(bad)) {
 			log.Warn("edge sensor signals refused", "refused", len(bad), "accepted", len(valid), "first", bad[0])
 		}
 	}
@@ -261,13 +269,13 @@ func (s *Server) recordDeviceScores(ctx context.Context, m deviceMessage) {
 	log := s.Log.With("component", "alerts", "device", m.deviceID)
 	valid, bad, err := alert.ParseScoreReport(m.payload)
 	if err != nil {
-		if s.deviceMsgs.bad.Add(1)&1023 == 1 { // the first, then every 1024th
+		if logSampled(&s.deviceMsgs.bad, 1) {
 			log.Warn("edge sensor score report refused", "err", err)
 		}
 		return
 	}
 	if len(bad) > 0 {
-		if n := s.deviceMsgs.scoresRefused.Add(uint64(len(bad))); n == uint64(len(bad)) || n&1023 < uint64(len(bad)) {
+		if logSampled(&s.deviceMsgs.scoresRefused, len(bad)) {
 			log.Warn("edge sensor score summaries refused", "refused", len(bad), "accepted", len(valid), "first", bad[0])
 		}
 	}
