@@ -139,7 +139,8 @@ type ScoreReport struct {
 	Summaries []ScoreSummary `json:"summaries"`
 }
 
-// Bounds of one report.
+// Bounds of one report, over MQTT or the API. A sensor sends one summary
+// per source and 10 s, so MaxReportSummaries covers a busy network's minute.
 const (
 	MaxReportSignals   = 1000
 	MaxReportSummaries = 5000
@@ -186,11 +187,28 @@ func parseReport[T interface{ Validate() error }](payload []byte, field string, 
 	}
 	for i, it := range items {
 		if err := it.Validate(); err != nil {
-			e := apperr.As(err)
-			bad = append(bad, apperr.InvalidField(field+"["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message))
+			bad = append(bad, itemError(field, i, err))
 			continue
 		}
 		valid = append(valid, it)
 	}
 	return valid, bad, nil
+}
+
+// ValidateItems validates each item of a report's list and returns an
+// Invalid error naming the first bad one by the list's field, its index
+// and its own field ("signals[3].severity"); nil when all are valid.
+func ValidateItems[T interface{ Validate() error }](field string, items []T) error {
+	for i, it := range items {
+		if err := it.Validate(); err != nil {
+			return itemError(field, i, err)
+		}
+	}
+	return nil
+}
+
+// itemError renames item i's validation error after its place in the list.
+func itemError(field string, i int, err error) error {
+	e := apperr.As(err)
+	return apperr.InvalidField(field+"["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message)
 }

@@ -105,11 +105,8 @@ func registerAlertAPI(s *api.Server, a *alerts) {
 			if len(req.Signals) == 0 || len(req.Signals) > alert.MaxReportSignals {
 				return apperr.InvalidField("signals", "1 to %d signals per request", alert.MaxReportSignals)
 			}
-			for i, sig := range req.Signals {
-				if err := sig.Validate(); err != nil {
-					e := apperr.As(err)
-					return apperr.InvalidField("signals["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message)
-				}
+			if err := alert.ValidateItems("signals", req.Signals); err != nil {
+				return err
 			}
 			ids := []string{}
 			for _, sig := range req.Signals {

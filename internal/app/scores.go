@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/fleetward/fleetward/internal/alert"
@@ -12,10 +11,6 @@ import (
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
-
-// maxSummariesPerRequest bounds one sensor request: a sensor sends one
-// summary per source and 10 s, so this covers a busy network's minute.
-const maxSummariesPerRequest = 5000
 
 // ScoreReport is what recording a batch of score summaries did.
 type ScoreReport struct {
@@ -75,35 +70,23 @@ func recordScores(ctx context.Context, a *alerts, tel *telemetry.Store, sums []a
 // naming the index and field of the first bad summary; nothing is stored
 // then.
 func (s *Server) RecordScores(ctx context.Context, sums []alert.ScoreSummary) (ScoreReport, error) {
-	if err := validateSummaries(sums); err != nil {
+	if err := alert.ValidateItems("summaries", sums); err != nil {
 		return ScoreReport{}, err
 	}
 	return recordScores(ctx, s.alerts, s.Telemetry, sums)
 }
 
-func validateSummaries(sums []alert.ScoreSummary) error {
-	for i, s := range sums {
-		if err := s.Validate(); err != nil {
-			e := apperr.As(err)
-			return apperr.InvalidField("summaries["+strconv.Itoa(i)+"]."+e.Field, "%s", e.Message)
-		}
-	}
-	return nil
-}
-
 func registerScoreAPI(s *api.Server, a *alerts, tel *telemetry.Store) {
 	s.Handle(api.Route{Method: "POST", Pattern: "/api/v1/scores", Perm: auth.PermWrite, BodyLimit: 4 << 20,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			var req struct {
-				Summaries []alert.ScoreSummary `json:"summaries"`
-			}
+			var req alert.ScoreReport
 			if err := api.DecodeJSON(r, &req); err != nil {
 				return err
 			}
-			if len(req.Summaries) == 0 || len(req.Summaries) > maxSummariesPerRequest {
-				return apperr.InvalidField("summaries", "1 to %d summaries per request", maxSummariesPerRequest)
+			if len(req.Summaries) == 0 || len(req.Summaries) > alert.MaxReportSummaries {
+				return apperr.InvalidField("summaries", "1 to %d summaries per request", alert.MaxReportSummaries)
 			}
-			if err := validateSummaries(req.Summaries); err != nil {
+			if err := alert.ValidateItems("summaries", req.Summaries); err != nil {
 				return err
 			}
 			rep, err := recordScores(r.Context(), a, tel, req.Summaries)
