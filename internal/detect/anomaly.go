@@ -165,10 +165,7 @@ func (a *AnomalyAlerter) Threshold() float64 { return a.threshold }
 // it returns the source's smoothed score and appends a Signal to out when
 // the source has stayed above the threshold.
 func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, out []alert.Signal) (float64, []alert.Signal) {
-	src := p.Src
-	if src.Kind == AddrNone {
-		src = hostMAC(p.SrcMAC)
-	}
+	src := sourceOf(p)
 	st := a.sources[src]
 	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
 		if st == nil {
@@ -240,6 +237,15 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 		sig.SrcMAC = net.HardwareAddr(p.SrcMAC[:]).String()
 	}
 	return smoothed, append(out, sig)
+}
+
+// sourceOf is the host a packet's anomaly score belongs to: its source
+// address, or its source MAC for a frame without one.
+func sourceOf(p *Packet) Host {
+	if p.Src.Kind == AddrNone {
+		return hostMAC(p.SrcMAC)
+	}
+	return p.Src
 }
 
 // explain names the three autoencoders whose RMSE rose most over their

@@ -57,9 +57,8 @@ func newSummariser(opts ScoreOptions) *summariser {
 	return &summariser{emit: opts.Summaries, interval: iv.Seconds(), start: math.NaN(), sources: map[Host]*sourceScores{}}
 }
 
-// observe adds one scored packet's smoothed score; the source is the
-// packet's host, or its MAC address for frames without one, as the
-// anomaly alerter keys it.
+// observe adds one scored packet's smoothed score to its source
+// (sourceOf, as the anomaly alerter keys it).
 func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
 	if s == nil || math.IsNaN(smoothed) || math.IsInf(smoothed, 0) || math.IsNaN(threshold) || math.IsInf(threshold, 0) {
 		return
@@ -72,10 +71,7 @@ func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
 	}
 	s.last = max(s.last, p.Time)
 	s.threshold = threshold
-	src := p.Src
-	if src.Kind == AddrNone {
-		src = hostMAC(p.SrcMAC)
-	}
+	src := sourceOf(p)
 	acc := s.sources[src]
 	if acc == nil {
 		if len(s.sources) >= maxSummarySources {
