@@ -194,21 +194,29 @@ func captureStdout(t *testing.T, f func() error) ([]byte, error) {
 	return b, err
 }
 
-func TestDetectCommandSendsSignalsToARealServer(t *testing.T) {
-	dir := t.TempDir()
-	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+// startSensorServer starts a real server with one device and returns it,
+// its data directory and an operator token for a sensor to send with.
+func startSensorServer(t *testing.T, ctx context.Context, dev inventory.Device) (s *app.Server, dir, token string) {
+	t.Helper()
+	dir = t.TempDir()
 	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
-	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-scan", Name: "Scanning camera", Class: "camera", IPs: []string{"10.200.0.9"}}); err != nil {
+	t.Cleanup(func() { s.Stop() })
+	if _, err := s.Inventory.CreateDevice(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	token, _, err = s.Auth.CreateToken(ctx, "sensor-"+dev.ID, auth.RoleOperator, nil, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, dir, token
+}
+
+func TestDetectCommandSendsSignalsToARealServer(t *testing.T) {
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, dir, token := startSensorServer(t, ctx, inventory.Device{ID: "cam-scan", Name: "Scanning camera", Class: "camera", IPs: []string{"10.200.0.9"}})
 	pcap := writeScanCapture(t, t.TempDir())
 	b, err := captureStdout(t, func() error {
 		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", pcap, "--fm", "5", "--ad", "10", "--json",

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,8 +10,6 @@ import (
 	"time"
 
 	"github.com/fleetward/fleetward/internal/actor"
-	"github.com/fleetward/fleetward/internal/app"
-	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
@@ -26,20 +22,8 @@ func TestDetectLiveSendsScoreSummariesToARealServer(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("AF_PACKET capture needs root")
 	}
-	dir := t.TempDir()
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
-	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "lo-host", Name: "Loopback", Class: "other", IPs: []string{"127.0.0.1"}}); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := s.Auth.CreateToken(ctx, "sensor-lo", auth.RoleOperator, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir, token := startSensorServer(t, ctx, inventory.Device{ID: "lo-host", Name: "Loopback", Class: "other", IPs: []string{"127.0.0.1"}})
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
