@@ -152,7 +152,7 @@ func (k *KitNET) Process(x []float64) float64 {
 func (k *KitNET) trainStep(x []float64, scored, frozen bool) {
 	same := scored
 	for i, ae := range k.ensemble {
-		h := ae.train(k.gather(x, k.featMap[i]), scored, frozen)
+		h := ae.train(gatherInto(k.scratch, x, k.featMap[i]), scored, frozen)
 		same = same && h == k.hidden[i]
 		k.hidden[i] = h
 	}
@@ -187,17 +187,9 @@ func (k *KitNET) build() {
 	k.scratch = make([]float64, width)
 }
 
-func (k *KitNET) gather(x []float64, idx []int) []float64 {
-	s := k.scratch[:len(idx)]
-	for i, j := range idx {
-		s[i] = x[j]
-	}
-	return s
-}
-
 func (k *KitNET) score(x []float64) float64 {
 	for i, ae := range k.ensemble {
-		k.hidden[i] = ae.rmse(k.gather(x, k.featMap[i]))
+		k.hidden[i] = ae.rmse(gatherInto(k.scratch, x, k.featMap[i]))
 	}
 	return k.output.rmse(k.hidden)
 }

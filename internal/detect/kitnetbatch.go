@@ -89,6 +89,8 @@ func balance(ens []*autoencoder, n int) [][]int {
 	return groups
 }
 
+// gatherInto copies the features of x that idx names, in order, into
+// scratch and returns them: one autoencoder's inputs.
 func gatherInto(scratch, x []float64, idx []int) []float64 {
 	s := scratch[:len(idx)]
 	for i, j := range idx {
