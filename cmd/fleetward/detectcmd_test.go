@@ -75,6 +75,10 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 		{"a zero grace period", []string{"--pcap", pcap, "--fm", "0"}, "must be positive"},
 		{"labels that are not 0 or 1", []string{"--pcap", pcap, "--labels", badLabels}, "line 2"},
 		{"fewer labels than packets", []string{"--pcap", pcap, "--labels", shortLabels}, "2 labels for 20 packets"},
+		{"a learning share above the threshold", []string{"--pcap", pcap, "--learn", "--learn-below", "1.5"}, "--learn-below 1.5"},
+		{"a negative warm-up", []string{"--pcap", pcap, "--warmup", "-1m"}, "--warmup -1m0s"},
+		{"a rule setting that does not exist", []string{"--pcap", pcap, "--rule", "telnet_scan_hostz=3"}, "no such rule setting"},
+		{"a rule without a value", []string{"--pcap", pcap, "--rule", "telnet_scan_hosts"}, "want NAME=VALUE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

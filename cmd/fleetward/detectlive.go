@@ -29,6 +29,12 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap"),
 			Learn: cmd.Bool("learn"), LearnBelow: cmd.Float("learn-below"), Warmup: cmd.Duration("warmup")},
 	}
+	if lb := cmd.Float("learn-below"); !(lb > 0 && lb <= 1) {
+		return opts, fmt.Errorf("detect: --learn-below %v: a share of the threshold, above 0 and at most 1", lb)
+	}
+	if cmd.Duration("warmup") <= 0 {
+		return opts, fmt.Errorf("detect: --warmup %v: must be positive", cmd.Duration("warmup"))
+	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}
 		for _, kv := range cmd.StringSlice("rule") {
