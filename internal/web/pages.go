@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/api"
 	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/auth"
@@ -242,7 +243,15 @@ type deviceData struct {
 	AuditOn  bool
 	Findings []findingRow
 	Exposure []audit.Service
+	// AlertsOn is set when the server runs network detection; Alerts are
+	// the device's newest (at most deviceAlerts), open and closed.
+	AlertsOn bool
+	Alerts   []alert.Alert
 }
+
+// deviceAlerts is how many of its alerts a device page lists; the Alerts
+// page filtered by the device has them all.
+const deviceAlerts = 20
 
 func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
 	dev, err := ui.deps.Inventory.GetDevice(r.Context(), r.PathValue("id"))
@@ -270,6 +279,12 @@ func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		d.AuditOn = true
+	}
+	if ui.deps.Alerts != nil {
+		if d.Alerts, err = ui.deps.Alerts.List(r.Context(), alert.Filter{DeviceID: dev.ID, Limit: deviceAlerts}); err != nil {
+			return err
+		}
+		d.AlertsOn = true
 	}
 	scores, err := ui.deviceScores(r.Context(), dev.ID, time.Now())
 	if err != nil {

@@ -17,8 +17,9 @@ import (
 // TestBrowserPlotsADevicesAnomalyScore records an hour of a sensor's
 // score summaries for a camera, its score rising above the threshold in
 // the last minutes, and drives chromium to its page: the Anomaly score
-// card draws the score and the threshold from those measurements. A
-// device without scores has no such card.
+// card draws the score and the threshold from those measurements, and the
+// alert the scan raised is listed on the page. A device without scores has
+// no such card, and no alerts.
 func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
 	exe := chromium(t)
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
@@ -47,8 +48,17 @@ func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
 		t.Fatalf("RecordScores = %+v, %v", rep, err)
 	}
 
+	if _, err := s.RaiseAlert(ctx, alert.Signal{Time: end, Detector: "anomaly", Behaviour: "anomaly", Severity: alert.SeverityMedium,
+		SrcIP: "10.1.2.3", Peer: "10.1.2.99:23", Score: 13, Threshold: threshold, Explanation: "socket statistics far from normal"}); err != nil {
+		t.Fatal(err)
+	}
+
 	b := newBrowser(t, exe)
 	login(b, s.URL+"/devices/cam-3", "anomaly-scores")
+	if got := b.text("device-alerts"); !strings.Contains(got, "socket statistics far from normal") || !strings.Contains(got, "10.1.2.99:23") ||
+		!strings.Contains(got, "all of this device's alerts") {
+		t.Errorf("the camera's alerts card = %q; want the anomaly alert with its peer", got)
+	}
 	b.step("wait for the score chart", chromedp.WaitVisible(chromedp.CSS("#score-chart canvas")))
 	card := b.text("anomaly-scores")
 	for _, want := range []string{"Anomaly score", "highest score", "threshold"} {
@@ -78,5 +88,8 @@ func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
 	cancel()
 	if err != nil || !absent {
 		t.Errorf("a device without scores shows an anomaly score card (%v)", err)
+	}
+	if got := b.text("device-alerts"); !strings.Contains(got, "No alerts on this device") {
+		t.Errorf("the thermostat's alerts card = %q; want none", got)
 	}
 }
