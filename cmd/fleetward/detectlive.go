@@ -144,6 +144,9 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sen
 		return fmt.Errorf("detect: %w", err)
 	}
 	defer lc.Close()
+	// The capture reopens the interface when it fails (link down, device
+	// re-created); say so, since packets are missed meanwhile.
+	lc.OnError = func(err error) { fmt.Fprintf(os.Stderr, "detect: %v (reopening)\n", err) }
 	stop := context.AfterFunc(ctx, func() { lc.Close() })
 	defer stop()
 	var src detect.PacketSource = lc

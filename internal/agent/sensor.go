@@ -110,6 +110,11 @@ type SensorSummary struct {
 	Alerts  uint64 `json:"alerts"`
 	// ScoreSummaries were made and queued for the server.
 	ScoreSummaries uint64 `json:"score_summaries"`
+	// CaptureErrors counts receive failures on the interface (it went
+	// down or away); CaptureReopens how often it was opened again after
+	// one. Packets are missed in between.
+	CaptureErrors  uint64 `json:"capture_errors"`
+	CaptureReopens uint64 `json:"capture_reopens"`
 	// Stopped is set in the last summary of a sensor whose capture ended,
 	// with the reason.
 	Stopped string `json:"stopped,omitempty"`
@@ -185,6 +190,9 @@ func (s *sensor) scoreOptions() detect.ScoreOptions {
 // and a last summary.
 func (s *sensor) run(ctx context.Context) {
 	log := s.agent.log.With("interface", s.cfg.Interface)
+	// Set before the capture is read: the capture reopens the interface
+	// after a failure, and the log says so.
+	s.capture.OnError = func(err error) { log.Warn("edge sensor capture failed; reopening the interface", "error", err) }
 	stopCapture := context.AfterFunc(ctx, func() { s.capture.Close() })
 	defer stopCapture()
 	stopFlush := s.batcher.FlushEvery(ctx, nil)
@@ -285,6 +293,8 @@ func (s *sensor) summary(now time.Time, stopped string) SensorSummary {
 		Signals:         s.signals.Load(),
 		Alerts:          s.alerts.Load(),
 		ScoreSummaries:  s.sums.Load(),
+		CaptureErrors:   s.capture.Errors(),
+		CaptureReopens:  s.capture.Reopens(),
 		Stopped:         stopped,
 	}
 	if !s.cfg.RulesOnly {

@@ -11,7 +11,13 @@ import (
 )
 
 // LiveCapture is only available on Linux (AF_PACKET).
-type LiveCapture struct{}
+type LiveCapture struct {
+	OnError func(error)
+}
+
+// Errors and Reopens are always 0.
+func (c *LiveCapture) Errors() uint64  { return 0 }
+func (c *LiveCapture) Reopens() uint64 { return 0 }
 
 // OpenInterface returns an error: live capture needs Linux's AF_PACKET.
 func OpenInterface(name string) (*LiveCapture, error) {
