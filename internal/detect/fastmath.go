@@ -33,14 +33,16 @@ func exp(x float64) float64 {
 	// n = round(x·256/ln 2) by the 1.5·2^52 trick: adding it leaves the
 	// rounded integer in the low bits of the mantissa.
 	const shift = 0x1.8p52
-	n := x*(256/math.Ln2) + shift
+	n := float64(x*(256/math.Ln2)) + shift
 	bits := math.Float64bits(n)
 	n -= shift
-	r := x - n*ln2By256Hi - n*ln2By256Lo // |r| ≤ ln2/512
+	r := x - float64(n*ln2By256Hi) - float64(n*ln2By256Lo) // |r| ≤ ln2/512
 	// e^r to 4 terms (the next, r⁵/120, is below 4e-17), in Estrin's
-	// order, which keeps the chain of dependent operations short.
+	// order, which keeps the chain of dependent operations short. The
+	// conversions forbid fusing a product into an addition (as Go may
+	// where FMA exists), so that every build rounds alike.
 	r2 := r * r
-	p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*(1.0/24))
+	p := (1 + r) + float64(r2*((0.5+float64(r*(1.0/6)))+float64(r2*(1.0/24))))
 	j := bits & 255
 	// The low 51 bits of the mantissa hold n in two's complement;
 	// k = floor(n/256), so that n = 256k + j.
@@ -51,10 +53,44 @@ func exp(x float64) float64 {
 // sigmoid is the logistic function 1/(1+e^-v).
 func sigmoid(v float64) float64 { return 1 / (1 + exp(-v)) }
 
-// sigmoids applies the logistic function to every element of v in place:
-// exp written out in the loop, so that the elements' independent chains
-// of arithmetic overlap instead of waiting on a call each.
+// sigmoids applies the logistic function to every element of v in place.
+// Where AVX2 exists, four at a time (sigmoidsAVX2), with the operations of
+// sigmoidsGo in its order, so bit for bit the same; from the first block
+// of four holding an argument outside [-708, 708] or NaN, and for the last
+// few, sigmoidsGo does the rest (it hands those arguments to math.Exp).
 func sigmoids(v []float64) {
+	done := 0
+	if n := len(v) &^ 3; useAVX2 && n > 0 {
+		done = sigmoidsAVX2(&v[0], n, &sigmoidConsts, &exp2Table[0])
+	}
+	sigmoidsGo(v[done:])
+}
+
+// sigmoidsPadded is sigmoids on v[:n], where v's length is a multiple of 4
+// and v[n:] is padding: the vector code runs over the padding too, which
+// is then cleared again.
+func sigmoidsPadded(v []float64, n int) {
+	done := 0
+	if useAVX2 && len(v) > 0 {
+		done = sigmoidsAVX2(&v[0], len(v), &sigmoidConsts, &exp2Table[0])
+	}
+	if done < n {
+		sigmoidsGo(v[done:n])
+	}
+	clear(v[n:])
+}
+
+// sigmoidConsts are sigmoidsAVX2's constants (see aekernel_amd64.s).
+var sigmoidConsts = [12]float64{
+	math.Float64frombits(1 << 63), 256 / math.Ln2, 0x1.8p52, ln2By256Hi, ln2By256Lo,
+	1, 0.5, 1.0 / 6, 1.0 / 24, math.Float64frombits(255), -708, 708,
+}
+
+// sigmoidsGo is sigmoids one element at a time: exp written out in the
+// loop, so that the elements' independent chains of arithmetic overlap
+// instead of waiting on a call each. The conversions keep every product
+// rounded on its own, as the vector code does, where Go would fuse it.
+func sigmoidsGo(v []float64) {
 	for i, s := range v {
 		x := -s
 		if !(x >= -708 && x <= 708) {
@@ -62,12 +98,12 @@ func sigmoids(v []float64) {
 			continue
 		}
 		const shift = 0x1.8p52
-		n := x*(256/math.Ln2) + shift
+		n := float64(x*(256/math.Ln2)) + shift
 		bits := math.Float64bits(n)
 		n -= shift
-		r := x - n*ln2By256Hi - n*ln2By256Lo
+		r := x - float64(n*ln2By256Hi) - float64(n*ln2By256Lo)
 		r2 := r * r
-		p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*(1.0/24))
+		p := (1 + r) + float64(r2*((0.5+float64(r*(1.0/6)))+float64(r2*(1.0/24))))
 		k := int64(bits<<13) >> 21
 		e := math.Float64frombits(math.Float64bits(exp2Table[bits&255]*p) + uint64(k)<<52)
 		v[i] = 1 / (1 + e)

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 )
@@ -41,6 +42,36 @@ func TestExpMatchesMath(t *testing.T) {
 	for i := range vs {
 		if vs[i] != want[i] {
 			t.Errorf("sigmoids element %d = %v, sigmoid gives %v", i, vs[i], want[i])
+		}
+	}
+	// The vector code runs (where AVX2 exists) until a block of four holds
+	// an argument out of its range: every length, so that the tail after
+	// the last four is covered, and now and then such an argument.
+	rng := rand.New(rand.NewPCG(3, 3))
+	for n := 1; n <= 40; n++ {
+		for range 50 {
+			vs := make([]float64, n)
+			for i := range vs {
+				vs[i] = (rng.Float64() - 0.5) * math.Pow(10, float64(rng.IntN(6)-3))
+				switch rng.IntN(40) {
+				case 0, 1, 2, 3:
+					vs[i] = (rng.Float64() - 0.5) * 1416 // anywhere in [-708, 708]
+				case 4: // out of the vector code's range: math.Exp's
+					vs[i] = (rng.Float64() - 0.5) * 4000
+				case 5:
+					vs[i] = []float64{math.NaN(), math.Inf(1), math.Inf(-1), 708.5, -708.5}[rng.IntN(5)]
+				}
+			}
+			want := make([]float64, n)
+			for i, v := range vs {
+				want[i] = sigmoid(v)
+			}
+			sigmoids(vs)
+			for i := range vs {
+				if math.Float64bits(vs[i]) != math.Float64bits(want[i]) && !(math.IsNaN(vs[i]) && math.IsNaN(want[i])) {
+					t.Fatalf("sigmoids of %d values: element %d = %v, sigmoid gives %v (AVX2 %v)", n, i, vs[i], want[i], useAVX2)
+				}
+			}
 		}
 	}
 	if got := sigmoid(math.Inf(-1)); got != 0 {

@@ -218,10 +218,15 @@ func (c *correlation) update(x []float64) {
 		c.resSq[i] += r[i] * r[i]
 	}
 	// The matrix is symmetric: only the upper triangle (j ≥ i) is kept.
+	// Each row's run is one scaled row added (rowsAxpy, four at a time),
+	// the last few one by one.
 	for i, ri := range r {
 		row := c.cross[i*c.n+i : (i+1)*c.n]
-		for j, rj := range r[i : len(row)+i] {
-			row[j] += ri * rj
+		rest := r[i : len(row)+i]
+		n4 := len(row) &^ 3
+		rowsAxpy(row, r[i:i+1], rest, n4, n4)
+		for j := n4; j < len(row); j++ {
+			row[j] += float64(ri * rest[j])
 		}
 	}
 }
@@ -323,27 +328,58 @@ func (c *correlation) cluster(maxSize int) [][]int {
 // autoencoder is Kitsune's dA: one hidden layer with tied weights and
 // sigmoid units, inputs scaled to [0, 1] by the minimum and maximum seen
 // while training, trained by one gradient step per vector.
+//
+// The weights are kept twice, as w (nv rows of nhp) and its transpose wt
+// (nh rows of nvp), nhp and nvp being the sizes padded to a multiple of
+// four with zeros: every product then runs along rows (rowsAxpy), the
+// encoder along w and the decoder along wt, and a gradient step updates
+// both. The padding stays zero: padded inputs, hidden units and errors are
+// kept at zero, so every update adds zero there.
 type autoencoder struct {
 	nv, nh       int
+	nvp, nhp     int
 	lr           float64
-	w            []float64 // nv×nh, row-major
+	w            []float64 // nv×nhp, row-major
+	wt           []float64 // nh×nvp, row-major: w transposed
 	hbias, vbias []float64
 	lo, hi       []float64
 	scale        []float64 // 1/(hi-lo+1e-16), kept with lo and hi
-	x, y, z, lh  []float64 // scratch
+	// Scratch, padded: the scaled input, hidden and output units, the
+	// hidden error, and the step's scaled inputs and output errors.
+	x, y, z, lh, d, lx, le []float64
 	// forwarded: x, y and z hold the forward pass of the last vector
 	// scored, and neither the weights nor the scaling changed since.
 	forwarded bool
-	// wt is w transposed (nh×nv), valid while wtFresh; training makes it
-	// stale and scoring refreshes it.
-	wt      []float64
-	wtFresh bool
 }
 
-// prepare allocates the scratch space and the scales of an autoencoder
-// whose sizes, weights, lo and hi are set.
+// newAutoencoderWeights returns an autoencoder of nv inputs and nh hidden
+// units whose weights are wts (nv×nh, row-major), with its transpose and
+// scratch space allocated; lo and hi are set by the caller.
+func newAutoencoderWeights(nv, nh int, lr float64, wts []float64) *autoencoder {
+	a := &autoencoder{nv: nv, nh: nh, nvp: pad4(nv), nhp: pad4(nh), lr: lr}
+	a.w, a.wt = make([]float64, nv*a.nhp), make([]float64, nh*a.nvp)
+	for i := range nv {
+		for j := range nh {
+			a.w[i*a.nhp+j] = wts[i*nh+j]
+			a.wt[j*a.nvp+i] = wts[i*nh+j]
+		}
+	}
+	a.x, a.z, a.d, a.lx, a.le = make([]float64, a.nvp), make([]float64, a.nvp), make([]float64, a.nvp), make([]float64, a.nvp), make([]float64, a.nvp)
+	a.y, a.lh = make([]float64, a.nhp), make([]float64, a.nhp)
+	return a
+}
+
+// weights returns the weights unpadded, nv×nh row-major.
+func (a *autoencoder) weights() []float64 {
+	out := make([]float64, 0, a.nv*a.nh)
+	for i := range a.nv {
+		out = append(out, a.w[i*a.nhp:i*a.nhp+a.nh]...)
+	}
+	return out
+}
+
+// prepare sets the scales of an autoencoder whose lo and hi are set.
 func (a *autoencoder) prepare() *autoencoder {
-	a.x, a.y, a.z, a.lh = make([]float64, a.nv), make([]float64, a.nh), make([]float64, a.nv), make([]float64, a.nh)
 	a.scale = make([]float64, a.nv)
 	for i := range a.scale {
 		a.rescale(i)
@@ -355,79 +391,41 @@ func (a *autoencoder) rescale(i int) { a.scale[i] = 1 / (a.hi[i] - a.lo[i] + 1e-
 
 func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencoder {
 	nh := int(math.Ceil(float64(nv) * hiddenRatio))
-	a := &autoencoder{nv: nv, nh: nh, lr: lr, w: make([]float64, nv*nh), hbias: make([]float64, nh), vbias: make([]float64, nv),
-		lo: make([]float64, nv), hi: make([]float64, nv)}
+	wts := make([]float64, nv*nh)
 	bound := 1 / float64(nv)
-	for i := range a.w {
-		a.w[i] = -bound + 2*bound*rng.Float64()
+	for i := range wts {
+		wts[i] = -bound + 2*bound*rng.Float64()
 	}
+	a := newAutoencoderWeights(nv, nh, lr, wts)
+	a.hbias, a.vbias = make([]float64, nh), make([]float64, nv)
+	a.lo, a.hi = make([]float64, nv), make([]float64, nv)
 	for i := range nv {
 		a.lo[i], a.hi[i] = math.Inf(1), math.Inf(-1)
 	}
 	return a.prepare()
 }
 
-// forward scales in into a.x and computes a.y and a.z. The loops run
-// along the rows of w, which are contiguous, and slice every operand to
-// its row's length so that the compiler drops the bounds checks.
+// forward scales in into a.x and computes a.y and a.z: each hidden unit
+// is its bias plus the inputs' weighted sum, in input order, and each
+// output its bias plus the hidden units' weighted sum, in hidden order.
 func (a *autoencoder) forward(in []float64) {
-	nh := a.nh
-	x, y := a.x[:a.nv], a.y[:nh]
+	x := a.x[:a.nv]
 	lo, scale := a.lo[:len(x)], a.scale[:len(x)]
 	for i, v := range in[:len(x)] {
 		x[i] = (v - lo[i]) * scale[i]
 	}
-	if a.wtFresh {
-		// Scoring: the transposed weights make each hidden unit a dot
-		// product summed in a register.
-		for j := range y {
-			col := a.wt[j*len(x) : j*len(x)+len(x)]
-			s := a.hbias[j]
-			for i, wij := range col {
-				s += x[i] * wij
-			}
-			y[j] = s
-		}
-	} else {
-		copy(y, a.hbias)
-		for i, xi := range x {
-			row := a.w[i*nh : i*nh+nh]
-			for j, wij := range row {
-				y[j] += xi * wij
-			}
-		}
-	}
-	sigmoids(y)
-	z, vbias := a.z[:len(x)], a.vbias[:len(x)]
-	for i := range z {
-		row := a.w[i*nh : i*nh+nh]
-		s := vbias[i]
-		for j, wij := range row {
-			s += y[j] * wij
-		}
-		z[i] = s
-	}
-	sigmoids(z)
-}
-
-// transpose refreshes wt from w, for scoring with weights that no longer
-// change with every packet.
-func (a *autoencoder) transpose() {
-	if a.wt == nil {
-		a.wt = make([]float64, len(a.w))
-	}
-	for i := range a.nv {
-		for j := range a.nh {
-			a.wt[j*a.nv+i] = a.w[i*a.nh+j]
-		}
-	}
-	a.wtFresh = true
+	copy(a.y, a.hbias)
+	rowsAxpy(a.y, x, a.w, a.nhp, a.nhp)
+	sigmoidsPadded(a.y, a.nh)
+	copy(a.z, a.vbias)
+	rowsAxpy(a.z, a.y[:a.nh], a.wt, a.nvp, a.nvp)
+	sigmoidsPadded(a.z, a.nv)
 }
 
 func (a *autoencoder) errorRMSE() float64 {
 	var s float64
 	z := a.z[:len(a.x)]
-	for i, xi := range a.x {
+	for i, xi := range a.x[:a.nv] {
 		d := xi - z[i]
 		s += d * d
 	}
@@ -449,29 +447,27 @@ func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
 	if !scored || !a.forwarded {
 		a.forward(in)
 	}
-	a.forwarded, a.wtFresh = false, false
-	nh := a.nh
-	x, z, y, lh := a.x, a.z[:len(a.x)], a.y[:nh], a.lh[:nh]
-	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
-	clear(lh)
+	a.forwarded = false
+	nv, nh := a.nv, a.nh
+	x, z, y := a.x[:nv], a.z[:nv], a.y[:nh]
+	d, lx, le := a.d[:nv], a.lx[:nv], a.le[:nv]
 	for i, xi := range x {
-		e := xi - z[i]
-		row := a.w[i*nh : i*nh+nh]
-		for j, wij := range row {
-			lh[j] += e * wij
-		}
+		d[i] = xi - z[i]
+		lx[i] = a.lr * xi
+		le[i] = a.lr * d[i]
 	}
+	// Hidden error: (x - z)·W ∘ y(1-y), with the weights before the step.
+	clear(a.lh)
+	rowsAxpy(a.lh, d, a.w, a.nhp, a.nhp)
+	lh := a.lh[:nh]
 	for j, yj := range y {
 		lh[j] *= yj * (1 - yj)
 	}
-	vbias := a.vbias[:len(x)]
-	for i, xi := range x {
-		e := a.lr * (xi - z[i])
-		lxi := a.lr * xi
-		row := a.w[i*nh : i*nh+nh]
-		for j := range row {
-			row[j] += lxi*lh[j] + e*y[j]
-		}
+	// W += lr·(x ⊗ lh + (x - z) ⊗ y), in both layouts.
+	rowsUpdate(a.w, lx, a.lh, le, a.y, a.nhp, a.nhp)
+	rowsUpdate(a.wt, lh, a.lx, y, a.le, a.nvp, a.nvp)
+	vbias := a.vbias[:nv]
+	for i, e := range le {
 		vbias[i] += e
 	}
 	for j, l := range lh {
@@ -481,9 +477,6 @@ func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
 }
 
 func (a *autoencoder) rmse(in []float64) float64 {
-	if !a.wtFresh {
-		a.transpose()
-	}
 	a.forward(in)
 	a.forwarded = true
 	return a.errorRMSE()

@@ -78,13 +78,13 @@ func balance(ens []*autoencoder, n int) [][]int {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return len(ens[b].w) - len(ens[a].w) })
+	slices.SortFunc(order, func(a, b int) int { return ens[b].nv*ens[b].nh - ens[a].nv*ens[a].nh })
 	groups := make([][]int, n)
 	load := make([]int, n)
 	for _, i := range order {
 		g := slices.Index(load, slices.Min(load))
 		groups[g] = append(groups[g], i)
-		load[g] += len(ens[i].w)
+		load[g] += ens[i].nv * ens[i].nh
 	}
 	return groups
 }

@@ -61,7 +61,7 @@ func (k *KitNET) Save(w io.Writer) error {
 }
 
 func saveAE(a *autoencoder) savedAutoencoder {
-	return savedAutoencoder{Visible: a.nv, Hidden: a.nh, LR: a.lr, W: a.w, HBias: a.hbias, VBias: a.vbias, Lo: a.lo, Hi: a.hi}
+	return savedAutoencoder{Visible: a.nv, Hidden: a.nh, LR: a.lr, W: a.weights(), HBias: a.hbias, VBias: a.vbias, Lo: a.lo, Hi: a.hi}
 }
 
 // LoadKitNET reads a model written by Save; it scores from the first
@@ -133,6 +133,7 @@ func loadAE(s savedAutoencoder, name string) (*autoencoder, error) {
 			}
 		}
 	}
-	a := &autoencoder{nv: nv, nh: nh, lr: s.LR, w: s.W, hbias: s.HBias, vbias: s.VBias, lo: s.Lo, hi: s.Hi}
+	a := newAutoencoderWeights(nv, nh, s.LR, s.W)
+	a.hbias, a.vbias, a.lo, a.hi = s.HBias, s.VBias, s.Lo, s.Hi
 	return a.prepare(), nil
 }

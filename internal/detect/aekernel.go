@@ -1,0 +1,68 @@
+package detect
+
+// The autoencoders' arithmetic is two shapes of loop over the rows of a
+// weight matrix, in both of which every output element is summed in the
+// same order as the plain nested loop: rowsAxpy (a matrix-vector product
+// written as a sum of scaled rows) and rowsUpdate (a rank-two update).
+// Going along rows lets four neighbouring elements be computed in one AVX
+// instruction without changing a single bit of any result: the same
+// multiplications and additions happen, in the same order per element,
+// only four at a time. Rows are padded to a multiple of four with zeros
+// (see autoencoder), so there is no remainder to handle.
+
+// rowsAxpy adds Σ_r a[r]·m[r·stride+j] to out[j] for j < n, r in order.
+// n is a multiple of 4, stride ≥ n, and m holds len(a) rows.
+func rowsAxpy(out, a, m []float64, n, stride int) {
+	if len(a) == 0 || n == 0 {
+		return
+	}
+	_ = out[n-1]
+	_ = m[(len(a)-1)*stride+n-1]
+	if useAVX {
+		rowsAxpyAVX(&out[0], &a[0], &m[0], len(a), n, stride)
+		return
+	}
+	rowsAxpyGo(out, a, m, n, stride)
+}
+
+func rowsAxpyGo(out, a, m []float64, n, stride int) {
+	out = out[:n]
+	for r, ar := range a {
+		row := m[r*stride : r*stride+n]
+		for j, mj := range row {
+			// The conversion keeps ar·mj rounded on its own: Go may
+			// otherwise fuse it with the addition where FMA exists.
+			out[j] += float64(ar * mj)
+		}
+	}
+}
+
+// rowsUpdate adds a[r]·u[j] + b[r]·v[j] to m[r·stride+j] for r < len(a),
+// j < n: the rank-two update of a gradient step. n is a multiple of 4.
+func rowsUpdate(m, a, u, b, v []float64, n, stride int) {
+	if len(a) == 0 || n == 0 {
+		return
+	}
+	_ = b[len(a)-1]
+	_, _ = u[n-1], v[n-1]
+	_ = m[(len(a)-1)*stride+n-1]
+	if useAVX {
+		rowsUpdateAVX(&m[0], &a[0], &u[0], &b[0], &v[0], len(a), n, stride)
+		return
+	}
+	rowsUpdateGo(m, a, u, b, v, n, stride)
+}
+
+func rowsUpdateGo(m, a, u, b, v []float64, n, stride int) {
+	u, v = u[:n], v[:n]
+	for r, ar := range a {
+		br := b[r]
+		row := m[r*stride : r*stride+n]
+		for j := range row {
+			row[j] += float64(ar*u[j]) + float64(br*v[j])
+		}
+	}
+}
+
+// pad4 rounds n up to a multiple of 4.
+func pad4(n int) int { return (n + 3) &^ 3 }

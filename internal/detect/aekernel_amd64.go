@@ -1,0 +1,28 @@
+package detect
+
+import "golang.org/x/sys/cpu"
+
+// useAVX is set where the processor and the operating system support AVX;
+// the kernels in aekernel_amd64.s need nothing newer.
+var useAVX = cpu.X86.HasAVX
+
+// useAVX2 is set where the vector sigmoid (sigmoidsAVX2: integer lanes
+// and a gather) can run.
+var useAVX2 = cpu.X86.HasAVX2
+
+//go:noescape
+func rowsAxpyAVX(out, a, m *float64, rows, n, stride int)
+
+//go:noescape
+func rowsUpdateAVX(m, a, u, b, v *float64, rows, n, stride int)
+
+//go:noescape
+func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
+
+// setVectorKernels turns the AVX kernels on or off and returns a function
+// that restores the previous setting; tests compare both paths.
+func setVectorKernels(on bool) (restore func()) {
+	avx, avx2 := useAVX, useAVX2
+	useAVX, useAVX2 = on && cpu.X86.HasAVX, on && cpu.X86.HasAVX2
+	return func() { useAVX, useAVX2 = avx, avx2 }
+}

@@ -1,0 +1,170 @@
+#include "textflag.h"
+
+// func rowsAxpyAVX(out, a, m *float64, rows, n, stride int)
+// out[j] += a[r]*m[r*stride+j], r in order, for eight j at a time (two
+// independent sums, one broadcast) and then four.
+TEXT ·rowsAxpyAVX(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ m+16(FP), DX
+	MOVQ rows+24(FP), CX
+	MOVQ n+32(FP), R8
+	MOVQ stride+40(FP), R9
+	SHLQ $3, R9
+
+pair:
+	CMPQ R8, $8
+	JL single
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y2
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+prow:
+	VBROADCASTSD (R11), Y1
+	VMULPD (R12), Y1, Y3
+	VMULPD 32(R12), Y1, Y4
+	VADDPD Y3, Y0, Y0
+	VADDPD Y4, Y2, Y2
+	ADDQ $8, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ prow
+
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y2, 32(DI)
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $8, R8
+	JMP pair
+
+single:
+	CMPQ R8, $4
+	JL adone
+	VMOVUPD (DI), Y0
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+row:
+	VBROADCASTSD (R11), Y1
+	VMULPD (R12), Y1, Y1
+	VADDPD Y1, Y0, Y0
+	ADDQ $8, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ row
+
+	VMOVUPD Y0, (DI)
+
+adone:
+	VZEROUPPER
+	RET
+
+// func rowsUpdateAVX(m, a, u, b, v *float64, rows, n, stride int)
+// m[r*stride+j] += a[r]*u[j] + b[r]*v[j], four j at a time.
+TEXT ·rowsUpdateAVX(SB), NOSPLIT, $0-64
+	MOVQ m+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ u+16(FP), DX
+	MOVQ b+24(FP), BX
+	MOVQ v+32(FP), AX
+	MOVQ rows+40(FP), CX
+	MOVQ n+48(FP), R8
+	MOVQ stride+56(FP), R9
+	SHLQ $3, R9
+
+rowloop:
+	VBROADCASTSD (SI), Y2
+	VBROADCASTSD (BX), Y3
+	XORQ R10, R10
+	MOVQ R8, R11
+
+col:
+	VMULPD (DX)(R10*1), Y2, Y0
+	VMULPD (AX)(R10*1), Y3, Y1
+	VADDPD Y1, Y0, Y0
+	VADDPD (DI)(R10*1), Y0, Y0
+	VMOVUPD Y0, (DI)(R10*1)
+	ADDQ $32, R10
+	SUBQ $4, R11
+	JG col
+
+	ADDQ $8, SI
+	ADDQ $8, BX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ rowloop
+	VZEROUPPER
+	RET
+
+// func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
+// v[i] = 1/(1+exp(-v[i])) for n (a multiple of 4) values: the operations
+// of sigmoidsGo, in its order, four at a time. It stops before the first
+// block of four holding a value outside [-708, 708] or NaN, leaving it as
+// it was, and returns how many values it did. c holds the sign bit,
+// 256/ln 2, the 1.5·2^52 shift, ln 2/256 high and low, 1, 0.5, 1/6, 1/24,
+// the index mask 255, -708 and 708; table is exp2Table.
+TEXT ·sigmoidsAVX2(SB), NOSPLIT, $0-40
+	MOVQ v+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVQ c+16(FP), SI
+	MOVQ table+24(FP), DX
+	VBROADCASTSD 0(SI), Y8
+	VBROADCASTSD 8(SI), Y9
+	VBROADCASTSD 16(SI), Y10
+	VBROADCASTSD 24(SI), Y11
+	VBROADCASTSD 32(SI), Y12
+	VBROADCASTSD 40(SI), Y13
+	VBROADCASTSD 48(SI), Y14
+	MOVQ CX, R8
+
+sloop:
+	VMOVUPD (DI), Y0
+	VBROADCASTSD 80(SI), Y6
+	VCMPPD $0x1d, Y6, Y0, Y6
+	VBROADCASTSD 88(SI), Y7
+	VCMPPD $0x12, Y7, Y0, Y7
+	VANDPD Y7, Y6, Y6
+	VMOVMSKPD Y6, AX
+	CMPQ AX, $15
+	JNE sbail
+	VXORPD Y8, Y0, Y0
+	VMULPD Y9, Y0, Y1
+	VADDPD Y10, Y1, Y1
+	VSUBPD Y10, Y1, Y2
+	VMULPD Y11, Y2, Y3
+	VSUBPD Y3, Y0, Y3
+	VMULPD Y12, Y2, Y4
+	VSUBPD Y4, Y3, Y3
+	VMULPD Y3, Y3, Y4
+	VADDPD Y13, Y3, Y5
+	VBROADCASTSD 56(SI), Y6
+	VMULPD Y6, Y3, Y6
+	VADDPD Y14, Y6, Y6
+	VBROADCASTSD 64(SI), Y7
+	VMULPD Y7, Y4, Y7
+	VADDPD Y7, Y6, Y6
+	VMULPD Y6, Y4, Y6
+	VADDPD Y6, Y5, Y5
+	VBROADCASTSD 72(SI), Y7
+	VPAND Y7, Y1, Y6
+	VPCMPEQQ Y7, Y7, Y7
+	VGATHERQPD Y7, (DX)(Y6*8), Y4
+	VMULPD Y5, Y4, Y4
+	VPSRLQ $8, Y1, Y1
+	VPSLLQ $52, Y1, Y1
+	VPADDQ Y1, Y4, Y4
+	VADDPD Y13, Y4, Y4
+	VDIVPD Y4, Y13, Y4
+	VMOVUPD Y4, (DI)
+	ADDQ $32, DI
+	SUBQ $4, CX
+	JG sloop
+
+sbail:
+	SUBQ CX, R8
+	MOVQ R8, done+32(FP)
+	VZEROUPPER
+	RET
