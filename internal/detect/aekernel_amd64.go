@@ -26,3 +26,6 @@ func setVectorKernels(on bool) (restore func()) {
 	useAVX, useAVX2 = on && cpu.X86.HasAVX, on && cpu.X86.HasAVX2
 	return func() { useAVX, useAVX2 = avx, avx2 }
 }
+
+//go:noescape
+func pow2AVX2(x *float64, n int, c *[11]float64)

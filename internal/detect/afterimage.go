@@ -37,19 +37,34 @@ type incStat struct {
 	cmean, cvar, cstd float64
 }
 
-// decay ages the statistic to time t; time never runs backwards for it.
-func (s *incStat) decay(t, lambda float64) {
-	if dt := t - s.last; dt > 0 {
-		f := pow2(-lambda * dt)
-		s.cf1 *= f
-		s.cf2 *= f
-		s.w *= f
-		s.last = t
+// decayAll ages a stream's statistics, one per window, to time t; time
+// never runs backwards for them. The windows' factors 2^(-λΔt) are
+// computed together (pow2s).
+func decayAll(s *[NumLambdas]incStat, t float64) {
+	var f [8]float64
+	moved := false
+	for i := range s {
+		if dt := t - s[i].last; dt > 0 {
+			f[i] = -Lambdas[i] * dt
+			moved = true
+		}
+	}
+	if !moved {
+		return
+	}
+	pow2s(&f)
+	for i := range s {
+		if st := &s[i]; t-st.last > 0 {
+			st.cf1 *= f[i]
+			st.cf2 *= f[i]
+			st.w *= f[i]
+			st.last = t
+		}
 	}
 }
 
-func (s *incStat) insert(v, t, lambda float64) {
-	s.decay(t, lambda)
+// add inserts v into a statistic decayed to the present (decayAll).
+func (s *incStat) add(v float64) {
 	s.cf1 += v
 	s.cf2 += v * v
 	s.w++
@@ -146,24 +161,36 @@ func (l *link) other(side int) *stream2D {
 	return l.a
 }
 
-// update folds value v of stream s at time t into window i of the link, as
-// Kitsune's incStat_cov.update_cov does; s has been updated with v already.
-func (l *link) update(s *stream2D, i int, v, t float64) {
+// update folds value v of stream s at time t into every window of the
+// link, as Kitsune's incStat_cov.update_cov does; s has been updated with
+// v already.
+func (l *link) update(s *stream2D, v, t float64) {
 	side := l.side(s)
-	lambda := Lambdas[i]
-	l.other(side).s[i].decay(t, lambda)
-	c := &l.c[i]
-	if dt := t - c.last; dt > 0 {
-		f := pow2(-lambda * dt)
-		c.cf3 *= f
-		c.w3 *= f
-		c.last = t
-		c.res[side] *= f
+	decayAll(&l.other(side).s, t)
+	var f [8]float64
+	moved := false
+	for i := range l.c {
+		if dt := t - l.c[i].last; dt > 0 {
+			f[i] = -Lambdas[i] * dt
+			moved = true
+		}
 	}
-	res := v - s.s[i].mean()
-	c.cf3 += res * c.res[1-side]
-	c.w3++
-	c.res[side] = res
+	if moved {
+		pow2s(&f)
+	}
+	for i := range l.c {
+		c := &l.c[i]
+		if moved && t-c.last > 0 {
+			c.cf3 *= f[i]
+			c.w3 *= f[i]
+			c.last = t
+			c.res[side] *= f[i]
+		}
+		res := v - s.s[i].mean()
+		c.cf3 += res * c.res[1-side]
+		c.w3++
+		c.res[side] = res
+	}
 }
 
 // stats2D writes radius, magnitude, covariance and Pearson correlation of
@@ -243,13 +270,15 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		l = tb.findLink(src, dst)
 	}
 	fresh := l == nil
-	for i := range NumLambdas {
-		s := &src.s[i]
-		s.insert(v, t, Lambdas[i])
-		if every {
-			for _, sl := range src.links {
-				sl.update(src, i, v, t)
-			}
+	// Window by window, as Kitsune does; a window's link statistics
+	// depend only on that window's, so all windows of src go first.
+	decayAll(&src.s, t)
+	for i := range src.s {
+		src.s[i].add(v)
+	}
+	if every {
+		for _, sl := range src.links {
+			sl.update(src, v, t)
 		}
 	}
 	if dst == nil {
@@ -267,8 +296,8 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 			tb.links[makePairKey(src, dst)] = l
 		}
 	}
+	l.update(src, v, t)
 	for i := range NumLambdas {
-		l.update(src, i, v, t)
 		o := out[7*i : 7*i+7]
 		s := &src.s[i]
 		o[0], o[1], o[2] = s.stats1D()
@@ -388,18 +417,22 @@ func update1D[K comparable](m map[K]*stream1D, k K, v, t float64, jitter bool, o
 		m[k] = s
 	}
 	s.lastSeen = t
-	for i := range NumLambdas {
-		st := &s.s[i]
-		x := v
+	var xs [NumLambdas]float64
+	for i := range xs {
+		xs[i] = v
 		if jitter {
 			// The value is the time since the stream's last packet, taken
 			// before decaying (AfterImage's isTypeDiff).
-			x = 0
-			if dt := t - st.last; dt > 0 {
-				x = dt
+			xs[i] = 0
+			if dt := t - s.s[i].last; dt > 0 {
+				xs[i] = dt
 			}
 		}
-		st.insert(x, t, Lambdas[i])
+	}
+	decayAll(&s.s, t)
+	for i := range NumLambdas {
+		st := &s.s[i]
+		st.add(xs[i])
 		out[3*i], out[3*i+1], out[3*i+2] = st.stats1D()
 	}
 }

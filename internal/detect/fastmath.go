@@ -145,3 +145,31 @@ func pow2(x float64) float64 {
 	y := 1 - ((lo - (r*c)/(2-c)) - hi)
 	return math.Float64frombits(math.Float64bits(y) + uint64(int64(k))<<52)
 }
+
+// pow2s sets each x[i] to pow2(x[i]): AfterImage's decay factors of the
+// five windows of a stream (the last three are unused). Where AVX2 exists
+// and every value is in [-1020, 0], as decay factors are, four at a time
+// (pow2AVX2) with pow2's operations in its order, bit for bit the same.
+func pow2s(x *[8]float64) {
+	if useAVX2 {
+		inRange := true
+		for _, v := range x {
+			inRange = inRange && v >= -1020 && v <= 0
+		}
+		if inRange {
+			pow2AVX2(&x[0], len(x), &pow2Consts)
+			return
+		}
+	}
+	for i, v := range x {
+		x[i] = pow2(v)
+	}
+}
+
+// pow2Consts are pow2AVX2's constants (see aekernel_amd64.s): pow2's.
+var pow2Consts = [11]float64{
+	0.5, 6.93147180369123816490e-01, 1.90821492927058770002e-10,
+	1.66666666666666657415e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05,
+	-1.65339022054652515390e-06, 4.13813679705723846039e-08,
+	1, 2, math.Float64frombits(1 << 63),
+}

@@ -133,3 +133,33 @@ func TestPow2MatchesExp2(t *testing.T) {
 		t.Error("pow2(NaN) is a number")
 	}
 }
+
+// TestPow2sMatchesPow2 checks the decay factors computed together (four
+// at a time where AVX2 exists) against pow2 one by one, bit for bit, over
+// the decay range [-1020, 0] and outside it.
+func TestPow2sMatchesPow2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 20000 {
+		var x, want [8]float64
+		for i := range x {
+			switch rng.IntN(20) {
+			case 0:
+				x[i] = 0
+			case 1:
+				x[i] = -1020 * rng.Float64()
+			case 2:
+				x[i] = -1100 * rng.Float64() // beyond the vector range now and then
+			default:
+				x[i] = -rng.ExpFloat64() * math.Pow(10, float64(rng.IntN(8)-5))
+			}
+			want[i] = pow2(x[i])
+		}
+		in := x
+		pow2s(&x)
+		for i := range x {
+			if math.Float64bits(x[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("pow2s(%v)[%d] = %v, pow2 gives %v (AVX2 %v)", in[i], i, x[i], want[i], useAVX2)
+			}
+		}
+	}
+}
