@@ -331,8 +331,11 @@ type AfterImage struct {
 // hour of capture time.
 const DefaultIdleTimeout = 3600.0
 
-// EvictInterval is how often, in capture seconds, Update calls Evict.
-const EvictInterval = 60.0
+// EvictInterval is how often, in capture seconds, Update calls Evict: a
+// sweep reads every stream, so a stream outlives its idle timeout by up to
+// five minutes rather than the sweeps costing time in proportion to all
+// streams every minute.
+const EvictInterval = 300.0
 
 // Streams returns the number of streams tracked: source MAC-IP pairs,
 // channel jitters, hosts and sockets.

@@ -46,13 +46,18 @@ func (k *KitNET) BatchRMSE(t int) []float64 {
 	return k.batchRMSE[t*e : (t+1)*e]
 }
 
-// forEachAutoencoder runs f on every ensemble autoencoder, over up to
-// workers goroutines with about the same number of weights each; f gets a
-// scratch slice of its own for gathering inputs.
-func (k *KitNET) forEachAutoencoder(workers int, f func(i int, scratch []float64)) {
+// forEachStep runs f(i, t) for every ensemble autoencoder i and vector t
+// of t0 … t0+m-1, each autoencoder's vectors in order, over up to workers
+// goroutines with about the same number of weights each; f gets a scratch
+// slice of its own for gathering inputs. On one goroutine the vector is
+// the outer loop: one vector's steps in the different autoencoders are
+// independent of each other, and side by side the processor overlaps them.
+func (k *KitNET) forEachStep(workers, t0, m int, f func(i, t int, scratch []float64)) {
 	if workers <= 1 || len(k.ensemble) < 2 {
-		for i := range k.ensemble {
-			f(i, k.scratch)
+		for t := t0; t < t0+m; t++ {
+			for i := range k.ensemble {
+				f(i, t, k.scratch)
+			}
 		}
 		return
 	}
@@ -64,7 +69,9 @@ func (k *KitNET) forEachAutoencoder(workers int, f func(i int, scratch []float64
 		wg.Go(func() {
 			scratch := make([]float64, len(k.scratch))
 			for _, i := range g {
-				f(i, scratch)
+				for t := t0; t < t0+m; t++ {
+					f(i, t, scratch)
+				}
 			}
 		})
 	}
@@ -106,16 +113,14 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
 	first := k.trained // the training index of vector t0
 	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
-	k.forEachAutoencoder(workers, func(i int, scratch []float64) {
+	k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
 		ae := k.ensemble[i]
-		for t := t0; t < t0+m; t++ {
-			g := gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i])
-			scored := calibrating(t)
-			if scored {
-				k.batchRMSE[t*e+i] = ae.rmse(g)
-			}
-			k.batchTrain[t*e+i] = ae.train(g, scored, false)
+		g := gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i])
+		scored := calibrating(t)
+		if scored {
+			k.batchRMSE[t*e+i] = ae.rmse(g)
 		}
+		k.batchTrain[t*e+i] = ae.train(g, scored, false)
 	})
 	for t := t0; t < t0+m; t++ {
 		scoredRow, trainRow := k.batchRMSE[t*e:(t+1)*e], k.batchTrain[t*e:(t+1)*e]
@@ -139,11 +144,8 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 // scoreSegment scores vectors t0 … t0+m-1 with the trained model.
 func (k *KitNET) scoreSegment(x []float64, t0, m, workers int, scores []float64) {
 	e := len(k.ensemble)
-	k.forEachAutoencoder(workers, func(i int, scratch []float64) {
-		ae := k.ensemble[i]
-		for t := t0; t < t0+m; t++ {
-			k.batchRMSE[t*e+i] = ae.rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
-		}
+	k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
+		k.batchRMSE[t*e+i] = k.ensemble[i].rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
 	})
 	for t := t0; t < t0+m; t++ {
 		scores[t] = k.output.rmse(k.batchRMSE[t*e : (t+1)*e])
