@@ -80,6 +80,12 @@ type KitNET struct {
 	// step, and from it) and its goroutines' share of the ensemble.
 	batchRMSE, batchTrain []float64
 	groups                [][]int
+	// The ensemble's hidden and output units, every autoencoder's y and z
+	// one after another (see shareUnits), and whether each needs a
+	// forward pass in trainAll.
+	allY, allZ []float64
+	needs      []bool
+	stepRMSE   []float64 // trainStep's
 }
 
 // Calibration returns the scores of the packets of the last
@@ -150,12 +156,12 @@ func (k *KitNET) Process(x []float64) float64 {
 // change (the output autoencoder's only if none of the ensemble's RMSEs
 // did); frozen keeps the scaling as it is.
 func (k *KitNET) trainStep(x []float64, scored, frozen bool) {
-	same := scored
-	for i, ae := range k.ensemble {
-		h := ae.train(gatherInto(k.scratch, x, k.featMap[i]), scored, frozen)
-		same = same && h == k.hidden[i]
-		k.hidden[i] = h
+	if len(k.stepRMSE) != len(k.ensemble) {
+		k.stepRMSE = make([]float64, len(k.ensemble))
 	}
+	k.trainAll(x, scored, frozen, k.stepRMSE)
+	same := scored && slices.Equal(k.stepRMSE, k.hidden)
+	copy(k.hidden, k.stepRMSE)
 	k.output.train(k.hidden, same, frozen)
 }
 
@@ -185,12 +191,97 @@ func (k *KitNET) build() {
 	k.output = newAutoencoder(len(k.featMap), k.cfg.HiddenRatio, k.cfg.LearningRate, rng)
 	k.hidden = make([]float64, len(k.featMap))
 	k.scratch = make([]float64, width)
+	k.shareUnits()
+}
+
+// shareUnits lays the ensemble's hidden units (y) end to end in one slice
+// and its output units (z) in another, each autoencoder's padded part
+// where its own slice was, so that one sigmoids call covers a whole layer
+// of the ensemble (scoreAll, trainAll): a long run of independent values
+// the processor overlaps, instead of fifteen short dependent ones.
+func (k *KitNET) shareUnits() {
+	ny, nz := 0, 0
+	for _, ae := range k.ensemble {
+		ny, nz = ny+ae.nhp, nz+ae.nvp
+	}
+	k.allY, k.allZ = make([]float64, ny), make([]float64, nz)
+	k.needs = make([]bool, len(k.ensemble))
+	ny, nz = 0, 0
+	for _, ae := range k.ensemble {
+		ae.y, ae.z = k.allY[ny:ny+ae.nhp:ny+ae.nhp], k.allZ[nz:nz+ae.nvp:nz+ae.nvp]
+		ny, nz = ny+ae.nhp, nz+ae.nvp
+	}
+}
+
+// forwardAll is every ensemble autoencoder's forward pass on row (those
+// with need[i] set, or all when need is nil), a layer of all of them at a
+// time. Each value is computed exactly as forward computes it.
+func (k *KitNET) forwardAll(row []float64, need []bool) {
+	all := true
+	for i, ae := range k.ensemble {
+		if need == nil || need[i] {
+			ae.encode(gatherInto(k.scratch, row, k.featMap[i]))
+		} else {
+			all = false
+		}
+	}
+	k.activate(k.allY, need, all, func(ae *autoencoder) ([]float64, int) { return ae.y, ae.nh })
+	for i, ae := range k.ensemble {
+		if need == nil || need[i] {
+			ae.decode()
+		}
+	}
+	k.activate(k.allZ, need, all, func(ae *autoencoder) ([]float64, int) { return ae.z, ae.nv })
+}
+
+// activate applies the sigmoid to the units of the autoencoders that
+// need it: in one call over buf when all do, clearing the padding after.
+func (k *KitNET) activate(buf []float64, need []bool, all bool, units func(*autoencoder) ([]float64, int)) {
+	if all {
+		sigmoids(buf)
+	}
+	for i, ae := range k.ensemble {
+		v, n := units(ae)
+		switch {
+		case all:
+			clear(v[n:])
+		case need[i]:
+			sigmoidsPadded(v, n)
+		}
+	}
+}
+
+// scoreAll is rmse of every ensemble autoencoder on row, written to out.
+func (k *KitNET) scoreAll(row, out []float64) {
+	k.forwardAll(row, nil)
+	for i, ae := range k.ensemble {
+		ae.forwarded = true
+		out[i] = ae.errorRMSE()
+	}
+}
+
+// trainAll is train of every ensemble autoencoder on row, the RMSEs
+// written to out: the forward passes that cannot be reused run together
+// (forwardAll), then each autoencoder's gradient step.
+func (k *KitNET) trainAll(row []float64, scored, frozen bool, out []float64) {
+	any, all := false, true
+	for i, ae := range k.ensemble {
+		k.needs[i] = ae.prepareStep(gatherInto(k.scratch, row, k.featMap[i]), scored, frozen)
+		any, all = any || k.needs[i], all && k.needs[i]
+	}
+	switch {
+	case all:
+		k.forwardAll(row, nil)
+	case any:
+		k.forwardAll(row, k.needs)
+	}
+	for i, ae := range k.ensemble {
+		out[i] = ae.step()
+	}
 }
 
 func (k *KitNET) score(x []float64) float64 {
-	for i, ae := range k.ensemble {
-		k.hidden[i] = ae.rmse(gatherInto(k.scratch, x, k.featMap[i]))
-	}
+	k.scoreAll(x, k.hidden)
 	return k.output.rmse(k.hidden)
 }
 
@@ -409,6 +500,15 @@ func newAutoencoder(nv int, hiddenRatio, lr float64, rng *rand.Rand) *autoencode
 // is its bias plus the inputs' weighted sum, in input order, and each
 // output its bias plus the hidden units' weighted sum, in hidden order.
 func (a *autoencoder) forward(in []float64) {
+	a.encode(in)
+	sigmoidsPadded(a.y, a.nh)
+	a.decode()
+	sigmoidsPadded(a.z, a.nv)
+}
+
+// encode scales in into a.x and sets a.y to the hidden units' inputs,
+// before the sigmoid.
+func (a *autoencoder) encode(in []float64) {
 	x := a.x[:a.nv]
 	lo, scale := a.lo[:len(x)], a.scale[:len(x)]
 	for i, v := range in[:len(x)] {
@@ -416,10 +516,12 @@ func (a *autoencoder) forward(in []float64) {
 	}
 	copy(a.y, a.hbias)
 	rowsAxpy(a.y, x, a.w, a.nhp, a.nhp)
-	sigmoidsPadded(a.y, a.nh)
+}
+
+// decode sets a.z to the output units' inputs, before the sigmoid.
+func (a *autoencoder) decode() {
 	copy(a.z, a.vbias)
 	rowsAxpy(a.z, a.y[:a.nh], a.wt, a.nvp, a.nvp)
-	sigmoidsPadded(a.z, a.nv)
 }
 
 func (a *autoencoder) errorRMSE() float64 {
@@ -436,6 +538,16 @@ func (a *autoencoder) errorRMSE() float64 {
 // When in is the vector last scored (rmse) and the scaling does not change,
 // that forward pass is reused. With frozen, the scaling stays as it is.
 func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
+	if a.prepareStep(in, scored, frozen) {
+		a.forward(in)
+	}
+	return a.step()
+}
+
+// prepareStep widens the scaling to in (unless frozen) and reports whether
+// the step needs a forward pass on in: it was not the vector last scored,
+// or the scaling changed.
+func (a *autoencoder) prepareStep(in []float64, scored, frozen bool) bool {
 	lo, hi := a.lo[:len(in)], a.hi[:len(in)]
 	for i, v := range in {
 		if !frozen && (v < lo[i] || v > hi[i]) {
@@ -444,9 +556,12 @@ func (a *autoencoder) train(in []float64, scored, frozen bool) float64 {
 			scored = false
 		}
 	}
-	if !scored || !a.forwarded {
-		a.forward(in)
-	}
+	return !scored || !a.forwarded
+}
+
+// step takes the gradient step from the forward pass in x, y and z and
+// returns the RMSE of that pass.
+func (a *autoencoder) step() float64 {
 	a.forwarded = false
 	nv, nh := a.nv, a.nh
 	x, z, y := a.x[:nv], a.z[:nv], a.y[:nh]

@@ -113,15 +113,27 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
 	first := k.trained // the training index of vector t0
 	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
-	k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
-		ae := k.ensemble[i]
-		g := gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i])
-		scored := calibrating(t)
-		if scored {
-			k.batchRMSE[t*e+i] = ae.rmse(g)
+	if workers <= 1 || len(k.ensemble) < 2 {
+		// One goroutine: the ensemble in lockstep, vector by vector.
+		for t := t0; t < t0+m; t++ {
+			row := x[t*k.n : (t+1)*k.n]
+			scored := calibrating(t)
+			if scored {
+				k.scoreAll(row, k.batchRMSE[t*e:(t+1)*e])
+			}
+			k.trainAll(row, scored, false, k.batchTrain[t*e:(t+1)*e])
 		}
-		k.batchTrain[t*e+i] = ae.train(g, scored, false)
-	})
+	} else {
+		k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
+			ae := k.ensemble[i]
+			g := gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i])
+			scored := calibrating(t)
+			if scored {
+				k.batchRMSE[t*e+i] = ae.rmse(g)
+			}
+			k.batchTrain[t*e+i] = ae.train(g, scored, false)
+		})
+	}
 	for t := t0; t < t0+m; t++ {
 		scoredRow, trainRow := k.batchRMSE[t*e:(t+1)*e], k.batchTrain[t*e:(t+1)*e]
 		same := calibrating(t)
@@ -144,9 +156,15 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 // scoreSegment scores vectors t0 … t0+m-1 with the trained model.
 func (k *KitNET) scoreSegment(x []float64, t0, m, workers int, scores []float64) {
 	e := len(k.ensemble)
-	k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
-		k.batchRMSE[t*e+i] = k.ensemble[i].rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
-	})
+	if workers <= 1 || len(k.ensemble) < 2 {
+		for t := t0; t < t0+m; t++ {
+			k.scoreAll(x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
+		}
+	} else {
+		k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
+			k.batchRMSE[t*e+i] = k.ensemble[i].rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
+		})
+	}
 	for t := t0; t < t0+m; t++ {
 		scores[t] = k.output.rmse(k.batchRMSE[t*e : (t+1)*e])
 	}

@@ -115,6 +115,7 @@ func LoadKitNET(r io.Reader) (*KitNET, error) {
 	k.output = out
 	k.hidden = make([]float64, len(k.ensemble))
 	k.scratch = make([]float64, width)
+	k.shareUnits()
 	return k, nil
 }
 
