@@ -290,8 +290,15 @@ func (ui *UI) device(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if traffic != nil || scores != nil {
+	sensor, err := ui.deviceSensor(r.Context(), dev.ID, time.Now())
+	if err != nil {
+		return err
+	}
+	if traffic != nil || scores != nil || sensor != nil {
 		d.Charts = map[string]any{}
+	}
+	if sensor != nil {
+		d.Charts["sensor"] = sensor
 	}
 	if traffic != nil {
 		d.Charts["traffic"] = traffic

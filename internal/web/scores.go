@@ -25,3 +25,36 @@ func (ui *UI) deviceScores(ctx context.Context, deviceID string, now time.Time) 
 	}
 	return alignSeries(series, scoreMetrics), nil
 }
+
+// sensorMetrics are what an edge sensor (agent --sensor) reports of itself
+// in its summaries, stored with the sensor_ prefix: the device page charts
+// packets per second, signals and capture failures, and shows the latest
+// of each.
+var sensorMetrics = []string{"sensor_pps", "sensor_signals", "sensor_capture_errors",
+	"sensor_packets", "sensor_trained", "sensor_threshold", "sensor_alerts", "sensor_capture_reopens"}
+
+// deviceSensor returns the device page's edge sensor chart data over the
+// last 24 hours, with "latest" holding each metric's newest value, or nil
+// when the device ran no sensor then.
+func (ui *UI) deviceSensor(ctx context.Context, deviceID string, now time.Time) (map[string]any, error) {
+	c := ui.deps.Connectivity
+	if c == nil {
+		return nil, nil
+	}
+	series, err := c.Series(ctx, deviceID, sensorMetrics, now.Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	chart := alignSeries(series, sensorMetrics)
+	if chart == nil {
+		return nil, nil
+	}
+	latest := map[string]float64{}
+	for _, m := range sensorMetrics {
+		if ps := series[m]; len(ps) > 0 {
+			latest[m] = ps[len(ps)-1].Value
+		}
+	}
+	chart["latest"] = latest
+	return chart, nil
+}

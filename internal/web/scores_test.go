@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/inventory"
+	"github.com/fleetward/fleetward/internal/telemetry"
 )
 
 // TestBrowserPlotsADevicesAnomalyScore records an hour of a sensor's
@@ -91,5 +93,62 @@ func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
 	}
 	if got := b.text("device-alerts"); !strings.Contains(got, "No alerts on this device") {
 		t.Errorf("the thermostat's alerts card = %q; want none", got)
+	}
+}
+
+// TestBrowserShowsADevicesEdgeSensor records two hours of an edge
+// sensor's summaries for a camera (as the server stores them from
+// devices/ID/sensor) and drives chromium to its page: the Edge sensor card
+// shows the latest counters, the capture failures among them, and charts
+// the series. A device without a sensor has no such card.
+func TestBrowserShowsADevicesEdgeSensor(t *testing.T) {
+	exe := chromium(t)
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, _, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0"})
+	for _, d := range []inventory.Device{
+		{ID: "cam-9", Name: "Gate camera", Class: "camera", IPs: []string{"10.1.2.9"}},
+		{ID: "thermo-2", Name: "Lobby thermostat", Class: "thermostat", IPs: []string{"10.1.2.10"}},
+	} {
+		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	for i := range 12 {
+		at := now.Add(time.Duration(i-12) * 10 * time.Minute)
+		failures := 0
+		if i >= 9 { // the interface went away twice near the end
+			failures = 2
+		}
+		payload := fmt.Sprintf(`{"device_id":"cam-9","interface":"eth0","time":%q,"packets":%d,"pps":%d,`+
+			`"trained":%v,"training_packets":55001,"threshold":0.42,"signals":%d,"alerts":%d,"score_summaries":%d,`+
+			`"capture_errors":%d,"capture_reopens":%d}`,
+			at.Format(time.RFC3339Nano), 10000*(i+1)+3456, 800+10*i, i > 3, i/2, i/4, 6*i, failures, failures)
+		samples, err := telemetry.ParseSensorSummary("cam-9", now, []byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Telemetry.Record(ctx, samples); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := newBrowser(t, exe)
+	login(b, s.URL+"/devices/cam-9", "edge-sensor")
+	b.step("wait for the sensor chart", chromedp.WaitVisible(chromedp.CSS("#sensor-chart canvas")))
+	card := strings.ToLower(b.text("edge-sensor")) // the failures badge is styled in capitals
+	for _, want := range []string{"123456 seen", "910 per second", "trained, alert threshold 0.42", "5 signals, 2 alerts", "2 failures", "2 reopens"} {
+		if !strings.Contains(card, want) {
+			t.Errorf("the edge sensor card lacks %q: %q", want, card)
+		}
+	}
+	b.shot("device-edge-sensor.png")
+
+	b.step("open a device without a sensor", chromedp.Navigate(s.URL+"/devices/thermo-2"), chromedp.WaitVisible(chromedp.ID("history")))
+	sctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	absent, err := chromedp.Run(sctx, chromedp.Evaluate[bool](`document.getElementById("edge-sensor") === null`))
+	cancel()
+	if err != nil || !absent {
+		t.Errorf("a device without a sensor shows an edge sensor card (%v)", err)
 	}
 }

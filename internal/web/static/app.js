@@ -41,6 +41,19 @@
         { label: "threshold", stroke: "#cf222e", width: 1.5, dash: [6, 4], points: { show: false } }]
     }, [d.x, d.anomaly_score_max, d.anomaly_threshold], el);
   }
+  function drawSensor(el, d) {
+    var width = Math.max(320, el.clientWidth || 600);
+    new uPlot({
+      width: width, height: 220,
+      scales: { pps: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } },
+        n: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } } },
+      axes: [{}, { scale: "pps", label: "packets/s", size: 60 }, { scale: "n", side: 1, label: "count", grid: { show: false } }],
+      series: [{},
+        { label: "packets/s", scale: "pps", stroke: "#1f6feb", width: 2 },
+        { label: "signals", scale: "n", stroke: "#8250df", width: 2 },
+        { label: "capture failures", scale: "n", stroke: "#cf222e", width: 2 }]
+    }, [d.x, d.sensor_pps, d.sensor_signals, d.sensor_capture_errors], el);
+  }
   function init() {
     var node = document.getElementById("chart-data");
     if (!node || typeof uPlot === "undefined") return;
@@ -51,6 +64,8 @@
     if (traffic && data.traffic) drawTraffic(traffic, data.traffic);
     var scores = document.getElementById("score-chart");
     if (scores && data.scores) drawScores(scores, data.scores);
+    var sensor = document.getElementById("sensor-chart");
+    if (sensor && data.sensor) drawSensor(sensor, data.sensor);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 })();
