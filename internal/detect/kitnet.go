@@ -213,18 +213,12 @@ func (k *KitNET) shareUnits() {
 	}
 }
 
-// forwardAll is every ensemble autoencoder's forward pass on row (those
-// with need[i] set, or all when need is nil), a layer of all of them at a
-// time. Each value is computed exactly as forward computes it.
-func (k *KitNET) forwardAll(row []float64, need []bool) {
-	all := true
-	for i, ae := range k.ensemble {
-		if need == nil || need[i] {
-			ae.encode(gatherInto(k.scratch, row, k.featMap[i]))
-		} else {
-			all = false
-		}
-	}
+// finishForward completes the forward passes of the ensemble autoencoders
+// that encoded their input (need[i] set, or all when need is nil), a layer
+// of all of them at a time. Each value is computed exactly as forward
+// computes it.
+func (k *KitNET) finishForward(need []bool) {
+	all := need == nil || !slices.Contains(need, false)
 	k.activate(k.allY, need, all, func(ae *autoencoder) ([]float64, int) { return ae.y, ae.nh })
 	for i, ae := range k.ensemble {
 		if need == nil || need[i] {
@@ -253,7 +247,10 @@ func (k *KitNET) activate(buf []float64, need []bool, all bool, units func(*auto
 
 // scoreAll is rmse of every ensemble autoencoder on row, written to out.
 func (k *KitNET) scoreAll(row, out []float64) {
-	k.forwardAll(row, nil)
+	for i, ae := range k.ensemble {
+		ae.encode(gatherInto(k.scratch, row, k.featMap[i]))
+	}
+	k.finishForward(nil)
 	for i, ae := range k.ensemble {
 		ae.forwarded = true
 		out[i] = ae.errorRMSE()
@@ -262,18 +259,18 @@ func (k *KitNET) scoreAll(row, out []float64) {
 
 // trainAll is train of every ensemble autoencoder on row, the RMSEs
 // written to out: the forward passes that cannot be reused run together
-// (forwardAll), then each autoencoder's gradient step.
+// (finishForward), then each autoencoder's gradient step.
 func (k *KitNET) trainAll(row []float64, scored, frozen bool, out []float64) {
-	any, all := false, true
+	any := false
 	for i, ae := range k.ensemble {
-		k.needs[i] = ae.prepareStep(gatherInto(k.scratch, row, k.featMap[i]), scored, frozen)
-		any, all = any || k.needs[i], all && k.needs[i]
+		g := gatherInto(k.scratch, row, k.featMap[i])
+		if k.needs[i] = ae.prepareStep(g, scored, frozen); k.needs[i] {
+			ae.encode(g)
+			any = true
+		}
 	}
-	switch {
-	case all:
-		k.forwardAll(row, nil)
-	case any:
-		k.forwardAll(row, k.needs)
+	if any {
+		k.finishForward(k.needs)
 	}
 	for i, ae := range k.ensemble {
 		out[i] = ae.step()

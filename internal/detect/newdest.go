@@ -51,6 +51,27 @@ var wellKnownServices = map[uint16]string{
 // one, opens.
 func initiatedClass(p *Packet) (destClass, bool) {
 	var c destClass
+	switch p.Proto {
+	case layers.IPProtocolTCP:
+		if p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) != FlagSYN {
+			return c, false
+		}
+		c.service = serviceName(p.DstPort, &tcpBandNames)
+	case layers.IPProtocolUDP:
+		name, known := wellKnownServices[p.DstPort]
+		if !known {
+			if _, reply := wellKnownServices[p.SrcPort]; reply {
+				return c, false
+			}
+			if p.DstPort > p.SrcPort && p.SrcPort >= 1024 {
+				return c, false // an answer to a client's lower port, most likely
+			}
+			name = serviceName(p.DstPort, &udpBandNames)
+		}
+		c.service = name
+	default:
+		return c, false
+	}
 	switch {
 	case groupAddress(p.Dst):
 		c.scope = scopeGroup
@@ -59,30 +80,34 @@ func initiatedClass(p *Packet) (destClass, bool) {
 	default:
 		c.scope = scopeLocal
 	}
-	name, known := wellKnownServices[p.DstPort]
-	switch p.Proto {
-	case layers.IPProtocolTCP:
-		if p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) != FlagSYN {
-			return c, false
-		}
-		if !known {
-			name = "tcp/" + portBand(p.DstPort)
-		}
-	case layers.IPProtocolUDP:
-		if _, reply := wellKnownServices[p.SrcPort]; reply && !known {
-			return c, false
-		}
-		if !known {
-			if p.DstPort > p.SrcPort && p.SrcPort >= 1024 {
-				return c, false // an answer to a client's lower port, most likely
-			}
-			name = "udp/" + portBand(p.DstPort)
-		}
-	default:
-		return c, false
-	}
-	c.service = name
 	return c, true
+}
+
+// serviceName names the service of a port: its well-known name, or its
+// band's name from names (made once, not per packet).
+func serviceName(port uint16, names *[1026]string) string {
+	if name, ok := wellKnownServices[port]; ok {
+		return name
+	}
+	switch {
+	case port < 1024:
+		return names[port]
+	case port < 49152:
+		return names[1024]
+	}
+	return names[1025]
+}
+
+// tcpBandNames and udpBandNames are "tcp/" and "udp/" followed by the
+// band (portBand) of ports 0…1023, then of the registered and dynamic bands.
+var tcpBandNames, udpBandNames = bandNames("tcp/"), bandNames("udp/")
+
+func bandNames(prefix string) (names [1026]string) {
+	for port := range 1024 {
+		names[port] = prefix + portBand(uint16(port))
+	}
+	names[1024], names[1025] = prefix+portBand(1024), prefix+portBand(49152)
+	return names
 }
 
 // portBand groups an unnamed port: the well-known range by port, the rest
