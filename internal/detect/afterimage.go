@@ -42,17 +42,31 @@ type incStat struct {
 // computed together (pow2s).
 func decayAll(s *[NumLambdas]incStat, t float64) {
 	var f [8]float64
+	if statExponents(s, t, f[:NumLambdas]) {
+		pow2s(f[:])
+		applyStatDecay(s, t, f[:NumLambdas])
+	}
+}
+
+// statExponents writes -λΔt to x[i] for each window whose time moves
+// forward at t (leaving the others' x[i] alone) and reports whether any
+// does.
+func statExponents(s *[NumLambdas]incStat, t float64, x []float64) bool {
+	x = x[:len(s)]
 	moved := false
 	for i := range s {
 		if dt := t - s[i].last; dt > 0 {
-			f[i] = -Lambdas[i] * dt
+			x[i] = -Lambdas[i] * dt
 			moved = true
 		}
 	}
-	if !moved {
-		return
-	}
-	pow2s(&f)
+	return moved
+}
+
+// applyStatDecay multiplies each window whose time moves forward at t by
+// its factor f[i] = 2^(-λΔt) and moves it to t.
+func applyStatDecay(s *[NumLambdas]incStat, t float64, f []float64) {
+	f = f[:len(s)]
 	for i := range s {
 		if st := &s[i]; t-st.last > 0 {
 			st.cf1 *= f[i]
@@ -168,24 +182,45 @@ func (l *link) update(s *stream2D, v, t float64) {
 	side := l.side(s)
 	decayAll(&l.other(side).s, t)
 	var f [8]float64
+	if l.covExponents(t, f[:NumLambdas]) {
+		pow2s(f[:])
+		l.applyCovDecay(side, t, f[:NumLambdas])
+	}
+	l.addResiduals(s, side, v)
+}
+
+// covExponents is statExponents for the link's covariances.
+func (l *link) covExponents(t float64, x []float64) bool {
+	x = x[:len(l.c)]
 	moved := false
 	for i := range l.c {
 		if dt := t - l.c[i].last; dt > 0 {
-			f[i] = -Lambdas[i] * dt
+			x[i] = -Lambdas[i] * dt
 			moved = true
 		}
 	}
-	if moved {
-		pow2s(&f)
-	}
+	return moved
+}
+
+// applyCovDecay is applyStatDecay for the link's covariances, side being
+// the sending stream's.
+func (l *link) applyCovDecay(side int, t float64, f []float64) {
+	f = f[:len(l.c)]
 	for i := range l.c {
-		c := &l.c[i]
-		if moved && t-c.last > 0 {
+		if c := &l.c[i]; t-c.last > 0 {
 			c.cf3 *= f[i]
 			c.w3 *= f[i]
 			c.last = t
 			c.res[side] *= f[i]
 		}
+	}
+}
+
+// addResiduals folds the residual of v against each window's mean of s
+// (the sending stream, on side) into the covariances, decayed to now.
+func (l *link) addResiduals(s *stream2D, side int, v float64) {
+	for i := range l.c {
+		c := &l.c[i]
 		res := v - s.s[i].mean()
 		c.cf3 += res * c.res[1-side]
 		c.w3++
@@ -270,9 +305,26 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		l = tb.findLink(src, dst)
 	}
 	fresh := l == nil
+	// The decay factors of src, of the pair's other stream and of their
+	// link are computed together, in one pow2s (with Kitsune's links,
+	// other links decay too, one by one). dst decays here only if it
+	// exists and is not src: a new stream starts at t, and src has just
+	// been decayed.
+	var x [16]float64
+	movedS := statExponents(&src.s, t, x[0:NumLambdas])
+	movedD, movedC := false, false
+	if !every {
+		movedD = dst != nil && dst != src && statExponents(&dst.s, t, x[5:5+NumLambdas])
+		movedC = l != nil && l.covExponents(t, x[10:10+NumLambdas])
+	}
+	if movedS || movedD || movedC {
+		pow2s(x[:])
+	}
 	// Window by window, as Kitsune does; a window's link statistics
 	// depend only on that window's, so all windows of src go first.
-	decayAll(&src.s, t)
+	if movedS {
+		applyStatDecay(&src.s, t, x[0:NumLambdas])
+	}
 	for i := range src.s {
 		src.s[i].add(v)
 	}
@@ -296,7 +348,18 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 			tb.links[makePairKey(src, dst)] = l
 		}
 	}
-	l.update(src, v, t)
+	if every {
+		l.update(src, v, t)
+	} else {
+		if movedD {
+			applyStatDecay(&dst.s, t, x[5:5+NumLambdas])
+		}
+		side := l.side(src)
+		if movedC {
+			l.applyCovDecay(side, t, x[10:10+NumLambdas])
+		}
+		l.addResiduals(src, side, v)
+	}
 	for i := range NumLambdas {
 		o := out[7*i : 7*i+7]
 		s := &src.s[i]

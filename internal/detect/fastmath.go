@@ -147,17 +147,21 @@ func pow2(x float64) float64 {
 }
 
 // pow2s sets each x[i] to pow2(x[i]): AfterImage's decay factors of the
-// five windows of a stream (the last three are unused). Where AVX2 exists
-// and every value is in [-1020, 0], as decay factors are, four at a time
-// (pow2AVX2) with pow2's operations in its order, bit for bit the same.
-func pow2s(x *[8]float64) {
-	if useAVX2 {
+// five windows of a stream or several (len(x) is a multiple of 4; unused
+// values are 0). Where AVX2 exists and every value is in [-1020, 0], as
+// decay factors are, four at a time (pow2AVX2) with pow2's operations in
+// its order, bit for bit the same.
+func pow2s(x []float64) {
+	if useAVX2 && len(x) >= 4 {
 		inRange := true
 		for _, v := range x {
 			inRange = inRange && v >= -1020 && v <= 0
 		}
 		if inRange {
-			pow2AVX2(&x[0], len(x), &pow2Consts)
+			pow2AVX2(&x[0], len(x)&^3, &pow2Consts)
+			for i := len(x) &^ 3; i < len(x); i++ {
+				x[i] = pow2(x[i])
+			}
 			return
 		}
 	}

@@ -155,7 +155,7 @@ func TestPow2sMatchesPow2(t *testing.T) {
 			want[i] = pow2(x[i])
 		}
 		in := x
-		pow2s(&x)
+		pow2s(x[:])
 		for i := range x {
 			if math.Float64bits(x[i]) != math.Float64bits(want[i]) {
 				t.Fatalf("pow2s(%v)[%d] = %v, pow2 gives %v (AVX2 %v)", in[i], i, x[i], want[i], useAVX2)
