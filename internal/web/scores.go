@@ -15,15 +15,20 @@ var scoreMetrics = []string{telemetry.MetricAnomalyScoreMax, telemetry.MetricAno
 // the last 24 hours (x: Unix seconds), or nil when no sensor reported
 // scores of the device then.
 func (ui *UI) deviceScores(ctx context.Context, deviceID string, now time.Time) (map[string]any, error) {
-	c := ui.deps.Connectivity
-	if c == nil {
-		return nil, nil
-	}
-	series, err := c.Series(ctx, deviceID, scoreMetrics, now.Add(-24*time.Hour))
+	series, err := ui.lastDay(ctx, deviceID, scoreMetrics, now)
 	if err != nil {
 		return nil, err
 	}
 	return alignSeries(series, scoreMetrics), nil
+}
+
+// lastDay returns the device's series of metrics over the 24 hours before
+// now, or none when the server keeps no measurements.
+func (ui *UI) lastDay(ctx context.Context, deviceID string, metrics []string, now time.Time) (map[string][]telemetry.Point, error) {
+	if ui.deps.Connectivity == nil {
+		return nil, nil
+	}
+	return ui.deps.Connectivity.Series(ctx, deviceID, metrics, now.Add(-24*time.Hour))
 }
 
 // sensorMetrics are what an edge sensor (agent --sensor) reports of itself
@@ -37,11 +42,7 @@ var sensorMetrics = []string{"sensor_pps", "sensor_signals", "sensor_capture_err
 // last 24 hours, with "latest" holding each metric's newest value, or nil
 // when the device ran no sensor then.
 func (ui *UI) deviceSensor(ctx context.Context, deviceID string, now time.Time) (map[string]any, error) {
-	c := ui.deps.Connectivity
-	if c == nil {
-		return nil, nil
-	}
-	series, err := c.Series(ctx, deviceID, sensorMetrics, now.Add(-24*time.Hour))
+	series, err := ui.lastDay(ctx, deviceID, sensorMetrics, now)
 	if err != nil {
 		return nil, err
 	}

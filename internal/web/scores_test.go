@@ -26,14 +26,9 @@ func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
 	exe := chromium(t)
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
 	s, _, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0"})
-	for _, d := range []inventory.Device{
-		{ID: "cam-3", Name: "Loading dock camera", Class: "camera", IPs: []string{"10.1.2.3"}},
-		{ID: "thermo-1", Name: "Office thermostat", Class: "thermostat", IPs: []string{"10.1.2.4"}},
-	} {
-		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDevices(t, ctx, s,
+		inventory.Device{ID: "cam-3", Name: "Loading dock camera", Class: "camera", IPs: []string{"10.1.2.3"}},
+		inventory.Device{ID: "thermo-1", Name: "Office thermostat", Class: "thermostat", IPs: []string{"10.1.2.4"}})
 	const points, threshold = 360, 0.4
 	end := time.Now().UTC().Truncate(10 * time.Second)
 	var sums []alert.ScoreSummary
@@ -105,14 +100,9 @@ func TestBrowserShowsADevicesEdgeSensor(t *testing.T) {
 	exe := chromium(t)
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
 	s, _, login := startDashboard(t, ctx, app.Config{HTTPAddr: "127.0.0.1:0"})
-	for _, d := range []inventory.Device{
-		{ID: "cam-9", Name: "Gate camera", Class: "camera", IPs: []string{"10.1.2.9"}},
-		{ID: "thermo-2", Name: "Lobby thermostat", Class: "thermostat", IPs: []string{"10.1.2.10"}},
-	} {
-		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDevices(t, ctx, s,
+		inventory.Device{ID: "cam-9", Name: "Gate camera", Class: "camera", IPs: []string{"10.1.2.9"}},
+		inventory.Device{ID: "thermo-2", Name: "Lobby thermostat", Class: "thermostat", IPs: []string{"10.1.2.10"}})
 	now := time.Now().UTC()
 	for i := range 12 {
 		at := now.Add(time.Duration(i-12) * 10 * time.Minute)
@@ -150,5 +140,14 @@ func TestBrowserShowsADevicesEdgeSensor(t *testing.T) {
 	cancel()
 	if err != nil || !absent {
 		t.Errorf("a device without a sensor shows an edge sensor card (%v)", err)
+	}
+}
+
+func createDevices(t *testing.T, ctx context.Context, s *app.Server, devices ...inventory.Device) {
+	t.Helper()
+	for _, d := range devices {
+		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
