@@ -273,10 +273,10 @@ func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
 	if first < 0 || first >= len(res.Times) {
 		return c
 	}
-	c.FirstMalicious = res.Times[first]
+	c.FirstMalicious = res.Time(first)
 	for _, s := range res.Signals {
 		if s.Time.Before(c.FirstMalicious) {
-			if !s.Time.Before(res.Times[min(res.Trained, len(res.Times)-1)]) {
+			if !s.Time.Before(res.Time(min(res.Trained, len(res.Times)-1))) {
 				c.BenignSignals++
 			}
 			continue

@@ -103,7 +103,7 @@ func TestAlertsOnTheMiraiSplice(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := slices.Index(labels, true)
-	attack := res.Times[first]
+	attack := res.Time(first)
 	var firstAlert time.Time
 	for _, s := range res.Signals {
 		if s.Time.Before(attack) {

@@ -159,7 +159,7 @@ func TestLoadedModelWarmsUpBeforeAlerting(t *testing.T) {
 	res := run(ScoreOptions{Model: model, Anomaly: &AnomalyConfig{}})
 	attack := 0
 	for _, s := range res.Signals {
-		i, _ := slices.BinarySearchFunc(res.Times, s.Time, func(a, b time.Time) int { return a.Compare(b) })
+		i, _ := slices.BinarySearchFunc(res.Times, s.Time, func(a float64, b time.Time) int { return packetTime(a).Compare(b) })
 		if i < 38363 {
 			t.Errorf("alert on benign traffic: %+v", s)
 		} else if s.SrcIP == "192.168.2.110" {

@@ -60,6 +60,9 @@ type ScoreOptions struct {
 	SummaryInterval time.Duration
 }
 
+// Time returns the capture time of packet i, as the signals carry it.
+func (r *ScoreResult) Time(i int) time.Time { return packetTime(r.Times[i]) }
+
 // ScoreResult is the outcome of scoring one capture.
 type ScoreResult struct {
 	Packets int `json:"packets"`
@@ -75,8 +78,9 @@ type ScoreResult struct {
 	Autoencoders   int         `json:"autoencoders"`
 	// Smoothed holds the per-source smoothed scores (with Anomaly).
 	Smoothed []float64 `json:"-"`
-	// Times holds each packet's capture time (with Anomaly or Rules).
-	Times []time.Time `json:"-"`
+	// Times holds each packet's capture time in seconds since the epoch
+	// (with Anomaly or Rules); Time(i) gives it as a time.
+	Times []float64 `json:"-"`
 	// Threshold is the calibrated alert threshold (with Anomaly).
 	Threshold float64 `json:"threshold,omitempty"`
 	// Signals are what the rules and the anomaly alerter found.
@@ -384,7 +388,7 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 		}
 	}
 	if (opts.Anomaly != nil || opts.Rules != nil) && !opts.Discard {
-		res.Times = append(res.Times, packetTime(p.Time))
+		res.Times = append(res.Times, p.Time)
 	}
 	if len(sigs) > 0 {
 		if opts.Signals != nil {
