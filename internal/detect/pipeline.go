@@ -229,13 +229,16 @@ func newFeatureStage(r PacketSource, opts ScoreOptions, model bool) *featureStag
 // full or the source ends (b.err is then set).
 func (fs *featureStage) fill(b *batch) {
 	b.pkts, b.sigs, b.sigEnd, b.feature = b.pkts[:0], b.sigs[:0], b.sigEnd[:0], 0
+	// Decoding and features are timed against one monotonic start: two
+	// clock reads a packet rather than three.
+	start := time.Now()
 	for len(b.pkts) < cap(b.pkts) {
 		data, ci, err := fs.src.Next()
 		if err != nil {
 			b.err, b.decode = err, fs.dec.Stats
 			return
 		}
-		t0 := time.Now()
+		t0 := time.Since(start)
 		b.pkts = append(b.pkts, Packet{})
 		p := &b.pkts[len(b.pkts)-1]
 		i := len(b.pkts) - 1
@@ -243,7 +246,7 @@ func (fs *featureStage) fill(b *batch) {
 		if fs.ai != nil {
 			fs.ai.Update(p, b.x[i*NumFeatures:(i+1)*NumFeatures])
 		}
-		b.feature += time.Since(t0)
+		b.feature += time.Since(start) - t0
 		if fs.rules != nil {
 			b.sigs = fs.rules.Observe(p, b.sigs)
 		}
