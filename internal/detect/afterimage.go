@@ -310,12 +310,13 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 	// other links decay too, one by one). dst decays here only if it
 	// exists and is not src: a new stream starts at t, and src has just
 	// been decayed.
-	var x [16]float64
-	movedS := statExponents(&src.s, t, x[0:NumLambdas])
+	const d, c = NumLambdas, 2 * NumLambdas // where dst's and the link's go in x
+	var x [(3*NumLambdas + 3) &^ 3]float64  // pow2s takes fours
+	movedS := statExponents(&src.s, t, x[:d])
 	movedD, movedC := false, false
 	if !every {
-		movedD = dst != nil && dst != src && statExponents(&dst.s, t, x[5:5+NumLambdas])
-		movedC = l != nil && l.covExponents(t, x[10:10+NumLambdas])
+		movedD = dst != nil && dst != src && statExponents(&dst.s, t, x[d:c])
+		movedC = l != nil && l.covExponents(t, x[c:c+NumLambdas])
 	}
 	if movedS || movedD || movedC {
 		pow2s(x[:])
@@ -323,7 +324,7 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 	// Window by window, as Kitsune does; a window's link statistics
 	// depend only on that window's, so all windows of src go first.
 	if movedS {
-		applyStatDecay(&src.s, t, x[0:NumLambdas])
+		applyStatDecay(&src.s, t, x[:d])
 	}
 	for i := range src.s {
 		src.s[i].add(v)
@@ -352,11 +353,11 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		l.update(src, v, t)
 	} else {
 		if movedD {
-			applyStatDecay(&dst.s, t, x[5:5+NumLambdas])
+			applyStatDecay(&dst.s, t, x[d:c])
 		}
 		side := l.side(src)
 		if movedC {
-			l.applyCovDecay(side, t, x[10:10+NumLambdas])
+			l.applyCovDecay(side, t, x[c:c+NumLambdas])
 		}
 		l.addResiduals(src, side, v)
 	}

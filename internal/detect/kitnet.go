@@ -523,8 +523,8 @@ func (a *autoencoder) decode() {
 
 func (a *autoencoder) errorRMSE() float64 {
 	var s float64
-	z := a.z[:len(a.x)]
-	for i, xi := range a.x[:a.nv] {
+	z := a.z[:a.nv]
+	for i, xi := range a.x[:len(z)] {
 		d := xi - z[i]
 		s += d * d
 	}

@@ -46,21 +46,16 @@ func (k *KitNET) BatchRMSE(t int) []float64 {
 	return k.batchRMSE[t*e : (t+1)*e]
 }
 
+// lockstep reports whether a segment runs on one goroutine, the whole
+// ensemble a vector at a time (scoreAll, trainAll), rather than spread
+// over workers goroutines (forEachStep).
+func (k *KitNET) lockstep(workers int) bool { return workers <= 1 || len(k.ensemble) < 2 }
+
 // forEachStep runs f(i, t) for every ensemble autoencoder i and vector t
 // of t0 … t0+m-1, each autoencoder's vectors in order, over up to workers
-// goroutines with about the same number of weights each; f gets a scratch
-// slice of its own for gathering inputs. On one goroutine the vector is
-// the outer loop: one vector's steps in the different autoencoders are
-// independent of each other, and side by side the processor overlaps them.
+// (at least two) goroutines with about the same number of weights each; f
+// gets a scratch slice of its own for gathering inputs.
 func (k *KitNET) forEachStep(workers, t0, m int, f func(i, t int, scratch []float64)) {
-	if workers <= 1 || len(k.ensemble) < 2 {
-		for t := t0; t < t0+m; t++ {
-			for i := range k.ensemble {
-				f(i, t, k.scratch)
-			}
-		}
-		return
-	}
 	if len(k.groups) != min(workers, len(k.ensemble)) {
 		k.groups = balance(k.ensemble, min(workers, len(k.ensemble)))
 	}
@@ -113,8 +108,7 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
 	first := k.trained // the training index of vector t0
 	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
-	if workers <= 1 || len(k.ensemble) < 2 {
-		// One goroutine: the ensemble in lockstep, vector by vector.
+	if k.lockstep(workers) {
 		for t := t0; t < t0+m; t++ {
 			row := x[t*k.n : (t+1)*k.n]
 			scored := calibrating(t)
@@ -156,7 +150,7 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 // scoreSegment scores vectors t0 … t0+m-1 with the trained model.
 func (k *KitNET) scoreSegment(x []float64, t0, m, workers int, scores []float64) {
 	e := len(k.ensemble)
-	if workers <= 1 || len(k.ensemble) < 2 {
+	if k.lockstep(workers) {
 		for t := t0; t < t0+m; t++ {
 			k.scoreAll(x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
 		}

@@ -56,7 +56,11 @@ func initiatedClass(p *Packet) (destClass, bool) {
 		if p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) != FlagSYN {
 			return c, false
 		}
-		c.service = serviceName(p.DstPort, &tcpBandNames)
+		name, known := wellKnownServices[p.DstPort]
+		if !known {
+			name = bandName(p.DstPort, &tcpBandNames)
+		}
+		c.service = name
 	case layers.IPProtocolUDP:
 		name, known := wellKnownServices[p.DstPort]
 		if !known {
@@ -66,7 +70,7 @@ func initiatedClass(p *Packet) (destClass, bool) {
 			if p.DstPort > p.SrcPort && p.SrcPort >= 1024 {
 				return c, false // an answer to a client's lower port, most likely
 			}
-			name = serviceName(p.DstPort, &udpBandNames)
+			name = bandName(p.DstPort, &udpBandNames)
 		}
 		c.service = name
 	default:
@@ -83,12 +87,9 @@ func initiatedClass(p *Packet) (destClass, bool) {
 	return c, true
 }
 
-// serviceName names the service of a port: its well-known name, or its
-// band's name from names (made once, not per packet).
-func serviceName(port uint16, names *[1026]string) string {
-	if name, ok := wellKnownServices[port]; ok {
-		return name
-	}
+// bandName names a port without a well-known service by its band, from
+// names (made once, not per packet).
+func bandName(port uint16, names *[1026]string) string {
 	switch {
 	case port < 1024:
 		return names[port]
