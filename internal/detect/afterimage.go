@@ -2,7 +2,7 @@ package detect
 
 import (
 	"math"
-	"slices"
+	"runtime"
 )
 
 // Lambdas are the decay rates of the five time windows, fastest first: a
@@ -143,17 +143,23 @@ type stream1D struct {
 
 // stream2D is a stream whose statistics are also linked to the streams it
 // exchanges traffic with (a host, or a socket), for the channel statistics.
+// Its links form a list in the order they were made, through the links
+// themselves (see link): head and tail are list handles, 0 when it has none.
 type stream2D struct {
-	s        [NumLambdas]incStat
-	links    []*link
-	lastSeen float64
-	id       uint64
+	s          [NumLambdas]incStat
+	lastSeen   float64
+	head, tail uint32
 }
 
-// A link holds the decayed covariance of two streams, per window.
+// A link holds the decayed covariance of two streams a and b (slab
+// indices), per window. It sits in both streams' lists of links: next[0]
+// and prev[0] are its neighbours in a's, next[1] and prev[1] in b's, as
+// list handles (a link's index times two plus the side; 0 ends the list).
+// A stream linked to itself has the link twice in its list, once per side.
 type link struct {
-	a, b *stream2D
-	c    [NumLambdas]covStat
+	a, b       uint32
+	next, prev [2]uint32
+	c          [NumLambdas]covStat
 }
 
 type covStat struct {
@@ -161,26 +167,29 @@ type covStat struct {
 	res           [2]float64
 }
 
-func (l *link) side(s *stream2D) int {
+// side returns 0 if stream s is the link's a, else 1.
+func (l *link) side(s uint32) int {
 	if l.a == s {
 		return 0
 	}
 	return 1
 }
 
-func (l *link) other(side int) *stream2D {
+func (l *link) other(side int) uint32 {
 	if side == 0 {
 		return l.b
 	}
 	return l.a
 }
 
-// update folds value v of stream s at time t into every window of the
-// link, as Kitsune's incStat_cov.update_cov does; s has been updated with
-// v already.
-func (l *link) update(s *stream2D, v, t float64) {
-	side := l.side(s)
-	decayAll(&l.other(side).s, t)
+func handle(l uint32, side int) uint32   { return l<<1 | uint32(side) }
+func unhandle(h uint32) (l uint32, side int) { return h >> 1, int(h & 1) }
+
+// update folds value v of stream s (on side of the link) at time t into
+// every window of the link, as Kitsune's incStat_cov.update_cov does; s has
+// been updated with v already and other is the link's other stream.
+func (l *link) update(s, other *stream2D, side int, v, t float64) {
+	decayAll(&other.s, t)
 	var f [8]float64
 	if l.covExponents(t, f[:NumLambdas]) {
 		pow2s(f[:])
@@ -229,67 +238,102 @@ func (l *link) addResiduals(s *stream2D, side int, v float64) {
 }
 
 // stats2D writes radius, magnitude, covariance and Pearson correlation of
-// window i.
-func (l *link) stats2D(i int, out []float64) {
-	a, b := &l.a.s[i], &l.b.s[i]
-	va, vb := a.variance(), b.variance()
-	ma, mb := a.mean(), b.mean()
+// window i, a and b being the link's streams.
+func (l *link) stats2D(a, b *stream2D, i int, out []float64) {
+	sa, sb := &a.s[i], &b.s[i]
+	va, vb := sa.variance(), sb.variance()
+	ma, mb := sa.mean(), sb.mean()
 	out[0] = math.Sqrt(va*va + vb*vb)
 	out[1] = math.Sqrt(ma*ma + mb*mb)
 	cov := l.c[i].cf3 / l.c[i].w3
 	out[2] = cov
-	if ss := a.std() * b.std(); ss != 0 {
+	if ss := sa.std() * sb.std(); ss != 0 {
 		out[3] = cov / ss
 	} else {
 		out[3] = 0
 	}
 }
 
-type pairKey struct{ lo, hi uint64 }
-
-func makePairKey(a, b *stream2D) pairKey {
-	if a.id <= b.id {
-		return pairKey{a.id, b.id}
+// pairKey is the key of the link of streams a and b, in either order.
+func pairKey(a, b uint32) uint64 {
+	if a > b {
+		a, b = b, a
 	}
-	return pairKey{b.id, a.id}
+	return uint64(a)<<32 | uint64(b)
 }
 
-// table2D holds the linked streams of one kind (hosts or sockets).
+// table2D holds the linked streams of one kind (hosts or sockets): an
+// index from key to slot, the streams and the links in slabs, and the
+// links by pair.
 type table2D[K comparable] struct {
-	streams map[K]*stream2D
-	links   map[pairKey]*link
-	nextID  uint64
+	index   map[K]uint32
+	streams slab[stream2D]
+	links   slab[link]
+	pairs   map[uint64]uint32
 }
 
-func newTable2D[K comparable]() table2D[K] {
-	return table2D[K]{streams: make(map[K]*stream2D), links: make(map[pairKey]*link)}
+func newTable2D[K comparable](mem *slabMemory) table2D[K] {
+	return table2D[K]{index: make(map[K]uint32), pairs: make(map[uint64]uint32),
+		streams: slab[stream2D]{mem: mem}, links: slab[link]{mem: mem}}
 }
 
-func (tb *table2D[K]) stream(k K, t float64) *stream2D {
-	s := tb.streams[k]
-	if s == nil {
-		tb.nextID++
-		s = &stream2D{id: tb.nextID}
-		for i := range s.s {
-			s.s[i] = newIncStat(t)
+// stream returns the slot of k's stream, registering it at t if new.
+func (tb *table2D[K]) stream(k K, t float64) uint32 {
+	i := tb.index[k]
+	if i == 0 {
+		i = tb.streams.alloc()
+		s := tb.streams.at(i)
+		for w := range s.s {
+			s.s[w] = newIncStat(t)
 		}
-		tb.streams[k] = s
+		tb.index[k] = i
 	}
-	s.lastSeen = t
-	return s
+	tb.streams.at(i).lastSeen = t
+	return i
 }
 
 // findLink returns the link Kitsune's register_cov would find for the pair:
 // the first of src's links that involves dst. For a stream sending to itself
 // that is src's first link of any kind, a quirk kept for parity.
-func (tb *table2D[K]) findLink(src, dst *stream2D) *link {
+func (tb *table2D[K]) findLink(src, dst uint32) uint32 {
 	if src == dst {
-		if len(src.links) > 0 {
-			return src.links[0]
-		}
-		return nil
+		l, _ := unhandle(tb.streams.at(src).head)
+		return l
 	}
-	return tb.links[makePairKey(src, dst)]
+	return tb.pairs[pairKey(src, dst)]
+}
+
+// appendLink puts link l at the end of stream s's list, on side.
+func (tb *table2D[K]) appendLink(s uint32, l uint32, side int) {
+	st, h := tb.streams.at(s), handle(l, side)
+	ln := tb.links.at(l)
+	ln.prev[side], ln.next[side] = st.tail, 0
+	if st.tail == 0 {
+		st.head = h
+	} else {
+		tl, ts := unhandle(st.tail)
+		tb.links.at(tl).next[ts] = h
+	}
+	st.tail = h
+}
+
+// unlink takes link l, on side, out of stream s's list, keeping the
+// order of the rest (the first link matters: findLink).
+func (tb *table2D[K]) unlink(s uint32, l uint32, side int) {
+	st, ln := tb.streams.at(s), tb.links.at(l)
+	prev, next := ln.prev[side], ln.next[side]
+	if prev == 0 {
+		st.head = next
+	} else {
+		pl, ps := unhandle(prev)
+		tb.links.at(pl).next[ps] = next
+	}
+	if next == 0 {
+		st.tail = prev
+	} else {
+		nl, ns := unhandle(next)
+		tb.links.at(nl).prev[ns] = prev
+	}
 }
 
 // update applies one packet of size v from src to dst at time t and writes
@@ -298,13 +342,24 @@ func (tb *table2D[K]) findLink(src, dst *stream2D) *link {
 // With every set, each of src's links is updated as well, as Kitsune does;
 // otherwise only the link of the pair.
 func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []float64) {
-	src := tb.stream(srcKey, t)
-	var l *link
-	dst := tb.streams[dstKey]
-	if dst != nil {
-		l = tb.findLink(src, dst)
+	si := tb.stream(srcKey, t)
+	var li uint32
+	di := tb.index[dstKey]
+	if di != 0 {
+		li = tb.findLink(si, di)
 	}
-	fresh := l == nil
+	fresh := li == 0
+	// Slabs never move their elements: these pointers stay valid while
+	// streams and links are added below.
+	src := tb.streams.at(si)
+	var dst *stream2D
+	var l *link
+	if di != 0 {
+		dst = tb.streams.at(di)
+	}
+	if !fresh {
+		l = tb.links.at(li)
+	}
 	// The decay factors of src, of the pair's other stream and of their
 	// link are computed together, in one pow2s (with Kitsune's links,
 	// other links decay too, one by one). dst decays here only if it
@@ -315,7 +370,7 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 	movedS := statExponents(&src.s, t, x[:d])
 	movedD, movedC := false, false
 	if !every {
-		movedD = dst != nil && dst != src && statExponents(&dst.s, t, x[d:c])
+		movedD = dst != nil && di != si && statExponents(&dst.s, t, x[d:c])
 		movedC = l != nil && l.covExponents(t, x[c:c+NumLambdas])
 	}
 	if movedS || movedD || movedC {
@@ -330,42 +385,49 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		src.s[i].add(v)
 	}
 	if every {
-		for _, sl := range src.links {
-			sl.update(src, v, t)
+		for h := src.head; h != 0; {
+			hl, hs := unhandle(h)
+			sl := tb.links.at(hl)
+			sl.update(src, tb.streams.at(sl.other(hs)), sl.side(si), v, t)
+			h = sl.next[hs]
 		}
 	}
 	if dst == nil {
-		dst = tb.stream(dstKey, t)
+		di = tb.stream(dstKey, t)
+		dst = tb.streams.at(di)
 	}
 	dst.lastSeen = t
 	if fresh {
-		l = &link{a: src, b: dst}
+		li = tb.links.alloc()
+		l = tb.links.at(li)
+		l.a, l.b = si, di
 		for i := range l.c {
 			l.c[i] = covStat{w3: 1e-20, last: t}
 		}
-		src.links = append(src.links, l)
-		dst.links = append(dst.links, l)
-		if src != dst {
-			tb.links[makePairKey(src, dst)] = l
+		tb.appendLink(si, li, 0)
+		tb.appendLink(di, li, 1)
+		if si != di {
+			tb.pairs[pairKey(si, di)] = li
 		}
 	}
+	side := l.side(si)
 	if every {
-		l.update(src, v, t)
+		l.update(src, tb.streams.at(l.other(side)), side, v, t)
 	} else {
 		if movedD {
 			applyStatDecay(&dst.s, t, x[d:c])
 		}
-		side := l.side(src)
 		if movedC {
 			l.applyCovDecay(side, t, x[c:c+NumLambdas])
 		}
 		l.addResiduals(src, side, v)
 	}
+	a, b := tb.streams.at(l.a), tb.streams.at(l.b)
 	for i := range NumLambdas {
 		o := out[7*i : 7*i+7]
 		s := &src.s[i]
 		o[0], o[1], o[2] = s.stats1D()
-		l.stats2D(i, o[3:])
+		l.stats2D(a, b, i, o[3:])
 	}
 }
 
@@ -374,8 +436,8 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 // and sockets. Idle streams are evicted (see Evict). It is not safe for
 // concurrent use.
 type AfterImage struct {
-	macIP   map[macIPKey]*stream1D
-	jitter  map[channelKey]*stream1D
+	macIP   table1D[macIPKey]
+	jitter  table1D[channelKey]
 	hosts   table2D[Host]
 	sockets table2D[socketKey]
 	// IdleTimeout is how long, in capture seconds, a stream may go without
@@ -404,7 +466,7 @@ const EvictInterval = 300.0
 // Streams returns the number of streams tracked: source MAC-IP pairs,
 // channel jitters, hosts and sockets.
 func (a *AfterImage) Streams() int {
-	return len(a.macIP) + len(a.jitter) + len(a.hosts.streams) + len(a.sockets.streams)
+	return len(a.macIP.index) + len(a.jitter.index) + len(a.hosts.index) + len(a.sockets.index)
 }
 
 // Evict removes the streams that neither sent nor received since
@@ -415,16 +477,24 @@ func (a *AfterImage) Evict(now float64) int {
 		timeout = DefaultIdleTimeout
 	}
 	before := now - timeout
-	n := evict1D(a.macIP, before) + evict1D(a.jitter, before)
+	n := a.macIP.evict(before) + a.jitter.evict(before)
 	n += a.hosts.evict(before) + a.sockets.evict(before)
 	return n
 }
 
-func evict1D[K comparable](m map[K]*stream1D, before float64) int {
+// table1D holds the unlinked streams of one kind (source MAC-IP pairs or
+// channel jitters): an index from key to slot and the streams in a slab.
+type table1D[K comparable] struct {
+	index   map[K]uint32
+	streams slab[stream1D]
+}
+
+func (tb *table1D[K]) evict(before float64) int {
 	n := 0
-	for k, s := range m {
-		if s.lastSeen < before {
-			delete(m, k)
+	for k, i := range tb.index {
+		if tb.streams.at(i).lastSeen < before {
+			delete(tb.index, k)
+			tb.streams.release(i)
 			n++
 		}
 	}
@@ -433,19 +503,25 @@ func evict1D[K comparable](m map[K]*stream1D, before float64) int {
 
 func (tb *table2D[K]) evict(before float64) int {
 	n := 0
-	for k, s := range tb.streams {
+	for k, si := range tb.index {
+		s := tb.streams.at(si)
 		if s.lastSeen >= before {
 			continue
 		}
-		for _, l := range s.links {
-			if other := l.other(l.side(s)); other != s {
-				// Keep the partner's order: its first link matters (findLink).
-				other.links = slices.DeleteFunc(other.links, func(x *link) bool { return x == l })
-				delete(tb.links, makePairKey(s, other))
+		for h := s.head; h != 0; {
+			li, side := unhandle(h)
+			l := tb.links.at(li)
+			h = l.next[side]
+			if other := l.other(side); other != si {
+				tb.unlink(other, li, 1-side)
+				delete(tb.pairs, pairKey(si, other))
+				tb.links.release(li)
+			} else if side == 0 {
+				tb.links.release(li) // a link to itself is in the list twice
 			}
 		}
-		s.links = nil
-		delete(tb.streams, k)
+		delete(tb.index, k)
+		tb.streams.release(si)
 		n++
 	}
 	return n
@@ -466,23 +542,36 @@ type socketKey struct {
 
 // NewAfterImage returns an AfterImage with no streams.
 func NewAfterImage() *AfterImage {
-	return &AfterImage{
-		macIP:   make(map[macIPKey]*stream1D),
-		jitter:  make(map[channelKey]*stream1D),
-		hosts:   newTable2D[Host](),
-		sockets: newTable2D[socketKey](),
+	mem := &slabMemory{}
+	a := &AfterImage{
+		macIP:   table1D[macIPKey]{index: make(map[macIPKey]uint32), streams: slab[stream1D]{mem: mem}},
+		jitter:  table1D[channelKey]{index: make(map[channelKey]uint32), streams: slab[stream1D]{mem: mem}},
+		hosts:   newTable2D[Host](mem),
+		sockets: newTable2D[socketKey](mem),
 	}
+	// The slabs' own mappings are not the garbage collector's to free.
+	runtime.AddCleanup(a, (*slabMemory).release, mem)
+	return a
 }
 
-func update1D[K comparable](m map[K]*stream1D, k K, v, t float64, jitter bool, out []float64) {
-	s := m[k]
-	if s == nil {
-		s = &stream1D{}
+// slabBytes is the memory the streams and links take in their slabs,
+// outside the Go heap where the platform allows.
+func (a *AfterImage) slabBytes() int {
+	return a.macIP.streams.bytes() + a.jitter.streams.bytes() +
+		a.hosts.streams.bytes() + a.hosts.links.bytes() + a.sockets.streams.bytes() + a.sockets.links.bytes()
+}
+
+func update1D[K comparable](tb *table1D[K], k K, v, t float64, jitter bool, out []float64) {
+	si := tb.index[k]
+	if si == 0 {
+		si = tb.streams.alloc()
+		s := tb.streams.at(si)
 		for i := range s.s {
 			s.s[i] = newIncStat(t)
 		}
-		m[k] = s
+		tb.index[k] = si
 	}
+	s := tb.streams.at(si)
 	s.lastSeen = t
 	var xs [NumLambdas]float64
 	for i := range xs {
@@ -512,9 +601,9 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 		a.Evict(t)
 		a.lastSweep = t
 	}
-	update1D(a.macIP, macIPKey{p.SrcMAC, p.Src}, v, t, false, out[offsetMACIP:])
+	update1D(&a.macIP, macIPKey{p.SrcMAC, p.Src}, v, t, false, out[offsetMACIP:])
 	a.hosts.update(p.Src, p.Dst, v, t, !a.OwnLinkOnly, out[offsetChannel:])
-	update1D(a.jitter, channelKey{p.Src, p.Dst}, 0, t, true, out[offsetJitter:])
+	update1D(&a.jitter, channelKey{p.Src, p.Dst}, 0, t, true, out[offsetJitter:])
 	var src, dst socketKey
 	switch p.Ports {
 	case PortARP:

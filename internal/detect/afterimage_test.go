@@ -122,8 +122,11 @@ func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
 	if got := ai.Streams(); got != 6 {
 		t.Errorf("%d streams tracked after the quiet flow's timeout, want 6", got)
 	}
-	if n := len(ai.hosts.links) + len(ai.sockets.links); n != 2 {
+	if n := ai.hosts.links.live + ai.sockets.links.live; n != 2 {
 		t.Errorf("%d links kept, want 2", n)
+	}
+	if n := len(ai.hosts.pairs) + len(ai.sockets.pairs); n != 2 {
+		t.Errorf("%d link pairs indexed, want 2", n)
 	}
 	send(1000+2*DefaultIdleTimeout, 1, 2) // the quiet flow returns
 	if out[offsetChannel] != 1 {

@@ -130,6 +130,9 @@ func ScoreCapture(r PacketSource, opts ScoreOptions) (*ScoreResult, error) {
 func scoreCapture(r PacketSource, opts ScoreOptions, model bool) (*ScoreResult, error) {
 	fs := newFeatureStage(r, opts, model)
 	ms := newModelStage(opts, model)
+	if h, ok := r.(interface{ PacketsHint() int }); ok && !opts.Discard {
+		ms.reserve(h.PacketsHint())
+	}
 	size := cmp.Or(opts.Batch, DefaultBatch)
 	start := time.Now()
 	var err error
@@ -282,6 +285,18 @@ func newModelStage(opts ScoreOptions, model bool) *modelStage {
 		workers = 1
 	}
 	return &modelStage{opts: opts, kn: kn, workers: workers, summaries: newSummariser(opts), res: &ScoreResult{Phases: map[string]PhaseTime{}}}
+}
+
+// reserve makes room in the per-packet results for n packets.
+func (ms *modelStage) reserve(n int) {
+	res := ms.res
+	res.Scores = make([]float64, 0, n)
+	if ms.opts.Anomaly != nil {
+		res.Smoothed = make([]float64, 0, n)
+	}
+	if ms.opts.Anomaly != nil || ms.opts.Rules != nil {
+		res.Times = make([]float64, 0, n)
+	}
 }
 
 // phaseOf names the model's current phase.

@@ -34,6 +34,7 @@ type Reader struct {
 	closer io.Closer
 	blocks *blockWalker // pcapng only
 	broken error        // set once pcapgo has panicked: its state is lost
+	size   int64        // of the file, 0 if unknown
 	// Format is "pcap" or "pcapng".
 	Format string
 }
@@ -106,8 +107,21 @@ func OpenFile(path string) (*Reader, error) {
 		return nil, fmt.Errorf("open capture %s: %w", path, err)
 	}
 	r.closer = f
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		r.size = st.Size()
+	}
 	return r, nil
 }
+
+// PacketsHint estimates how many packets the file holds, from its size
+// and a small packet (64 bytes with its record header), capped at
+// maxPacketsHint; 0 if the size is unknown. ScoreCapture sizes its
+// per-packet results by it rather than growing them a doubling at a time,
+// each growth a copy into memory never touched before.
+func (r *Reader) PacketsHint() int { return int(min(r.size/64, maxPacketsHint)) }
+
+// maxPacketsHint caps PacketsHint: beyond it the results grow as they go.
+const maxPacketsHint = 1 << 22
 
 // LinkType is the link layer of the capture's (first) interface.
 func (r *Reader) LinkType() layers.LinkType { return r.r.LinkType() }

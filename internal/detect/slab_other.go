@@ -1,0 +1,7 @@
+//go:build !linux
+
+package detect
+
+func reserve(int) []byte { return nil }
+
+func unmap([]byte) {}
