@@ -182,7 +182,7 @@ func (l *link) other(side int) uint32 {
 	return l.a
 }
 
-func handle(l uint32, side int) uint32   { return l<<1 | uint32(side) }
+func handle(l uint32, side int) uint32       { return l<<1 | uint32(side) }
 func unhandle(h uint32) (l uint32, side int) { return h >> 1, int(h & 1) }
 
 // update folds value v of stream s (on side of the link) at time t into
