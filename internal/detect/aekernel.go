@@ -66,3 +66,55 @@ func rowsUpdateGo(m, a, u, b, v []float64, n, stride int) {
 
 // pad4 rounds n up to a multiple of 4.
 func pad4(n int) int { return (n + 3) &^ 3 }
+
+// The ensemble also runs four autoencoders at a time, one per lane of a
+// vector (see pack): every element of the arrays below is then four
+// values, one per lane, and the kernels are rowsAxpy and rowsUpdate with a
+// vector of four in place of each broadcast scalar. n counts vectors.
+
+// lanesAxpy adds Σ_r a[r]·m[r·n+c] to out[c] for c < n, r in order, lane
+// by lane.
+func lanesAxpy(out, a, m []float64, rows, n int) {
+	if rows == 0 || n == 0 {
+		return
+	}
+	_, _, _ = out[4*n-1], a[4*rows-1], m[4*rows*n-1]
+	if useAVX {
+		lanesAxpyAVX(&out[0], &a[0], &m[0], rows, n)
+		return
+	}
+	lanesAxpyGo(out, a, m, rows, n)
+}
+
+func lanesAxpyGo(out, a, m []float64, rows, n int) {
+	out = out[:4*n]
+	for r := range rows {
+		ar, row := a[4*r:4*r+4], m[4*r*n:4*(r+1)*n]
+		for c, mc := range row {
+			out[c] += float64(ar[c&3] * mc)
+		}
+	}
+}
+
+// lanesUpdate adds a[r]·u[c] + b[r]·v[c] to m[r·n+c], lane by lane.
+func lanesUpdate(m, a, u, b, v []float64, rows, n int) {
+	if rows == 0 || n == 0 {
+		return
+	}
+	_, _, _, _, _ = m[4*rows*n-1], a[4*rows-1], b[4*rows-1], u[4*n-1], v[4*n-1]
+	if useAVX {
+		lanesUpdateAVX(&m[0], &a[0], &u[0], &b[0], &v[0], rows, n)
+		return
+	}
+	lanesUpdateGo(m, a, u, b, v, rows, n)
+}
+
+func lanesUpdateGo(m, a, u, b, v []float64, rows, n int) {
+	u, v = u[:4*n], v[:4*n]
+	for r := range rows {
+		ar, br, row := a[4*r:4*r+4], b[4*r:4*r+4], m[4*r*n:4*(r+1)*n]
+		for c := range row {
+			row[c] += float64(ar[c&3]*u[c]) + float64(br[c&3]*v[c])
+		}
+	}
+}

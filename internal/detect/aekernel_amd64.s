@@ -226,3 +226,272 @@ ploop:
 	JG ploop
 	VZEROUPPER
 	RET
+
+// func lanesAxpyAVX(out, a, m *float64, rows, n int)
+// out[c] += a[r]·m[r·n+c], r in order, where every element is a vector of
+// four lanes (an autoencoder each) and c < n: rowsAxpy with a vector in
+// place of the broadcast scalar. Four columns at a time (four independent
+// sums), then one.
+TEXT ·lanesAxpyAVX(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ m+16(FP), DX
+	MOVQ rows+24(FP), CX
+	MOVQ n+32(FP), R8
+	MOVQ R8, R9
+	SHLQ $5, R9 // a row of m, in bytes
+
+lquad:
+	CMPQ R8, $4
+	JL lone
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+lqrow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VMULPD 32(R12), Y4, Y6
+	VMULPD 64(R12), Y4, Y7
+	VMULPD 96(R12), Y4, Y8
+	VADDPD Y5, Y0, Y0
+	VADDPD Y6, Y1, Y1
+	VADDPD Y7, Y2, Y2
+	VADDPD Y8, Y3, Y3
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ lqrow
+
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $128, DX
+	SUBQ $4, R8
+	JMP lquad
+
+lone:
+	CMPQ R8, $0
+	JE ldone
+	VMOVUPD (DI), Y0
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+lorow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VADDPD Y5, Y0, Y0
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ lorow
+
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ R8
+	JMP lone
+
+ldone:
+	VZEROUPPER
+	RET
+
+// func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)
+// m[r·n+c] += a[r]·u[c] + b[r]·v[c] for r < rows, c < n, every element a
+// vector of four lanes: rowsUpdate with vectors in place of broadcasts.
+TEXT ·lanesUpdateAVX(SB), NOSPLIT, $0-56
+	MOVQ m+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ u+16(FP), DX
+	MOVQ b+24(FP), BX
+	MOVQ v+32(FP), AX
+	MOVQ rows+40(FP), CX
+	MOVQ n+48(FP), R8
+
+urow:
+	VMOVUPD (SI), Y2
+	VMOVUPD (BX), Y3
+	XORQ R10, R10
+	MOVQ R8, R11
+
+ucol:
+	VMULPD (DX)(R10*1), Y2, Y0
+	VMULPD (AX)(R10*1), Y3, Y1
+	VADDPD Y1, Y0, Y0
+	VADDPD (DI)(R10*1), Y0, Y0
+	VMOVUPD Y0, (DI)(R10*1)
+	ADDQ $32, R10
+	DECQ R11
+	JNZ ucol
+
+	ADDQ $32, SI
+	ADDQ $32, BX
+	ADDQ R10, DI
+	DECQ CX
+	JNZ urow
+	VZEROUPPER
+	RET
+
+// The lanes kernels below work on vectors of four lanes, n of them.
+
+// func lanesScaleAVX2(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int)
+// x[e] = ((in[idx[e]] - lo[e]) * sc[e]) & mask[e]: a pack's inputs
+// gathered from the feature row and scaled; the mask zeroes the inputs no
+// lane has.
+TEXT ·lanesScaleAVX2(SB), NOSPLIT, $0-56
+	MOVQ x+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ idx+16(FP), DX
+	MOVQ lo+24(FP), BX
+	MOVQ sc+32(FP), AX
+	MOVQ mask+40(FP), R9
+	MOVQ n+48(FP), CX
+
+scloop:
+	VMOVDQU (DX), Y1
+	VPCMPEQQ Y2, Y2, Y2
+	VGATHERQPD Y2, (SI)(Y1*8), Y0
+	VSUBPD (BX), Y0, Y0
+	VMULPD (AX), Y0, Y0
+	VANDPD (R9), Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, DX
+	ADDQ $32, BX
+	ADDQ $32, AX
+	ADDQ $32, R9
+	DECQ CX
+	JNZ scloop
+	VZEROUPPER
+	RET
+
+// func lanesAndAVX(v *float64, mask *uint64, n int)
+// v[e] &= mask[e]: zeroes the units no lane has.
+TEXT ·lanesAndAVX(SB), NOSPLIT, $0-24
+	MOVQ v+0(FP), DI
+	MOVQ mask+8(FP), SI
+	MOVQ n+16(FP), CX
+
+andloop:
+	VMOVUPD (DI), Y0
+	VANDPD (SI), Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ andloop
+	VZEROUPPER
+	RET
+
+// func lanesSumSqAVX(x, z *float64, n int, out *[4]float64)
+// out[l] = Σ (x[e] - z[e])², e in order over lane l's elements, from 0.
+TEXT ·lanesSumSqAVX(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), DI
+	MOVQ z+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ out+24(FP), DX
+	VXORPD Y0, Y0, Y0
+
+ssloop:
+	VMOVUPD (DI), Y1
+	VSUBPD (SI), Y1, Y1
+	VMULPD Y1, Y1, Y1
+	VADDPD Y1, Y0, Y0
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ ssloop
+	VMOVUPD Y0, (DX)
+	VZEROUPPER
+	RET
+
+// func lanesStepAVX(d, lx, le, x, z, lr *float64, n int)
+// d = x - z, lx = lr·x, le = lr·d, lr one vector for all n.
+TEXT ·lanesStepAVX(SB), NOSPLIT, $0-56
+	MOVQ d+0(FP), DI
+	MOVQ lx+8(FP), R8
+	MOVQ le+16(FP), R9
+	MOVQ x+24(FP), SI
+	MOVQ z+32(FP), DX
+	MOVQ lr+40(FP), AX
+	MOVQ n+48(FP), CX
+	VMOVUPD (AX), Y3
+
+stloop:
+	VMOVUPD (SI), Y0
+	VSUBPD (DX), Y0, Y1
+	VMULPD Y3, Y0, Y0
+	VMULPD Y3, Y1, Y2
+	VMOVUPD Y1, (DI)
+	VMOVUPD Y0, (R8)
+	VMOVUPD Y2, (R9)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ CX
+	JNZ stloop
+	VZEROUPPER
+	RET
+
+// func lanesDerivAVX(lh, y *float64, one *float64, n int)
+// lh = lh·(y·(1 - y)): the hidden error through the sigmoid.
+TEXT ·lanesDerivAVX(SB), NOSPLIT, $0-32
+	MOVQ lh+0(FP), DI
+	MOVQ y+8(FP), SI
+	MOVQ one+16(FP), AX
+	MOVQ n+24(FP), CX
+	VBROADCASTSD (AX), Y3
+
+dvloop:
+	VMOVUPD (SI), Y0
+	VSUBPD Y0, Y3, Y1
+	VMULPD Y1, Y0, Y0
+	VMULPD (DI), Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ dvloop
+	VZEROUPPER
+	RET
+
+// func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int)
+// vb += le (nv vectors), then hb += lr·lh (nh vectors): the biases' step.
+TEXT ·lanesBiasAVX(SB), NOSPLIT, $0-56
+	MOVQ vb+0(FP), DI
+	MOVQ le+8(FP), SI
+	MOVQ hb+16(FP), R8
+	MOVQ lh+24(FP), R9
+	MOVQ lr+32(FP), AX
+	MOVQ nv+40(FP), CX
+	MOVQ nh+48(FP), DX
+	VMOVUPD (AX), Y3
+
+vbloop:
+	VMOVUPD (DI), Y0
+	VADDPD (SI), Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ vbloop
+
+hbloop:
+	VMULPD (R9), Y3, Y0
+	VADDPD (R8), Y0, Y0
+	VMOVUPD Y0, (R8)
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ DX
+	JNZ hbloop
+	VZEROUPPER
+	RET

@@ -12,3 +12,15 @@ func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) int { panic
 func setVectorKernels(bool) (restore func()) { return func() {} }
 
 func pow2AVX2(x *float64, n int, c *[11]float64) { panic("no AVX2") }
+
+func lanesAxpyAVX(out, a, m *float64, rows, n int)       { panic("no AVX") }
+func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int) { panic("no AVX") }
+
+func lanesScaleAVX2(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int) {
+	panic("no AVX2")
+}
+func lanesAndAVX(v *float64, mask *uint64, n int)          { panic("no AVX") }
+func lanesSumSqAVX(x, z *float64, n int, out *[4]float64)  { panic("no AVX") }
+func lanesStepAVX(d, lx, le, x, z, lr *float64, n int)     { panic("no AVX") }
+func lanesDerivAVX(lh, y *float64, one *float64, n int)    { panic("no AVX") }
+func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int) { panic("no AVX") }

@@ -86,6 +86,14 @@ type KitNET struct {
 	allY, allZ []float64
 	needs      []bool
 	stepRMSE   []float64 // trainStep's
+	// The ensemble in packs of four (pack), their hidden and output units
+	// end to end, which need a forward pass, and whether they hold what
+	// the autoencoders do (cleared when the autoencoders learn on their
+	// own).
+	packs        []*pack
+	packY, packZ []float64
+	packNeeds    []bool
+	packsFresh   bool
 }
 
 // Calibration returns the scores of the packets of the last
@@ -156,6 +164,7 @@ func (k *KitNET) Process(x []float64) float64 {
 // change (the output autoencoder's only if none of the ensemble's RMSEs
 // did); frozen keeps the scaling as it is.
 func (k *KitNET) trainStep(x []float64, scored, frozen bool) {
+	k.packsFresh = false
 	if len(k.stepRMSE) != len(k.ensemble) {
 		k.stepRMSE = make([]float64, len(k.ensemble))
 	}

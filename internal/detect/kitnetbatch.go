@@ -108,7 +108,20 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
 	first := k.trained // the training index of vector t0
 	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
-	if k.lockstep(workers) {
+	switch {
+	case k.lockstep(workers) && usePacks():
+		k.packsLoad()
+		for t := t0; t < t0+m; t++ {
+			row := x[t*k.n : (t+1)*k.n]
+			scored := calibrating(t)
+			if scored {
+				k.packScoreAll(row, k.batchRMSE[t*e:(t+1)*e])
+			}
+			k.packTrainAll(row, scored, k.batchTrain[t*e:(t+1)*e])
+		}
+		k.packsStore()
+	case k.lockstep(workers):
+		k.packsFresh = false
 		for t := t0; t < t0+m; t++ {
 			row := x[t*k.n : (t+1)*k.n]
 			scored := calibrating(t)
@@ -117,7 +130,8 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 			}
 			k.trainAll(row, scored, false, k.batchTrain[t*e:(t+1)*e])
 		}
-	} else {
+	default:
+		k.packsFresh = false
 		k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
 			ae := k.ensemble[i]
 			g := gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i])
@@ -150,11 +164,17 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 // scoreSegment scores vectors t0 … t0+m-1 with the trained model.
 func (k *KitNET) scoreSegment(x []float64, t0, m, workers int, scores []float64) {
 	e := len(k.ensemble)
-	if k.lockstep(workers) {
+	switch {
+	case k.lockstep(workers) && usePacks():
+		k.packsLoad()
+		for t := t0; t < t0+m; t++ {
+			k.packScoreAll(x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
+		}
+	case k.lockstep(workers):
 		for t := t0; t < t0+m; t++ {
 			k.scoreAll(x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
 		}
-	} else {
+	default:
 		k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
 			k.batchRMSE[t*e+i] = k.ensemble[i].rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
 		})

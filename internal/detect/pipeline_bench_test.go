@@ -91,3 +91,48 @@ func BenchmarkScoreWithTrainedModel(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(frames))/elapsed.Seconds(), "packets/s")
 }
+
+// BenchmarkKitNET runs the model alone, on one goroutine, over the splice's
+// feature vectors computed beforehand: feature mapping, training and
+// scoring with the grace periods, in batches of DefaultBatch as
+// ScoreCapture hands them over. "train" is the whole run from an untrained
+// model; "score" scores every vector with the model it trained.
+func BenchmarkKitNET(b *testing.B) {
+	frames, link := loadFrames(b, datasetPath(b, "mirai-splice.pcap"))
+	dec, ai := NewDecoder(link), NewAfterImage()
+	ai.OwnLinkOnly = true
+	x := make([]float64, len(frames)*NumFeatures)
+	var p Packet
+	for i := range frames {
+		dec.Decode(frames[i].data, frames[i].ci, &p)
+		ai.Update(&p, x[i*NumFeatures:(i+1)*NumFeatures])
+	}
+	cfg := KitNETConfig{FMGrace: 5000, ADGrace: 20000}
+	scores := make([]float64, len(frames))
+	run := func(k *KitNET) {
+		for t := 0; t < len(frames); t += DefaultBatch {
+			n := min(DefaultBatch, len(frames)-t)
+			k.ProcessBatch(x[t*NumFeatures:(t+n)*NumFeatures], n, 1, scores[t:t+n])
+		}
+	}
+	b.Run("train", func(b *testing.B) {
+		var elapsed time.Duration
+		for range b.N {
+			k := NewKitNET(NumFeatures, cfg)
+			start := time.Now()
+			run(k)
+			elapsed += time.Since(start)
+		}
+		b.ReportMetric(float64(b.N*len(frames))/elapsed.Seconds(), "packets/s")
+	})
+	b.Run("score", func(b *testing.B) {
+		k := NewKitNET(NumFeatures, cfg)
+		run(k)
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			run(k)
+		}
+		b.ReportMetric(float64(b.N*len(frames))/time.Since(start).Seconds(), "packets/s")
+	})
+}

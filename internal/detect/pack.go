@@ -1,0 +1,317 @@
+package detect
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// A pack runs up to four ensemble autoencoders side by side, one per lane
+// of a vector of four: element e of every array below is lane e%4's value
+// at position e/4, and lanesAxpy and lanesUpdate do a whole layer of all
+// four in one pass. The autoencoders are a few inputs wide (one to ten), so
+// alone each one's products are short chains of dependent additions with
+// a call around every few of them; side by side, four of them take the
+// time of one.
+//
+// Each lane computes exactly what autoencoder computes, operation for
+// operation in the same order: the pack is only the largest of its
+// autoencoders in size (nv inputs, nh hidden units), and a lane's extra
+// inputs, hidden units and outputs are held at zero, with zero weights, so
+// that they add nothing (+0) to any sum. The autoencoders stay the owners
+// of the weights: a run of packed steps starts by loading them (load) and
+// ends by writing back (store); the tests compare every score bit for bit.
+type pack struct {
+	ae     [4]*autoencoder // nil for an empty lane
+	slot   [4]int          // each lane's autoencoder's index in the ensemble
+	nv, nh int
+	// idx holds the feature (in the row the ensemble reads) of each input;
+	// a lane's extra inputs read feature 0, which vbits then clears.
+	idx []int64
+	// w is nv×nh and wt its transpose nh×nv, both in vectors of four.
+	w, wt              []float64
+	hbias              []float64 // nh vectors
+	vbias, lo, hi, sc  []float64 // nv vectors; sc is 1/(hi-lo+1e-16)
+	lr                 [4]float64
+	x, y, z, d, lx, le []float64 // scratch, as autoencoder's
+	lh                 []float64
+	hmask, vmask       []bool   // which units are a lane's own
+	hbits, vbits       []uint64 // the same as bit masks, all ones or zero
+	// fwd: x, y and z hold the forward pass of the row last scored.
+	fwd bool
+}
+
+// packs returns the ensemble in packs of four, the largest autoencoders
+// together, building them on first use.
+func (k *KitNET) packed() []*pack {
+	if k.packs != nil || len(k.ensemble) == 0 {
+		return k.packs
+	}
+	order := make([]int, len(k.ensemble))
+	for i := range order {
+		order[i] = i
+	}
+	// Largest first, so that a pack's lanes are near one size and little
+	// is padding.
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Compare(k.ensemble[b].nv*k.ensemble[b].nh, k.ensemble[a].nv*k.ensemble[a].nh)
+	})
+	ys, zs := 0, 0
+	for start := 0; start < len(order); start += 4 {
+		p := &pack{}
+		for l, i := range order[start:min(start+4, len(order))] {
+			p.ae[l], p.slot[l] = k.ensemble[i], i
+			p.nv, p.nh = max(p.nv, k.ensemble[i].nv), max(p.nh, k.ensemble[i].nh)
+		}
+		v, h := 4*p.nv, 4*p.nh
+		p.idx = make([]int64, v)
+		for e := range p.idx {
+			if a, i := p.ae[e&3], e>>2; a != nil && i < a.nv {
+				p.idx[e] = int64(k.featMap[p.slot[e&3]][i])
+			}
+		}
+		p.w, p.wt = make([]float64, v*p.nh), make([]float64, h*p.nv)
+		p.hbias, p.vbias, p.lo, p.hi, p.sc = make([]float64, h), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v)
+		p.x, p.d, p.lx, p.le, p.lh = make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, h)
+		p.hmask, p.vmask = make([]bool, h), make([]bool, v)
+		for e := range p.hmask {
+			p.hmask[e] = p.ae[e&3] != nil && e>>2 < p.ae[e&3].nh
+		}
+		for e := range p.vmask {
+			p.vmask[e] = p.ae[e&3] != nil && e>>2 < p.ae[e&3].nv
+		}
+		p.hbits, p.vbits = bitMask(p.hmask), bitMask(p.vmask)
+		k.packs = append(k.packs, p)
+		ys, zs = ys+h, zs+v
+	}
+	// Every pack's hidden units end to end, and its outputs, so that one
+	// sigmoids call covers a layer of the whole ensemble.
+	k.packY, k.packZ = make([]float64, ys), make([]float64, zs)
+	ys, zs = 0, 0
+	for _, p := range k.packs {
+		h, v := 4*p.nh, 4*p.nv
+		p.y, p.z = k.packY[ys:ys+h:ys+h], k.packZ[zs:zs+v:zs+v]
+		ys, zs = ys+h, zs+v
+	}
+	return k.packs
+}
+
+// bitMask turns own into masks of all ones (true) or zero (false).
+func bitMask(own []bool) []uint64 {
+	m := make([]uint64, len(own))
+	for e, ok := range own {
+		if ok {
+			m[e] = ^uint64(0)
+		}
+	}
+	return m
+}
+
+// usePacks reports whether the ensemble runs in packs: where the lane
+// kernels are vector code. Elsewhere the autoencoders run one by one.
+func usePacks() bool { return useAVX && useAVX2 }
+
+// load copies the autoencoders' weights, biases and scaling into the pack.
+func (p *pack) load() {
+	for l, a := range p.ae {
+		if a == nil {
+			continue
+		}
+		p.lr[l] = a.lr
+		for i := range a.nv {
+			e := 4*i + l
+			p.vbias[e], p.lo[e], p.hi[e], p.sc[e] = a.vbias[i], a.lo[i], a.hi[i], a.scale[i]
+			for j := range a.nh {
+				w := a.w[i*a.nhp+j]
+				p.w[4*(i*p.nh+j)+l], p.wt[4*(j*p.nv+i)+l] = w, w
+			}
+		}
+		for j := range a.nh {
+			p.hbias[4*j+l] = a.hbias[j]
+		}
+	}
+	p.fwd = false
+}
+
+// store writes the pack's weights, biases and scaling back to its
+// autoencoders.
+func (p *pack) store() {
+	for l, a := range p.ae {
+		if a == nil {
+			continue
+		}
+		for i := range a.nv {
+			e := 4*i + l
+			a.vbias[i], a.lo[i], a.hi[i], a.scale[i] = p.vbias[e], p.lo[e], p.hi[e], p.sc[e]
+			for j := range a.nh {
+				a.w[i*a.nhp+j] = p.w[4*(i*p.nh+j)+l]
+				a.wt[j*a.nvp+i] = p.wt[4*(j*p.nv+i)+l]
+			}
+		}
+		for j := range a.nh {
+			a.hbias[j] = p.hbias[4*j+l]
+		}
+		a.forwarded = false
+	}
+}
+
+// packsLoad loads every pack from its autoencoders, before a run of
+// packed steps, unless they hold the same already.
+func (k *KitNET) packsLoad() {
+	if k.packsFresh {
+		return
+	}
+	for _, p := range k.packed() {
+		p.load()
+	}
+	k.packsFresh = true
+}
+
+// packsStore writes every pack back, after a run of packed steps that
+// trained.
+func (k *KitNET) packsStore() {
+	for _, p := range k.packs {
+		p.store()
+	}
+}
+
+// packScoreAll is scoreAll in packs: each ensemble autoencoder's RMSE on
+// row, written to out in ensemble order.
+func (k *KitNET) packScoreAll(row, out []float64) {
+	in := row[:k.n]
+	for _, p := range k.packs {
+		p.scale(in)
+		p.encode()
+	}
+	k.packsForward(nil)
+	for _, p := range k.packs {
+		p.fwd = true
+		p.rmse(out)
+	}
+}
+
+// packTrainAll is trainAll in packs: one gradient step of every ensemble
+// autoencoder on row, the RMSEs of their forward passes written to out.
+// When row was just scored (packScoreAll) a pack whose scaling did not
+// change reuses that forward pass.
+func (k *KitNET) packTrainAll(row []float64, scored bool, out []float64) {
+	in := row[:k.n]
+	any := false
+	if len(k.packNeeds) != len(k.packs) {
+		k.packNeeds = make([]bool, len(k.packs))
+	}
+	for n, p := range k.packs {
+		widened := p.widen(in)
+		k.packNeeds[n] = !scored || !p.fwd || widened
+		if k.packNeeds[n] {
+			p.scale(in)
+			p.encode()
+			any = true
+		}
+	}
+	if any {
+		k.packsForward(k.packNeeds)
+	}
+	for _, p := range k.packs {
+		p.rmse(out)
+		p.step()
+	}
+}
+
+// packsForward completes the forward passes of the packs that encoded
+// their input (need[n] set, or all when need is nil): the sigmoid over the
+// hidden units, in one call for all packs when all need it, the decoders,
+// then the same over the outputs. A pack that did not encode keeps the
+// forward pass it holds.
+func (k *KitNET) packsForward(need []bool) {
+	all := need == nil || !slices.Contains(need, false)
+	packsActivate(k.packs, k.packY, need, all, func(p *pack) ([]float64, []uint64) { return p.y, p.hbits })
+	for n, p := range k.packs {
+		if all || need[n] {
+			p.decode()
+		}
+	}
+	packsActivate(k.packs, k.packZ, need, all, func(p *pack) ([]float64, []uint64) { return p.z, p.vbits })
+}
+
+// packsActivate applies the sigmoid to the units of the packs that need
+// it, in one call over buf when all do, and zeroes the units that are no
+// lane's own.
+func packsActivate(packs []*pack, buf []float64, need []bool, all bool, units func(*pack) ([]float64, []uint64)) {
+	if all {
+		sigmoids(buf)
+	}
+	for n, p := range packs {
+		if v, own := units(p); all || need[n] {
+			if !all {
+				sigmoids(v)
+			}
+			lanesAndAVX(&v[0], &own[0], len(v)/4)
+		}
+	}
+}
+
+// widen widens each lane's scaling to the row's values and reports whether
+// any changed (prepareStep).
+func (p *pack) widen(in []float64) bool {
+	changed := false
+	for e, f := range p.idx {
+		if !p.vmask[e] {
+			continue
+		}
+		if v := in[f]; v < p.lo[e] || v > p.hi[e] {
+			p.lo[e], p.hi[e] = min(p.lo[e], v), max(p.hi[e], v)
+			p.sc[e] = 1 / (p.hi[e] - p.lo[e] + 1e-16)
+			changed = true
+		}
+	}
+	if changed {
+		p.fwd = false
+	}
+	return changed
+}
+
+// scale sets x to the row's inputs scaled; the inputs no lane has are 0.
+func (p *pack) scale(in []float64) {
+	_ = in[NumFeatures-1] // every idx is below NumFeatures (featMap)
+	lanesScaleAVX2(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.sc[0], &p.vbits[0], p.nv)
+}
+
+// encode sets y to the hidden units' inputs, before the sigmoid.
+func (p *pack) encode() {
+	copy(p.y, p.hbias)
+	lanesAxpy(p.y, p.x, p.w, p.nv, p.nh)
+}
+
+// decode sets z to the outputs' inputs, before the sigmoid.
+func (p *pack) decode() {
+	copy(p.z, p.vbias)
+	lanesAxpy(p.z, p.y, p.wt, p.nh, p.nv)
+}
+
+// rmse writes each lane's RMSE of the forward pass in x and z to out, at
+// its autoencoder's place in the ensemble. The four lanes' sums run side
+// by side; a lane's extra inputs add zero to its sum.
+func (p *pack) rmse(out []float64) {
+	var s [4]float64
+	lanesSumSqAVX(&p.x[0], &p.z[0], p.nv, &s)
+	for l, a := range p.ae {
+		if a != nil {
+			out[p.slot[l]] = math.Sqrt(s[l] / float64(a.nv))
+		}
+	}
+}
+
+// step takes each lane's gradient step from the forward pass in x, y and
+// z (autoencoder.step).
+func (p *pack) step() {
+	p.fwd = false
+	lanesStepAVX(&p.d[0], &p.lx[0], &p.le[0], &p.x[0], &p.z[0], &p.lr[0], p.nv)
+	clear(p.lh)
+	lanesAxpy(p.lh, p.d, p.w, p.nv, p.nh)
+	one := 1.0
+	lanesDerivAVX(&p.lh[0], &p.y[0], &one, p.nh)
+	lanesUpdate(p.w, p.lx, p.lh, p.le, p.y, p.nv, p.nh)
+	lanesUpdate(p.wt, p.lh, p.lx, p.y, p.le, p.nh, p.nv)
+	lanesBiasAVX(&p.vbias[0], &p.le[0], &p.hbias[0], &p.lh[0], &p.lr[0], p.nv, p.nh)
+}
