@@ -72,22 +72,26 @@ func pad4(n int) int { return (n + 3) &^ 3 }
 // values, one per lane, and the kernels are rowsAxpy and rowsUpdate with a
 // vector of four in place of each broadcast scalar. n counts vectors.
 
-// lanesAxpy adds Σ_r a[r]·m[r·n+c] to out[c] for c < n, r in order, lane
-// by lane.
-func lanesAxpy(out, a, m []float64, rows, n int) {
-	if rows == 0 || n == 0 {
+// lanesAxpy sets out[c] to b[c] + Σ_r a[r]·m[r·n+c] for c < n, r in
+// order, lane by lane; b may be out.
+func lanesAxpy(out, b, a, m []float64, rows, n int) {
+	if n == 0 {
 		return
 	}
-	_, _, _ = out[4*n-1], a[4*rows-1], m[4*rows*n-1]
-	if useAVX {
-		lanesAxpyAVX(&out[0], &a[0], &m[0], rows, n)
+	_, _ = out[4*n-1], b[4*n-1]
+	if rows > 0 {
+		_, _ = a[4*rows-1], m[4*rows*n-1]
+	}
+	if useAVX && rows > 0 {
+		lanesAxpyAVX(&out[0], &b[0], &a[0], &m[0], rows, n)
 		return
 	}
-	lanesAxpyGo(out, a, m, rows, n)
+	lanesAxpyGo(out, b, a, m, rows, n)
 }
 
-func lanesAxpyGo(out, a, m []float64, rows, n int) {
+func lanesAxpyGo(out, b, a, m []float64, rows, n int) {
 	out = out[:4*n]
+	copy(out, b)
 	for r := range rows {
 		ar, row := a[4*r:4*r+4], m[4*r*n:4*(r+1)*n]
 		for c, mc := range row {

@@ -31,19 +31,22 @@ func setVectorKernels(on bool) (restore func()) {
 func pow2AVX2(x *float64, n int, c *[11]float64)
 
 //go:noescape
-func lanesAxpyAVX(out, a, m *float64, rows, n int)
+func lanesAxpyAVX(out, b, a, m *float64, rows, n int)
 
 //go:noescape
 func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)
 
 //go:noescape
-func lanesScaleAVX2(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int)
+func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int)
+
+//go:noescape
+func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int, c *[1]float64) (changed bool)
 
 //go:noescape
 func lanesAndAVX(v *float64, mask *uint64, n int)
 
 //go:noescape
-func lanesSumSqAVX(x, z *float64, n int, out *[4]float64)
+func lanesRMSEAVX(x, z *float64, n int, nv, out *[4]float64)
 
 //go:noescape
 func lanesStepAVX(d, lx, le, x, z, lr *float64, n int)

@@ -227,27 +227,28 @@ ploop:
 	VZEROUPPER
 	RET
 
-// func lanesAxpyAVX(out, a, m *float64, rows, n int)
-// out[c] += a[r]·m[r·n+c], r in order, where every element is a vector of
-// four lanes (an autoencoder each) and c < n: rowsAxpy with a vector in
-// place of the broadcast scalar. Four columns at a time (four independent
-// sums), then one.
-TEXT ·lanesAxpyAVX(SB), NOSPLIT, $0-40
+// func lanesAxpyAVX(out, b, a, m *float64, rows, n int)
+// out[c] = b[c] + Σ_r a[r]·m[r·n+c], r in order, where every element is a
+// vector of four lanes (an autoencoder each) and c < n: rowsAxpy with a
+// vector in place of the broadcast scalar, starting from b (which may be
+// out). Four columns at a time (four independent sums), then one.
+TEXT ·lanesAxpyAVX(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), DI
-	MOVQ a+8(FP), SI
-	MOVQ m+16(FP), DX
-	MOVQ rows+24(FP), CX
-	MOVQ n+32(FP), R8
+	MOVQ b+8(FP), BX
+	MOVQ a+16(FP), SI
+	MOVQ m+24(FP), DX
+	MOVQ rows+32(FP), CX
+	MOVQ n+40(FP), R8
 	MOVQ R8, R9
 	SHLQ $5, R9 // a row of m, in bytes
 
 lquad:
 	CMPQ R8, $4
 	JL lone
-	VMOVUPD (DI), Y0
-	VMOVUPD 32(DI), Y1
-	VMOVUPD 64(DI), Y2
-	VMOVUPD 96(DI), Y3
+	VMOVUPD (BX), Y0
+	VMOVUPD 32(BX), Y1
+	VMOVUPD 64(BX), Y2
+	VMOVUPD 96(BX), Y3
 	MOVQ SI, R11
 	MOVQ DX, R12
 	MOVQ CX, R13
@@ -272,6 +273,7 @@ lqrow:
 	VMOVUPD Y2, 64(DI)
 	VMOVUPD Y3, 96(DI)
 	ADDQ $128, DI
+	ADDQ $128, BX
 	ADDQ $128, DX
 	SUBQ $4, R8
 	JMP lquad
@@ -279,7 +281,7 @@ lqrow:
 lone:
 	CMPQ R8, $0
 	JE ldone
-	VMOVUPD (DI), Y0
+	VMOVUPD (BX), Y0
 	MOVQ SI, R11
 	MOVQ DX, R12
 	MOVQ CX, R13
@@ -295,6 +297,7 @@ lorow:
 
 	VMOVUPD Y0, (DI)
 	ADDQ $32, DI
+	ADDQ $32, BX
 	ADDQ $32, DX
 	DECQ R8
 	JMP lone
@@ -341,11 +344,24 @@ ucol:
 
 // The lanes kernels below work on vectors of four lanes, n of them.
 
-// func lanesScaleAVX2(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int)
+// LANEGATHER loads in[idx[0..3]] (idx at DX, in at SI) into Y0, four
+// scalar loads: faster than VGATHERQPD on the processors at hand.
+#define LANEGATHER \
+	MOVQ 0(DX), R10 \
+	MOVQ 8(DX), R11 \
+	VMOVSD (SI)(R10*8), X0 \
+	VMOVHPD (SI)(R11*8), X0, X0 \
+	MOVQ 16(DX), R10 \
+	MOVQ 24(DX), R11 \
+	VMOVSD (SI)(R10*8), X1 \
+	VMOVHPD (SI)(R11*8), X1, X1 \
+	VINSERTF128 $1, X1, Y0, Y0
+
+// func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int)
 // x[e] = ((in[idx[e]] - lo[e]) * sc[e]) & mask[e]: a pack's inputs
 // gathered from the feature row and scaled; the mask zeroes the inputs no
 // lane has.
-TEXT ·lanesScaleAVX2(SB), NOSPLIT, $0-56
+TEXT ·lanesScaleAVX(SB), NOSPLIT, $0-56
 	MOVQ x+0(FP), DI
 	MOVQ in+8(FP), SI
 	MOVQ idx+16(FP), DX
@@ -355,9 +371,7 @@ TEXT ·lanesScaleAVX2(SB), NOSPLIT, $0-56
 	MOVQ n+48(FP), CX
 
 scloop:
-	VMOVDQU (DX), Y1
-	VPCMPEQQ Y2, Y2, Y2
-	VGATHERQPD Y2, (SI)(Y1*8), Y0
+	LANEGATHER
 	VSUBPD (BX), Y0, Y0
 	VMULPD (AX), Y0, Y0
 	VANDPD (R9), Y0, Y0
@@ -371,6 +385,66 @@ scloop:
 	JNZ scloop
 	VZEROUPPER
 	RET
+
+// func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int, c *[1]float64) (changed bool)
+// Widens each input's range to the row's value (lo = min(lo, v), hi =
+// max(hi, v), NaN leaving them as they are), recomputes every scale
+// sc = 1/((hi - lo) + c[0]) (the same value where the range did not
+// change), and sets x as lanesScaleAVX does. Reports whether any range
+// changed. The mask keeps the inputs no lane has at lo = hi = sc = x = 0.
+TEXT ·lanesWidenAVX(SB), NOSPLIT, $0-73
+	MOVQ x+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ idx+16(FP), DX
+	MOVQ lo+24(FP), BX
+	MOVQ hi+32(FP), R8
+	MOVQ sc+40(FP), AX
+	MOVQ mask+48(FP), R9
+	MOVQ n+56(FP), CX
+	MOVQ c+64(FP), R12
+	VBROADCASTSD (R12), Y7
+	VBROADCASTSD one<>(SB), Y8
+	VXORPD Y6, Y6, Y6 // changed lanes
+
+wdloop:
+	LANEGATHER
+	VMOVUPD (R9), Y5
+	VANDPD Y5, Y0, Y0
+	VMOVUPD (BX), Y2
+	VMOVUPD (R8), Y3
+	VMINPD Y2, Y0, Y1 // min(v, lo): lo where v is NaN or both are zero
+	VMAXPD Y3, Y0, Y4 // max(v, hi): likewise hi
+	VCMPPD $4, Y2, Y1, Y2 // lo changed (not equal)
+	VCMPPD $4, Y3, Y4, Y3
+	VORPD Y2, Y6, Y6
+	VORPD Y3, Y6, Y6
+	VMOVUPD Y1, (BX)
+	VMOVUPD Y4, (R8)
+	VSUBPD Y1, Y4, Y2 // hi - lo
+	VADDPD Y7, Y2, Y2
+	VDIVPD Y2, Y8, Y2 // 1/(hi - lo + 1e-16)
+	VANDPD Y5, Y2, Y2
+	VMOVUPD Y2, (AX)
+	VSUBPD Y1, Y0, Y0 // (v - lo) * sc
+	VMULPD Y2, Y0, Y0
+	VANDPD Y5, Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, DX
+	ADDQ $32, BX
+	ADDQ $32, R8
+	ADDQ $32, AX
+	ADDQ $32, R9
+	DECQ CX
+	JNZ wdloop
+	VMOVMSKPD Y6, AX
+	TESTQ AX, AX
+	SETNE changed+72(FP)
+	VZEROUPPER
+	RET
+
+DATA one<>+0(SB)/8, $1.0
+GLOBL one<>(SB), RODATA|NOPTR, $8
 
 // func lanesAndAVX(v *float64, mask *uint64, n int)
 // v[e] &= mask[e]: zeroes the units no lane has.
@@ -390,13 +464,15 @@ andloop:
 	VZEROUPPER
 	RET
 
-// func lanesSumSqAVX(x, z *float64, n int, out *[4]float64)
-// out[l] = Σ (x[e] - z[e])², e in order over lane l's elements, from 0.
-TEXT ·lanesSumSqAVX(SB), NOSPLIT, $0-32
+// func lanesRMSEAVX(x, z *float64, n int, nv, out *[4]float64)
+// out[l] = sqrt(Σ (x[e] - z[e])² / nv[l]), the sum in order over lane l's
+// elements, from 0: each lane's RMSE.
+TEXT ·lanesRMSEAVX(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), DI
 	MOVQ z+8(FP), SI
 	MOVQ n+16(FP), CX
-	MOVQ out+24(FP), DX
+	MOVQ nv+24(FP), AX
+	MOVQ out+32(FP), DX
 	VXORPD Y0, Y0, Y0
 
 ssloop:
@@ -408,6 +484,8 @@ ssloop:
 	ADDQ $32, SI
 	DECQ CX
 	JNZ ssloop
+	VDIVPD (AX), Y0, Y0
+	VSQRTPD Y0, Y0
 	VMOVUPD Y0, (DX)
 	VZEROUPPER
 	RET

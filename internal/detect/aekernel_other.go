@@ -13,11 +13,14 @@ func setVectorKernels(bool) (restore func()) { return func() {} }
 
 func pow2AVX2(x *float64, n int, c *[11]float64) { panic("no AVX2") }
 
-func lanesAxpyAVX(out, a, m *float64, rows, n int)       { panic("no AVX") }
+func lanesAxpyAVX(out, b, a, m *float64, rows, n int)    { panic("no AVX") }
 func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int) { panic("no AVX") }
 
-func lanesScaleAVX2(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int) {
-	panic("no AVX2")
+func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int) {
+	panic("no AVX")
+}
+func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int, c *[1]float64) bool {
+	panic("no AVX")
 }
 func lanesAndAVX(v *float64, mask *uint64, n int)          { panic("no AVX") }
 func lanesSumSqAVX(x, z *float64, n int, out *[4]float64)  { panic("no AVX") }

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"cmp"
-	"math"
 	"slices"
 )
 
@@ -35,8 +34,11 @@ type pack struct {
 	lr                 [4]float64
 	x, y, z, d, lx, le []float64 // scratch, as autoencoder's
 	lh                 []float64
-	hmask, vmask       []bool   // which units are a lane's own
-	hbits, vbits       []uint64 // the same as bit masks, all ones or zero
+	// hbits and vbits mark the units that are a lane's own: all ones, or
+	// zero for a lane's extra units.
+	hbits, vbits []uint64
+	nvs          [4]float64 // each lane's inputs (1 for an empty lane)
+	zero         []float64  // nh vectors of zeros
 	// fwd: x, y and z hold the forward pass of the row last scored.
 	fwd bool
 }
@@ -73,14 +75,21 @@ func (k *KitNET) packed() []*pack {
 		p.w, p.wt = make([]float64, v*p.nh), make([]float64, h*p.nv)
 		p.hbias, p.vbias, p.lo, p.hi, p.sc = make([]float64, h), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v)
 		p.x, p.d, p.lx, p.le, p.lh = make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, h)
-		p.hmask, p.vmask = make([]bool, h), make([]bool, v)
-		for e := range p.hmask {
-			p.hmask[e] = p.ae[e&3] != nil && e>>2 < p.ae[e&3].nh
+		p.hbits, p.vbits = make([]uint64, h), make([]uint64, v)
+		for l, a := range p.ae {
+			p.nvs[l] = 1
+			if a == nil {
+				continue
+			}
+			p.nvs[l] = float64(a.nv)
+			for j := range a.nh {
+				p.hbits[4*j+l] = ^uint64(0)
+			}
+			for i := range a.nv {
+				p.vbits[4*i+l] = ^uint64(0)
+			}
 		}
-		for e := range p.vmask {
-			p.vmask[e] = p.ae[e&3] != nil && e>>2 < p.ae[e&3].nv
-		}
-		p.hbits, p.vbits = bitMask(p.hmask), bitMask(p.vmask)
+		p.zero = make([]float64, h)
 		k.packs = append(k.packs, p)
 		ys, zs = ys+h, zs+v
 	}
@@ -94,17 +103,6 @@ func (k *KitNET) packed() []*pack {
 		ys, zs = ys+h, zs+v
 	}
 	return k.packs
-}
-
-// bitMask turns own into masks of all ones (true) or zero (false).
-func bitMask(own []bool) []uint64 {
-	m := make([]uint64, len(own))
-	for e, ok := range own {
-		if ok {
-			m[e] = ^uint64(0)
-		}
-	}
-	return m
 }
 
 // usePacks reports whether the ensemble runs in packs: where the lane
@@ -204,7 +202,6 @@ func (k *KitNET) packTrainAll(row []float64, scored bool, out []float64) {
 		widened := p.widen(in)
 		k.packNeeds[n] = !scored || !p.fwd || widened
 		if k.packNeeds[n] {
-			p.scale(in)
 			p.encode()
 			any = true
 		}
@@ -251,20 +248,13 @@ func packsActivate(packs []*pack, buf []float64, need []bool, all bool, units fu
 	}
 }
 
-// widen widens each lane's scaling to the row's values and reports whether
-// any changed (prepareStep).
+// widen widens each lane's scaling to the row's values (prepareStep),
+// sets x to the row's inputs scaled, and reports whether any scaling
+// changed.
 func (p *pack) widen(in []float64) bool {
-	changed := false
-	for e, f := range p.idx {
-		if !p.vmask[e] {
-			continue
-		}
-		if v := in[f]; v < p.lo[e] || v > p.hi[e] {
-			p.lo[e], p.hi[e] = min(p.lo[e], v), max(p.hi[e], v)
-			p.sc[e] = 1 / (p.hi[e] - p.lo[e] + 1e-16)
-			changed = true
-		}
-	}
+	_ = in[NumFeatures-1] // every idx is below NumFeatures (featMap)
+	c := [1]float64{1e-16}
+	changed := lanesWidenAVX(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.hi[0], &p.sc[0], &p.vbits[0], p.nv, &c)
 	if changed {
 		p.fwd = false
 	}
@@ -274,30 +264,28 @@ func (p *pack) widen(in []float64) bool {
 // scale sets x to the row's inputs scaled; the inputs no lane has are 0.
 func (p *pack) scale(in []float64) {
 	_ = in[NumFeatures-1] // every idx is below NumFeatures (featMap)
-	lanesScaleAVX2(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.sc[0], &p.vbits[0], p.nv)
+	lanesScaleAVX(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.sc[0], &p.vbits[0], p.nv)
 }
 
 // encode sets y to the hidden units' inputs, before the sigmoid.
 func (p *pack) encode() {
-	copy(p.y, p.hbias)
-	lanesAxpy(p.y, p.x, p.w, p.nv, p.nh)
+	lanesAxpy(p.y, p.hbias, p.x, p.w, p.nv, p.nh)
 }
 
 // decode sets z to the outputs' inputs, before the sigmoid.
 func (p *pack) decode() {
-	copy(p.z, p.vbias)
-	lanesAxpy(p.z, p.y, p.wt, p.nh, p.nv)
+	lanesAxpy(p.z, p.vbias, p.y, p.wt, p.nh, p.nv)
 }
 
 // rmse writes each lane's RMSE of the forward pass in x and z to out, at
-// its autoencoder's place in the ensemble. The four lanes' sums run side
-// by side; a lane's extra inputs add zero to its sum.
+// its autoencoder's place in the ensemble: sqrt(Σ(x - z)²/nv), the four
+// lanes side by side; a lane's extra inputs add zero to its sum.
 func (p *pack) rmse(out []float64) {
-	var s [4]float64
-	lanesSumSqAVX(&p.x[0], &p.z[0], p.nv, &s)
+	var r [4]float64
+	lanesRMSEAVX(&p.x[0], &p.z[0], p.nv, &p.nvs, &r)
 	for l, a := range p.ae {
 		if a != nil {
-			out[p.slot[l]] = math.Sqrt(s[l] / float64(a.nv))
+			out[p.slot[l]] = r[l]
 		}
 	}
 }
@@ -307,8 +295,7 @@ func (p *pack) rmse(out []float64) {
 func (p *pack) step() {
 	p.fwd = false
 	lanesStepAVX(&p.d[0], &p.lx[0], &p.le[0], &p.x[0], &p.z[0], &p.lr[0], p.nv)
-	clear(p.lh)
-	lanesAxpy(p.lh, p.d, p.w, p.nv, p.nh)
+	lanesAxpy(p.lh, p.zero, p.d, p.w, p.nv, p.nh)
 	one := 1.0
 	lanesDerivAVX(&p.lh[0], &p.y[0], &one, p.nh)
 	lanesUpdate(p.w, p.lx, p.lh, p.le, p.y, p.nv, p.nh)
