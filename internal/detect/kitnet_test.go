@@ -106,9 +106,11 @@ func TestLearnKeepsTheScaling(t *testing.T) {
 	}
 }
 
-// ProcessBatch, with the ensemble spread over goroutines and batches that
-// straddle the phases, gives exactly Process's scores, calibration and
-// model.
+// ProcessBatch, with the ensemble spread over goroutines, in packs of four
+// on one goroutine (where the vector kernels run), or switching between
+// the two from batch to batch, and batches that straddle the phases, gives
+// exactly Process's scores, calibration and model, and learning after it
+// (Learn, one autoencoder at a time) goes on from the same weights.
 func TestProcessBatchEqualsProcess(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const n, packets = 30, 3000
@@ -125,25 +127,43 @@ func TestProcessBatchEqualsProcess(t *testing.T) {
 	for t := range packets {
 		want[t] = one.Process(xs[t*n : (t+1)*n])
 	}
-	many := NewKitNET(n, cfg)
-	got := make([]float64, packets)
-	for t := 0; t < packets; {
-		m := min(packets-t, 37)
-		many.ProcessBatch(xs[t*n:(t+m)*n], m, 3, got[t:t+m])
-		t += m
-	}
-	for i := range want {
-		if want[i] != got[i] {
-			t.Fatalf("vector %d: Process scores %v, ProcessBatch %v", i, want[i], got[i])
+	learnt := one.Process(xs[:n])
+	one.Learn(xs[:n])
+	for _, workers := range [][]int{{3}, {1}, {1, 3, 1, 1}} {
+		many := NewKitNET(n, cfg)
+		got := make([]float64, packets)
+		for t, b := 0, 0; t < packets; b++ {
+			m := min(packets-t, 37)
+			many.ProcessBatch(xs[t*n:(t+m)*n], m, workers[b%len(workers)], got[t:t+m])
+			t += m
+		}
+		for i := range want {
+			if want[i] != got[i] {
+				t.Fatalf("workers %v, vector %d: Process scores %v, ProcessBatch %v", workers, i, want[i], got[i])
+			}
+		}
+		if want[packets-1] == 0 {
+			t.Fatal("nothing scored")
+		}
+		if !slices.Equal(one.Calibration(), many.Calibration()) || !slices.Equal(one.EnsembleBaseline(), many.EnsembleBaseline()) {
+			t.Errorf("workers %v: calibration differs", workers)
+		}
+		if got := many.Process(xs[:n]); got != learnt {
+			t.Errorf("workers %v: Process after the batches scores %v, want %v", workers, got, learnt)
+		}
+		many.Learn(xs[:n])
+		if !slices.Equal(one.output.w, many.output.w) {
+			t.Errorf("workers %v: output weights differ", workers)
+		}
+		for i := range one.ensemble {
+			a, b := one.ensemble[i], many.ensemble[i]
+			if !slices.Equal(a.w, b.w) || !slices.Equal(a.wt, b.wt) || !slices.Equal(a.hbias, b.hbias) || !slices.Equal(a.vbias, b.vbias) ||
+				!slices.Equal(a.lo, b.lo) || !slices.Equal(a.hi, b.hi) || !slices.Equal(a.scale, b.scale) {
+				t.Errorf("workers %v: autoencoder %d differs", workers, i)
+			}
 		}
 	}
-	if want[packets-1] == 0 {
-		t.Fatal("nothing scored")
-	}
-	if !slices.Equal(one.Calibration(), many.Calibration()) || !slices.Equal(one.EnsembleBaseline(), many.EnsembleBaseline()) {
-		t.Error("calibration differs")
-	}
-	if !slices.Equal(one.output.w, many.output.w) || !slices.Equal(one.ensemble[0].w, many.ensemble[0].w) {
-		t.Error("weights differ")
+	if usePacks() {
+		t.Log("packs in use: one goroutine ran the ensemble four autoencoders at a time")
 	}
 }

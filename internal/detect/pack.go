@@ -24,8 +24,10 @@ type pack struct {
 	ae     [4]*autoencoder // nil for an empty lane
 	slot   [4]int          // each lane's autoencoder's index in the ensemble
 	nv, nh int
-	// idx holds the feature (in the row the ensemble reads) of each input;
-	// a lane's extra inputs read feature 0, which vbits then clears.
+	// idx holds the feature (in the row the ensemble reads) of each input,
+	// below the KitNET's n as the feature map's are; a lane's extra inputs
+	// read feature 0, which vbits then clears. The kernels read the row
+	// through it unchecked: rows are always n long.
 	idx []int64
 	// w is nv×nh and wt its transpose nh×nv, both in vectors of four.
 	w, wt              []float64
@@ -43,7 +45,7 @@ type pack struct {
 	fwd bool
 }
 
-// packs returns the ensemble in packs of four, the largest autoencoders
+// packed returns the ensemble in packs of four, the largest autoencoders
 // together, building them on first use.
 func (k *KitNET) packed() []*pack {
 	if k.packs != nil || len(k.ensemble) == 0 {
@@ -252,7 +254,6 @@ func packsActivate(packs []*pack, buf []float64, need []bool, all bool, units fu
 // sets x to the row's inputs scaled, and reports whether any scaling
 // changed.
 func (p *pack) widen(in []float64) bool {
-	_ = in[NumFeatures-1] // every idx is below NumFeatures (featMap)
 	c := [1]float64{1e-16}
 	changed := lanesWidenAVX(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.hi[0], &p.sc[0], &p.vbits[0], p.nv, &c)
 	if changed {
@@ -263,7 +264,6 @@ func (p *pack) widen(in []float64) bool {
 
 // scale sets x to the row's inputs scaled; the inputs no lane has are 0.
 func (p *pack) scale(in []float64) {
-	_ = in[NumFeatures-1] // every idx is below NumFeatures (featMap)
 	lanesScaleAVX(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.sc[0], &p.vbits[0], p.nv)
 }
 
