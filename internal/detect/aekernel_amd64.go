@@ -56,3 +56,9 @@ func lanesDerivAVX(lh, y *float64, one *float64, n int)
 
 //go:noescape
 func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int)
+
+//go:noescape
+func crossUpdateAVX(cross, r *float64, n int)
+
+//go:noescape
+func crossUpdate4AVX(cross, r *float64, n int)

@@ -573,3 +573,131 @@ hbloop:
 	JNZ hbloop
 	VZEROUPPER
 	RET
+
+// func crossUpdateAVX(cross, r *float64, n int)
+// cross[i·n+j] += r[i]·r[j] for i ≤ j < n: the upper triangle of the
+// correlation's cross products, each row four at a time and its last few
+// one by one.
+TEXT ·crossUpdateAVX(SB), NOSPLIT, $0-24
+	MOVQ cross+0(FP), DI
+	MOVQ r+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ CX, R9
+	SHLQ $3, R9 // a row of cross, in bytes
+	MOVQ SI, R8 // &r[i]
+	MOVQ CX, R10 // n - i
+
+xrow:
+	VBROADCASTSD (R8), Y1
+	MOVQ DI, R11 // &cross[i·n+i]
+	MOVQ R8, R12 // &r[i]
+	MOVQ R10, R13
+
+xquad:
+	CMPQ R13, $4
+	JL xtail
+	VMULPD (R12), Y1, Y0
+	VADDPD (R11), Y0, Y0
+	VMOVUPD Y0, (R11)
+	ADDQ $32, R11
+	ADDQ $32, R12
+	SUBQ $4, R13
+	JMP xquad
+
+xtail:
+	TESTQ R13, R13
+	JZ xnext
+	VMULSD (R12), X1, X0
+	VADDSD (R11), X0, X0
+	VMOVSD X0, (R11)
+	ADDQ $8, R11
+	ADDQ $8, R12
+	DECQ R13
+	JMP xtail
+
+xnext:
+	ADDQ R9, DI
+	ADDQ $8, DI // the next row starts one further right
+	ADDQ $8, R8
+	DECQ R10
+	JNZ xrow
+	VZEROUPPER
+	RET
+
+// func crossUpdate4AVX(cross, r *float64, n int)
+// crossUpdateAVX for four vectors r[0:n], r[n:2n], r[2n:3n], r[3n:4n] in
+// turn: each element of cross is loaded once, the four products added to
+// it in order, and stored once, which is what four calls would compute
+// with a quarter of the memory traffic (cross does not fit in L1).
+TEXT ·crossUpdate4AVX(SB), NOSPLIT, $0-24
+	MOVQ cross+0(FP), DI
+	MOVQ r+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ CX, R9
+	SHLQ $3, R9 // a row, in bytes
+	MOVQ SI, R8 // &r0[i]
+	MOVQ CX, R10 // n - i
+
+x4row:
+	VBROADCASTSD (R8), Y1
+	VBROADCASTSD (R8)(R9*1), Y2
+	LEAQ (R8)(R9*2), AX
+	VBROADCASTSD (AX), Y3
+	VBROADCASTSD (AX)(R9*1), Y4
+	MOVQ DI, R11 // &cross[i·n+i]
+	MOVQ R8, R12 // &r0[j]
+	LEAQ (R8)(R9*1), BX // &r1[j]
+	LEAQ (R8)(R9*2), DX // &r2[j]
+	LEAQ (DX)(R9*1), AX // &r3[j]
+	MOVQ R10, R13
+
+x4quad:
+	CMPQ R13, $4
+	JL x4tail
+	VMOVUPD (R11), Y0
+	VMULPD (R12), Y1, Y5
+	VADDPD Y5, Y0, Y0
+	VMULPD (BX), Y2, Y5
+	VADDPD Y5, Y0, Y0
+	VMULPD (DX), Y3, Y5
+	VADDPD Y5, Y0, Y0
+	VMULPD (AX), Y4, Y5
+	VADDPD Y5, Y0, Y0
+	VMOVUPD Y0, (R11)
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, BX
+	ADDQ $32, DX
+	ADDQ $32, AX
+	SUBQ $4, R13
+	JMP x4quad
+
+x4tail:
+	TESTQ R13, R13
+	JZ x4next
+	VMOVSD (R11), X0
+	VMULSD (R12), X1, X5
+	VADDSD X5, X0, X0
+	VMULSD (BX), X2, X5
+	VADDSD X5, X0, X0
+	VMULSD (DX), X3, X5
+	VADDSD X5, X0, X0
+	VMULSD (AX), X4, X5
+	VADDSD X5, X0, X0
+	VMOVSD X0, (R11)
+	ADDQ $8, R11
+	ADDQ $8, R12
+	ADDQ $8, BX
+	ADDQ $8, DX
+	ADDQ $8, AX
+	DECQ R13
+	JMP x4tail
+
+x4next:
+	ADDQ R9, DI
+	ADDQ $8, DI
+	ADDQ $8, R8
+	DECQ R10
+	JNZ x4row
+	VZEROUPPER
+	RET

@@ -27,3 +27,7 @@ func lanesSumSqAVX(x, z *float64, n int, out *[4]float64)  { panic("no AVX") }
 func lanesStepAVX(d, lx, le, x, z, lr *float64, n int)     { panic("no AVX") }
 func lanesDerivAVX(lh, y *float64, one *float64, n int)    { panic("no AVX") }
 func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int) { panic("no AVX") }
+
+func crossUpdateAVX(cross, r *float64, n int) { panic("no AVX") }
+
+func crossUpdate4AVX(cross, r *float64, n int) { panic("no AVX") }

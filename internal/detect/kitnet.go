@@ -136,27 +136,35 @@ func (k *KitNET) Process(x []float64) float64 {
 		return k.score(x)
 	}
 	if k.featMap == nil {
-		k.corr.update(x)
-		if k.trained == k.cfg.FMGrace {
-			k.featMap = k.corr.cluster(k.cfg.MaxAutoencoderSize)
-			k.build()
-		}
-	} else {
-		scored := false
-		if calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction)); k.trained >= calibStart {
-			if k.calibAE == nil {
-				k.calibAE = make([]float64, len(k.ensemble))
-			}
-			k.calib = append(k.calib, k.score(x))
-			for i, h := range k.hidden {
-				k.calibAE[i] += h
-			}
-			scored = true
-		}
-		k.trainStep(x, scored, false)
+		k.mapFeatures(x, 1)
+		return 0
 	}
+	scored := false
+	if calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction)); k.trained >= calibStart {
+		if k.calibAE == nil {
+			k.calibAE = make([]float64, len(k.ensemble))
+		}
+		k.calib = append(k.calib, k.score(x))
+		for i, h := range k.hidden {
+			k.calibAE[i] += h
+		}
+		scored = true
+	}
+	k.trainStep(x, scored, false)
 	k.trained++
 	return 0
+}
+
+// mapFeatures learns from m vectors of the feature-mapping grace period,
+// laid one after another in x (no more than the period has left), and
+// clusters the features once the period is over.
+func (k *KitNET) mapFeatures(x []float64, m int) {
+	k.corr.update(x, m)
+	k.trained += m
+	if k.trained == k.cfg.FMGrace+1 {
+		k.featMap = k.corr.cluster(k.cfg.MaxAutoencoderSize)
+		k.build()
+	}
 }
 
 // trainStep takes one gradient step of every autoencoder on x. When x was
@@ -306,24 +314,53 @@ func newCorrelation(n int) *correlation {
 	return &correlation{n: n, sum: make([]float64, n), resSq: make([]float64, n), cross: make([]float64, n*n), resBuf: make([]float64, n)}
 }
 
-func (c *correlation) update(x []float64) {
-	c.count++
-	r := c.resBuf
-	for i, v := range x[:c.n] {
-		c.sum[i] += v
-		r[i] = v - c.sum[i]/c.count
-		c.resSq[i] += r[i] * r[i]
+// update adds m vectors, laid one after another in x, to the running
+// sums, each residual taken against the mean including its own vector.
+func (c *correlation) update(x []float64, m int) {
+	for len(c.resBuf) < 4*c.n {
+		c.resBuf = append(c.resBuf, 0)
 	}
-	// The matrix is symmetric: only the upper triangle (j ≥ i) is kept.
-	// Each row's run is one scaled row added (rowsAxpy, four at a time),
-	// the last few one by one.
-	for i, ri := range r {
-		row := c.cross[i*c.n+i : (i+1)*c.n]
-		rest := r[i : len(row)+i]
-		n4 := len(row) &^ 3
-		rowsAxpy(row, r[i:i+1], rest, n4, n4)
-		for j := n4; j < len(row); j++ {
-			row[j] += float64(ri * rest[j])
+	for t0 := 0; t0 < m; t0 += 4 {
+		b := min(4, m-t0)
+		for t := range b {
+			c.count++
+			r := c.resBuf[t*c.n : (t+1)*c.n]
+			for i, v := range x[(t0+t)*c.n : (t0+t+1)*c.n] {
+				c.sum[i] += v
+				r[i] = v - c.sum[i]/c.count
+				c.resSq[i] += r[i] * r[i]
+			}
+		}
+		// The matrix is symmetric: only the upper triangle (j ≥ i) is
+		// kept. The cross products of four vectors go in one pass, each
+		// sum in the vectors' order.
+		if b == 4 && useAVX {
+			_ = c.cross[c.n*c.n-1]
+			crossUpdate4AVX(&c.cross[0], &c.resBuf[0], c.n)
+			continue
+		}
+		for t := range b {
+			crossUpdate(c.cross, c.resBuf[t*c.n:(t+1)*c.n], c.n)
+		}
+	}
+}
+
+// crossUpdate adds r[i]·r[j] to cross[i·n+j] for i ≤ j < n: in one vector
+// kernel where AVX exists, each row four at a time and its last few one by
+// one, the same products and sums as the loop.
+func crossUpdate(cross, r []float64, n int) {
+	if n == 0 {
+		return
+	}
+	_, _ = cross[n*n-1], r[n-1]
+	if useAVX {
+		crossUpdateAVX(&cross[0], &r[0], n)
+		return
+	}
+	for i, ri := range r[:n] {
+		row := cross[i*n+i : (i+1)*n]
+		for j, rj := range r[i:n] {
+			row[j] += float64(ri * rj)
 		}
 	}
 }

@@ -109,8 +109,9 @@ func TestLearnKeepsTheScaling(t *testing.T) {
 // ProcessBatch, with the ensemble spread over goroutines, in packs of four
 // on one goroutine (where the vector kernels run), or switching between
 // the two from batch to batch, and batches that straddle the phases, gives
-// exactly Process's scores, calibration and model, and learning after it
-// (Learn, one autoencoder at a time) goes on from the same weights.
+// exactly Process's correlations (learnt four vectors a pass rather than
+// one), scores, calibration and model, and learning after it (Learn, one
+// autoencoder at a time) goes on from the same weights.
 func TestProcessBatchEqualsProcess(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const n, packets = 30, 3000
@@ -144,6 +145,9 @@ func TestProcessBatchEqualsProcess(t *testing.T) {
 		}
 		if want[packets-1] == 0 {
 			t.Fatal("nothing scored")
+		}
+		if !slices.Equal(one.corr.cross, many.corr.cross) || !slices.Equal(one.corr.resSq, many.corr.resSq) {
+			t.Errorf("workers %v: the feature correlations differ", workers)
 		}
 		if !slices.Equal(one.Calibration(), many.Calibration()) || !slices.Equal(one.EnsembleBaseline(), many.EnsembleBaseline()) {
 			t.Errorf("workers %v: calibration differs", workers)

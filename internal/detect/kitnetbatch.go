@@ -17,10 +17,11 @@ import (
 func (k *KitNET) ProcessBatch(x []float64, n, workers int, scores []float64) {
 	t := 0
 	for t < n {
-		row := x[t*k.n : (t+1)*k.n]
 		if k.featMap == nil {
-			scores[t] = k.Process(row)
-			t++
+			m := k.phaseLeft(n - t)
+			k.mapFeatures(x[t*k.n:(t+m)*k.n], m)
+			clear(scores[t : t+m])
+			t += m
 			continue
 		}
 		if k.ensemble != nil && len(k.batchRMSE) < n*len(k.ensemble) {
