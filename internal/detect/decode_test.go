@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -293,12 +294,22 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)},
 		gopacket.Payload(frame(f, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 9}))), uint8(0))
 	f.Add(frame(f, &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B}, &layers.UDP{SrcPort: 1, DstPort: 2}), uint8(1))
+	withOpts := frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{5, 180}}, {OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{7}}}}, gopacket.Payload("root\r\n"))
+	f.Add(withOpts, uint8(0))
+	f.Add(append(slices.Clone(withOpts), 0, 0, 0, 0), uint8(0)) // a trailer past the IP length
+	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 5353, DstPort: 5353}, gopacket.Payload("hello")), uint8(0))
+	f.Add(frame(f, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: 1, SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB}), uint8(0))
 	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull}
 	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
 		d := NewDecoder(links[int(link)%len(links)])
 		d.PayloadPrefix = MaxPayloadPrefix
 		var p Packet
-		d.Decode(data, gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data) + 10}, &p)
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data) + 10}
+		d.Decode(data, ci, &p)
+		checkGeneralDecode(t, d, data, ci, &p)
 		if p.Length != len(data)+10 {
 			t.Errorf("length %d, want the wire length %d", p.Length, len(data)+10)
 		}
@@ -313,4 +324,69 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkGeneralDecode decodes data again with gopacket alone (no fast path)
+// and requires the same packet and counters as d gave for it.
+func checkGeneralDecode(t *testing.T, d *Decoder, data []byte, ci gopacket.CaptureInfo, got *Packet) {
+	t.Helper()
+	g := NewDecoder(d.link)
+	g.general, g.PayloadPrefix = true, d.PayloadPrefix
+	var want Packet
+	g.Decode(data, ci, &want)
+	if !samePacket(got, &want) {
+		t.Fatalf("frame % x:\ndecoded  %+v\ngopacket %+v", data, *got, want)
+	}
+	if d.Stats.Packets == 1 && d.Stats != g.Stats {
+		t.Fatalf("frame % x: counters %+v, gopacket's %+v", data, d.Stats, g.Stats)
+	}
+}
+
+// TestDecodeFastEqualsGopacket decodes every frame of the Mirai captures
+// with the fast path and with gopacket alone and requires the same packets;
+// most of them take the fast path.
+func TestDecodeFastEqualsGopacket(t *testing.T) {
+	for _, name := range []string{"mirai2000.pcap", "mirai-splice.pcap"} {
+		r, err := OpenFile(datasetPath(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, general := NewDecoder(r.LinkType()), NewDecoder(r.LinkType())
+		general.general = true
+		fast.PayloadPrefix, general.PayloadPrefix = MaxPayloadPrefix, MaxPayloadPrefix
+		taken := 0
+		for n := 0; ; n++ {
+			data, ci, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a, b, c Packet
+			if fast.decodeFast(data, &c) {
+				taken++
+			}
+			fast.Decode(data, ci, &a)
+			general.Decode(data, ci, &b)
+			if !samePacket(&a, &b) {
+				t.Fatalf("%s frame %d: fast %+v, gopacket %+v", name, n, a, b)
+			}
+		}
+		r.Close()
+		if fast.Stats != general.Stats {
+			t.Errorf("%s: counters %+v, gopacket's %+v", name, fast.Stats, general.Stats)
+		}
+		t.Logf("%s: %d of %d frames took the fast path", name, taken, fast.Stats.Packets)
+		if taken < int(fast.Stats.Packets)/2 {
+			t.Errorf("%s: only %d of %d frames took the fast path", name, taken, fast.Stats.Packets)
+		}
+	}
+}
+
+// samePacket reports whether a and b hold the same fields and payload.
+func samePacket(a, b *Packet) bool {
+	x, y := *a, *b
+	x.Payload, y.Payload = nil, nil
+	return reflect.DeepEqual(x, y) && bytes.Equal(a.Payload, b.Payload)
 }
