@@ -70,8 +70,11 @@ type ScoreResult struct {
 	// scores are 0.
 	Trained int `json:"trained"`
 	// Scores holds one anomaly score per packet, in capture order.
-	Scores         []float64   `json:"-"`
-	Seconds        float64     `json:"seconds"`
+	Scores  []float64 `json:"-"`
+	Seconds float64   `json:"seconds"`
+	// FeatureSeconds is the feature stage's time: decoding and features,
+	// and when packets are handed over in batches (a capture file) reading
+	// and the packet rules as well.
 	FeatureSeconds float64     `json:"feature_seconds"`
 	PacketsPerSec  float64     `json:"packets_per_second"`
 	Decode         DecodeStats `json:"decode"`
@@ -230,18 +233,25 @@ func newFeatureStage(r PacketSource, opts ScoreOptions, model bool) *featureStag
 
 // fill replaces b's packets with the next ones from the source, until b is
 // full or the source ends (b.err is then set).
+//
+// A batch of many packets (a capture file) is timed as a whole, reading
+// and rules included: two clock reads a batch. A batch of one (live
+// capture, whose source waits for packets) times each packet's decoding
+// and features alone, so that the wait does not count.
 func (fs *featureStage) fill(b *batch) {
 	b.pkts, b.sigs, b.sigEnd, b.feature = b.pkts[:0], b.sigs[:0], b.sigEnd[:0], 0
-	// Decoding and features are timed against one monotonic start: two
-	// clock reads a packet rather than three.
 	start := time.Now()
+	perPacket := cap(b.pkts) == 1
 	for len(b.pkts) < cap(b.pkts) {
 		data, ci, err := fs.src.Next()
 		if err != nil {
 			b.err, b.decode = err, fs.dec.Stats
-			return
+			break
 		}
-		t0 := time.Since(start)
+		var t0 time.Time
+		if perPacket {
+			t0 = time.Now()
+		}
 		b.pkts = append(b.pkts, Packet{})
 		p := &b.pkts[len(b.pkts)-1]
 		i := len(b.pkts) - 1
@@ -249,14 +259,21 @@ func (fs *featureStage) fill(b *batch) {
 		if fs.ai != nil {
 			fs.ai.Update(p, b.x[i*NumFeatures:(i+1)*NumFeatures])
 		}
-		b.feature += time.Since(start) - t0
+		if perPacket {
+			b.feature += time.Since(t0)
+		}
 		if fs.rules != nil {
 			b.sigs = fs.rules.Observe(p, b.sigs)
 		}
 		p.Payload = nil // it points into the decoder's buffer
 		b.sigEnd = append(b.sigEnd, len(b.sigs))
 	}
-	b.decode = fs.dec.Stats
+	if !perPacket {
+		b.feature = time.Since(start)
+	}
+	if b.err == nil {
+		b.decode = fs.dec.Stats
+	}
 }
 
 // modelStage scores feature vectors with KitNET, turns the scores into
