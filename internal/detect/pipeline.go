@@ -297,8 +297,11 @@ func newModelStage(opts ScoreOptions, model bool) *modelStage {
 	if kn == nil && model {
 		kn = NewKitNET(NumFeatures, opts.KitNET)
 	}
+	// The ensemble spreads over the CPUs only where it cannot run in
+	// packs: packed, one goroutine scores faster than the feature stage
+	// feeds it, and more would only compete with that stage for the CPUs.
 	workers := runtime.GOMAXPROCS(0)
-	if opts.Sequential {
+	if opts.Sequential || usePacks() {
 		workers = 1
 	}
 	return &modelStage{opts: opts, kn: kn, workers: workers, summaries: newSummariser(opts), res: &ScoreResult{Phases: map[string]PhaseTime{}}}

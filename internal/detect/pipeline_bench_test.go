@@ -33,7 +33,8 @@ func (m *memorySource) LinkType() layers.LinkType { return m.link }
 // KitNET training and scoring, rules, anomaly alerts) over the Mirai splice
 // held in memory with the issue's grace periods, as `detect --pcap` does.
 // "one-goroutine" is the single-core figure; "pipelined" runs the two
-// stages and the ensemble over GOMAXPROCS goroutines.
+// stages on goroutines of their own (and, without the vector kernels, the
+// ensemble over GOMAXPROCS goroutines).
 func BenchmarkScoreCapture(b *testing.B) {
 	frames, link := loadFrames(b, datasetPath(b, "mirai-splice.pcap"))
 	for _, sequential := range []bool{true, false} {
