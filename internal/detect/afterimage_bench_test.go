@@ -65,9 +65,10 @@ func benchmarkAfterImage(b *testing.B, ownLinkOnly bool) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "packets/s")
 }
 
-// BenchmarkStreamMemory measures the heap held per flow when every packet
+// BenchmarkStreamMemory measures the memory held per flow when every packet
 // opens a new flow between new hosts (the worst case: each flow adds a
-// source MAC-IP pair, a jitter stream, two hosts, two sockets and two links).
+// source MAC-IP pair, a jitter stream, two hosts, two sockets and two
+// links): the Go heap (the indexes) and the slabs' streams and links.
 func BenchmarkStreamMemory(b *testing.B) {
 	const flows = 100000
 	for range b.N {

@@ -108,14 +108,12 @@ func (s *slab[T]) release(i uint32) {
 	s.free = append(s.free, i)
 }
 
-// bytes is the memory the slab holds for its elements.
+// bytes is the memory of the slots handed out so far, live or free: what
+// the slab has touched. Its segments reserve address space beyond that,
+// which costs memory only once used.
 func (s *slab[T]) bytes() int {
 	var zero T
-	n := 0
-	for _, seg := range s.segs {
-		n += len(seg)
-	}
-	return n * int(unsafe.Sizeof(zero))
+	return int(s.n) * int(unsafe.Sizeof(zero))
 }
 
 // slabMapMin is the smallest segment taken from the slab memory; smaller
