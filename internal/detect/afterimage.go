@@ -26,21 +26,30 @@ const (
 )
 
 // incStat is one damped incremental statistic of one stream in one window:
-// the decayed linear sum, sum of squares and weight, and when it was last
-// decayed. It caches its mean, variance and standard deviation until the
-// next insert, as Kitsune's incStat does: decay leaves them unchanged in
-// exact arithmetic, but a variance near zero is pure rounding noise, and the
-// Pearson correlation divides by it, so recomputing it at other moments than
-// Kitsune does gives other noise there.
+// the decayed linear sum, sum of squares and weight (the time they were
+// last decayed is the stream's: windows.last). It caches its mean,
+// variance and standard deviation until the next insert, as Kitsune's
+// incStat does: decay leaves them unchanged in exact arithmetic, but a
+// variance near zero is pure rounding noise, and the Pearson correlation
+// divides by it, so recomputing it at other moments than Kitsune does
+// gives other noise there.
 type incStat struct {
-	cf1, cf2, w, last float64
+	cf1, cf2, w       float64
 	cmean, cvar, cstd float64
 }
 
-// decayAll ages a stream's statistics, one per window, to time t; time
-// never runs backwards for them. The windows' factors 2^(-λΔt) are
-// computed together (pow2s).
-func decayAll(s *[NumLambdas]incStat, t float64) {
+// windows is a stream's statistics, one per window, all decayed to the
+// same time, last: they are registered together and always decayed
+// together.
+type windows struct {
+	s    [NumLambdas]incStat
+	last float64
+}
+
+// decayAll ages a stream's statistics to time t; time never runs
+// backwards for them. The windows' factors 2^(-λΔt) are computed together
+// (pow2s).
+func decayAll(s *windows, t float64) {
 	var f [8]float64
 	if statExponents(s, t, f[:NumLambdas]) {
 		pow2s(f[:])
@@ -48,33 +57,33 @@ func decayAll(s *[NumLambdas]incStat, t float64) {
 	}
 }
 
-// statExponents writes -λΔt to x[i] for each window whose time moves
-// forward at t (leaving the others' x[i] alone) and reports whether any
-// does.
-func statExponents(s *[NumLambdas]incStat, t float64, x []float64) bool {
-	x = x[:len(s)]
-	moved := false
-	for i := range s {
-		if dt := t - s[i].last; dt > 0 {
-			x[i] = -Lambdas[i] * dt
-			moved = true
-		}
+// statExponents writes -λΔt to x[i] for each window, if the stream's time
+// moves forward at t, and reports whether it does.
+func statExponents(s *windows, t float64, x []float64) bool {
+	dt := t - s.last
+	if !(dt > 0) {
+		return false
 	}
-	return moved
+	for i := range x[:NumLambdas] {
+		x[i] = -Lambdas[i] * dt
+	}
+	return true
 }
 
-// applyStatDecay multiplies each window whose time moves forward at t by
-// its factor f[i] = 2^(-λΔt) and moves it to t.
-func applyStatDecay(s *[NumLambdas]incStat, t float64, f []float64) {
-	f = f[:len(s)]
-	for i := range s {
-		if st := &s[i]; t-st.last > 0 {
-			st.cf1 *= f[i]
-			st.cf2 *= f[i]
-			st.w *= f[i]
-			st.last = t
-		}
+// applyStatDecay multiplies each window by its factor f[i] = 2^(-λΔt) and
+// moves the stream to t, if its time moves forward at t.
+func applyStatDecay(s *windows, t float64, f []float64) {
+	if !(t-s.last > 0) {
+		return
 	}
+	f = f[:len(s.s)]
+	for i := range s.s {
+		st := &s.s[i]
+		st.cf1 *= f[i]
+		st.cf2 *= f[i]
+		st.w *= f[i]
+	}
+	s.last = t
 }
 
 // add inserts v into a statistic decayed to the present (decayAll).
@@ -129,15 +138,19 @@ func (s *incStat) std() float64 {
 	return s.cstd
 }
 
-// newIncStat is a statistic registered at time t, before its first value.
-func newIncStat(t float64) incStat {
-	return incStat{w: 1e-20, last: t, cmean: math.NaN(), cvar: math.NaN(), cstd: math.NaN()}
+// register sets a new stream's statistics, registered at time t, before
+// their first value.
+func (s *windows) register(t float64) {
+	for i := range s.s {
+		s.s[i] = incStat{w: 1e-20, cmean: math.NaN(), cvar: math.NaN(), cstd: math.NaN()}
+	}
+	s.last = t
 }
 
 // stream1D is a stream with one statistic per window and no links: a
 // source MAC-IP pair or the jitter of a channel.
 type stream1D struct {
-	s        [NumLambdas]incStat
+	windows
 	lastSeen float64
 }
 
@@ -146,7 +159,7 @@ type stream1D struct {
 // Its links form a list in the order they were made, through the links
 // themselves (see link): head and tail are list handles, 0 when it has none.
 type stream2D struct {
-	s          [NumLambdas]incStat
+	windows
 	lastSeen   float64
 	head, tail uint32
 }
@@ -160,11 +173,12 @@ type link struct {
 	a, b       uint32
 	next, prev [2]uint32
 	c          [NumLambdas]covStat
+	last       float64 // when the covariances were last decayed
 }
 
 type covStat struct {
-	cf3, w3, last float64
-	res           [2]float64
+	cf3, w3 float64
+	res     [2]float64
 }
 
 // side returns 0 if stream s is the link's a, else 1.
@@ -189,7 +203,7 @@ func unhandle(h uint32) (l uint32, side int) { return h >> 1, int(h & 1) }
 // every window of the link, as Kitsune's incStat_cov.update_cov does; s has
 // been updated with v already and other is the link's other stream.
 func (l *link) update(s, other *stream2D, side int, v, t float64) {
-	decayAll(&other.s, t)
+	decayAll(&other.windows, t)
 	var f [8]float64
 	if l.covExponents(t, f[:NumLambdas]) {
 		pow2s(f[:])
@@ -200,29 +214,30 @@ func (l *link) update(s, other *stream2D, side int, v, t float64) {
 
 // covExponents is statExponents for the link's covariances.
 func (l *link) covExponents(t float64, x []float64) bool {
-	x = x[:len(l.c)]
-	moved := false
-	for i := range l.c {
-		if dt := t - l.c[i].last; dt > 0 {
-			x[i] = -Lambdas[i] * dt
-			moved = true
-		}
+	dt := t - l.last
+	if !(dt > 0) {
+		return false
 	}
-	return moved
+	for i := range x[:NumLambdas] {
+		x[i] = -Lambdas[i] * dt
+	}
+	return true
 }
 
 // applyCovDecay is applyStatDecay for the link's covariances, side being
 // the sending stream's.
 func (l *link) applyCovDecay(side int, t float64, f []float64) {
+	if !(t-l.last > 0) {
+		return
+	}
 	f = f[:len(l.c)]
 	for i := range l.c {
-		if c := &l.c[i]; t-c.last > 0 {
-			c.cf3 *= f[i]
-			c.w3 *= f[i]
-			c.last = t
-			c.res[side] *= f[i]
-		}
+		c := &l.c[i]
+		c.cf3 *= f[i]
+		c.w3 *= f[i]
+		c.res[side] *= f[i]
 	}
+	l.last = t
 }
 
 // addResiduals folds the residual of v against each window's mean of s
@@ -282,10 +297,7 @@ func (tb *table2D[K]) stream(k K, t float64) uint32 {
 	i := tb.index[k]
 	if i == 0 {
 		i = tb.streams.alloc()
-		s := tb.streams.at(i)
-		for w := range s.s {
-			s.s[w] = newIncStat(t)
-		}
+		tb.streams.at(i).register(t)
 		tb.index[k] = i
 	}
 	tb.streams.at(i).lastSeen = t
@@ -367,10 +379,10 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 	// been decayed.
 	const d, c = NumLambdas, 2 * NumLambdas // where dst's and the link's go in x
 	var x [(3*NumLambdas + 3) &^ 3]float64  // pow2s takes fours
-	movedS := statExponents(&src.s, t, x[:d])
+	movedS := statExponents(&src.windows, t, x[:d])
 	movedD, movedC := false, false
 	if !every {
-		movedD = dst != nil && di != si && statExponents(&dst.s, t, x[d:c])
+		movedD = dst != nil && di != si && statExponents(&dst.windows, t, x[d:c])
 		movedC = l != nil && l.covExponents(t, x[c:c+NumLambdas])
 	}
 	if movedS || movedD || movedC {
@@ -379,7 +391,7 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 	// Window by window, as Kitsune does; a window's link statistics
 	// depend only on that window's, so all windows of src go first.
 	if movedS {
-		applyStatDecay(&src.s, t, x[:d])
+		applyStatDecay(&src.windows, t, x[:d])
 	}
 	for i := range src.s {
 		src.s[i].add(v)
@@ -402,8 +414,9 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		l = tb.links.at(li)
 		l.a, l.b = si, di
 		for i := range l.c {
-			l.c[i] = covStat{w3: 1e-20, last: t}
+			l.c[i] = covStat{w3: 1e-20}
 		}
+		l.last = t
 		tb.appendLink(si, li, 0)
 		tb.appendLink(di, li, 1)
 		if si != di {
@@ -415,7 +428,7 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		l.update(src, tb.streams.at(l.other(side)), side, v, t)
 	} else {
 		if movedD {
-			applyStatDecay(&dst.s, t, x[d:c])
+			applyStatDecay(&dst.windows, t, x[d:c])
 		}
 		if movedC {
 			l.applyCovDecay(side, t, x[c:c+NumLambdas])
@@ -565,30 +578,23 @@ func update1D[K comparable](tb *table1D[K], k K, v, t float64, jitter bool, out 
 	si := tb.index[k]
 	if si == 0 {
 		si = tb.streams.alloc()
-		s := tb.streams.at(si)
-		for i := range s.s {
-			s.s[i] = newIncStat(t)
-		}
+		tb.streams.at(si).register(t)
 		tb.index[k] = si
 	}
 	s := tb.streams.at(si)
 	s.lastSeen = t
-	var xs [NumLambdas]float64
-	for i := range xs {
-		xs[i] = v
-		if jitter {
-			// The value is the time since the stream's last packet, taken
-			// before decaying (AfterImage's isTypeDiff).
-			xs[i] = 0
-			if dt := t - s.s[i].last; dt > 0 {
-				xs[i] = dt
-			}
+	if jitter {
+		// The value is the time since the stream's last packet, taken
+		// before decaying (AfterImage's isTypeDiff).
+		v = 0
+		if dt := t - s.last; dt > 0 {
+			v = dt
 		}
 	}
-	decayAll(&s.s, t)
+	decayAll(&s.windows, t)
 	for i := range NumLambdas {
 		st := &s.s[i]
-		st.add(xs[i])
+		st.add(v)
 		out[3*i], out[3*i+1], out[3*i+2] = st.stats1D()
 	}
 }
