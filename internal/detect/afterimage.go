@@ -621,4 +621,7 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 		src, dst = socketKey{host: p.Src, ports: p.Ports}, socketKey{host: p.Dst, ports: p.Ports}
 	}
 	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, out[offsetSocket:])
+	// The slabs' memory goes with a (its cleanup): a must outlive every
+	// pointer into them above, even where the caller holds it no longer.
+	runtime.KeepAlive(a)
 }

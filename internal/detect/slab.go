@@ -10,13 +10,13 @@ import (
 // move, so a pointer from at stays valid until the slot is released.
 //
 // T must hold no Go pointers: the slab's memory is outside the Go heap
-// where the platform allows (segments of 2 MiB and more are mapped on
-// their own and advised to use transparent huge pages), so the garbage
-// collector neither scans millions of streams nor knows of them. That also
-// takes one page fault per 2 MiB of new streams instead of one per 4 KiB;
-// on a virtual machine a fault costs microseconds, and a capture that
-// meets thousands of new sockets a second would otherwise spend much of
-// its time in them.
+// where the platform allows (segments of 64 KiB and more come from the
+// AfterImage's slabMemory, a reservation advised to use transparent huge
+// pages), so the garbage collector neither scans millions of streams nor
+// knows of them. That also takes one page fault per 2 MiB of new streams
+// instead of one per 4 KiB; on a virtual machine a fault costs
+// microseconds, and a capture that meets thousands of new sockets a second
+// would otherwise spend much of its time in them.
 //
 // Segment k holds slabBase<<k elements, so a slab of a few streams stays
 // small and a large one needs few segments.
