@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net"
@@ -117,12 +118,29 @@ func (c AnomalyConfig) CalibratedThreshold(calibration []float64) float64 {
 
 type sourceState struct {
 	scores  []float64 // ring of the last Window scores
+	sorted  []float64 // the same scores in ascending order (cmp.Compare)
 	next    int
 	filled  int
 	last    float64 // time of the last packet
 	warm    int     // packets left before it may alert after an idle gap
 	lastSig float64 // time of the last signal
 	signals int
+}
+
+// insertSorted inserts v into s, kept in ascending order as slices.Sort
+// orders floats (NaN first).
+func insertSorted(s []float64, v float64) []float64 {
+	i, _ := slices.BinarySearchFunc(s, v, cmp.Compare[float64])
+	return slices.Insert(s, i, v)
+}
+
+// removeSorted removes one value equal to v (NaN for NaN) from s, kept in
+// ascending order.
+func removeSorted(s []float64, v float64) []float64 {
+	if i, ok := slices.BinarySearchFunc(s, v, cmp.Compare[float64]); ok {
+		return slices.Delete(s, i, i+1)
+	}
+	return s
 }
 
 // AnomalyAlerter turns per-packet model scores into smoothed scores and
@@ -135,7 +153,6 @@ type AnomalyAlerter struct {
 	baseline  []float64
 	sources   map[Host]*sourceState
 	channels  map[hostPair]float64 // last time of each channel
-	sorted    []float64
 	seen      int
 	quiet     float64 // no signal before this capture time
 }
@@ -150,8 +167,7 @@ func (a *AnomalyAlerter) WarmUp(t float64) { a.quiet = t + a.cfg.Warmup.Seconds(
 // autoencoder's baseline RMSE (KitNET.EnsembleBaseline).
 func NewAnomalyAlerter(cfg AnomalyConfig, threshold float64, featureMap [][]int, baseline []float64) *AnomalyAlerter {
 	cfg = cfg.withDefaults()
-	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{}, channels: map[hostPair]float64{},
-		sorted: make([]float64, cfg.Window)}
+	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{}, channels: map[hostPair]float64{}}
 	for i, g := range featureMap {
 		a.groups = append(a.groups, fmt.Sprintf("autoencoder %d (%s)", i, describeGroup(g)))
 	}
@@ -169,10 +185,10 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	st := a.sources[src]
 	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
 		if st == nil {
-			st = &sourceState{scores: make([]float64, a.cfg.Window), lastSig: math.Inf(-1)}
+			st = &sourceState{scores: make([]float64, a.cfg.Window), sorted: make([]float64, 0, a.cfg.Window), lastSig: math.Inf(-1)}
 			a.sources[src] = st
 		}
-		st.next, st.filled = 0, 0
+		st.next, st.filled, st.sorted = 0, 0, st.sorted[:0]
 		if st.last != 0 {
 			st.warm = a.cfg.Window
 		}
@@ -192,6 +208,10 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 		clear(a.channels)
 	}
 	a.channels[ch] = p.Time
+	if st.filled == len(st.scores) {
+		st.sorted = removeSorted(st.sorted, st.scores[st.next]) // the oldest leaves
+	}
+	st.sorted = insertSorted(st.sorted, score)
 	st.scores[st.next] = score
 	st.next = (st.next + 1) % len(st.scores)
 	st.filled = min(st.filled+1, len(st.scores))
@@ -199,10 +219,7 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	// the window holds Persist scores.
 	smoothed := 0.0
 	if st.filled >= a.cfg.Persist {
-		s := a.sorted[:st.filled]
-		copy(s, st.scores[:st.filled])
-		slices.Sort(s)
-		smoothed = s[st.filled-a.cfg.Persist]
+		smoothed = st.sorted[st.filled-a.cfg.Persist]
 	}
 	if st.warm > 0 {
 		st.warm--

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -126,5 +127,42 @@ func TestAlertsOnTheMiraiSplice(t *testing.T) {
 	t.Logf("threshold %.4g; raw TPR@0.1%% %.4f, smoothed %.4f; first alert %v after the attack", res.Threshold, raw.TPRAt01, sm.TPRAt01, firstAlert.Sub(attack))
 	if sm.TPRAt01 < 0.5 {
 		t.Errorf("smoothed TPR at 0.1%% FPR %.4f, goal 0.5", sm.TPRAt01)
+	}
+}
+
+// TestSortedWindowFollowsTheRing keeps a window sorted as scores come and
+// go, as the alerter does, and compares it with sorting the ring afresh
+// after every score, repeated values and NaN included.
+func TestSortedWindowFollowsTheRing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	const window = 10
+	ring := make([]float64, window)
+	var sorted []float64
+	next, filled := 0, 0
+	for n := range 5000 {
+		v := float64(rng.IntN(6)) / 4 // many repeats
+		switch rng.IntN(50) {
+		case 0:
+			v = math.NaN()
+		case 1:
+			v = math.Inf(1)
+		}
+		if filled == window {
+			sorted = removeSorted(sorted, ring[next])
+		}
+		sorted = insertSorted(sorted, v)
+		ring[next] = v
+		next = (next + 1) % window
+		filled = min(filled+1, window)
+		want := slices.Clone(ring[:filled])
+		slices.Sort(want)
+		if len(sorted) != len(want) {
+			t.Fatalf("score %d: %d sorted values for %d in the window", n, len(sorted), len(want))
+		}
+		for i := range want {
+			if math.Float64bits(sorted[i]) != math.Float64bits(want[i]) && !(math.IsNaN(sorted[i]) && math.IsNaN(want[i])) {
+				t.Fatalf("score %d: sorted %v, want %v", n, sorted, want)
+			}
+		}
 	}
 }
