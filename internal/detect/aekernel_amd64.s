@@ -231,7 +231,7 @@ ploop:
 // out[c] = b[c] + Σ_r a[r]·m[r·n+c], r in order, where every element is a
 // vector of four lanes (an autoencoder each) and c < n: rowsAxpy with a
 // vector in place of the broadcast scalar, starting from b (which may be
-// out). Four columns at a time (four independent sums), then one.
+// out). Four columns at a time (four independent sums), then two, then one.
 TEXT ·lanesAxpyAVX(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), DI
 	MOVQ b+8(FP), BX
@@ -244,7 +244,7 @@ TEXT ·lanesAxpyAVX(SB), NOSPLIT, $0-48
 
 lquad:
 	CMPQ R8, $4
-	JL lone
+	JL lpair
 	VMOVUPD (BX), Y0
 	VMOVUPD 32(BX), Y1
 	VMOVUPD 64(BX), Y2
@@ -277,6 +277,33 @@ lqrow:
 	ADDQ $128, DX
 	SUBQ $4, R8
 	JMP lquad
+
+lpair:
+	CMPQ R8, $2
+	JL lone
+	VMOVUPD (BX), Y0
+	VMOVUPD 32(BX), Y1
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+lprow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VMULPD 32(R12), Y4, Y6
+	VADDPD Y5, Y0, Y0
+	VADDPD Y6, Y1, Y1
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ lprow
+
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	ADDQ $64, DI
+	ADDQ $64, BX
+	ADDQ $64, DX
+	SUBQ $2, R8
 
 lone:
 	CMPQ R8, $0
