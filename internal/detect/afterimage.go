@@ -59,8 +59,12 @@ func decayAll(s *windows, t float64) {
 
 // statExponents writes -λΔt to x[i] for each window, if the stream's time
 // moves forward at t, and reports whether it does.
-func statExponents(s *windows, t float64, x []float64) bool {
-	dt := t - s.last
+func statExponents(s *windows, t float64, x []float64) bool { return decayExponents(s.last, t, x) }
+
+// decayExponents writes -λΔt to x[i] for each window, Δt = t - last, if
+// time moves forward from last to t, and reports whether it does.
+func decayExponents(last, t float64, x []float64) bool {
+	dt := t - last
 	if !(dt > 0) {
 		return false
 	}
@@ -213,16 +217,7 @@ func (l *link) update(s, other *stream2D, side int, v, t float64) {
 }
 
 // covExponents is statExponents for the link's covariances.
-func (l *link) covExponents(t float64, x []float64) bool {
-	dt := t - l.last
-	if !(dt > 0) {
-		return false
-	}
-	for i := range x[:NumLambdas] {
-		x[i] = -Lambdas[i] * dt
-	}
-	return true
-}
+func (l *link) covExponents(t float64, x []float64) bool { return decayExponents(l.last, t, x) }
 
 // applyCovDecay is applyStatDecay for the link's covariances, side being
 // the sending stream's.
