@@ -40,7 +40,7 @@ func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)
 func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int)
 
 //go:noescape
-func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int, c *[1]float64) (changed bool)
+func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int) (changed bool)
 
 //go:noescape
 func lanesAndAVX(v *float64, mask *uint64, n int)
@@ -52,7 +52,7 @@ func lanesRMSEAVX(x, z *float64, n int, nv, out *[4]float64)
 func lanesStepAVX(d, lx, le, x, z, lr *float64, n int)
 
 //go:noescape
-func lanesDerivAVX(lh, y *float64, one *float64, n int)
+func lanesDerivAVX(lh, y *float64, n int)
 
 //go:noescape
 func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int)

@@ -413,13 +413,13 @@ scloop:
 	VZEROUPPER
 	RET
 
-// func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int, c *[1]float64) (changed bool)
+// func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int) (changed bool)
 // Widens each input's range to the row's value (lo = min(lo, v), hi =
 // max(hi, v), NaN leaving them as they are), recomputes every scale
-// sc = 1/((hi - lo) + c[0]) (the same value where the range did not
+// sc = 1/((hi - lo) + 1e-16) (the same value where the range did not
 // change), and sets x as lanesScaleAVX does. Reports whether any range
 // changed. The mask keeps the inputs no lane has at lo = hi = sc = x = 0.
-TEXT ·lanesWidenAVX(SB), NOSPLIT, $0-73
+TEXT ·lanesWidenAVX(SB), NOSPLIT, $0-65
 	MOVQ x+0(FP), DI
 	MOVQ in+8(FP), SI
 	MOVQ idx+16(FP), DX
@@ -428,8 +428,7 @@ TEXT ·lanesWidenAVX(SB), NOSPLIT, $0-73
 	MOVQ sc+40(FP), AX
 	MOVQ mask+48(FP), R9
 	MOVQ n+56(FP), CX
-	MOVQ c+64(FP), R12
-	VBROADCASTSD (R12), Y7
+	VBROADCASTSD eps<>(SB), Y7
 	VBROADCASTSD one<>(SB), Y8
 	VXORPD Y6, Y6, Y6 // changed lanes
 
@@ -466,12 +465,15 @@ wdloop:
 	JNZ wdloop
 	VMOVMSKPD Y6, AX
 	TESTQ AX, AX
-	SETNE changed+72(FP)
+	SETNE changed+64(FP)
 	VZEROUPPER
 	RET
 
 DATA one<>+0(SB)/8, $1.0
 GLOBL one<>(SB), RODATA|NOPTR, $8
+
+DATA eps<>+0(SB)/8, $1e-16
+GLOBL eps<>(SB), RODATA|NOPTR, $8
 
 // func lanesAndAVX(v *float64, mask *uint64, n int)
 // v[e] &= mask[e]: zeroes the units no lane has.
@@ -547,14 +549,13 @@ stloop:
 	VZEROUPPER
 	RET
 
-// func lanesDerivAVX(lh, y *float64, one *float64, n int)
+// func lanesDerivAVX(lh, y *float64, n int)
 // lh = lh·(y·(1 - y)): the hidden error through the sigmoid.
-TEXT ·lanesDerivAVX(SB), NOSPLIT, $0-32
+TEXT ·lanesDerivAVX(SB), NOSPLIT, $0-24
 	MOVQ lh+0(FP), DI
 	MOVQ y+8(FP), SI
-	MOVQ one+16(FP), AX
-	MOVQ n+24(FP), CX
-	VBROADCASTSD (AX), Y3
+	MOVQ n+16(FP), CX
+	VBROADCASTSD one<>(SB), Y3
 
 dvloop:
 	VMOVUPD (SI), Y0

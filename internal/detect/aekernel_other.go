@@ -19,13 +19,13 @@ func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int) { panic("no AVX") }
 func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int) {
 	panic("no AVX")
 }
-func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int, c *[1]float64) bool {
+func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int) bool {
 	panic("no AVX")
 }
 func lanesAndAVX(v *float64, mask *uint64, n int)            { panic("no AVX") }
 func lanesRMSEAVX(x, z *float64, n int, nv, out *[4]float64) { panic("no AVX") }
 func lanesStepAVX(d, lx, le, x, z, lr *float64, n int)       { panic("no AVX") }
-func lanesDerivAVX(lh, y *float64, one *float64, n int)      { panic("no AVX") }
+func lanesDerivAVX(lh, y *float64, n int)                    { panic("no AVX") }
 func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int)   { panic("no AVX") }
 
 func crossUpdateAVX(cross, r *float64, n int) { panic("no AVX") }

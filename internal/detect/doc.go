@@ -100,8 +100,8 @@
 // Every stream remembers when it last sent or received. Evict removes the
 // streams idle for longer than IdleTimeout (default one hour of capture
 // time) with their links; Update calls it once per EvictInterval (five
-// minutes) of capture time, so memory follows the number of streams active in the last hour, not
-// all streams ever seen. After an hour the slowest window (λ = 0.01) has
+// minutes) of capture time, so memory follows the number of streams active
+// in the last hour, not all streams ever seen. After an hour the slowest window (λ = 0.01) has
 // decayed a stream's weight by 2^-36 (one in 7e10), so a stream that comes
 // back starts from a weight Kitsune's would hold to within 1e-10; its means
 // and the covariance residues of its links start afresh.

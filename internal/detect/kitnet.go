@@ -172,7 +172,6 @@ func (k *KitNET) mapFeatures(x []float64, m int) {
 // change (the output autoencoder's only if none of the ensemble's RMSEs
 // did); frozen keeps the scaling as it is.
 func (k *KitNET) trainStep(x []float64, scored, frozen bool) {
-	k.packsFresh = false
 	if len(k.stepRMSE) != len(k.ensemble) {
 		k.stepRMSE = make([]float64, len(k.ensemble))
 	}
@@ -278,6 +277,7 @@ func (k *KitNET) scoreAll(row, out []float64) {
 // written to out: the forward passes that cannot be reused run together
 // (finishForward), then each autoencoder's gradient step.
 func (k *KitNET) trainAll(row []float64, scored, frozen bool, out []float64) {
+	k.packsFresh = false // the packs no longer hold these weights
 	any := false
 	for i, ae := range k.ensemble {
 		g := gatherInto(k.scratch, row, k.featMap[i])
@@ -311,15 +311,12 @@ type correlation struct {
 }
 
 func newCorrelation(n int) *correlation {
-	return &correlation{n: n, sum: make([]float64, n), resSq: make([]float64, n), cross: make([]float64, n*n), resBuf: make([]float64, n)}
+	return &correlation{n: n, sum: make([]float64, n), resSq: make([]float64, n), cross: make([]float64, n*n), resBuf: make([]float64, 4*n)}
 }
 
 // update adds m vectors, laid one after another in x, to the running
 // sums, each residual taken against the mean including its own vector.
 func (c *correlation) update(x []float64, m int) {
-	for len(c.resBuf) < 4*c.n {
-		c.resBuf = append(c.resBuf, 0)
-	}
 	for t0 := 0; t0 < m; t0 += 4 {
 		b := min(4, m-t0)
 		for t := range b {

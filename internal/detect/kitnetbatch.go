@@ -52,6 +52,34 @@ func (k *KitNET) BatchRMSE(t int) []float64 {
 // over workers goroutines (forEachStep).
 func (k *KitNET) lockstep(workers int) bool { return workers <= 1 || len(k.ensemble) < 2 }
 
+// lockstepPacks reports whether a lockstep run goes in packs, where the
+// vector kernels run, loading them from the autoencoders if so.
+func (k *KitNET) lockstepPacks() bool {
+	if !usePacks() {
+		return false
+	}
+	k.packsLoad()
+	return true
+}
+
+// scoreVector is scoreAll, in packs when packed.
+func (k *KitNET) scoreVector(packed bool, row, out []float64) {
+	if packed {
+		k.packScoreAll(row, out)
+		return
+	}
+	k.scoreAll(row, out)
+}
+
+// trainVector is trainAll (never frozen), in packs when packed.
+func (k *KitNET) trainVector(packed bool, row []float64, scored bool, out []float64) {
+	if packed {
+		k.packTrainAll(row, scored, out)
+		return
+	}
+	k.trainAll(row, scored, false, out)
+}
+
 // forEachStep runs f(i, t) for every ensemble autoencoder i and vector t
 // of t0 … t0+m-1, each autoencoder's vectors in order, over up to workers
 // (at least two) goroutines with about the same number of weights each; f
@@ -109,29 +137,20 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
 	first := k.trained // the training index of vector t0
 	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
-	switch {
-	case k.lockstep(workers) && usePacks():
-		k.packsLoad()
+	if k.lockstep(workers) {
+		packed := k.lockstepPacks()
 		for t := t0; t < t0+m; t++ {
 			row := x[t*k.n : (t+1)*k.n]
 			scored := calibrating(t)
 			if scored {
-				k.packScoreAll(row, k.batchRMSE[t*e:(t+1)*e])
+				k.scoreVector(packed, row, k.batchRMSE[t*e:(t+1)*e])
 			}
-			k.packTrainAll(row, scored, k.batchTrain[t*e:(t+1)*e])
+			k.trainVector(packed, row, scored, k.batchTrain[t*e:(t+1)*e])
 		}
-		k.packsStore()
-	case k.lockstep(workers):
-		k.packsFresh = false
-		for t := t0; t < t0+m; t++ {
-			row := x[t*k.n : (t+1)*k.n]
-			scored := calibrating(t)
-			if scored {
-				k.scoreAll(row, k.batchRMSE[t*e:(t+1)*e])
-			}
-			k.trainAll(row, scored, false, k.batchTrain[t*e:(t+1)*e])
+		if packed {
+			k.packsStore()
 		}
-	default:
+	} else {
 		k.packsFresh = false
 		k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
 			ae := k.ensemble[i]
@@ -165,17 +184,12 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 // scoreSegment scores vectors t0 … t0+m-1 with the trained model.
 func (k *KitNET) scoreSegment(x []float64, t0, m, workers int, scores []float64) {
 	e := len(k.ensemble)
-	switch {
-	case k.lockstep(workers) && usePacks():
-		k.packsLoad()
+	if k.lockstep(workers) {
+		packed := k.lockstepPacks()
 		for t := t0; t < t0+m; t++ {
-			k.packScoreAll(x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
+			k.scoreVector(packed, x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
 		}
-	case k.lockstep(workers):
-		for t := t0; t < t0+m; t++ {
-			k.scoreAll(x[t*k.n:(t+1)*k.n], k.batchRMSE[t*e:(t+1)*e])
-		}
-	default:
+	} else {
 		k.forEachStep(workers, t0, m, func(i, t int, scratch []float64) {
 			k.batchRMSE[t*e+i] = k.ensemble[i].rmse(gatherInto(scratch, x[t*k.n:(t+1)*k.n], k.featMap[i]))
 		})

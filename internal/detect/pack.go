@@ -104,6 +104,7 @@ func (k *KitNET) packed() []*pack {
 		p.y, p.z = k.packY[ys:ys+h:ys+h], k.packZ[zs:zs+v:zs+v]
 		ys, zs = ys+h, zs+v
 	}
+	k.packNeeds = make([]bool, len(k.packs))
 	return k.packs
 }
 
@@ -197,9 +198,6 @@ func (k *KitNET) packScoreAll(row, out []float64) {
 func (k *KitNET) packTrainAll(row []float64, scored bool, out []float64) {
 	in := row[:k.n]
 	any := false
-	if len(k.packNeeds) != len(k.packs) {
-		k.packNeeds = make([]bool, len(k.packs))
-	}
 	for n, p := range k.packs {
 		widened := p.widen(in)
 		k.packNeeds[n] = !scored || !p.fwd || widened
@@ -254,8 +252,7 @@ func packsActivate(packs []*pack, buf []float64, need []bool, all bool, units fu
 // sets x to the row's inputs scaled, and reports whether any scaling
 // changed.
 func (p *pack) widen(in []float64) bool {
-	c := [1]float64{1e-16}
-	changed := lanesWidenAVX(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.hi[0], &p.sc[0], &p.vbits[0], p.nv, &c)
+	changed := lanesWidenAVX(&p.x[0], &in[0], &p.idx[0], &p.lo[0], &p.hi[0], &p.sc[0], &p.vbits[0], p.nv)
 	if changed {
 		p.fwd = false
 	}
@@ -296,8 +293,7 @@ func (p *pack) step() {
 	p.fwd = false
 	lanesStepAVX(&p.d[0], &p.lx[0], &p.le[0], &p.x[0], &p.z[0], &p.lr[0], p.nv)
 	lanesAxpy(p.lh, p.zero, p.d, p.w, p.nv, p.nh)
-	one := 1.0
-	lanesDerivAVX(&p.lh[0], &p.y[0], &one, p.nh)
+	lanesDerivAVX(&p.lh[0], &p.y[0], p.nh)
 	lanesUpdate(p.w, p.lx, p.lh, p.le, p.y, p.nv, p.nh)
 	lanesUpdate(p.wt, p.lh, p.lx, p.y, p.le, p.nh, p.nv)
 	lanesBiasAVX(&p.vbias[0], &p.le[0], &p.hbias[0], &p.lh[0], &p.lr[0], p.nv, p.nh)

@@ -60,9 +60,6 @@ type ScoreOptions struct {
 	SummaryInterval time.Duration
 }
 
-// Time returns the capture time of packet i, as the signals carry it.
-func (r *ScoreResult) Time(i int) time.Time { return packetTime(r.Times[i]) }
-
 // ScoreResult is the outcome of scoring one capture.
 type ScoreResult struct {
 	Packets int `json:"packets"`
@@ -101,6 +98,9 @@ type ScoreResult struct {
 	// phase's time is the model stage's, which waits for the features.
 	Phases map[string]PhaseTime `json:"phases,omitempty"`
 }
+
+// Time returns the capture time of packet i, as the signals carry it.
+func (r *ScoreResult) Time(i int) time.Time { return packetTime(r.Times[i]) }
 
 // PhaseTime is how many packets one phase of the model took and how long.
 type PhaseTime struct {
@@ -245,7 +245,7 @@ func (fs *featureStage) fill(b *batch) {
 	for len(b.pkts) < cap(b.pkts) {
 		data, ci, err := fs.src.Next()
 		if err != nil {
-			b.err, b.decode = err, fs.dec.Stats
+			b.err = err
 			break
 		}
 		var t0 time.Time
@@ -271,9 +271,7 @@ func (fs *featureStage) fill(b *batch) {
 	if !perPacket {
 		b.feature = time.Since(start)
 	}
-	if b.err == nil {
-		b.decode = fs.dec.Stats
-	}
+	b.decode = fs.dec.Stats
 }
 
 // modelStage scores feature vectors with KitNET, turns the scores into
