@@ -265,53 +265,49 @@ func (l *link) stats2D(a, b *stream2D, i int, out []float64) {
 }
 
 // pairKey is the key of the link of streams a and b, in either order.
-func pairKey(a, b uint32) uint64 {
+func pairKey(a, b uint32) key {
 	if a > b {
 		a, b = b, a
 	}
-	return uint64(a)<<32 | uint64(b)
+	return key{a: uint64(a)<<32 | uint64(b)}
 }
 
 // table2D holds the linked streams of one kind (hosts or sockets): an
 // index from key to slot, the streams and the links in slabs, and the
 // links by pair.
-type table2D[K comparable] struct {
-	index   map[K]uint32
+type table2D struct {
+	index   index
 	streams slab[stream2D]
 	links   slab[link]
-	pairs   map[uint64]uint32
+	pairs   index
 }
 
-func newTable2D[K comparable](mem *slabMemory) table2D[K] {
-	return table2D[K]{index: make(map[K]uint32), pairs: make(map[uint64]uint32),
+func newTable2D(mem *slabMemory) table2D {
+	return table2D{index: newIndex(mem), pairs: newIndex(mem),
 		streams: slab[stream2D]{mem: mem}, links: slab[link]{mem: mem}}
 }
 
-// stream returns the slot of k's stream, registering it at t if new.
-func (tb *table2D[K]) stream(k K, t float64) uint32 {
-	i := tb.index[k]
-	if i == 0 {
-		i = tb.streams.alloc()
-		tb.streams.at(i).register(t)
-		tb.index[k] = i
-	}
-	tb.streams.at(i).lastSeen = t
+// newStream registers k's stream, not yet indexed, at t.
+func (tb *table2D) newStream(k key, t float64) uint32 {
+	i := tb.streams.alloc()
+	tb.streams.at(i).register(t)
+	tb.index.put(k, i)
 	return i
 }
 
 // findLink returns the link Kitsune's register_cov would find for the pair:
 // the first of src's links that involves dst. For a stream sending to itself
 // that is src's first link of any kind, a quirk kept for parity.
-func (tb *table2D[K]) findLink(src, dst uint32) uint32 {
+func (tb *table2D) findLink(src, dst uint32) uint32 {
 	if src == dst {
 		l, _ := unhandle(tb.streams.at(src).head)
 		return l
 	}
-	return tb.pairs[pairKey(src, dst)]
+	return tb.pairs.get(pairKey(src, dst))
 }
 
 // appendLink puts link l at the end of stream s's list, on side.
-func (tb *table2D[K]) appendLink(s uint32, l uint32, side int) {
+func (tb *table2D) appendLink(s uint32, l uint32, side int) {
 	st, h := tb.streams.at(s), handle(l, side)
 	ln := tb.links.at(l)
 	ln.prev[side], ln.next[side] = st.tail, 0
@@ -326,7 +322,7 @@ func (tb *table2D[K]) appendLink(s uint32, l uint32, side int) {
 
 // unlink takes link l, on side, out of stream s's list, keeping the
 // order of the rest (the first link matters: findLink).
-func (tb *table2D[K]) unlink(s uint32, l uint32, side int) {
+func (tb *table2D) unlink(s uint32, l uint32, side int) {
 	st, ln := tb.streams.at(s), tb.links.at(l)
 	prev, next := ln.prev[side], ln.next[side]
 	if prev == 0 {
@@ -343,15 +339,19 @@ func (tb *table2D[K]) unlink(s uint32, l uint32, side int) {
 	}
 }
 
-// update applies one packet of size v from src to dst at time t and writes
-// the 7 channel statistics of each window at out[7*i:].
+// update applies one packet of size v from src to dst at time t, writes
+// the 7 channel statistics of each window at out[7*i:], and returns the
+// slots of the two streams.
 //
 // With every set, each of src's links is updated as well, as Kitsune does;
 // otherwise only the link of the pair.
-func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []float64) {
-	si := tb.stream(srcKey, t)
+func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, out []float64) (si, di uint32) {
+	si = tb.index.get(srcKey)
+	if si == 0 {
+		si = tb.newStream(srcKey, t)
+	}
 	var li uint32
-	di := tb.index[dstKey]
+	di = tb.index.get(dstKey)
 	if di != 0 {
 		li = tb.findLink(si, di)
 	}
@@ -400,10 +400,10 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		}
 	}
 	if dst == nil {
-		di = tb.stream(dstKey, t)
+		di = tb.newStream(dstKey, t)
 		dst = tb.streams.at(di)
 	}
-	dst.lastSeen = t
+	src.lastSeen, dst.lastSeen = t, t
 	if fresh {
 		li = tb.links.alloc()
 		l = tb.links.at(li)
@@ -415,7 +415,7 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		tb.appendLink(si, li, 0)
 		tb.appendLink(di, li, 1)
 		if si != di {
-			tb.pairs[pairKey(si, di)] = li
+			tb.pairs.put(pairKey(si, di), li)
 		}
 	}
 	side := l.side(si)
@@ -437,6 +437,7 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 		o[0], o[1], o[2] = s.stats1D()
 		l.stats2D(a, b, i, o[3:])
 	}
+	return si, di
 }
 
 // AfterImage computes Kitsune's 100 damped incremental statistics for each
@@ -444,10 +445,10 @@ func (tb *table2D[K]) update(srcKey, dstKey K, v, t float64, every bool, out []f
 // and sockets. Idle streams are evicted (see Evict). It is not safe for
 // concurrent use.
 type AfterImage struct {
-	macIP   table1D[macIPKey]
-	jitter  table1D[channelKey]
-	hosts   table2D[Host]
-	sockets table2D[socketKey]
+	macIP   table1D
+	jitter  table1D
+	hosts   table2D
+	sockets table2D
 	// IdleTimeout is how long, in capture seconds, a stream may go without
 	// traffic before Evict removes it. Zero means DefaultIdleTimeout.
 	IdleTimeout float64
@@ -459,6 +460,9 @@ type AfterImage struct {
 	// other peers. Leave it unset for Kitsune's exact features.
 	OwnLinkOnly bool
 	lastSweep   float64
+	// evicting holds the keys a sweep removes, between finding and
+	// removing them.
+	evicting []key
 }
 
 // DefaultIdleTimeout is the IdleTimeout of an AfterImage that sets none: one
@@ -474,7 +478,7 @@ const EvictInterval = 300.0
 // Streams returns the number of streams tracked: source MAC-IP pairs,
 // channel jitters, hosts and sockets.
 func (a *AfterImage) Streams() int {
-	return len(a.macIP.index) + len(a.jitter.index) + len(a.hosts.index) + len(a.sockets.index)
+	return a.macIP.index.len() + a.jitter.index.len() + a.hosts.index.len() + a.sockets.index.len()
 }
 
 // Evict removes the streams that neither sent nor received since
@@ -485,96 +489,98 @@ func (a *AfterImage) Evict(now float64) int {
 		timeout = DefaultIdleTimeout
 	}
 	before := now - timeout
-	n := a.macIP.evict(before) + a.jitter.evict(before)
-	n += a.hosts.evict(before) + a.sockets.evict(before)
+	// A jitter stream is keyed by its hosts' slots (Update), so it must
+	// never outlive them, lest a new host in a reused slot inherit it: it
+	// does not, as it is seen only when both its hosts are, and every
+	// table is swept here against the same time.
+	n := a.macIP.evict(before, &a.evicting) + a.jitter.evict(before, &a.evicting)
+	n += a.hosts.evict(before, &a.evicting) + a.sockets.evict(before, &a.evicting)
 	return n
 }
 
 // table1D holds the unlinked streams of one kind (source MAC-IP pairs or
 // channel jitters): an index from key to slot and the streams in a slab.
-type table1D[K comparable] struct {
-	index   map[K]uint32
+type table1D struct {
+	index   index
 	streams slab[stream1D]
 }
 
-func (tb *table1D[K]) evict(before float64) int {
-	n := 0
-	for k, i := range tb.index {
-		if tb.streams.at(i).lastSeen < before {
-			delete(tb.index, k)
-			tb.streams.release(i)
-			n++
+// idle appends to keys those of x's streams that neither sent nor received
+// since before; lastSeen gives a slot's last time.
+func idle(x *index, before float64, lastSeen func(uint32) float64, keys []key) []key {
+	x.each(func(k key, slot uint32) {
+		if lastSeen(slot) < before {
+			keys = append(keys, k)
 		}
-	}
-	return n
+	})
+	return keys
 }
 
-func (tb *table2D[K]) evict(before float64) int {
-	n := 0
-	for k, si := range tb.index {
+func (tb *table1D) evict(before float64, buf *[]key) int {
+	keys := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
+	for _, k := range keys {
+		i := tb.index.get(k)
+		tb.index.del(k)
+		tb.streams.release(i)
+	}
+	*buf = keys
+	return len(keys)
+}
+
+func (tb *table2D) evict(before float64, buf *[]key) int {
+	keys := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
+	*buf = keys
+	for _, k := range keys {
+		si := tb.index.get(k)
 		s := tb.streams.at(si)
-		if s.lastSeen >= before {
-			continue
-		}
 		for h := s.head; h != 0; {
 			li, side := unhandle(h)
 			l := tb.links.at(li)
 			h = l.next[side]
 			if other := l.other(side); other != si {
 				tb.unlink(other, li, 1-side)
-				delete(tb.pairs, pairKey(si, other))
+				tb.pairs.del(pairKey(si, other))
 				tb.links.release(li)
 			} else if side == 0 {
 				tb.links.release(li) // a link to itself is in the list twice
 			}
 		}
-		delete(tb.index, k)
+		tb.index.del(k)
 		tb.streams.release(si)
-		n++
 	}
-	return n
-}
-
-type macIPKey struct {
-	mac  [6]byte
-	host Host
-}
-
-type channelKey struct{ src, dst Host }
-
-type socketKey struct {
-	host  Host
-	ports PortKind
-	port  uint16
+	return len(keys)
 }
 
 // NewAfterImage returns an AfterImage with no streams.
 func NewAfterImage() *AfterImage {
 	mem := &slabMemory{}
 	a := &AfterImage{
-		macIP:   table1D[macIPKey]{index: make(map[macIPKey]uint32), streams: slab[stream1D]{mem: mem}},
-		jitter:  table1D[channelKey]{index: make(map[channelKey]uint32), streams: slab[stream1D]{mem: mem}},
-		hosts:   newTable2D[Host](mem),
-		sockets: newTable2D[socketKey](mem),
+		macIP:   table1D{index: newIndex(mem), streams: slab[stream1D]{mem: mem}},
+		jitter:  table1D{index: newIndex(mem), streams: slab[stream1D]{mem: mem}},
+		hosts:   newTable2D(mem),
+		sockets: newTable2D(mem),
 	}
 	// The slabs' own mappings are not the garbage collector's to free.
 	runtime.AddCleanup(a, (*slabMemory).release, mem)
 	return a
 }
 
-// slabBytes is the memory the streams and links take in their slabs,
-// outside the Go heap where the platform allows.
+// slabBytes is the memory the streams and links take in their slabs and
+// the indexes take in their tables, outside the Go heap where the
+// platform allows.
 func (a *AfterImage) slabBytes() int {
 	return a.macIP.streams.bytes() + a.jitter.streams.bytes() +
-		a.hosts.streams.bytes() + a.hosts.links.bytes() + a.sockets.streams.bytes() + a.sockets.links.bytes()
+		a.hosts.streams.bytes() + a.hosts.links.bytes() + a.sockets.streams.bytes() + a.sockets.links.bytes() +
+		a.macIP.index.bytes() + a.jitter.index.bytes() + a.hosts.index.bytes() + a.hosts.pairs.bytes() +
+		a.sockets.index.bytes() + a.sockets.pairs.bytes()
 }
 
-func update1D[K comparable](tb *table1D[K], k K, v, t float64, jitter bool, out []float64) {
-	si := tb.index[k]
+func update1D(tb *table1D, k key, v, t float64, jitter bool, out []float64) {
+	si := tb.index.get(k)
 	if si == 0 {
 		si = tb.streams.alloc()
 		tb.streams.at(si).register(t)
-		tb.index[k] = si
+		tb.index.put(k, si)
 	}
 	s := tb.streams.at(si)
 	s.lastSeen = t
@@ -602,18 +608,20 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 		a.Evict(t)
 		a.lastSweep = t
 	}
-	update1D(&a.macIP, macIPKey{p.SrcMAC, p.Src}, v, t, false, out[offsetMACIP:])
-	a.hosts.update(p.Src, p.Dst, v, t, !a.OwnLinkOnly, out[offsetChannel:])
-	update1D(&a.jitter, channelKey{p.Src, p.Dst}, 0, t, true, out[offsetJitter:])
-	var src, dst socketKey
+	update1D(&a.macIP, hostKey(&p.Src, macBits(p.SrcMAC)), v, t, false, out[offsetMACIP:])
+	si, di := a.hosts.update(hostKey(&p.Src, 0), hostKey(&p.Dst, 0), v, t, !a.OwnLinkOnly, out[offsetChannel:])
+	// A channel is keyed by its hosts' slots: both were just seen.
+	update1D(&a.jitter, key{a: uint64(si)<<32 | uint64(di)}, 0, t, true, out[offsetJitter:])
+	var src, dst key
 	switch p.Ports {
 	case PortARP:
 		// Kitsune keys ARP sockets by MAC address alone.
-		src, dst = socketKey{host: hostMAC(p.SrcMAC)}, socketKey{host: hostMAC(p.DstMAC)}
+		sm, dm := hostMAC(p.SrcMAC), hostMAC(p.DstMAC)
+		src, dst = hostKey(&sm, 0), hostKey(&dm, 0)
 	case PortNumber:
-		src, dst = socketKey{p.Src, PortNumber, p.SrcPort}, socketKey{p.Dst, PortNumber, p.DstPort}
+		src, dst = hostKey(&p.Src, uint64(PortNumber)|uint64(p.SrcPort)<<8), hostKey(&p.Dst, uint64(PortNumber)|uint64(p.DstPort)<<8)
 	default:
-		src, dst = socketKey{host: p.Src, ports: p.Ports}, socketKey{host: p.Dst, ports: p.Ports}
+		src, dst = hostKey(&p.Src, uint64(p.Ports)), hostKey(&p.Dst, uint64(p.Ports))
 	}
 	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, out[offsetSocket:])
 	// The slabs' memory goes with a (its cleanup): a must outlive every

@@ -125,7 +125,7 @@ func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
 	if n := ai.hosts.links.live + ai.sockets.links.live; n != 2 {
 		t.Errorf("%d links kept, want 2", n)
 	}
-	if n := len(ai.hosts.pairs) + len(ai.sockets.pairs); n != 2 {
+	if n := ai.hosts.pairs.len() + ai.sockets.pairs.len(); n != 2 {
 		t.Errorf("%d link pairs indexed, want 2", n)
 	}
 	send(1000+2*DefaultIdleTimeout, 1, 2) // the quiet flow returns

@@ -66,6 +66,13 @@ func (m *slabMemory) take(size int) unsafe.Pointer {
 	return p
 }
 
+// discard gives back the pages of size bytes at p, taken before and no
+// longer used (an index's outgrown table). The reservation is not handed
+// out again, so those addresses stay unused.
+func (m *slabMemory) discard(p unsafe.Pointer, size int) {
+	discardPages(unsafe.Slice((*byte)(p), size))
+}
+
 // release unmaps the reservation; the slabs that used it must not be used
 // again.
 func (m *slabMemory) release() {

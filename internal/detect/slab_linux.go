@@ -22,3 +22,7 @@ func reserve(size int) []byte {
 }
 
 func unmap(b []byte) { _ = unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b))) }
+
+// discardPages gives the pages of b back to the kernel; the address space
+// stays reserved, and reads as zeros if touched again.
+func discardPages(b []byte) { _ = unix.Madvise(b, unix.MADV_DONTNEED) }

@@ -5,3 +5,5 @@ package detect
 func reserve(int) []byte { return nil }
 
 func unmap([]byte) {}
+
+func discardPages([]byte) {}

@@ -66,9 +66,11 @@ func TestSlabKeepsElementsInPlaceAndReusesReleasedSlots(t *testing.T) {
 // out of the list without reordering the rest (the first link is what
 // Kitsune's register_cov finds for a stream sending to itself).
 func TestLinkListsKeepTheirOrderThroughEviction(t *testing.T) {
-	tb := newTable2D[int](&slabMemory{})
+	tb := newTable2D(&slabMemory{})
 	out := make([]float64, 7*NumLambdas)
-	send := func(src, dst int, at float64) { tb.update(src, dst, 100, at, true, out) }
+	send := func(src, dst int, at float64) {
+		tb.update(key{a: uint64(src)}, key{a: uint64(dst)}, 100, at, true, out)
+	}
 	send(0, 0, 1)
 	send(0, 1, 2)
 	send(0, 2, 3)
@@ -76,15 +78,15 @@ func TestLinkListsKeepTheirOrderThroughEviction(t *testing.T) {
 	send(0, 3, 5)
 	list := func(k int) []int { // the partners of k's links, in order
 		var got []int
-		si := tb.index[k]
+		si := tb.index.get(key{a: uint64(k)})
 		for h := tb.streams.at(si).head; h != 0; {
 			li, side := unhandle(h)
 			l := tb.links.at(li)
-			for pk, pi := range tb.index {
+			tb.index.each(func(pk key, pi uint32) {
 				if pi == l.other(side) {
-					got = append(got, pk)
+					got = append(got, int(pk.a))
 				}
-			}
+			})
 			h = l.next[side]
 		}
 		return got
@@ -108,22 +110,22 @@ func TestLinkListsKeepTheirOrderThroughEviction(t *testing.T) {
 		send(0, 1, at)
 		send(3, 0, at)
 	}
-	if n := tb.evict(10); n != 1 {
+	if n := tb.evict(10, new([]key)); n != 1 {
 		t.Fatalf("evicted %d streams, want 1", n)
 	}
 	check(0, 0, 0, 1, 3)
 	check(3, 0)
-	if len(tb.pairs) != 2 || tb.links.live != 3 {
-		t.Errorf("%d pairs indexed and %d links live, want 2 and 3", len(tb.pairs), tb.links.live)
+	if tb.pairs.len() != 2 || tb.links.live != 3 {
+		t.Errorf("%d pairs indexed and %d links live, want 2 and 3", tb.pairs.len(), tb.links.live)
 	}
 	// Stream 0 goes: every link goes with it, its own once.
 	for at := 30.0; at < 40; at++ {
 		send(1, 3, at)
 	}
-	tb.evict(30)
+	tb.evict(30, new([]key))
 	check(1, 3)
 	check(3, 1)
-	if len(tb.pairs) != 1 || tb.links.live != 1 || len(tb.index) != 2 {
-		t.Errorf("%d pairs, %d links, %d streams left, want 1, 1 and 2", len(tb.pairs), tb.links.live, len(tb.index))
+	if tb.pairs.len() != 1 || tb.links.live != 1 || tb.index.len() != 2 {
+		t.Errorf("%d pairs, %d links, %d streams left, want 1, 1 and 2", tb.pairs.len(), tb.links.live, tb.index.len())
 	}
 }
