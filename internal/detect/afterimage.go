@@ -46,41 +46,81 @@ type windows struct {
 	last float64
 }
 
-// decayAll ages a stream's statistics to time t; time never runs
-// backwards for them. The windows' factors 2^(-λΔt) are computed together
-// (pow2s).
-func decayAll(s *windows, t float64) {
-	var f [8]float64
-	if statExponents(s, t, f[:NumLambdas]) {
-		pow2s(f[:])
-		applyStatDecay(s, t, f[:NumLambdas])
+// factors are a time step's decay factors 2^(-λΔt), one per window.
+type factors = [NumLambdas]float64
+
+// decayMemo holds the decay factors computed for the packet being folded
+// in, by Δt. The streams and links one packet touches were often last
+// touched together, by the same earlier packet (a host and its socket, the
+// two ends of a conversation and their link), so they share a Δt, and the
+// factors, a call of exp2 each, are computed once. A packet's time is the
+// same for all of them, so equal Δt are equal inputs: the factors are the
+// same bits either way.
+type decayMemo struct {
+	n  int
+	dt [decayMemoSize]float64
+	f  [decayMemoSize]factors
+}
+
+// decayMemoSize holds a packet's streams and links with their own links
+// only (eight); with Kitsune's links the memo starts over when full.
+const decayMemoSize = 8
+
+// get sets f[k] to the factors of dts[k] (up to three), or to nil where
+// dts[k] is not positive (time does not move forward), computing those not
+// in the memo in one pow2s call. The factors stay valid until the next get.
+func (m *decayMemo) get(dts []float64, f []*factors) {
+	if m.n+len(dts) > decayMemoSize {
+		m.n = 0
+	}
+	var x [16]float64 // room for three Δt's factors; pow2s takes fours
+	var fill [3]*factors
+	n := 0
+next:
+	for k, dt := range dts {
+		f[k] = nil
+		if !(dt > 0) {
+			continue
+		}
+		for i := range m.n {
+			if m.dt[i] == dt {
+				f[k] = &m.f[i]
+				continue next
+			}
+		}
+		m.dt[m.n], f[k], fill[n] = dt, &m.f[m.n], &m.f[m.n]
+		m.n++
+		for i := range NumLambdas {
+			x[n*NumLambdas+i] = -Lambdas[i] * dt
+		}
+		n++
+	}
+	if n > 0 {
+		pow2s(x[:(n*NumLambdas+3)&^3])
+		for i, to := range fill[:n] {
+			copy(to[:], x[i*NumLambdas:])
+		}
 	}
 }
 
-// statExponents writes -λΔt to x[i] for each window, if the stream's time
-// moves forward at t, and reports whether it does.
-func statExponents(s *windows, t float64, x []float64) bool { return decayExponents(s.last, t, x) }
+// one is get for a single Δt.
+func (m *decayMemo) one(dt float64) *factors {
+	var f [1]*factors
+	m.get([]float64{dt}, f[:])
+	return f[0]
+}
 
-// decayExponents writes -λΔt to x[i] for each window, Δt = t - last, if
-// time moves forward from last to t, and reports whether it does.
-func decayExponents(last, t float64, x []float64) bool {
-	dt := t - last
-	if !(dt > 0) {
-		return false
+// decayAll ages a stream's statistics to time t; time never runs
+// backwards for them.
+func decayAll(s *windows, t float64, m *decayMemo) {
+	if f := m.one(t - s.last); f != nil {
+		applyStatDecay(s, t, f)
 	}
-	for i := range x[:NumLambdas] {
-		x[i] = -Lambdas[i] * dt
-	}
-	return true
 }
 
 // applyStatDecay multiplies each window by its factor f[i] = 2^(-λΔt) and
-// moves the stream to t, if its time moves forward at t.
-func applyStatDecay(s *windows, t float64, f []float64) {
-	if !(t-s.last > 0) {
-		return
-	}
-	f = f[:len(s.s)]
+// moves the stream to t.
+func applyStatDecay(s *windows, t float64, f *factors) {
 	for i := range s.s {
 		st := &s.s[i]
 		st.cf1 *= f[i]
@@ -206,26 +246,17 @@ func unhandle(h uint32) (l uint32, side int) { return h >> 1, int(h & 1) }
 // update folds value v of stream s (on side of the link) at time t into
 // every window of the link, as Kitsune's incStat_cov.update_cov does; s has
 // been updated with v already and other is the link's other stream.
-func (l *link) update(s, other *stream2D, side int, v, t float64) {
-	decayAll(&other.windows, t)
-	var f [8]float64
-	if l.covExponents(t, f[:NumLambdas]) {
-		pow2s(f[:])
-		l.applyCovDecay(side, t, f[:NumLambdas])
+func (l *link) update(s, other *stream2D, side int, v, t float64, m *decayMemo) {
+	decayAll(&other.windows, t, m)
+	if f := m.one(t - l.last); f != nil {
+		l.applyCovDecay(side, t, f)
 	}
 	l.addResiduals(s, side, v)
 }
 
-// covExponents is statExponents for the link's covariances.
-func (l *link) covExponents(t float64, x []float64) bool { return decayExponents(l.last, t, x) }
-
 // applyCovDecay is applyStatDecay for the link's covariances, side being
 // the sending stream's.
-func (l *link) applyCovDecay(side int, t float64, f []float64) {
-	if !(t-l.last > 0) {
-		return
-	}
-	f = f[:len(l.c)]
+func (l *link) applyCovDecay(side int, t float64, f *factors) {
 	for i := range l.c {
 		c := &l.c[i]
 		c.cf3 *= f[i]
@@ -345,7 +376,7 @@ func (tb *table2D) unlink(s uint32, l uint32, side int) {
 //
 // With every set, each of src's links is updated as well, as Kitsune does;
 // otherwise only the link of the pair.
-func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, out []float64) (si, di uint32) {
+func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, m *decayMemo, out []float64) (si, di uint32) {
 	si = tb.index.get(srcKey)
 	if si == 0 {
 		si = tb.newStream(srcKey, t)
@@ -368,25 +399,24 @@ func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, out []fl
 		l = tb.links.at(li)
 	}
 	// The decay factors of src, of the pair's other stream and of their
-	// link are computed together, in one pow2s (with Kitsune's links,
-	// other links decay too, one by one). dst decays here only if it
-	// exists and is not src: a new stream starts at t, and src has just
-	// been decayed.
-	const d, c = NumLambdas, 2 * NumLambdas // where dst's and the link's go in x
-	var x [(3*NumLambdas + 3) &^ 3]float64  // pow2s takes fours
-	movedS := statExponents(&src.windows, t, x[:d])
-	movedD, movedC := false, false
+	// link are computed together (with Kitsune's links, other links decay
+	// too, one by one). dst decays here only if it exists and is not src:
+	// a new stream starts at t, and src has just been decayed.
+	dts := [3]float64{t - src.last}
 	if !every {
-		movedD = dst != nil && di != si && statExponents(&dst.windows, t, x[d:c])
-		movedC = l != nil && l.covExponents(t, x[c:c+NumLambdas])
+		if dst != nil && di != si {
+			dts[1] = t - dst.last
+		}
+		if l != nil {
+			dts[2] = t - l.last
+		}
 	}
-	if movedS || movedD || movedC {
-		pow2s(x[:])
-	}
+	var f [3]*factors
+	m.get(dts[:], f[:])
 	// Window by window, as Kitsune does; a window's link statistics
 	// depend only on that window's, so all windows of src go first.
-	if movedS {
-		applyStatDecay(&src.windows, t, x[:d])
+	if f[0] != nil {
+		applyStatDecay(&src.windows, t, f[0])
 	}
 	for i := range src.s {
 		src.s[i].add(v)
@@ -395,7 +425,7 @@ func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, out []fl
 		for h := src.head; h != 0; {
 			hl, hs := unhandle(h)
 			sl := tb.links.at(hl)
-			sl.update(src, tb.streams.at(sl.other(hs)), sl.side(si), v, t)
+			sl.update(src, tb.streams.at(sl.other(hs)), sl.side(si), v, t, m)
 			h = sl.next[hs]
 		}
 	}
@@ -420,13 +450,13 @@ func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, out []fl
 	}
 	side := l.side(si)
 	if every {
-		l.update(src, tb.streams.at(l.other(side)), side, v, t)
+		l.update(src, tb.streams.at(l.other(side)), side, v, t, m)
 	} else {
-		if movedD {
-			applyStatDecay(&dst.windows, t, x[d:c])
+		if f[1] != nil {
+			applyStatDecay(&dst.windows, t, f[1])
 		}
-		if movedC {
-			l.applyCovDecay(side, t, x[c:c+NumLambdas])
+		if f[2] != nil {
+			l.applyCovDecay(side, t, f[2])
 		}
 		l.addResiduals(src, side, v)
 	}
@@ -463,6 +493,7 @@ type AfterImage struct {
 	// evicting holds the keys a sweep removes, between finding and
 	// removing them.
 	evicting []key
+	memo     decayMemo
 }
 
 // DefaultIdleTimeout is the IdleTimeout of an AfterImage that sets none: one
@@ -575,7 +606,7 @@ func (a *AfterImage) slabBytes() int {
 		a.sockets.index.bytes() + a.sockets.pairs.bytes()
 }
 
-func update1D(tb *table1D, k key, v, t float64, jitter bool, out []float64) {
+func update1D(tb *table1D, k key, v, t float64, jitter bool, m *decayMemo, out []float64) {
 	si := tb.index.get(k)
 	if si == 0 {
 		si = tb.streams.alloc()
@@ -592,7 +623,7 @@ func update1D(tb *table1D, k key, v, t float64, jitter bool, out []float64) {
 			v = dt
 		}
 	}
-	decayAll(&s.windows, t)
+	decayAll(&s.windows, t, m)
 	for i := range NumLambdas {
 		st := &s.s[i]
 		st.add(v)
@@ -608,10 +639,12 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 		a.Evict(t)
 		a.lastSweep = t
 	}
-	update1D(&a.macIP, hostKey(&p.Src, macBits(p.SrcMAC)), v, t, false, out[offsetMACIP:])
-	si, di := a.hosts.update(hostKey(&p.Src, 0), hostKey(&p.Dst, 0), v, t, !a.OwnLinkOnly, out[offsetChannel:])
+	m := &a.memo
+	m.n = 0 // Δt rarely repeats from one packet to the next: lookups stay short
+	update1D(&a.macIP, hostKey(&p.Src, macBits(p.SrcMAC)), v, t, false, m, out[offsetMACIP:])
+	si, di := a.hosts.update(hostKey(&p.Src, 0), hostKey(&p.Dst, 0), v, t, !a.OwnLinkOnly, m, out[offsetChannel:])
 	// A channel is keyed by its hosts' slots: both were just seen.
-	update1D(&a.jitter, key{a: uint64(si)<<32 | uint64(di)}, 0, t, true, out[offsetJitter:])
+	update1D(&a.jitter, key{a: uint64(si)<<32 | uint64(di)}, 0, t, true, m, out[offsetJitter:])
 	var src, dst key
 	switch p.Ports {
 	case PortARP:
@@ -623,7 +656,7 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 	default:
 		src, dst = hostKey(&p.Src, uint64(p.Ports)), hostKey(&p.Dst, uint64(p.Ports))
 	}
-	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, out[offsetSocket:])
+	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, m, out[offsetSocket:])
 	// The slabs' memory goes with a (its cleanup): a must outlive every
 	// pointer into them above, even where the caller holds it no longer.
 	runtime.KeepAlive(a)

@@ -64,6 +64,11 @@ type entry struct {
 // indexMin is the smallest table: 64 entries, 2 KiB.
 const indexMin = 64
 
+// indexMapMin is the smallest table taken from the slab memory: an index
+// grows through every size, and on the Go heap each new table is touched
+// page by page.
+const indexMapMin = 8 << 10
+
 func newIndex(mem *slabMemory) index {
 	return index{mem: mem, seed: [3]uint64{rand.Uint64(), rand.Uint64(), rand.Uint64()}}
 }
@@ -132,7 +137,7 @@ func (x *index) grow() {
 // table returns n zeroed entries, in the slab memory if they are many
 // and it has room.
 func (x *index) table(n int) ([]entry, bool) {
-	if size := n * int(unsafe.Sizeof(entry{})); x.mem != nil && size >= slabMapMin {
+	if size := n * int(unsafe.Sizeof(entry{})); x.mem != nil && size >= indexMapMin {
 		if p := x.mem.take(size); p != nil {
 			return unsafe.Slice((*entry)(p), n), true
 		}
