@@ -100,6 +100,35 @@ func lanesAxpyGo(out, b, a, m []float64, rows, n int) {
 	}
 }
 
+// lanesDot sets out[c] = b[c] + Σ_r a[r]·m[c·rows+r], lane by lane, r in
+// order: lanesAxpy with m transposed, the sums in the same order.
+func lanesDot(out, b, a, m []float64, rows, n int) {
+	if n == 0 {
+		return
+	}
+	_, _ = out[4*n-1], b[4*n-1]
+	if rows > 0 {
+		_, _ = a[4*rows-1], m[4*rows*n-1]
+	}
+	if useAVX && rows > 0 {
+		lanesDotAVX(&out[0], &b[0], &a[0], &m[0], rows, n)
+		return
+	}
+	lanesDotGo(out, b, a, m, rows, n)
+}
+
+func lanesDotGo(out, b, a, m []float64, rows, n int) {
+	out = out[:4*n]
+	copy(out, b)
+	a = a[:4*rows]
+	for c := range n {
+		o, row := out[4*c:4*c+4], m[4*c*rows:4*(c+1)*rows]
+		for e, mr := range row {
+			o[e&3] += float64(a[e] * mr)
+		}
+	}
+}
+
 // lanesUpdate adds a[r]·u[c] + b[r]·v[c] to m[r·n+c], lane by lane.
 func lanesUpdate(m, a, u, b, v []float64, rows, n int) {
 	if rows == 0 || n == 0 {

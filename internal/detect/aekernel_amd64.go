@@ -34,6 +34,9 @@ func pow2AVX2(x *float64, n int, c *[11]float64)
 func lanesAxpyAVX(out, b, a, m *float64, rows, n int)
 
 //go:noescape
+func lanesDotAVX(out, b, a, m *float64, rows, n int)
+
+//go:noescape
 func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)
 
 //go:noescape

@@ -333,6 +333,115 @@ ldone:
 	VZEROUPPER
 	RET
 
+// func lanesDotAVX(out, b, a, m *float64, rows, n int)
+// out[c] = b[c] + Σ_r a[r]·m[c·rows+r], r in order, every element a
+// vector of four lanes: lanesAxpy with m transposed (row c of m holds
+// output c's weights), so that one matrix serves both directions. Four
+// outputs at a time (four independent sums, four rows of m read side by
+// side), then two, then one.
+TEXT ·lanesDotAVX(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ b+8(FP), BX
+	MOVQ a+16(FP), SI
+	MOVQ m+24(FP), DX
+	MOVQ rows+32(FP), CX
+	MOVQ n+40(FP), R8
+	MOVQ CX, R9
+	SHLQ $5, R9 // a row of m, in bytes
+
+dquad:
+	CMPQ R8, $4
+	JL dpair
+	VMOVUPD (BX), Y0
+	VMOVUPD 32(BX), Y1
+	VMOVUPD 64(BX), Y2
+	VMOVUPD 96(BX), Y3
+	MOVQ SI, R11
+	MOVQ DX, R12
+	LEAQ (DX)(R9*2), R13
+	MOVQ CX, R10
+
+dqrow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VMULPD (R12)(R9*1), Y4, Y6
+	VMULPD (R13), Y4, Y7
+	VMULPD (R13)(R9*1), Y4, Y8
+	VADDPD Y5, Y0, Y0
+	VADDPD Y6, Y1, Y1
+	VADDPD Y7, Y2, Y2
+	VADDPD Y8, Y3, Y3
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, R13
+	DECQ R10
+	JNZ dqrow
+
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $128, BX
+	LEAQ (DX)(R9*4), DX
+	SUBQ $4, R8
+	JMP dquad
+
+dpair:
+	CMPQ R8, $2
+	JL done
+	VMOVUPD (BX), Y0
+	VMOVUPD 32(BX), Y1
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R10
+
+dprow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VMULPD (R12)(R9*1), Y4, Y6
+	VADDPD Y5, Y0, Y0
+	VADDPD Y6, Y1, Y1
+	ADDQ $32, R11
+	ADDQ $32, R12
+	DECQ R10
+	JNZ dprow
+
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	ADDQ $64, DI
+	ADDQ $64, BX
+	LEAQ (DX)(R9*2), DX
+	SUBQ $2, R8
+
+done:
+	CMPQ R8, $0
+	JE ddone
+	VMOVUPD (BX), Y0
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R10
+
+dorow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VADDPD Y5, Y0, Y0
+	ADDQ $32, R11
+	ADDQ $32, R12
+	DECQ R10
+	JNZ dorow
+
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, BX
+	ADDQ R9, DX
+	DECQ R8
+	JMP done
+
+ddone:
+	VZEROUPPER
+	RET
+
 // func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)
 // m[r·n+c] += a[r]·u[c] + b[r]·v[c] for r < rows, c < n, every element a
 // vector of four lanes: rowsUpdate with vectors in place of broadcasts.

@@ -14,6 +14,7 @@ func setVectorKernels(bool) (restore func()) { return func() {} }
 func pow2AVX2(x *float64, n int, c *[11]float64) { panic("no AVX2") }
 
 func lanesAxpyAVX(out, b, a, m *float64, rows, n int)    { panic("no AVX") }
+func lanesDotAVX(out, b, a, m *float64, rows, n int)     { panic("no AVX") }
 func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int) { panic("no AVX") }
 
 func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int) {

@@ -167,6 +167,22 @@ func TestLaneKernelsMatchThePlainLoopsBitForBit(t *testing.T) {
 			if !slices.Equal(inPlace, want) {
 				t.Fatalf("lanesAxpy rows %d n %d: the bias in place of the output gives another result", rows, n)
 			}
+			// lanesDot reads m as n rows of rows: with m transposed it
+			// is lanesAxpy, to the bit.
+			mt := make([]float64, len(m))
+			for r := range rows {
+				for c := range n {
+					copy(mt[4*(c*rows+r):4*(c*rows+r)+4], m[4*(r*n+c):4*(r*n+c)+4])
+				}
+			}
+			dotGo, dot := make([]float64, 4*n), make([]float64, 4*n)
+			lanesDotGo(dotGo, b, a, mt, rows, n)
+			lanesDot(dot, b, a, mt, rows, n)
+			for c := range dot {
+				if math.Float64bits(dot[c]) != math.Float64bits(want[c]) || math.Float64bits(dotGo[c]) != math.Float64bits(want[c]) {
+					t.Fatalf("lanesDot rows %d n %d: out[%d] = %v, plain loop %v, lanesAxpy %v", rows, n, c, dot[c], dotGo[c], want[c])
+				}
+			}
 			bb := fill(4 * rows)
 			wantM, gotM := slices.Clone(m), slices.Clone(m)
 			lanesUpdateGo(wantM, a, u, bb, v, rows, n)

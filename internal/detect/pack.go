@@ -29,8 +29,10 @@ type pack struct {
 	// read feature 0, which vbits then clears. The kernels read the row
 	// through it unchecked: rows are always n long.
 	idx []int64
-	// w is nv×nh and wt its transpose nh×nv, both in vectors of four.
-	w, wt              []float64
+	// w is nv×nh, in vectors of four: the encoder reads it by rows
+	// (lanesAxpy), the decoder, which uses its transpose, by columns
+	// (lanesDot), so a step updates one matrix, not two.
+	w                  []float64
 	hbias              []float64 // nh vectors
 	vbias, lo, hi, sc  []float64 // nv vectors; sc is 1/(hi-lo+1e-16)
 	lr                 [4]float64
@@ -74,7 +76,7 @@ func (k *KitNET) packed() []*pack {
 				p.idx[e] = int64(k.featMap[p.slot[e&3]][i])
 			}
 		}
-		p.w, p.wt = make([]float64, v*p.nh), make([]float64, h*p.nv)
+		p.w = make([]float64, v*p.nh)
 		p.hbias, p.vbias, p.lo, p.hi, p.sc = make([]float64, h), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v)
 		p.x, p.d, p.lx, p.le, p.lh = make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, h)
 		p.hbits, p.vbits = make([]uint64, h), make([]uint64, v)
@@ -123,8 +125,7 @@ func (p *pack) load() {
 			e := 4*i + l
 			p.vbias[e], p.lo[e], p.hi[e], p.sc[e] = a.vbias[i], a.lo[i], a.hi[i], a.scale[i]
 			for j := range a.nh {
-				w := a.w[i*a.nhp+j]
-				p.w[4*(i*p.nh+j)+l], p.wt[4*(j*p.nv+i)+l] = w, w
+				p.w[4*(i*p.nh+j)+l] = a.w[i*a.nhp+j]
 			}
 		}
 		for j := range a.nh {
@@ -145,8 +146,8 @@ func (p *pack) store() {
 			e := 4*i + l
 			a.vbias[i], a.lo[i], a.hi[i], a.scale[i] = p.vbias[e], p.lo[e], p.hi[e], p.sc[e]
 			for j := range a.nh {
-				a.w[i*a.nhp+j] = p.w[4*(i*p.nh+j)+l]
-				a.wt[j*a.nvp+i] = p.wt[4*(j*p.nv+i)+l]
+				w := p.w[4*(i*p.nh+j)+l]
+				a.w[i*a.nhp+j], a.wt[j*a.nvp+i] = w, w
 			}
 		}
 		for j := range a.nh {
@@ -271,7 +272,7 @@ func (p *pack) encode() {
 
 // decode sets z to the outputs' inputs, before the sigmoid.
 func (p *pack) decode() {
-	lanesAxpy(p.z, p.vbias, p.y, p.wt, p.nh, p.nv)
+	lanesDot(p.z, p.vbias, p.y, p.w, p.nh, p.nv)
 }
 
 // rmse writes each lane's RMSE of the forward pass in x and z to out, at
@@ -295,6 +296,5 @@ func (p *pack) step() {
 	lanesAxpy(p.lh, p.zero, p.d, p.w, p.nv, p.nh)
 	lanesDerivAVX(&p.lh[0], &p.y[0], p.nh)
 	lanesUpdate(p.w, p.lx, p.lh, p.le, p.y, p.nv, p.nh)
-	lanesUpdate(p.wt, p.lh, p.lx, p.y, p.le, p.nh, p.nv)
 	lanesBiasAVX(&p.vbias[0], &p.le[0], &p.hbias[0], &p.lh[0], &p.lr[0], p.nv, p.nh)
 }
