@@ -19,12 +19,20 @@ func rowsUpdateAVX(m, a, u, b, v *float64, rows, n, stride int)
 //go:noescape
 func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
 
+// useAVX512 is set where the sigmoid can run eight at a time
+// (sigmoidsAVX512: AVX-512 Foundation, with the operating system saving
+// its registers).
+var useAVX512 = cpu.X86.HasAVX512F
+
+//go:noescape
+func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64) (done int)
+
 // setVectorKernels turns the AVX kernels on or off and returns a function
 // that restores the previous setting; tests compare both paths.
 func setVectorKernels(on bool) (restore func()) {
-	avx, avx2 := useAVX, useAVX2
-	useAVX, useAVX2 = on && cpu.X86.HasAVX, on && cpu.X86.HasAVX2
-	return func() { useAVX, useAVX2 = avx, avx2 }
+	avx, avx2, avx512 := useAVX, useAVX2, useAVX512
+	useAVX, useAVX2, useAVX512 = on && cpu.X86.HasAVX, on && cpu.X86.HasAVX2, on && cpu.X86.HasAVX512F
+	return func() { useAVX, useAVX2, useAVX512 = avx, avx2, avx512 }
 }
 
 //go:noescape

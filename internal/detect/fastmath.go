@@ -54,33 +54,42 @@ func exp(x float64) float64 {
 func sigmoid(v float64) float64 { return 1 / (1 + exp(-v)) }
 
 // sigmoids applies the logistic function to every element of v in place.
-// Where AVX2 exists, four at a time (sigmoidsAVX2), with the operations of
-// sigmoidsGo in its order, so bit for bit the same; from the first block
-// of four holding an argument outside [-708, 708] or NaN, and for the last
-// few, sigmoidsGo does the rest (it hands those arguments to math.Exp).
+// Where AVX-512 or AVX2 exists, eight or four at a time (sigmoidsVector),
+// with the operations of sigmoidsGo in its order, so bit for bit the same;
+// from the first block holding an argument outside [-708, 708] or NaN, and
+// for the last few, sigmoidsGo does the rest (it hands those arguments to
+// math.Exp).
 func sigmoids(v []float64) {
+	sigmoidsGo(v[sigmoidsVector(v):])
+}
+
+// sigmoidsVector applies the vector code to v's first values, eights then
+// fours, as far as it can go, and returns how many it did.
+func sigmoidsVector(v []float64) int {
 	done := 0
-	if n := len(v) &^ 3; useAVX2 && n > 0 {
-		done = sigmoidsAVX2(&v[0], n, &sigmoidConsts, &exp2Table[0])
+	if n := len(v) &^ 7; useAVX512 && n > 0 {
+		if done = sigmoidsAVX512(&v[0], n, &sigmoidConsts, &exp2Table[0]); done < n {
+			return done
+		}
 	}
-	sigmoidsGo(v[done:])
+	if n := (len(v) - done) &^ 3; useAVX2 && n > 0 {
+		done += sigmoidsAVX2(&v[done], n, &sigmoidConsts, &exp2Table[0])
+	}
+	return done
 }
 
 // sigmoidsPadded is sigmoids on v[:n], where v's length is a multiple of 4
 // and v[n:] is padding: the vector code runs over the padding too, which
 // is then cleared again.
 func sigmoidsPadded(v []float64, n int) {
-	done := 0
-	if useAVX2 && len(v) > 0 {
-		done = sigmoidsAVX2(&v[0], len(v), &sigmoidConsts, &exp2Table[0])
-	}
-	if done < n {
+	if done := sigmoidsVector(v); done < n {
 		sigmoidsGo(v[done:n])
 	}
 	clear(v[n:])
 }
 
-// sigmoidConsts are sigmoidsAVX2's constants (see aekernel_amd64.s).
+// sigmoidConsts are sigmoidsAVX2's and sigmoidsAVX512's constants (see
+// aekernel_amd64.s).
 var sigmoidConsts = [12]float64{
 	math.Float64frombits(1 << 63), 256 / math.Ln2, 0x1.8p52, ln2By256Hi, ln2By256Lo,
 	1, 0.5, 1.0 / 6, 1.0 / 24, math.Float64frombits(255), -708, 708,

@@ -69,7 +69,7 @@ func TestExpMatchesMath(t *testing.T) {
 			sigmoids(vs)
 			for i := range vs {
 				if math.Float64bits(vs[i]) != math.Float64bits(want[i]) && !(math.IsNaN(vs[i]) && math.IsNaN(want[i])) {
-					t.Fatalf("sigmoids of %d values: element %d = %v, sigmoid gives %v (AVX2 %v)", n, i, vs[i], want[i], useAVX2)
+					t.Fatalf("sigmoids of %d values: element %d = %v, sigmoid gives %v (AVX2 %v, AVX-512 %v)", n, i, vs[i], want[i], useAVX2, useAVX512)
 				}
 			}
 		}
