@@ -73,3 +73,14 @@ func crossUpdateAVX(cross, r *float64, n int)
 
 //go:noescape
 func crossUpdate4AVX(cross, r *float64, n int)
+
+//go:noescape
+func prefetchLines(addrs *uintptr, n int)
+
+// prefetch hints the processor to fetch the cache lines at addrs (0s
+// included: a prefetch never faults).
+func prefetch(addrs []uintptr) {
+	if len(addrs) > 0 {
+		prefetchLines(&addrs[0], len(addrs))
+	}
+}

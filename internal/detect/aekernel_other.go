@@ -33,3 +33,6 @@ func lanesBiasAVX(vb, le, hb, lh, lr *float64, nv, nh int)   { panic("no AVX") }
 func crossUpdateAVX(cross, r *float64, n int) { panic("no AVX") }
 
 func crossUpdate4AVX(cross, r *float64, n int) { panic("no AVX") }
+
+// prefetch is only a hint; without the instruction at hand it does nothing.
+func prefetch([]uintptr) {}

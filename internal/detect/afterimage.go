@@ -641,23 +641,48 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 	}
 	m := &a.memo
 	m.n = 0 // Δt rarely repeats from one packet to the next: lookups stay short
-	update1D(&a.macIP, hostKey(&p.Src, macBits(p.SrcMAC)), v, t, false, m, out[offsetMACIP:])
-	si, di := a.hosts.update(hostKey(&p.Src, 0), hostKey(&p.Dst, 0), v, t, !a.OwnLinkOnly, m, out[offsetChannel:])
+	k := packetKeys(p)
+	update1D(&a.macIP, k.macIP, v, t, false, m, out[offsetMACIP:])
+	si, di := a.hosts.update(k.src, k.dst, v, t, !a.OwnLinkOnly, m, out[offsetChannel:])
 	// A channel is keyed by its hosts' slots: both were just seen.
 	update1D(&a.jitter, key{a: uint64(si)<<32 | uint64(di)}, 0, t, true, m, out[offsetJitter:])
-	var src, dst key
+	a.sockets.update(k.srcSocket, k.dstSocket, v, t, !a.OwnLinkOnly, m, out[offsetSocket:])
+	// The slabs' memory goes with a (its cleanup): a must outlive every
+	// pointer into them above, even where the caller holds it no longer.
+	runtime.KeepAlive(a)
+}
+
+// keys are the keys of a packet's streams but its channel's (keyed by
+// its hosts' slots).
+type keys struct {
+	macIP, src, dst, srcSocket, dstSocket key
+}
+
+func packetKeys(p *Packet) keys {
+	k := keys{macIP: hostKey(&p.Src, macBits(p.SrcMAC)), src: hostKey(&p.Src, 0), dst: hostKey(&p.Dst, 0)}
 	switch p.Ports {
 	case PortARP:
 		// Kitsune keys ARP sockets by MAC address alone.
 		sm, dm := hostMAC(p.SrcMAC), hostMAC(p.DstMAC)
-		src, dst = hostKey(&sm, 0), hostKey(&dm, 0)
+		k.srcSocket, k.dstSocket = hostKey(&sm, 0), hostKey(&dm, 0)
 	case PortNumber:
-		src, dst = hostKey(&p.Src, uint64(PortNumber)|uint64(p.SrcPort)<<8), hostKey(&p.Dst, uint64(PortNumber)|uint64(p.DstPort)<<8)
+		k.srcSocket, k.dstSocket = hostKey(&p.Src, uint64(PortNumber)|uint64(p.SrcPort)<<8), hostKey(&p.Dst, uint64(PortNumber)|uint64(p.DstPort)<<8)
 	default:
-		src, dst = hostKey(&p.Src, uint64(p.Ports)), hostKey(&p.Dst, uint64(p.Ports))
+		k.srcSocket, k.dstSocket = hostKey(&p.Src, uint64(p.Ports)), hostKey(&p.Dst, uint64(p.Ports))
 	}
-	a.sockets.update(src, dst, v, t, !a.OwnLinkOnly, m, out[offsetSocket:])
-	// The slabs' memory goes with a (its cleanup): a must outlive every
-	// pointer into them above, even where the caller holds it no longer.
-	runtime.KeepAlive(a)
+	return k
+}
+
+// Prefetch asks the processor to start fetching the index entries where
+// Update(p)'s lookups of p's streams start, without waiting for them. The
+// streams of a busy network are spread over megabytes, so each lookup would
+// otherwise wait for memory in turn; called a packet or two ahead of
+// Update, the fetches overlap with the work on the packets before. It
+// changes nothing. (Fetching the streams those entries lead to as well,
+// one packet ahead, cost more in hashing than it saved.)
+func (a *AfterImage) Prefetch(p *Packet) {
+	k := packetKeys(p)
+	addrs := [5]uintptr{a.macIP.index.home(k.macIP), a.hosts.index.home(k.src), a.hosts.index.home(k.dst),
+		a.sockets.index.home(k.srcSocket), a.sockets.index.home(k.dstSocket)}
+	prefetch(addrs[:])
 }

@@ -101,6 +101,15 @@ func (x *index) get(k key) uint32 {
 	}
 }
 
+// home returns the address of the entry where a lookup of k starts, or 0
+// for an empty index: a place to prefetch.
+func (x *index) home(k key) uintptr {
+	if len(x.e) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&x.e[x.hash(k)&uint64(len(x.e)-1)]))
+}
+
 // put adds k with its slot; k must not be in the index.
 func (x *index) put(k key, slot uint32) {
 	if 2*(x.n+1) > len(x.e) {

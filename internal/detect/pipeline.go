@@ -242,6 +242,10 @@ func (fs *featureStage) fill(b *batch) {
 	b.pkts, b.sigs, b.sigEnd, b.feature = b.pkts[:0], b.sigs[:0], b.sigEnd[:0], 0
 	start := time.Now()
 	perPacket := cap(b.pkts) == 1
+	// Decoding and rules first, packet by packet (a packet's frame and
+	// payload last only until the next is read), then the features: with
+	// the batch's packets at hand, each one's streams are prefetched while
+	// the one before is worked on.
 	for len(b.pkts) < cap(b.pkts) {
 		data, ci, err := fs.src.Next()
 		if err != nil {
@@ -254,11 +258,7 @@ func (fs *featureStage) fill(b *batch) {
 		}
 		b.pkts = append(b.pkts, Packet{})
 		p := &b.pkts[len(b.pkts)-1]
-		i := len(b.pkts) - 1
 		fs.dec.Decode(data, ci, p)
-		if fs.ai != nil {
-			fs.ai.Update(p, b.x[i*NumFeatures:(i+1)*NumFeatures])
-		}
 		if perPacket {
 			b.feature += time.Since(t0)
 		}
@@ -267,6 +267,25 @@ func (fs *featureStage) fill(b *batch) {
 		}
 		p.Payload = nil // it points into the decoder's buffer
 		b.sigEnd = append(b.sigEnd, len(b.sigs))
+	}
+	if fs.ai != nil {
+		var t0 time.Time
+		if perPacket {
+			t0 = time.Now()
+		}
+		const ahead = 2 // packets
+		for i := range min(ahead, len(b.pkts)) {
+			fs.ai.Prefetch(&b.pkts[i])
+		}
+		for i := range b.pkts {
+			if i+ahead < len(b.pkts) {
+				fs.ai.Prefetch(&b.pkts[i+ahead])
+			}
+			fs.ai.Update(&b.pkts[i], b.x[i*NumFeatures:(i+1)*NumFeatures])
+		}
+		if perPacket {
+			b.feature += time.Since(t0)
+		}
 	}
 	if !perPacket {
 		b.feature = time.Since(start)
