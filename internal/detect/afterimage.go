@@ -319,10 +319,10 @@ func newTable2D(mem *slabMemory) table2D {
 }
 
 // newStream registers k's stream, not yet indexed, at t.
-func (tb *table2D) newStream(k key, t float64) uint32 {
+func (tb *table2D) newStream(k hashed, t float64) uint32 {
 	i := tb.streams.alloc()
 	tb.streams.at(i).register(t)
-	tb.index.put(k, i)
+	tb.index.insert(k, i)
 	return i
 }
 
@@ -376,13 +376,13 @@ func (tb *table2D) unlink(s uint32, l uint32, side int) {
 //
 // With every set, each of src's links is updated as well, as Kitsune does;
 // otherwise only the link of the pair.
-func (tb *table2D) update(srcKey, dstKey key, v, t float64, every bool, m *decayMemo, out []float64) (si, di uint32) {
-	si = tb.index.get(srcKey)
+func (tb *table2D) update(srcKey, dstKey hashed, v, t float64, every bool, m *decayMemo, out []float64) (si, di uint32) {
+	si = tb.index.lookup(srcKey)
 	if si == 0 {
 		si = tb.newStream(srcKey, t)
 	}
 	var li uint32
-	di = tb.index.get(dstKey)
+	di = tb.index.lookup(dstKey)
 	if di != 0 {
 		li = tb.findLink(si, di)
 	}
@@ -606,12 +606,12 @@ func (a *AfterImage) slabBytes() int {
 		a.sockets.index.bytes() + a.sockets.pairs.bytes()
 }
 
-func update1D(tb *table1D, k key, v, t float64, jitter bool, m *decayMemo, out []float64) {
-	si := tb.index.get(k)
+func update1D(tb *table1D, k hashed, v, t float64, jitter bool, m *decayMemo, out []float64) {
+	si := tb.index.lookup(k)
 	if si == 0 {
 		si = tb.streams.alloc()
 		tb.streams.at(si).register(t)
-		tb.index.put(k, si)
+		tb.index.insert(k, si)
 	}
 	s := tb.streams.at(si)
 	s.lastSeen = t
@@ -634,6 +634,12 @@ func update1D(tb *table1D, k key, v, t float64, jitter bool, m *decayMemo, out [
 // Update folds p into the statistics and writes its NumFeatures features to
 // out, which must hold at least NumFeatures values.
 func (a *AfterImage) Update(p *Packet, out []float64) {
+	k := a.keysOf(p)
+	a.update(p, &k, out)
+}
+
+// update is Update with p's keys at hand (keysOf).
+func (a *AfterImage) update(p *Packet, k *keys, out []float64) {
 	t, v := p.Time, float64(p.Length)
 	if t-a.lastSweep >= EvictInterval || t < a.lastSweep {
 		a.Evict(t)
@@ -641,47 +647,51 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 	}
 	m := &a.memo
 	m.n = 0 // Δt rarely repeats from one packet to the next: lookups stay short
-	k := packetKeys(p)
 	update1D(&a.macIP, k.macIP, v, t, false, m, out[offsetMACIP:])
 	si, di := a.hosts.update(k.src, k.dst, v, t, !a.OwnLinkOnly, m, out[offsetChannel:])
 	// A channel is keyed by its hosts' slots: both were just seen.
-	update1D(&a.jitter, key{a: uint64(si)<<32 | uint64(di)}, 0, t, true, m, out[offsetJitter:])
+	update1D(&a.jitter, a.jitter.index.hashed(key{a: uint64(si)<<32 | uint64(di)}), 0, t, true, m, out[offsetJitter:])
 	a.sockets.update(k.srcSocket, k.dstSocket, v, t, !a.OwnLinkOnly, m, out[offsetSocket:])
 	// The slabs' memory goes with a (its cleanup): a must outlive every
 	// pointer into them above, even where the caller holds it no longer.
 	runtime.KeepAlive(a)
 }
 
-// keys are the keys of a packet's streams but its channel's (keyed by
-// its hosts' slots).
+// keys are the keys of a packet's streams, hashed in their indexes, but
+// its channel's (keyed by its hosts' slots).
 type keys struct {
-	macIP, src, dst, srcSocket, dstSocket key
+	macIP, src, dst, srcSocket, dstSocket hashed
 }
 
-func packetKeys(p *Packet) keys {
-	k := keys{macIP: hostKey(&p.Src, macBits(p.SrcMAC)), src: hostKey(&p.Src, 0), dst: hostKey(&p.Dst, 0)}
+func (a *AfterImage) keysOf(p *Packet) keys {
+	var srcSocket, dstSocket key
 	switch p.Ports {
 	case PortARP:
 		// Kitsune keys ARP sockets by MAC address alone.
 		sm, dm := hostMAC(p.SrcMAC), hostMAC(p.DstMAC)
-		k.srcSocket, k.dstSocket = hostKey(&sm, 0), hostKey(&dm, 0)
+		srcSocket, dstSocket = hostKey(&sm, 0), hostKey(&dm, 0)
 	case PortNumber:
-		k.srcSocket, k.dstSocket = hostKey(&p.Src, uint64(PortNumber)|uint64(p.SrcPort)<<8), hostKey(&p.Dst, uint64(PortNumber)|uint64(p.DstPort)<<8)
+		srcSocket, dstSocket = hostKey(&p.Src, uint64(PortNumber)|uint64(p.SrcPort)<<8), hostKey(&p.Dst, uint64(PortNumber)|uint64(p.DstPort)<<8)
 	default:
-		k.srcSocket, k.dstSocket = hostKey(&p.Src, uint64(p.Ports)), hostKey(&p.Dst, uint64(p.Ports))
+		srcSocket, dstSocket = hostKey(&p.Src, uint64(p.Ports)), hostKey(&p.Dst, uint64(p.Ports))
 	}
-	return k
+	return keys{
+		macIP:     a.macIP.index.hashed(hostKey(&p.Src, macBits(p.SrcMAC))),
+		src:       a.hosts.index.hashed(hostKey(&p.Src, 0)),
+		dst:       a.hosts.index.hashed(hostKey(&p.Dst, 0)),
+		srcSocket: a.sockets.index.hashed(srcSocket),
+		dstSocket: a.sockets.index.hashed(dstSocket),
+	}
 }
 
-// Prefetch asks the processor to start fetching the index entries where
-// Update(p)'s lookups of p's streams start, without waiting for them. The
-// streams of a busy network are spread over megabytes, so each lookup would
-// otherwise wait for memory in turn; called a packet or two ahead of
-// Update, the fetches overlap with the work on the packets before. It
+// prefetch asks the processor to start fetching the index entries where
+// the lookups of a packet's streams (k) start, without waiting for them.
+// The streams of a busy network are spread over megabytes, so each lookup
+// would otherwise wait for memory in turn; done a packet or two ahead of
+// update, the fetches overlap with the work on the packets before. It
 // changes nothing. (Fetching the streams those entries lead to as well,
-// one packet ahead, cost more in hashing than it saved.)
-func (a *AfterImage) Prefetch(p *Packet) {
-	k := packetKeys(p)
+// one packet ahead, cost more than it saved.)
+func (a *AfterImage) prefetch(k *keys) {
 	addrs := [5]uintptr{a.macIP.index.home(k.macIP), a.hosts.index.home(k.src), a.hosts.index.home(k.dst),
 		a.sockets.index.home(k.srcSocket), a.sockets.index.home(k.dstSocket)}
 	prefetch(addrs[:])

@@ -83,19 +83,30 @@ func (x *index) hash(k key) uint64 {
 	return mix(mix(k.a^x.seed[0], k.b^x.seed[1])^k.c, x.seed[2]|1)
 }
 
+// hashed is a key with its hash in one index, so that a key looked up
+// twice (prefetched, then found) is hashed once.
+type hashed struct {
+	k key
+	h uint64
+}
+
+func (x *index) hashed(k key) hashed { return hashed{k, x.hash(k)} }
+
 // get returns k's slot, or 0 when k is not in the index.
-func (x *index) get(k key) uint32 {
+func (x *index) get(k key) uint32 { return x.lookup(x.hashed(k)) }
+
+// lookup is get with the key hashed in this index.
+func (x *index) lookup(k hashed) uint32 {
 	if x.n == 0 {
 		return 0
 	}
-	h := x.hash(k)
 	m := uint64(len(x.e) - 1)
-	for i := h & m; ; i = (i + 1) & m {
+	for i := k.h & m; ; i = (i + 1) & m {
 		e := &x.e[i]
 		if e.slot == 0 {
 			return 0
 		}
-		if e.h == uint32(h) && e.k == k {
+		if e.h == uint32(k.h) && e.k == k.k {
 			return e.slot
 		}
 	}
@@ -103,20 +114,23 @@ func (x *index) get(k key) uint32 {
 
 // home returns the address of the entry where a lookup of k starts, or 0
 // for an empty index: a place to prefetch.
-func (x *index) home(k key) uintptr {
+func (x *index) home(k hashed) uintptr {
 	if len(x.e) == 0 {
 		return 0
 	}
-	return uintptr(unsafe.Pointer(&x.e[x.hash(k)&uint64(len(x.e)-1)]))
+	return uintptr(unsafe.Pointer(&x.e[k.h&uint64(len(x.e)-1)]))
 }
 
 // put adds k with its slot; k must not be in the index.
-func (x *index) put(k key, slot uint32) {
+func (x *index) put(k key, slot uint32) { x.insert(x.hashed(k), slot) }
+
+// insert is put with the key hashed in this index.
+func (x *index) insert(k hashed, slot uint32) {
 	if 2*(x.n+1) > len(x.e) {
 		x.grow()
 	}
 	x.n++
-	x.place(entry{k: k, slot: slot, h: uint32(x.hash(k))})
+	x.place(entry{k: k.k, slot: slot, h: uint32(k.h)})
 }
 
 // place puts e in the first empty entry from its own.

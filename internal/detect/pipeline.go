@@ -199,14 +199,16 @@ type batch struct {
 	pkts    []Packet
 	x       []float64 // len(pkts)×NumFeatures
 	sigs    []alert.Signal
-	sigEnd  []int // sigs[sigEnd[i-1]:sigEnd[i]] are packet i's
-	err     error // what ended the source after these packets, if anything
+	sigEnd  []int  // sigs[sigEnd[i-1]:sigEnd[i]] are packet i's
+	keys    []keys // the packets' streams' keys, while computing features
+	err     error  // what ended the source after these packets, if anything
 	feature time.Duration
 	decode  DecodeStats // the decoder's counters after these packets
 }
 
 func newBatch(size int) *batch {
-	return &batch{pkts: make([]Packet, 0, size), x: make([]float64, size*NumFeatures), sigEnd: make([]int, 0, size)}
+	return &batch{pkts: make([]Packet, 0, size), x: make([]float64, size*NumFeatures), sigEnd: make([]int, 0, size),
+		keys: make([]keys, 0, size)}
 }
 
 // featureStage decodes frames, computes their features and applies the
@@ -274,14 +276,17 @@ func (fs *featureStage) fill(b *batch) {
 			t0 = time.Now()
 		}
 		const ahead = 2 // packets
+		b.keys = b.keys[:0]
 		for i := range min(ahead, len(b.pkts)) {
-			fs.ai.Prefetch(&b.pkts[i])
+			b.keys = append(b.keys, fs.ai.keysOf(&b.pkts[i]))
+			fs.ai.prefetch(&b.keys[i])
 		}
 		for i := range b.pkts {
-			if i+ahead < len(b.pkts) {
-				fs.ai.Prefetch(&b.pkts[i+ahead])
+			if j := i + ahead; j < len(b.pkts) {
+				b.keys = append(b.keys, fs.ai.keysOf(&b.pkts[j]))
+				fs.ai.prefetch(&b.keys[j])
 			}
-			fs.ai.Update(&b.pkts[i], b.x[i*NumFeatures:(i+1)*NumFeatures])
+			fs.ai.update(&b.pkts[i], &b.keys[i], b.x[i*NumFeatures:(i+1)*NumFeatures])
 		}
 		if perPacket {
 			b.feature += time.Since(t0)

@@ -69,7 +69,7 @@ func TestLinkListsKeepTheirOrderThroughEviction(t *testing.T) {
 	tb := newTable2D(&slabMemory{})
 	out := make([]float64, 7*NumLambdas)
 	send := func(src, dst int, at float64) {
-		tb.update(key{a: uint64(src)}, key{a: uint64(dst)}, 100, at, true, &decayMemo{}, out)
+		tb.update(tb.index.hashed(key{a: uint64(src)}), tb.index.hashed(key{a: uint64(dst)}), 100, at, true, &decayMemo{}, out)
 	}
 	send(0, 0, 1)
 	send(0, 1, 2)
