@@ -147,6 +147,7 @@ device pages plot.
 				return fmt.Errorf("detect: %w", err)
 			}
 			defer r.Close()
+			startHeap(64 << 20)
 			opts, err := scoreOptions(cmd)
 			if err != nil {
 				return err
