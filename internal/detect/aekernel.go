@@ -82,6 +82,10 @@ func lanesAxpy(out, b, a, m []float64, rows, n int) {
 	if rows > 0 {
 		_, _ = a[4*rows-1], m[4*rows*n-1]
 	}
+	if useAVX512 && rows > 0 {
+		lanesAxpyAVX512(&out[0], &b[0], &a[0], &m[0], rows, n)
+		return
+	}
 	if useAVX && rows > 0 {
 		lanesAxpyAVX(&out[0], &b[0], &a[0], &m[0], rows, n)
 		return
@@ -135,6 +139,10 @@ func lanesUpdate(m, a, u, b, v []float64, rows, n int) {
 		return
 	}
 	_, _, _, _, _ = m[4*rows*n-1], a[4*rows-1], b[4*rows-1], u[4*n-1], v[4*n-1]
+	if useAVX512 {
+		lanesUpdateAVX512(&m[0], &a[0], &u[0], &b[0], &v[0], rows, n)
+		return
+	}
 	if useAVX {
 		lanesUpdateAVX(&m[0], &a[0], &u[0], &b[0], &v[0], rows, n)
 		return

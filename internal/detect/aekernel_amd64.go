@@ -35,11 +35,26 @@ func setVectorKernels(on bool) (restore func()) {
 	return func() { useAVX, useAVX2, useAVX512 = avx, avx2, avx512 }
 }
 
+// setAVX512 turns the AVX-512 kernels on (where the processor has them)
+// or off, leaving the AVX2 ones, and returns a function that restores the
+// previous setting; tests compare both widths.
+func setAVX512(on bool) (restore func()) {
+	was := useAVX512
+	useAVX512 = on && cpu.X86.HasAVX512F
+	return func() { useAVX512 = was }
+}
+
 //go:noescape
 func pow2AVX2(x *float64, n int, c *[11]float64)
 
 //go:noescape
 func lanesAxpyAVX(out, b, a, m *float64, rows, n int)
+
+//go:noescape
+func lanesAxpyAVX512(out, b, a, m *float64, rows, n int)
+
+//go:noescape
+func lanesUpdateAVX512(m, a, u, b, v *float64, rows, n int)
 
 //go:noescape
 func lanesDotAVX(out, b, a, m *float64, rows, n int)

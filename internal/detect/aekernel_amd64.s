@@ -510,6 +510,180 @@ ddone:
 	VZEROUPPER
 	RET
 
+// func lanesAxpyAVX512(out, b, a, m *float64, rows, n int)
+// lanesAxpyAVX in AVX-512 registers, each holding two columns' vectors of
+// four lanes, a[r] broadcast to both halves: eight columns at a time (four
+// independent sums), then four, then two, then one in a YMM register. The
+// same operations in the same order, so the same bits.
+TEXT ·lanesAxpyAVX512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ b+8(FP), BX
+	MOVQ a+16(FP), SI
+	MOVQ m+24(FP), DX
+	MOVQ rows+32(FP), CX
+	MOVQ n+40(FP), R8
+	MOVQ R8, R9
+	SHLQ $5, R9 // a row of m, in bytes
+
+xoct:
+	CMPQ R8, $8
+	JL xquad
+	VMOVUPD (BX), Z0
+	VMOVUPD 64(BX), Z1
+	VMOVUPD 128(BX), Z2
+	VMOVUPD 192(BX), Z3
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+xorow:
+	VBROADCASTF64X4 (R11), Z4
+	VMULPD (R12), Z4, Z5
+	VMULPD 64(R12), Z4, Z6
+	VMULPD 128(R12), Z4, Z7
+	VMULPD 192(R12), Z4, Z8
+	VADDPD Z5, Z0, Z0
+	VADDPD Z6, Z1, Z1
+	VADDPD Z7, Z2, Z2
+	VADDPD Z8, Z3, Z3
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ xorow
+
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, 128(DI)
+	VMOVUPD Z3, 192(DI)
+	ADDQ $256, DI
+	ADDQ $256, BX
+	ADDQ $256, DX
+	SUBQ $8, R8
+	JMP xoct
+
+xquad:
+	CMPQ R8, $4
+	JL xpair
+	VMOVUPD (BX), Z0
+	VMOVUPD 64(BX), Z1
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+xqrow:
+	VBROADCASTF64X4 (R11), Z4
+	VMULPD (R12), Z4, Z5
+	VMULPD 64(R12), Z4, Z6
+	VADDPD Z5, Z0, Z0
+	VADDPD Z6, Z1, Z1
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ xqrow
+
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	ADDQ $128, DI
+	ADDQ $128, BX
+	ADDQ $128, DX
+	SUBQ $4, R8
+
+xpair:
+	CMPQ R8, $2
+	JL xone
+	VMOVUPD (BX), Z0
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+xprow:
+	VBROADCASTF64X4 (R11), Z4
+	VMULPD (R12), Z4, Z5
+	VADDPD Z5, Z0, Z0
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ xprow
+
+	VMOVUPD Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $64, BX
+	ADDQ $64, DX
+	SUBQ $2, R8
+
+xone:
+	CMPQ R8, $0
+	JE xdone
+	VMOVUPD (BX), Y0
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ CX, R13
+
+xsrow:
+	VMOVUPD (R11), Y4
+	VMULPD (R12), Y4, Y5
+	VADDPD Y5, Y0, Y0
+	ADDQ $32, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ xsrow
+
+	VMOVUPD Y0, (DI)
+
+xdone:
+	VZEROUPPER
+	RET
+
+// func lanesUpdateAVX512(m, a, u, b, v *float64, rows, n int)
+// lanesUpdateAVX two columns at a time in AVX-512 registers (a[r] and b[r]
+// broadcast to both halves), the last odd column in a YMM register: the
+// same operations in the same order.
+TEXT ·lanesUpdateAVX512(SB), NOSPLIT, $0-56
+	MOVQ m+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ u+16(FP), DX
+	MOVQ b+24(FP), BX
+	MOVQ v+32(FP), AX
+	MOVQ rows+40(FP), CX
+	MOVQ n+48(FP), R8
+
+vrow:
+	VBROADCASTF64X4 (SI), Z2
+	VBROADCASTF64X4 (BX), Z3
+	XORQ R10, R10
+	MOVQ R8, R11
+
+vpair:
+	CMPQ R11, $2
+	JL vone
+	VMULPD (DX)(R10*1), Z2, Z0
+	VMULPD (AX)(R10*1), Z3, Z1
+	VADDPD Z1, Z0, Z0
+	VADDPD (DI)(R10*1), Z0, Z0
+	VMOVUPD Z0, (DI)(R10*1)
+	ADDQ $64, R10
+	SUBQ $2, R11
+	JMP vpair
+
+vone:
+	CMPQ R11, $0
+	JE vnext
+	VMULPD (DX)(R10*1), Y2, Y0
+	VMULPD (AX)(R10*1), Y3, Y1
+	VADDPD Y1, Y0, Y0
+	VADDPD (DI)(R10*1), Y0, Y0
+	VMOVUPD Y0, (DI)(R10*1)
+	ADDQ $32, R10
+
+vnext:
+	ADDQ $32, SI
+	ADDQ $32, BX
+	ADDQ R10, DI
+	DECQ CX
+	JNZ vrow
+	VZEROUPPER
+	RET
+
 // func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)
 // m[r·n+c] += a[r]·u[c] + b[r]·v[c] for r < rows, c < n, every element a
 // vector of four lanes: rowsUpdate with vectors in place of broadcasts.

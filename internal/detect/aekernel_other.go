@@ -12,11 +12,15 @@ func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64) int { pan
 
 func setVectorKernels(bool) (restore func()) { return func() {} }
 
+func setAVX512(bool) (restore func()) { return func() {} }
+
 func pow2AVX2(x *float64, n int, c *[11]float64) { panic("no AVX2") }
 
-func lanesAxpyAVX(out, b, a, m *float64, rows, n int)    { panic("no AVX") }
-func lanesDotAVX(out, b, a, m *float64, rows, n int)     { panic("no AVX") }
-func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int) { panic("no AVX") }
+func lanesAxpyAVX(out, b, a, m *float64, rows, n int)       { panic("no AVX") }
+func lanesDotAVX(out, b, a, m *float64, rows, n int)        { panic("no AVX") }
+func lanesAxpyAVX512(out, b, a, m *float64, rows, n int)    { panic("no AVX-512") }
+func lanesUpdateAVX512(m, a, u, b, v *float64, rows, n int) { panic("no AVX-512") }
+func lanesUpdateAVX(m, a, u, b, v *float64, rows, n int)    { panic("no AVX") }
 
 func lanesScaleAVX(x, in *float64, idx *int64, lo, sc *float64, mask *uint64, n int) {
 	panic("no AVX")

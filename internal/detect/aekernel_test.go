@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -143,6 +144,16 @@ func TestCrossUpdateMatchesThePlainLoop(t *testing.T) {
 // loops for every shape a pack can take (1 to 10 vectors wide, 1 to 12
 // rows), bit for bit, with the bias in place and apart.
 func TestLaneKernelsMatchThePlainLoopsBitForBit(t *testing.T) {
+	// Both vector widths where the processor has AVX-512: eight, four,
+	// two and one columns at a time, then four, two and one.
+	for _, wide := range []bool{true, false} {
+		restore := setAVX512(wide)
+		t.Run(fmt.Sprintf("avx512=%v", wide), testLaneKernels)
+		restore()
+	}
+}
+
+func testLaneKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	fill := func(n int) []float64 {
 		s := make([]float64, n)

@@ -48,31 +48,10 @@ func TestExpMatchesMath(t *testing.T) {
 	// an argument out of its range: every length, so that the tail after
 	// the last four is covered, and now and then such an argument.
 	rng := rand.New(rand.NewPCG(3, 3))
-	for n := 1; n <= 40; n++ {
-		for range 50 {
-			vs := make([]float64, n)
-			for i := range vs {
-				vs[i] = (rng.Float64() - 0.5) * math.Pow(10, float64(rng.IntN(6)-3))
-				switch rng.IntN(40) {
-				case 0, 1, 2, 3:
-					vs[i] = (rng.Float64() - 0.5) * 1416 // anywhere in [-708, 708]
-				case 4: // out of the vector code's range: math.Exp's
-					vs[i] = (rng.Float64() - 0.5) * 4000
-				case 5:
-					vs[i] = []float64{math.NaN(), math.Inf(1), math.Inf(-1), 708.5, -708.5}[rng.IntN(5)]
-				}
-			}
-			want := make([]float64, n)
-			for i, v := range vs {
-				want[i] = sigmoid(v)
-			}
-			sigmoids(vs)
-			for i := range vs {
-				if math.Float64bits(vs[i]) != math.Float64bits(want[i]) && !(math.IsNaN(vs[i]) && math.IsNaN(want[i])) {
-					t.Fatalf("sigmoids of %d values: element %d = %v, sigmoid gives %v (AVX2 %v, AVX-512 %v)", n, i, vs[i], want[i], useAVX2, useAVX512)
-				}
-			}
-		}
+	for _, wide := range []bool{true, false} { // eights and fours, or fours alone
+		restore := setAVX512(wide)
+		checkSigmoids(t, rng)
+		restore()
 	}
 	if got := sigmoid(math.Inf(-1)); got != 0 {
 		t.Fatalf("sigmoid(-Inf) = %g", got)
@@ -159,6 +138,39 @@ func TestPow2sMatchesPow2(t *testing.T) {
 		for i := range x {
 			if math.Float64bits(x[i]) != math.Float64bits(want[i]) {
 				t.Fatalf("pow2s(%v)[%d] = %v, pow2 gives %v (AVX2 %v)", in[i], i, x[i], want[i], useAVX2)
+			}
+		}
+	}
+}
+
+// checkSigmoids compares sigmoids with sigmoid, bit for bit, on every
+// length up to 40 (so that the tails after the vector blocks are covered),
+// now and then with an argument out of the vector code's range.
+func checkSigmoids(t *testing.T, rng *rand.Rand) {
+	t.Helper()
+	for n := 1; n <= 40; n++ {
+		for range 50 {
+			vs := make([]float64, n)
+			for i := range vs {
+				vs[i] = (rng.Float64() - 0.5) * math.Pow(10, float64(rng.IntN(6)-3))
+				switch rng.IntN(40) {
+				case 0, 1, 2, 3:
+					vs[i] = (rng.Float64() - 0.5) * 1416 // anywhere in [-708, 708]
+				case 4: // out of the vector code's range: math.Exp's
+					vs[i] = (rng.Float64() - 0.5) * 4000
+				case 5:
+					vs[i] = []float64{math.NaN(), math.Inf(1), math.Inf(-1), 708.5, -708.5}[rng.IntN(5)]
+				}
+			}
+			want := make([]float64, n)
+			for i, v := range vs {
+				want[i] = sigmoid(v)
+			}
+			sigmoids(vs)
+			for i := range vs {
+				if math.Float64bits(vs[i]) != math.Float64bits(want[i]) && !(math.IsNaN(vs[i]) && math.IsNaN(want[i])) {
+					t.Fatalf("sigmoids of %d values: element %d = %v, sigmoid gives %v (AVX2 %v, AVX-512 %v)", n, i, vs[i], want[i], useAVX2, useAVX512)
+				}
 			}
 		}
 	}
