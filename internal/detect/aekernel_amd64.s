@@ -766,9 +766,10 @@ scloop:
 
 // func lanesWidenAVX(x, in *float64, idx *int64, lo, hi, sc *float64, mask *uint64, n int) (changed bool)
 // Widens each input's range to the row's value (lo = min(lo, v), hi =
-// max(hi, v), NaN leaving them as they are), recomputes every scale
-// sc = 1/((hi - lo) + 1e-16) (the same value where the range did not
-// change), and sets x as lanesScaleAVX does. Reports whether any range
+// max(hi, v), NaN leaving them as they are), recomputes the scales
+// sc = 1/((hi - lo) + 1e-16) of a vector where a range changed (a
+// division the rest are spared, as autoencoder.prepareStep rescales only
+// what changed), and sets x as lanesScaleAVX does. Reports whether any range
 // changed. The mask keeps the inputs no lane has at lo = hi = sc = x = 0.
 TEXT ·lanesWidenAVX(SB), NOSPLIT, $0-65
 	MOVQ x+0(FP), DI
@@ -793,15 +794,23 @@ wdloop:
 	VMAXPD Y3, Y0, Y4 // max(v, hi): likewise hi
 	VCMPPD $4, Y2, Y1, Y2 // lo changed (not equal)
 	VCMPPD $4, Y3, Y4, Y3
+	VORPD Y3, Y2, Y2 // this vector's changed lanes
 	VORPD Y2, Y6, Y6
-	VORPD Y3, Y6, Y6
 	VMOVUPD Y1, (BX)
 	VMOVUPD Y4, (R8)
+	VPTEST Y2, Y2
+	JNZ wdrescale
+	VMOVUPD (AX), Y2 // no range changed: the scales stand
+	JMP wdscaled
+
+wdrescale:
 	VSUBPD Y1, Y4, Y2 // hi - lo
 	VADDPD Y7, Y2, Y2
 	VDIVPD Y2, Y8, Y2 // 1/(hi - lo + 1e-16)
 	VANDPD Y5, Y2, Y2
 	VMOVUPD Y2, (AX)
+
+wdscaled:
 	VSUBPD Y1, Y0, Y0 // (v - lo) * sc
 	VMULPD Y2, Y0, Y0
 	VANDPD Y5, Y0, Y0
