@@ -138,13 +138,18 @@ func (s *incStat) add(v float64) {
 	s.cmean, s.cvar, s.cstd = math.NaN(), math.NaN(), math.NaN()
 }
 
-// stats1D returns the weight, mean and variance, recomputed.
+// stats1D returns the weight, mean and variance, recomputed, of a
+// statistic a value was just added to (add): a mean cached since then
+// (a link's residual, mean) was computed from the same sums, so it is the
+// same number and is kept.
 //
 // The variance is what Kitsune reports in the columns it names "std": it
 // never takes the square root there (AfterImage.allstats_1D). The features
 // keep that so that the model sees the same inputs; see doc.go.
 func (s *incStat) stats1D() (w, mean, variance float64) {
-	s.cmean = s.cf1 / s.w
+	if math.IsNaN(s.cmean) {
+		s.cmean = s.cf1 / s.w
+	}
 	s.cvar = math.Abs(s.cf2/s.w - s.cmean*s.cmean)
 	return s.w, s.cmean, s.cvar
 }
