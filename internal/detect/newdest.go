@@ -19,7 +19,15 @@ import (
 type destClass struct {
 	scope   uint8
 	service string
+	// id tells services apart without comparing names: a well-known
+	// service's serviceIDs entry (the same over TCP and UDP, as the name
+	// is), or a port band's: 256 plus its index in tcpBandNames, or
+	// 256 + 1026 plus its index in udpBandNames.
+	id uint16
 }
+
+// key is the class as a map key, without hashing its name.
+func (c destClass) key() uint32 { return uint32(c.scope)<<16 | uint32(c.id) }
 
 // Destination scopes.
 const (
@@ -45,6 +53,34 @@ var wellKnownServices = map[uint16]string{
 	445: "smb", 139: "smb", 137: "netbios", 138: "netbios", 6667: "irc",
 }
 
+// serviceIDs gives each port of wellKnownServices its service's number
+// (1 + its index in serviceNames), 0 for the rest: a lookup by port
+// without hashing, 64 KiB with no pointers for the collector to scan.
+var serviceIDs, serviceNames = numberServices(wellKnownServices)
+
+func numberServices(services map[uint16]string) (ids *[1 << 16]uint8, names []string) {
+	ids = new([1 << 16]uint8)
+	byName := map[string]uint8{}
+	for port, name := range services {
+		id, ok := byName[name]
+		if !ok {
+			names = append(names, name)
+			id = uint8(len(names))
+			byName[name] = id
+		}
+		ids[port] = id
+	}
+	return ids, names
+}
+
+// wellKnown returns the service that port is well known for, if any.
+func wellKnown(port uint16) (name string, id uint16, ok bool) {
+	if n := serviceIDs[port]; n != 0 {
+		return serviceNames[n-1], uint16(n), true
+	}
+	return "", 0, false
+}
+
 // initiatedClass returns the class of traffic p opens, and false for a
 // packet that answers or continues a conversation: only a TCP SYN, or a
 // UDP datagram to a known service port or from a high port to a lower
@@ -56,23 +92,23 @@ func initiatedClass(p *Packet) (destClass, bool) {
 		if p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) != FlagSYN {
 			return c, false
 		}
-		name, known := wellKnownServices[p.DstPort]
+		name, id, known := wellKnown(p.DstPort)
 		if !known {
-			name = bandName(p.DstPort, &tcpBandNames)
+			name, id = bandName(p.DstPort, &tcpBandNames, 256)
 		}
-		c.service = name
+		c.service, c.id = name, id
 	case layers.IPProtocolUDP:
-		name, known := wellKnownServices[p.DstPort]
+		name, id, known := wellKnown(p.DstPort)
 		if !known {
-			if _, reply := wellKnownServices[p.SrcPort]; reply {
+			if _, _, reply := wellKnown(p.SrcPort); reply {
 				return c, false
 			}
 			if p.DstPort > p.SrcPort && p.SrcPort >= 1024 {
 				return c, false // an answer to a client's lower port, most likely
 			}
-			name = bandName(p.DstPort, &udpBandNames)
+			name, id = bandName(p.DstPort, &udpBandNames, 256+1026)
 		}
-		c.service = name
+		c.service, c.id = name, id
 	default:
 		return c, false
 	}
@@ -88,15 +124,17 @@ func initiatedClass(p *Packet) (destClass, bool) {
 }
 
 // bandName names a port without a well-known service by its band, from
-// names (made once, not per packet).
-func bandName(port uint16, names *[1026]string) string {
+// names (made once, not per packet), and gives the band's class id: base
+// plus the band's index in names.
+func bandName(port uint16, names *[1026]string, base uint16) (string, uint16) {
+	band := 1025
 	switch {
 	case port < 1024:
-		return names[port]
+		band = int(port)
 	case port < 49152:
-		return names[1024]
+		band = 1024
 	}
-	return names[1025]
+	return names[band], base + uint16(band)
 }
 
 // tcpBandNames and udpBandNames are "tcp/" and "udp/" followed by the
@@ -129,7 +167,7 @@ func portBand(port uint16) string {
 type destClasses struct {
 	first   float64 // when the source first opened traffic
 	last    float64 // and last
-	classes map[destClass]*newClass
+	classes map[uint32]*newClass // by destClass.key
 }
 
 // newClass follows a class opened after the learning period: known once
@@ -156,18 +194,18 @@ func (d *RuleDetector) newDestination(p *Packet, out []alert.Signal) []alert.Sig
 		if len(d.dests) >= maxRuleKeys {
 			clear(d.dests)
 		}
-		s = &destClasses{first: p.Time, classes: map[destClass]*newClass{}}
+		s = &destClasses{first: p.Time, classes: map[uint32]*newClass{}}
 		d.dests[p.Src] = s
 	}
 	s.last = p.Time
 	learnt := p.Time - s.first
-	nc := s.classes[c]
+	nc := s.classes[c.key()]
 	if nc == nil {
 		if len(s.classes) >= maxClassesPerSource {
 			return out
 		}
 		nc = &newClass{start: p.Time, known: learnt < d.r.NewDestinationLearning.Seconds()}
-		s.classes[c] = nc
+		s.classes[c.key()] = nc
 	}
 	if nc.known {
 		return out
@@ -189,7 +227,7 @@ func (d *RuleDetector) newDestination(p *Packet, out []alert.Signal) []alert.Sig
 		}
 	}
 	severity := alert.SeverityMedium
-	if c.scope == scopePublic && (loginPorts[p.DstPort] || c.service == "irc") {
+	if c.scope == scopePublic && (loginPort(p.DstPort) || c.service == "irc") {
 		severity = alert.SeverityHigh
 	}
 	return append(out, d.signal(p, "new_destination", severity, nc.n, d.r.NewDestinationOpens,

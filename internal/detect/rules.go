@@ -122,8 +122,14 @@ func (r Rules) withDefaults() Rules {
 	return r
 }
 
-// loginPorts are TCP services that take a password.
-var loginPorts = map[uint16]bool{21: true, 22: true, 23: true, 2323: true, 110: true, 143: true, 3389: true, 5900: true}
+// loginPort reports whether port is a TCP service that takes a password.
+func loginPort(port uint16) bool {
+	switch port {
+	case 21, 22, 23, 2323, 110, 143, 3389, 5900:
+		return true
+	}
+	return false
+}
 
 // maxRuleKeys bounds each table of rule state; past it, the table is
 // cleared of idle entries, and if still full, emptied (a flood of spoofed
@@ -246,7 +252,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			out = append(out, d.signal(p, "syn_flood", alert.SeverityCritical, n, r.SYNFloodRate,
 				fmt.Sprintf("%d TCP SYNs to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.SYNFloodRate)))
 		}
-		if loginPorts[p.DstPort] {
+		if loginPort(p.DstPort) {
 			if n, fire := count(d.brute, serviceKey{p.Src, p.Dst, p.DstPort}, t, r.BruteForceWindow, r.BruteForceAttempts); fire {
 				out = append(out, d.signal(p, "brute_force", alert.SeverityHigh, n, r.BruteForceAttempts,
 					fmt.Sprintf("%d connections to the login service %s within %s (threshold %d)", n, peerString(p), r.BruteForceWindow, r.BruteForceAttempts)))

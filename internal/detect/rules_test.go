@@ -509,3 +509,32 @@ func TestRulesSetChangesOneThresholdByName(t *testing.T) {
 		t.Error("RuleSettings misses a field")
 	}
 }
+
+// TestDestinationClassKeysMatchTheirNames checks that two classes share a
+// map key exactly when they share scope and service name: well-known
+// services by name across TCP and UDP, port bands apart by protocol.
+func TestDestinationClassKeysMatchTheirNames(t *testing.T) {
+	byKey := map[uint32]string{}
+	byName := map[string]uint32{}
+	dst := Host{Kind: AddrIPv4, Addr: [16]byte{8, 8, 8, 8}}
+	for _, proto := range []layers.IPProtocol{layers.IPProtocolTCP, layers.IPProtocolUDP} {
+		for port := range 1 << 16 {
+			p := Packet{Proto: proto, TCPFlags: FlagSYN, SrcPort: 0, DstPort: uint16(port), Dst: dst}
+			c, ok := initiatedClass(&p)
+			if !ok {
+				continue
+			}
+			name := c.String()
+			if other, seen := byKey[c.key()]; seen && other != name {
+				t.Fatalf("%s and %s share the key %#x", name, other, c.key())
+			}
+			if k, seen := byName[name]; seen && k != c.key() {
+				t.Fatalf("%s has two keys, %#x and %#x", name, k, c.key())
+			}
+			byKey[c.key()], byName[name] = name, c.key()
+		}
+	}
+	if len(byKey) < 2000 {
+		t.Errorf("only %d classes over all ports of TCP and UDP", len(byKey))
+	}
+}
