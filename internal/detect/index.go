@@ -36,9 +36,9 @@ func macBits(m [6]byte) uint64 {
 // It replaces Go maps for AfterImage's streams and links: a Go map hashes
 // a 20-byte key through a call per lookup, and grows in fresh heap memory,
 // touched 4 KiB page by page; on a virtual machine each page fault costs
-// microseconds. Tables of 64 KiB and more come from the AfterImage's slab
-// memory, in huge pages where the kernel allows, and a table outgrown
-// there goes back to the kernel.
+// microseconds. Tables of 8 KiB and more come from the AfterImage's slab
+// memory, in huge pages where the kernel allows, and the pages of a table
+// outgrown there go back to the kernel.
 //
 // The hash is seeded at random per index, so that traffic crafted to
 // collide in one sensor's tables does not collide in another's (keys are

@@ -165,8 +165,8 @@ func portBand(port uint16) string {
 // for a class opened after the learning period, when it was first opened
 // and how many times since.
 type destClasses struct {
-	first   float64 // when the source first opened traffic
-	last    float64 // and last
+	first   float64              // when the source first opened traffic
+	last    float64              // and last
 	classes map[uint32]*newClass // by destClass.key
 }
 

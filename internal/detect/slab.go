@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math/bits"
+	"os"
 	"unsafe"
 )
 
@@ -70,7 +71,13 @@ func (m *slabMemory) take(size int) unsafe.Pointer {
 // longer used (an index's outgrown table). The reservation is not handed
 // out again, so those addresses stay unused.
 func (m *slabMemory) discard(p unsafe.Pointer, size int) {
-	discardPages(unsafe.Slice((*byte)(p), size))
+	// Only whole pages can go; the partial ones at either end stay.
+	page := uintptr(os.Getpagesize())
+	start := (uintptr(p) + page - 1) &^ (page - 1)
+	end := (uintptr(p) + uintptr(size)) &^ (page - 1)
+	if end > start {
+		discardPages(unsafe.Slice((*byte)(unsafe.Add(p, start-uintptr(p))), end-start))
+	}
 }
 
 // release unmaps the reservation; the slabs that used it must not be used
