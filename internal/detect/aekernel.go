@@ -78,10 +78,7 @@ func lanesAxpy(out, b, a, m []float64, rows, n int) {
 	if n == 0 {
 		return
 	}
-	_, _ = out[4*n-1], b[4*n-1]
-	if rows > 0 {
-		_, _ = a[4*rows-1], m[4*rows*n-1]
-	}
+	lanesProductBounds(out, b, a, m, rows, n)
 	if useAVX512 && rows > 0 {
 		lanesAxpyAVX512(&out[0], &b[0], &a[0], &m[0], rows, n)
 		return
@@ -91,6 +88,15 @@ func lanesAxpy(out, b, a, m []float64, rows, n int) {
 		return
 	}
 	lanesAxpyGo(out, b, a, m, rows, n)
+}
+
+// lanesProductBounds panics unless out and b hold n vectors, a rows and m
+// rows×n, before the kernels read them unchecked.
+func lanesProductBounds(out, b, a, m []float64, rows, n int) {
+	_, _ = out[4*n-1], b[4*n-1]
+	if rows > 0 {
+		_, _ = a[4*rows-1], m[4*rows*n-1]
+	}
 }
 
 func lanesAxpyGo(out, b, a, m []float64, rows, n int) {
@@ -110,10 +116,7 @@ func lanesDot(out, b, a, m []float64, rows, n int) {
 	if n == 0 {
 		return
 	}
-	_, _ = out[4*n-1], b[4*n-1]
-	if rows > 0 {
-		_, _ = a[4*rows-1], m[4*rows*n-1]
-	}
+	lanesProductBounds(out, b, a, m, rows, n)
 	if useAVX && rows > 0 {
 		lanesDotAVX(&out[0], &b[0], &a[0], &m[0], rows, n)
 		return

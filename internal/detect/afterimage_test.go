@@ -106,14 +106,21 @@ func TestAfterImageMatchesKitsuneOnTheFirst2000MiraiPackets(t *testing.T) {
 	}
 }
 
-func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
-	ai := NewAfterImage()
-	out := make([]float64, NumFeatures)
-	send := func(at float64, src, dst byte) {
+// telnetSender returns a function that folds a 60-byte packet from
+// 10.0.0.src port 1000 to 10.0.0.dst port 23 at capture time at into ai,
+// its features into out.
+func telnetSender(ai *AfterImage, out []float64) func(at float64, src, dst byte) {
+	return func(at float64, src, dst byte) {
 		p := Packet{Time: at, Length: 60, Ports: PortNumber, SrcPort: 1000, DstPort: 23,
 			Src: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, src}}, Dst: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, dst}}}
 		ai.Update(&p, out)
 	}
+}
+
+func TestAfterImageEvictsIdleStreamsAndKeepsBusyOnes(t *testing.T) {
+	ai := NewAfterImage()
+	out := make([]float64, NumFeatures)
+	send := telnetSender(ai, out)
 	send(1000, 1, 2) // a flow that goes quiet
 	for at := 1000.0; at <= 1000+DefaultIdleTimeout+2*EvictInterval; at += 30 {
 		send(at, 3, 4) // a flow that stays busy

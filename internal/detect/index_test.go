@@ -61,11 +61,7 @@ func TestIndexFollowsAMap(t *testing.T) {
 func TestJitterStreamsGoWithTheirHosts(t *testing.T) {
 	ai := NewAfterImage()
 	out := make([]float64, NumFeatures)
-	send := func(at float64, src, dst byte) {
-		p := Packet{Time: at, Length: 60, Ports: PortNumber, SrcPort: 1000, DstPort: 23,
-			Src: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, src}}, Dst: Host{Kind: AddrIPv4, Addr: [16]byte{10, 0, 0, dst}}}
-		ai.Update(&p, out)
-	}
+	send := telnetSender(ai, out)
 	for at := 0.0; at < 10; at++ {
 		send(at, 1, 2)
 	}
