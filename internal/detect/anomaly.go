@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"net"
@@ -130,14 +129,14 @@ type sourceState struct {
 // insertSorted inserts v into s, kept in ascending order as slices.Sort
 // orders floats (NaN first).
 func insertSorted(s []float64, v float64) []float64 {
-	i, _ := slices.BinarySearchFunc(s, v, cmp.Compare[float64])
+	i, _ := slices.BinarySearch(s, v) // cmp.Compare's order, without a call per step
 	return slices.Insert(s, i, v)
 }
 
 // removeSorted removes one value equal to v (NaN for NaN) from s, kept in
 // ascending order.
 func removeSorted(s []float64, v float64) []float64 {
-	if i, ok := slices.BinarySearchFunc(s, v, cmp.Compare[float64]); ok {
+	if i, ok := slices.BinarySearch(s, v); ok {
 		return slices.Delete(s, i, i+1)
 	}
 	return s
