@@ -168,6 +168,10 @@ func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 		if same {
 			if k.calibAE == nil {
 				k.calibAE = make([]float64, e)
+				// Room for every calibration score at once: grown by
+				// appends, the slice is copied and its new memory
+				// touched page by page, over and over.
+				k.calib = slices.Grow(k.calib, k.cfg.FMGrace+k.cfg.ADGrace+1-calibStart)
 			}
 			k.calib = append(k.calib, k.output.rmse(scoredRow))
 			for i, h := range scoredRow {
