@@ -92,8 +92,10 @@ type KitNET struct {
 	// own).
 	packs        []*pack
 	packY, packZ []float64
-	packNeeds    []bool
-	packsFresh   bool
+	// packYBits and packZBits are the packs' hbits and vbits end to end.
+	packYBits, packZBits []uint64
+	packNeeds            []bool
+	packsFresh           bool
 }
 
 // Calibration returns the scores of the packets of the last

@@ -97,13 +97,17 @@ func (k *KitNET) packed() []*pack {
 		k.packs = append(k.packs, p)
 		ys, zs = ys+h, zs+v
 	}
-	// Every pack's hidden units end to end, and its outputs, so that one
-	// sigmoids call covers a layer of the whole ensemble.
+	// Every pack's hidden units end to end, and its outputs, with their
+	// masks, so that one sigmoids call and one lanesAnd cover a layer of
+	// the whole ensemble.
 	k.packY, k.packZ = make([]float64, ys), make([]float64, zs)
+	k.packYBits, k.packZBits = make([]uint64, ys), make([]uint64, zs)
 	ys, zs = 0, 0
 	for _, p := range k.packs {
 		h, v := 4*p.nh, 4*p.nv
 		p.y, p.z = k.packY[ys:ys+h:ys+h], k.packZ[zs:zs+v:zs+v]
+		copy(k.packYBits[ys:], p.hbits)
+		copy(k.packZBits[zs:], p.vbits)
 		ys, zs = ys+h, zs+v
 	}
 	k.packNeeds = make([]bool, len(k.packs))
@@ -223,27 +227,27 @@ func (k *KitNET) packTrainAll(row []float64, scored bool, out []float64) {
 // forward pass it holds.
 func (k *KitNET) packsForward(need []bool) {
 	all := need == nil || !slices.Contains(need, false)
-	packsActivate(k.packs, k.packY, need, all, func(p *pack) ([]float64, []uint64) { return p.y, p.hbits })
+	packsActivate(k.packs, k.packY, k.packYBits, need, all, func(p *pack) ([]float64, []uint64) { return p.y, p.hbits })
 	for n, p := range k.packs {
 		if all || need[n] {
 			p.decode()
 		}
 	}
-	packsActivate(k.packs, k.packZ, need, all, func(p *pack) ([]float64, []uint64) { return p.z, p.vbits })
+	packsActivate(k.packs, k.packZ, k.packZBits, need, all, func(p *pack) ([]float64, []uint64) { return p.z, p.vbits })
 }
 
 // packsActivate applies the sigmoid to the units of the packs that need
-// it, in one call over buf when all do, and zeroes the units that are no
-// lane's own.
-func packsActivate(packs []*pack, buf []float64, need []bool, all bool, units func(*pack) ([]float64, []uint64)) {
+// it and zeroes the units that are no lane's own, in one call each over
+// buf (its masks in bits) when all do.
+func packsActivate(packs []*pack, buf []float64, bits []uint64, need []bool, all bool, units func(*pack) ([]float64, []uint64)) {
 	if all {
 		sigmoids(buf)
+		lanesAndAVX(&buf[0], &bits[0], len(buf)/4)
+		return
 	}
 	for n, p := range packs {
-		if v, own := units(p); all || need[n] {
-			if !all {
-				sigmoids(v)
-			}
+		if v, own := units(p); need[n] {
+			sigmoids(v)
 			lanesAndAVX(&v[0], &own[0], len(v)/4)
 		}
 	}
