@@ -147,11 +147,9 @@ func (s *incStat) add(v float64) {
 // never takes the square root there (AfterImage.allstats_1D). The features
 // keep that so that the model sees the same inputs; see doc.go.
 func (s *incStat) stats1D() (w, mean, variance float64) {
-	if math.IsNaN(s.cmean) {
-		s.cmean = s.cf1 / s.w
-	}
-	s.cvar = math.Abs(s.cf2/s.w - s.cmean*s.cmean)
-	return s.w, s.cmean, s.cvar
+	m := s.mean() // w ≥ 1 after add
+	s.cvar = math.Abs(s.cf2/s.w - m*m)
+	return s.w, m, s.cvar
 }
 
 // mean and variance of a stream whose weight is zero are 0. A stream that
@@ -495,9 +493,9 @@ type AfterImage struct {
 	// other peers. Leave it unset for Kitsune's exact features.
 	OwnLinkOnly bool
 	lastSweep   float64
-	// evicting holds the keys a sweep removes, between finding and
+	// evicting holds the streams a sweep removes, between finding and
 	// removing them.
-	evicting []key
+	evicting []entry
 	memo     decayMemo
 }
 
@@ -541,33 +539,33 @@ type table1D struct {
 	streams slab[stream1D]
 }
 
-// idle appends to keys those of x's streams that neither sent nor received
-// since before; lastSeen gives a slot's last time.
-func idle(x *index, before float64, lastSeen func(uint32) float64, keys []key) []key {
+// idle appends to found the entries (key and slot) of x's streams that
+// neither sent nor received since before; lastSeen gives a slot's last
+// time.
+func idle(x *index, before float64, lastSeen func(uint32) float64, found []entry) []entry {
 	x.each(func(k key, slot uint32) {
 		if lastSeen(slot) < before {
-			keys = append(keys, k)
+			found = append(found, entry{k: k, slot: slot})
 		}
 	})
-	return keys
+	return found
 }
 
-func (tb *table1D) evict(before float64, buf *[]key) int {
-	keys := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
-	for _, k := range keys {
-		i := tb.index.get(k)
-		tb.index.del(k)
-		tb.streams.release(i)
+func (tb *table1D) evict(before float64, buf *[]entry) int {
+	gone := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
+	for _, e := range gone {
+		tb.index.del(e.k)
+		tb.streams.release(e.slot)
 	}
-	*buf = keys
-	return len(keys)
+	*buf = gone
+	return len(gone)
 }
 
-func (tb *table2D) evict(before float64, buf *[]key) int {
-	keys := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
-	*buf = keys
-	for _, k := range keys {
-		si := tb.index.get(k)
+func (tb *table2D) evict(before float64, buf *[]entry) int {
+	gone := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
+	*buf = gone
+	for _, e := range gone {
+		si := e.slot
 		s := tb.streams.at(si)
 		for h := s.head; h != 0; {
 			li, side := unhandle(h)
@@ -581,10 +579,10 @@ func (tb *table2D) evict(before float64, buf *[]key) int {
 				tb.links.release(li) // a link to itself is in the list twice
 			}
 		}
-		tb.index.del(k)
+		tb.index.del(e.k)
 		tb.streams.release(si)
 	}
-	return len(keys)
+	return len(gone)
 }
 
 // NewAfterImage returns an AfterImage with no streams.

@@ -146,7 +146,7 @@ func (x *index) place(e entry) {
 // grow doubles the table and places every entry again.
 func (x *index) grow() {
 	old, oldMapped := x.e, x.mapped
-	x.e, x.mapped = x.table(max(indexMin, 2*len(old)))
+	x.e, x.mapped = takeSlice[entry](x.mem, max(indexMin, 2*len(old)), indexMapMin)
 	for _, e := range old {
 		if e.slot != 0 {
 			x.place(e)
@@ -155,17 +155,6 @@ func (x *index) grow() {
 	if oldMapped {
 		x.mem.discard(unsafe.Pointer(&old[0]), len(old)*int(unsafe.Sizeof(entry{})))
 	}
-}
-
-// table returns n zeroed entries, in the slab memory if they are many
-// and it has room.
-func (x *index) table(n int) ([]entry, bool) {
-	if size := n * int(unsafe.Sizeof(entry{})); x.mem != nil && size >= indexMapMin {
-		if p := x.mem.take(size); p != nil {
-			return unsafe.Slice((*entry)(p), n), true
-		}
-	}
-	return make([]entry, n), false
 }
 
 // del removes k, if present, and moves the entries after it that probed

@@ -142,7 +142,7 @@ func (k *KitNET) Process(x []float64) float64 {
 		return 0
 	}
 	scored := false
-	if calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction)); k.trained >= calibStart {
+	if k.trained >= k.calibStart() {
 		if k.calibAE == nil {
 			k.calibAE = make([]float64, len(k.ensemble))
 		}
@@ -155,6 +155,13 @@ func (k *KitNET) Process(x []float64) float64 {
 	k.trainStep(x, scored, false)
 	k.trained++
 	return 0
+}
+
+// calibStart is the training index of the first packet whose score goes
+// into the calibration: the last CalibrationFraction of the training
+// grace period.
+func (k *KitNET) calibStart() int {
+	return k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
 }
 
 // mapFeatures learns from m vectors of the feature-mapping grace period,

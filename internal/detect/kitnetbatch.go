@@ -134,7 +134,7 @@ func gatherInto(scratch, x []float64, idx []int) []float64 {
 // grace period after feature mapping, as Process would one by one.
 func (k *KitNET) trainSegment(x []float64, t0, m, workers int) {
 	e := len(k.ensemble)
-	calibStart := k.cfg.FMGrace + 1 + int(float64(k.cfg.ADGrace)*(1-k.cfg.CalibrationFraction))
+	calibStart := k.calibStart()
 	first := k.trained // the training index of vector t0
 	calibrating := func(t int) bool { return first+t-t0 >= calibStart }
 	if k.lockstep(workers) {

@@ -39,7 +39,8 @@ type pack struct {
 	x, y, z, d, lx, le []float64 // scratch, as autoencoder's
 	lh                 []float64
 	// hbits and vbits mark the units that are a lane's own: all ones, or
-	// zero for a lane's extra units.
+	// zero for a lane's extra units (parts of the KitNET's packYBits and
+	// packZBits, as y and z are of packY and packZ).
 	hbits, vbits []uint64
 	nvs          [4]float64 // each lane's inputs (1 for an empty lane)
 	zero         []float64  // nh vectors of zeros
@@ -79,18 +80,10 @@ func (k *KitNET) packed() []*pack {
 		p.w = make([]float64, v*p.nh)
 		p.hbias, p.vbias, p.lo, p.hi, p.sc = make([]float64, h), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v)
 		p.x, p.d, p.lx, p.le, p.lh = make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, v), make([]float64, h)
-		p.hbits, p.vbits = make([]uint64, h), make([]uint64, v)
 		for l, a := range p.ae {
 			p.nvs[l] = 1
-			if a == nil {
-				continue
-			}
-			p.nvs[l] = float64(a.nv)
-			for j := range a.nh {
-				p.hbits[4*j+l] = ^uint64(0)
-			}
-			for i := range a.nv {
-				p.vbits[4*i+l] = ^uint64(0)
+			if a != nil {
+				p.nvs[l] = float64(a.nv)
 			}
 		}
 		p.zero = make([]float64, h)
@@ -106,8 +99,18 @@ func (k *KitNET) packed() []*pack {
 	for _, p := range k.packs {
 		h, v := 4*p.nh, 4*p.nv
 		p.y, p.z = k.packY[ys:ys+h:ys+h], k.packZ[zs:zs+v:zs+v]
-		copy(k.packYBits[ys:], p.hbits)
-		copy(k.packZBits[zs:], p.vbits)
+		p.hbits, p.vbits = k.packYBits[ys:ys+h:ys+h], k.packZBits[zs:zs+v:zs+v]
+		for l, a := range p.ae {
+			if a == nil {
+				continue
+			}
+			for j := range a.nh {
+				p.hbits[4*j+l] = ^uint64(0)
+			}
+			for i := range a.nv {
+				p.vbits[4*i+l] = ^uint64(0)
+			}
+		}
 		ys, zs = ys+h, zs+v
 	}
 	k.packNeeds = make([]bool, len(k.packs))

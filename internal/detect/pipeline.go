@@ -275,18 +275,18 @@ func (fs *featureStage) fill(b *batch) {
 		if perPacket {
 			t0 = time.Now()
 		}
-		const ahead = 2 // packets
+		// Packet j is keyed and prefetched ahead packets before packet
+		// j-ahead's update: the loop starts that far before the first.
+		const ahead = 2
 		b.keys = b.keys[:0]
-		for i := range min(ahead, len(b.pkts)) {
-			b.keys = append(b.keys, fs.ai.keysOf(&b.pkts[i]))
-			fs.ai.prefetch(&b.keys[i])
-		}
-		for i := range b.pkts {
+		for i := -ahead; i < len(b.pkts); i++ {
 			if j := i + ahead; j < len(b.pkts) {
 				b.keys = append(b.keys, fs.ai.keysOf(&b.pkts[j]))
 				fs.ai.prefetch(&b.keys[j])
 			}
-			fs.ai.update(&b.pkts[i], &b.keys[i], b.x[i*NumFeatures:(i+1)*NumFeatures])
+			if i >= 0 {
+				fs.ai.update(&b.pkts[i], &b.keys[i], b.x[i*NumFeatures:(i+1)*NumFeatures])
+			}
 		}
 		if perPacket {
 			b.feature += time.Since(t0)

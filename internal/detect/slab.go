@@ -137,11 +137,19 @@ const slabMapMin = 64 << 10
 
 // segment returns n zeroed elements, from the slab memory if it has room.
 func (s *slab[T]) segment(n int) []T {
+	seg, _ := takeSlice[T](s.mem, n, slabMapMin)
+	return seg
+}
+
+// takeSlice returns n zeroed elements, from m (which may be nil) when they
+// take at least min bytes and m has room, else from the Go heap, and
+// reports whether they are in m.
+func takeSlice[T any](m *slabMemory, n, min int) ([]T, bool) {
 	var zero T
-	if size := n * int(unsafe.Sizeof(zero)); s.mem != nil && size >= slabMapMin {
-		if p := s.mem.take(size); p != nil {
-			return unsafe.Slice((*T)(p), n)
+	if size := n * int(unsafe.Sizeof(zero)); m != nil && size >= min {
+		if p := m.take(size); p != nil {
+			return unsafe.Slice((*T)(p), n), true
 		}
 	}
-	return make([]T, n)
+	return make([]T, n), false
 }

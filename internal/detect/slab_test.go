@@ -110,7 +110,7 @@ func TestLinkListsKeepTheirOrderThroughEviction(t *testing.T) {
 		send(0, 1, at)
 		send(3, 0, at)
 	}
-	if n := tb.evict(10, new([]key)); n != 1 {
+	if n := tb.evict(10, new([]entry)); n != 1 {
 		t.Fatalf("evicted %d streams, want 1", n)
 	}
 	check(0, 0, 0, 1, 3)
@@ -122,7 +122,7 @@ func TestLinkListsKeepTheirOrderThroughEviction(t *testing.T) {
 	for at := 30.0; at < 40; at++ {
 		send(1, 3, at)
 	}
-	tb.evict(30, new([]key))
+	tb.evict(30, new([]entry))
 	check(1, 3)
 	check(3, 1)
 	if tb.pairs.len() != 1 || tb.links.live != 1 || tb.index.len() != 2 {
