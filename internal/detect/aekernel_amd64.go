@@ -7,7 +7,7 @@ import "golang.org/x/sys/cpu"
 var useAVX = cpu.X86.HasAVX
 
 // useAVX2 is set where the vector sigmoid (sigmoidsAVX2: integer lanes
-// and a gather) can run.
+// and lane extraction) can run.
 var useAVX2 = cpu.X86.HasAVX2
 
 //go:noescape
