@@ -188,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	registerAlertAPI(s.API, s.alerts)
 	registerScoreAPI(s.API, s.alerts, core.Telemetry)
 	if cfg.MQTTAddr != "" && !cfg.MetricDetectOff {
-		if s.metricWatch, err = newMetricWatch(cfg, s.alerts, log.With("component", "metricdetect")); err != nil {
+		if s.metricWatch, err = newMetricWatch(ctx, cfg, core.DB, s.alerts, log.With("component", "metricdetect")); err != nil {
 			s.closeAll()
 			return nil, err
 		}
@@ -257,6 +257,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.closeAll()
 			return nil, fmt.Errorf("metric detectors: %w", err)
 		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.metricWatch.keep(runCtx) }()
 	}
 	s.audit.base = runCtx
 	s.audit.loggingProblem = s.loggingProblem
@@ -347,6 +349,8 @@ func (s *Server) writeMetrics(ctx context.Context, b *strings.Builder) {
 		if w := s.metricWatch; w != nil {
 			fmt.Fprintf(b, "# HELP fleetward_metric_detector_devices Devices whose metrics the metric detectors keep baselines of.\n# TYPE fleetward_metric_detector_devices gauge\nfleetward_metric_detector_devices %d\n", w.det.Devices())
 			fmt.Fprintf(b, "# HELP fleetward_metric_signals_stale_total Metric signals of broker metrics events older than an hour (replayed bus history), learned but not raised.\n# TYPE fleetward_metric_signals_stale_total counter\nfleetward_metric_signals_stale_total %d\n", w.stale.Load())
+			fmt.Fprintf(b, "# HELP fleetward_metric_baselines_saved_total Devices' metric baselines written to storage (each change, every minute and at stop).\n# TYPE fleetward_metric_baselines_saved_total counter\nfleetward_metric_baselines_saved_total %d\n", w.saved.Load())
+			fmt.Fprintf(b, "# HELP fleetward_metric_baseline_save_errors_total Saves of metric baselines that failed (their devices are saved with the next).\n# TYPE fleetward_metric_baseline_save_errors_total counter\nfleetward_metric_baseline_save_errors_total %d\n", w.saveErrors.Load())
 		}
 		fmt.Fprintf(b, "# HELP fleetward_device_messages_refused_total Device reports refused as malformed.\n# TYPE fleetward_device_messages_refused_total counter\nfleetward_device_messages_refused_total %d\n", s.deviceMsgs.bad.Load())
 		fmt.Fprintf(b, "# HELP fleetward_device_signals_total Edge sensor signals from devices, raised into alerts or refused as malformed.\n# TYPE fleetward_device_signals_total counter\nfleetward_device_signals_total{outcome=\"raised\"} %d\nfleetward_device_signals_total{outcome=\"refused\"} %d\n", s.deviceMsgs.signalsRaised.Load(), s.deviceMsgs.signalsRefused.Load())

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/metricdetect"
+	"github.com/fleetward/fleetward/internal/store"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
 
@@ -39,20 +41,130 @@ type metricWatch struct {
 	// (metricSignalMaxAge); badPorts reports whose listening_ports were
 	// malformed.
 	stale, badPorts atomic.Uint64
+	// db keeps the baselines (table metric_baselines) across restarts:
+	// loaded at start, saved every baselineSaveInterval and at stop.
+	db *store.DB
+	// saved counts the devices' baselines written; saveErrors the saves
+	// that failed (their devices are kept for the next).
+	saved, saveErrors atomic.Uint64
+	// unsubscribe stops the bus subscription, waiting for an event in
+	// progress (subscribe sets it).
+	unsubscribe func()
 }
 
-func newMetricWatch(cfg Config, a *alerts, log *slog.Logger) (*metricWatch, error) {
+// baselineSaveInterval is how often the devices whose baselines changed
+// are written. A crash loses at most this much learning: the bus does not
+// replay what the detector already acknowledged.
+const baselineSaveInterval = time.Minute
+
+func newMetricWatch(ctx context.Context, cfg Config, db *store.DB, a *alerts, log *slog.Logger) (*metricWatch, error) {
 	det, err := metricdetect.New(cfg.MetricDetect)
 	if err != nil {
 		return nil, err
 	}
-	return &metricWatch{det: det, alerts: a, interval: cfg.TelemetryInterval, log: log}, nil
+	w := &metricWatch{det: det, alerts: a, interval: cfg.TelemetryInterval, log: log, db: db}
+	if err := w.load(ctx); err != nil {
+		return nil, fmt.Errorf("metric detectors: load baselines: %w", err)
+	}
+	return w, nil
+}
+
+// load restores the saved baselines. A row that does not parse is logged
+// and skipped: its device learns again.
+func (w *metricWatch) load(ctx context.Context) error {
+	rows, err := w.db.Query(ctx, `SELECT device_id, state FROM metric_baselines`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n, bad := 0, 0
+	for rows.Next() {
+		var id, data string
+		if err := rows.Scan(&id, &data); err != nil {
+			return err
+		}
+		st, err := metricdetect.ParseDeviceState([]byte(data))
+		if err != nil {
+			bad++
+			w.log.Warn("saved metric baselines skipped", "device", id, "err", err)
+			continue
+		}
+		w.det.Restore(id, st)
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	w.det.Changes() // what was just loaded is saved already
+	if n+bad > 0 {
+		w.log.Info("metric baselines loaded", "devices", n, "skipped", bad)
+	}
+	return nil
+}
+
+// keep saves the changed baselines every baselineSaveInterval until ctx
+// ends, and once more then, after the bus subscription has stopped.
+func (w *metricWatch) keep(ctx context.Context) {
+	t := time.NewTicker(baselineSaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			w.saveOrWarn(ctx)
+		case <-ctx.Done():
+			// The last event learned is in the last save.
+			if w.unsubscribe != nil {
+				w.unsubscribe()
+			}
+			w.saveOrWarn(ctx)
+			return
+		}
+	}
+}
+
+// saveOrWarn writes the devices whose baselines changed since the last
+// save and deletes the forgotten ones, in one transaction; it runs on
+// while the server stops. On failure they are kept for the next save.
+func (w *metricWatch) saveOrWarn(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	changed, gone := w.det.Changes()
+	if len(changed) == 0 && len(gone) == 0 {
+		return
+	}
+	now := store.Nanos(time.Now())
+	err := w.db.InTx(ctx, func(tx *store.Tx) error {
+		for id, st := range changed {
+			data, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO metric_baselines(device_id, state, updated_at) VALUES (?, ?, ?)
+				ON CONFLICT(device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`, id, string(data), now); err != nil {
+				return err
+			}
+		}
+		for _, id := range gone {
+			if _, err := tx.Exec(ctx, `DELETE FROM metric_baselines WHERE device_id = ?`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		w.det.Unsaved(changed, gone)
+		w.saveErrors.Add(1)
+		w.log.Warn("metric baselines not saved; kept for the next save", "devices", len(changed), "forgotten", len(gone), "err", err)
+		return
+	}
+	w.saved.Add(uint64(len(changed)))
 }
 
 // subscribe starts the detector's bus subscription to the broker metrics
 // events; it ends with ctx.
 func (w *metricWatch) subscribe(ctx context.Context, b *bus.Bus) error {
-	_, err := b.Subscribe(ctx, metricSubscriber, []string{EventBrokerMetrics}, w.brokerMetrics)
+	var err error
+	w.unsubscribe, err = b.Subscribe(ctx, metricSubscriber, []string{EventBrokerMetrics}, w.brokerMetrics)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/metricdetect"
+	"github.com/fleetward/fleetward/internal/store/storetest"
 )
 
 // TestMetricSurgesBecomeAlertsOnTheDevice runs a real server with its
@@ -251,4 +252,97 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestMetricBaselinesSurviveARestart learns a sensor's message rate from
+// broker metrics events, stops the server and starts it again on the same
+// data directory: the baselines come back from storage, so a surge right
+// after the restart is an alert at its third sample, where a detector
+// learning anew would still be in its warm-up (Warmup 10). The bus does not
+// replay the learned events: they were acknowledged before the stop.
+// It runs on SQLite and, when the server is reachable, on PostgreSQL.
+func TestMetricBaselinesSurviveARestart(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testMetricBaselinesSurviveARestart(t, "") })
+	t.Run("postgres", func(t *testing.T) {
+		pg, ok := storetest.Postgres(t)
+		if !ok {
+			t.Skip("no PostgreSQL")
+		}
+		testMetricBaselinesSurviveARestart(t, pg.URL)
+	})
+}
+
+func testMetricBaselinesSurviveARestart(t *testing.T, databaseURL string) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	cfg := app.Config{DataDir: dir, DatabaseURL: databaseURL, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+		TelemetryInterval: 200 * time.Millisecond, MetricDetect: metricdetect.Config{Warmup: 10}, Log: quietLog()}
+	start := time.Now().UTC().Add(-10 * time.Minute)
+	publish := func(s *app.Server, from, n int, messages float64) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			data, _ := json.Marshal(map[string]float64{"messages_in": messages})
+			ev := bus.Event{ID: fmt.Sprintf("restart-th-9-%d", i), Type: app.EventBrokerMetrics, Time: start.Add(time.Duration(i) * 200 * time.Millisecond),
+				Actor: "broker", Subject: "th-9", Data: data}
+			if err := s.Bus.Publish(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	savedSamples := func(s *app.Server) int {
+		var data string
+		if err := s.DB.QueryRow(ctx, `SELECT state FROM metric_baselines WHERE device_id = ?`, "th-9").Scan(&data); err != nil {
+			return -1
+		}
+		st, err := metricdetect.ParseDeviceState([]byte(data))
+		if err != nil {
+			t.Fatalf("saved state %s: %v", data, err)
+		}
+		return st.Series["messages_in"].N
+	}
+
+	s1, err := app.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Inventory.CreateDevice(ctx, inventory.Device{ID: "th-9", Name: "Dairy sensor", Class: "sensor", IPs: []string{"192.168.7.49"}}); err != nil {
+		t.Fatal(err)
+	}
+	publish(s1, 0, 12, 2)
+	token, _, _ := s1.Auth.CreateToken(ctx, "reader", auth.RoleOperator, nil, time.Hour)
+	if !within(10*time.Second, func() bool {
+		return strings.Contains(scrapeMetrics(t, s1, token), "fleetward_metric_detector_devices 1\n")
+	}) {
+		t.Fatal("the detector never saw th-9")
+	}
+	time.Sleep(time.Second) // the rest of the twelve events
+	if err := s1.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, err := app.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	if n := savedSamples(s2); n != 12 {
+		t.Fatalf("saved baseline of th-9 has %d samples, want all 12 learned before the stop", n)
+	}
+	c := newAPIClient(t, s2, dir, token)
+	publish(s2, 12, 5, 500)
+	var list struct{ Alerts []alert.Alert }
+	if !within(10*time.Second, func() bool {
+		list.Alerts = nil
+		c.do("GET", "/api/v1/alerts?device=th-9", "", &list)
+		return len(list.Alerts) > 0
+	}) {
+		t.Fatalf("no alert for a surge right after the restart: the baselines were not restored (%s)",
+			grepLines(scrapeMetrics(t, s2, token), "fleetward_metric_"))
+	}
+	if a := list.Alerts[0]; a.Behaviour != metricdetect.BehaviourMessageSurge || a.SrcIP != "192.168.7.49" {
+		t.Errorf("alert after the restart = %+v; want a message surge on th-9", a)
+	}
+	if m := scrapeMetrics(t, s2, token); !strings.Contains(m, "fleetward_metric_baseline_save_errors_total 0\n") {
+		t.Errorf("/metrics: %s", grepLines(m, "fleetward_metric_baseline"))
+	}
 }

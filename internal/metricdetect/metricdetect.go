@@ -254,6 +254,9 @@ type Detector struct {
 	devices map[string]*deviceState
 	now     time.Time // the newest observation time: the detector's clock
 	swept   time.Time // when idle devices were last looked for
+	// dirty and gone are the devices observed and forgotten since the
+	// last Changes (state.go).
+	dirty, gone map[string]bool
 }
 
 // New returns a Detector with cfg (zero fields take defaults). Returns an
@@ -263,7 +266,7 @@ func New(cfg Config) (*Detector, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	d := &Detector{cfg: cfg, metrics: map[string]Metric{}, devices: map[string]*deviceState{}}
+	d := &Detector{cfg: cfg, metrics: map[string]Metric{}, devices: map[string]*deviceState{}, dirty: map[string]bool{}, gone: map[string]bool{}}
 	for _, m := range cfg.Metrics {
 		d.metrics[m.Name] = m
 	}
@@ -412,7 +415,7 @@ func (d *Detector) device(id string, at time.Time) *deviceState {
 		d.swept = d.now
 		for k, dev := range d.devices {
 			if d.now.Sub(dev.lastSeen) > d.cfg.IdleTTL {
-				delete(d.devices, k)
+				d.forget(k)
 			}
 		}
 	}
@@ -427,7 +430,15 @@ func (d *Detector) device(id string, at time.Time) *deviceState {
 	if at.After(dev.lastSeen) {
 		dev.lastSeen = at
 	}
+	d.dirty[id] = true
 	return dev
+}
+
+// forget removes device id. d.mu is held.
+func (d *Detector) forget(id string) {
+	delete(d.devices, id)
+	delete(d.dirty, id)
+	d.gone[id] = true
 }
 
 // evictOldest forgets the n devices seen longest ago. d.mu is held.
@@ -438,7 +449,7 @@ func (d *Detector) evictOldest(n int) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return d.devices[ids[i]].lastSeen.Before(d.devices[ids[j]].lastSeen) })
 	for _, id := range ids[:min(n, len(ids))] {
-		delete(d.devices, id)
+		d.forget(id)
 	}
 }
 
