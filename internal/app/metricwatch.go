@@ -95,7 +95,10 @@ func (w *metricWatch) load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	w.det.Changes() // what was just loaded is saved already
+	// What was just loaded is saved already; devices loading forgot (past
+	// MaxDevices) are deleted at the next save.
+	_, gone := w.det.Changes()
+	w.det.Unsaved(nil, gone)
 	if n+bad > 0 {
 		w.log.Info("metric baselines loaded", "devices", n, "skipped", bad)
 	}
