@@ -99,6 +99,15 @@ col:
 	VZEROUPPER
 	RET
 
+// TABLEPAIR loads table[idx[0]] and table[idx[1]] into the two lanes of
+// xo, the indexes being the two lanes of xi and the table at DX: the
+// sigmoids' exp2Table lookups, with scalar loads, as VGATHERQPD is slower.
+#define TABLEPAIR(xi, xo) \
+	VMOVQ xi, R10 \
+	VPEXTRQ $1, xi, R11 \
+	VMOVSD (DX)(R10*8), xo \
+	VMOVHPD (DX)(R11*8), xo, xo
+
 // func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
 // v[i] = 1/(1+exp(-v[i])) for n (a multiple of 4) values: the operations
 // of sigmoidsGo, in its order, four at a time. It stops before the first
@@ -153,14 +162,8 @@ sloop:
 	VBROADCASTSD 72(SI), Y7
 	VPAND Y7, Y1, Y6
 	VEXTRACTI128 $1, Y6, X7
-	VMOVQ X6, R10
-	VPEXTRQ $1, X6, R11
-	VMOVSD (DX)(R10*8), X4
-	VMOVHPD (DX)(R11*8), X4, X4
-	VMOVQ X7, R10
-	VPEXTRQ $1, X7, R11
-	VMOVSD (DX)(R10*8), X6
-	VMOVHPD (DX)(R11*8), X6, X6
+	TABLEPAIR(X6, X4)
+	TABLEPAIR(X7, X6)
 	VINSERTF128 $1, X6, Y4, Y4
 	VMULPD Y5, Y4, Y4
 	VPSRLQ $8, Y1, Y1
@@ -231,22 +234,10 @@ zloop:
 	VEXTRACTI64X2 $1, Z6, X21
 	VEXTRACTI64X2 $2, Z6, X22
 	VEXTRACTI64X2 $3, Z6, X23
-	VMOVQ X6, R10
-	VPEXTRQ $1, X6, R11
-	VMOVSD (DX)(R10*8), X4
-	VMOVHPD (DX)(R11*8), X4, X4
-	VMOVQ X21, R10
-	VPEXTRQ $1, X21, R11
-	VMOVSD (DX)(R10*8), X6
-	VMOVHPD (DX)(R11*8), X6, X6
-	VMOVQ X22, R10
-	VPEXTRQ $1, X22, R11
-	VMOVSD (DX)(R10*8), X7
-	VMOVHPD (DX)(R11*8), X7, X7
-	VMOVQ X23, R10
-	VPEXTRQ $1, X23, R11
-	VMOVSD (DX)(R10*8), X20
-	VMOVHPD (DX)(R11*8), X20, X20
+	TABLEPAIR(X6, X4)
+	TABLEPAIR(X21, X6)
+	TABLEPAIR(X22, X7)
+	TABLEPAIR(X23, X20)
 	VINSERTF128 $1, X6, Y4, Y4
 	VINSERTF64X2 $1, X20, Y7, Y7
 	VINSERTF64X4 $1, Y7, Z4, Z4
