@@ -324,7 +324,7 @@ func (c *compiledFilter) where(walkSort bool) (string, []any) {
 		if len(values) == 0 {
 			return
 		}
-		conds = append(conds, col(column)+" IN ("+placeholders(len(values))+")")
+		conds = append(conds, col(column)+" IN ("+store.Placeholders(len(values))+")")
 		args = append(args, anys(values)...)
 	}
 	in("class", c.Classes)
@@ -332,7 +332,7 @@ func (c *compiledFilter) where(walkSort bool) (string, []any) {
 	in("site", c.Sites)
 	in("status", c.Statuses)
 	if len(c.Tags) > 0 {
-		conds = append(conds, col("id")+" IN (SELECT device_id FROM device_tags WHERE tag IN ("+placeholders(len(c.Tags))+"))")
+		conds = append(conds, col("id")+" IN (SELECT device_id FROM device_tags WHERE tag IN ("+store.Placeholders(len(c.Tags))+"))")
 		args = append(args, anys(c.Tags)...)
 	}
 	if c.Group != "" {

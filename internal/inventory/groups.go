@@ -166,7 +166,7 @@ func (s *Service) AddGroupMembers(ctx context.Context, groupID string, deviceIDs
 		if _, err := getGroup(ctx, tx, groupID); err != nil {
 			return nil, err
 		}
-		exist, err := existingIDs(ctx, tx, `SELECT id FROM devices WHERE id IN (`+placeholders(len(ids))+`)`, anys(ids))
+		exist, err := existingIDs(ctx, tx, `SELECT id FROM devices WHERE id IN (`+store.Placeholders(len(ids))+`)`, anys(ids))
 		if err != nil {
 			return nil, fmt.Errorf("look up devices: %w", err)
 		}
@@ -175,7 +175,7 @@ func (s *Service) AddGroupMembers(ctx context.Context, groupID string, deviceIDs
 				return nil, apperr.InvalidField(indexed("devices", i), "device %s does not exist", quote(id))
 			}
 		}
-		members, err := existingIDs(ctx, tx, `SELECT device_id FROM group_members WHERE group_id = ? AND device_id IN (`+placeholders(len(ids))+`)`,
+		members, err := existingIDs(ctx, tx, `SELECT device_id FROM group_members WHERE group_id = ? AND device_id IN (`+store.Placeholders(len(ids))+`)`,
 			append([]any{groupID}, anys(ids)...))
 		if err != nil {
 			return nil, fmt.Errorf("look up members of group %s: %w", groupID, err)
@@ -193,7 +193,7 @@ func (s *Service) AddGroupMembers(ctx context.Context, groupID string, deviceIDs
 			return nil, nil
 		}
 		for chunk := range slices.Chunk(args, 3*300) {
-			q := `INSERT INTO group_members (group_id, device_id, added_at) VALUES ` + strings.Repeat("(?, ?, ?),", len(chunk)/3-1) + "(?, ?, ?)"
+			q := `INSERT INTO group_members (group_id, device_id, added_at) VALUES ` + store.Rows(len(chunk)/3, 3)
 			if _, err := tx.Exec(ctx, q, chunk...); err != nil {
 				return nil, fmt.Errorf("add members to group %s: %w", groupID, err)
 			}

@@ -157,7 +157,7 @@ func (s *Service) getDevice(ctx context.Context, q store.Querier, id string, for
 func (s *Service) getDevices(ctx context.Context, tx *store.Tx, ids []string) (map[string]Device, error) {
 	out := make(map[string]Device, len(ids))
 	for chunk := range slices.Chunk(ids, 500) {
-		rows, err := tx.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id IN (`+placeholders(len(chunk))+`)`+s.db.ForUpdate(), anys(chunk)...)
+		rows, err := tx.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id IN (`+store.Placeholders(len(chunk))+`)`+s.db.ForUpdate(), anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("read %d devices: %w", len(chunk), err)
 		}
@@ -187,8 +187,7 @@ func insertDevices(ctx context.Context, tx *store.Tx, ds []*Device) error {
 		for _, d := range chunk {
 			args = append(args, deviceArgs(d)...)
 		}
-		row := "(" + placeholders(deviceColumnCount) + ")"
-		q := `INSERT INTO devices (` + deviceColumns + `) VALUES ` + strings.Repeat(row+",", len(chunk)-1) + row
+		q := `INSERT INTO devices (` + deviceColumns + `) VALUES ` + store.Rows(len(chunk), deviceColumnCount)
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			if store.IsUniqueViolation(err) {
 				return apperr.Errorf(apperr.Conflict, "a device with one of these ids exists already (created concurrently?)")
@@ -209,7 +208,7 @@ func insertDevices(ctx context.Context, tx *store.Tx, ds []*Device) error {
 func insertTags(ctx context.Context, tx *store.Tx, args []any) error {
 	for chunk := range slices.Chunk(args, 2*500) {
 		n := len(chunk) / 2
-		q := `INSERT INTO device_tags (device_id, tag) VALUES ` + strings.Repeat("(?, ?),", n-1) + "(?, ?)"
+		q := `INSERT INTO device_tags (device_id, tag) VALUES ` + store.Rows(n, 2)
 		if _, err := tx.Exec(ctx, q, chunk...); err != nil {
 			return fmt.Errorf("insert %d device tags: %w", n, err)
 		}
@@ -291,14 +290,6 @@ func siteExists(ctx context.Context, q store.Querier, id string) (bool, error) {
 		return false, fmt.Errorf("look up site %s: %w", id, err)
 	}
 	return n > 0, nil
-}
-
-// placeholders returns "?, ?, …" with n marks.
-func placeholders(n int) string {
-	if n <= 0 {
-		return ""
-	}
-	return strings.Repeat("?, ", n-1) + "?"
 }
 
 func anys[T any](l []T) []any {

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
 
@@ -179,7 +178,7 @@ func insertEntries(ctx context.Context, tx *store.Tx, entries []Entry) error {
 		for _, e := range entries[:n] {
 			args = append(args, int64(e.Index), e.Time.UnixNano(), e.Type, e.Actor, e.Remote, e.Subject, string(e.Data))
 		}
-		q := `INSERT INTO ledger_entries (idx, event_time, type, actor, remote, subject, data) VALUES ` + placeholders(n, 7)
+		q := `INSERT INTO ledger_entries (idx, event_time, type, actor, remote, subject, data) VALUES ` + store.Rows(n, 7)
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert entries from %d: %w", entries[0].Index, err)
 		}
@@ -195,24 +194,10 @@ func insertNodes(ctx context.Context, tx *store.Tx, nodes []node) error {
 		for _, nd := range nodes[:n] {
 			args = append(args, int(nd.id.Level), int64(nd.id.Index), nd.hash)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO ledger_nodes (level, idx, hash) VALUES `+placeholders(n, 3), args...); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO ledger_nodes (level, idx, hash) VALUES `+store.Rows(n, 3), args...); err != nil {
 			return fmt.Errorf("insert tree nodes: %w", err)
 		}
 		nodes = nodes[n:]
 	}
 	return nil
-}
-
-// placeholders returns "(?, ?), (?, ?)" for rows × cols.
-func placeholders(rows, cols int) string {
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-	var b strings.Builder
-	b.Grow(rows * (len(row) + 2))
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(row)
-	}
-	return b.String()
 }

@@ -354,3 +354,22 @@ func QueryAll[T any](ctx context.Context, q Querier, scan func(RowScanner) (T, e
 	}
 	return out, nil
 }
+
+// Placeholders returns "?, ?, …" with n marks: an IN list, or one row of
+// VALUES.
+func Placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// Rows returns "(?, ?), (?, ?), …": rows tuples of cols marks, for an
+// INSERT of many rows in one statement.
+func Rows(rows, cols int) string {
+	if rows <= 0 {
+		return ""
+	}
+	row := "(" + Placeholders(cols) + ")"
+	return strings.Repeat(row+", ", rows-1) + row
+}

@@ -60,3 +60,17 @@ func TestRebindNumbersPlaceholdersForPostgres(t *testing.T) {
 		t.Fatalf("Rebind = %q, want %q", got, want)
 	}
 }
+
+func TestPlaceholders(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+	}{
+		{store.Placeholders(0), ""}, {store.Placeholders(1), "?"}, {store.Placeholders(3), "?, ?, ?"},
+		{store.Rows(0, 3), ""}, {store.Rows(1, 2), "(?, ?)"}, {store.Rows(3, 1), "(?), (?), (?)"},
+		{store.Rows(2, 3), "(?, ?, ?), (?, ?, ?)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/fleetward/fleetward/internal/apperr"
@@ -129,7 +128,7 @@ func (s *Store) Series(ctx context.Context, deviceID string, metrics []string, s
 		args = append(args, m)
 	}
 	rows, err := s.db.Query(ctx, `SELECT metric, at, value FROM measurements
-		WHERE device_id = ? AND at >= ? AND metric IN (?`+strings.Repeat(", ?", len(metrics)-1)+`)
+		WHERE device_id = ? AND at >= ? AND metric IN (`+store.Placeholders(len(metrics))+`)
 		ORDER BY metric, at DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("series of %s: %w", deviceID, err)
