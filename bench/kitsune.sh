@@ -84,6 +84,12 @@ each() { jq -rs "[.[].$1 | round] | join(\", \")" "${@:2}"; } # each FIELD FILES
 
 commit=$(git -C "$KITSUNE_PY" rev-parse HEAD 2>/dev/null || echo "unknown (not a git checkout)")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(go version | cut -d' ' -f3), fleetward $(git rev-parse --short HEAD)"
+# The machine matters more than anything for the absolute figures (the same code ran 2-3x apart on the
+# machines at hand): its processor, as the kernel names it, and whether it has AVX-512.
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+model=$(awk -F': ' '/^model[[:space:]]*:/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+avx512=$(grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "AVX-512" || echo "no AVX-512")
+echo "== processor: ${cpu:-unknown} (model ${model:-?}), $avx512"
 echo "== Kitsune-py $commit: $("$python" --version 2>&1), numpy $("$python" -c 'import numpy; print(numpy.__version__)')," \
   "scipy $("$python" -c 'import scipy; print(scipy.__version__)'), $(tshark --version 2>/dev/null | head -1 || echo 'no tshark')"
 jq -r '"== Kitsune-py parser: \(.parser), AfterImage: \(.setup.afterimage)"' "$tmp/kit-1.json"
