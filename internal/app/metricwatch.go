@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -146,29 +147,27 @@ func (w *metricWatch) saveOrWarn(ctx context.Context) {
 		rows = append(rows, id, string(data), now)
 	}
 	written := len(rows) / 3
+	// The transaction may run again (InTx retries a serialization failure
+	// or deadlock): it reads rows and gone, never consumes them.
 	err := w.db.InTx(ctx, func(tx *store.Tx) error {
 		// Many rows a statement: one round trip per baselineSaveBatch
 		// devices rather than per device (PostgreSQL: 8k devices/s one by
 		// one, BenchmarkSaveBaselines).
-		for len(rows) > 0 {
-			n := min(len(rows), 3*baselineSaveBatch)
+		for chunk := range slices.Chunk(rows, 3*baselineSaveBatch) {
 			if _, err := tx.Exec(ctx, `INSERT INTO metric_baselines(device_id, state, updated_at) VALUES `+
-				store.Rows(n/3, 3)+
-				` ON CONFLICT(device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`, rows[:n]...); err != nil {
+				store.Rows(len(chunk)/3, 3)+
+				` ON CONFLICT(device_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`, chunk...); err != nil {
 				return err
 			}
-			rows = rows[n:]
 		}
-		for len(gone) > 0 {
-			n := min(len(gone), baselineSaveBatch)
-			ids := make([]any, n)
-			for i, id := range gone[:n] {
+		for chunk := range slices.Chunk(gone, baselineSaveBatch) {
+			ids := make([]any, len(chunk))
+			for i, id := range chunk {
 				ids[i] = id
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM metric_baselines WHERE device_id IN (`+store.Placeholders(n)+`)`, ids...); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM metric_baselines WHERE device_id IN (`+store.Placeholders(len(chunk))+`)`, ids...); err != nil {
 				return err
 			}
-			gone = gone[n:]
 		}
 		return nil
 	})
