@@ -421,17 +421,23 @@ func (d *Detector) device(id string, at time.Time) *deviceState {
 	}
 	dev := d.devices[id]
 	if dev == nil {
-		if len(d.devices) >= d.cfg.MaxDevices {
-			d.evictOldest(max(1, len(d.devices)/16))
-		}
 		dev = &deviceState{series: map[string]*series{}, ports: map[portKey]bool{}}
-		d.devices[id] = dev
+		d.add(id, dev)
 	}
 	if at.After(dev.lastSeen) {
 		dev.lastSeen = at
 	}
 	d.dirty[id] = true
 	return dev
+}
+
+// add tracks a new device, forgetting the longest idle sixteenth first
+// when MaxDevices are tracked. d.mu is held.
+func (d *Detector) add(id string, dev *deviceState) {
+	if len(d.devices) >= d.cfg.MaxDevices {
+		d.evictOldest(max(1, len(d.devices)/16))
+	}
+	d.devices[id] = dev
 }
 
 // forget removes device id. d.mu is held.

@@ -139,9 +139,6 @@ func (d *Detector) Restore(id string, st DeviceState) {
 	if d.devices[id] != nil {
 		return
 	}
-	if len(d.devices) >= d.cfg.MaxDevices {
-		d.evictOldest(max(1, len(d.devices)/16))
-	}
 	dev := &deviceState{lastSeen: st.LastSeen, series: map[string]*series{}, ports: map[portKey]bool{}, portReports: st.PortReports}
 	for name, s := range st.Series {
 		if _, ok := d.metrics[name]; ok {
@@ -153,7 +150,7 @@ func (d *Detector) Restore(id string, st DeviceState) {
 			dev.ports[k] = true
 		}
 	}
-	d.devices[id] = dev
+	d.add(id, dev)
 	if st.LastSeen.After(d.now) {
 		d.now = st.LastSeen
 	}
