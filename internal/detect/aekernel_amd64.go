@@ -1,6 +1,11 @@
 package detect
 
-import "golang.org/x/sys/cpu"
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/sys/cpu"
+)
 
 // useAVX is set where the processor and the operating system support AVX;
 // the kernels in aekernel_amd64.s need nothing newer.
@@ -17,7 +22,7 @@ func rowsAxpyAVX(out, a, m *float64, rows, n, stride int)
 func rowsUpdateAVX(m, a, u, b, v *float64, rows, n, stride int)
 
 //go:noescape
-func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
+func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64, gather bool) (done int)
 
 // useAVX512 is set where the sigmoid can run eight at a time
 // (sigmoidsAVX512: AVX-512 Foundation, with the operating system saving
@@ -25,7 +30,67 @@ func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
 var useAVX512 = cpu.X86.HasAVX512F
 
 //go:noescape
-func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64) (done int)
+func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64, gather bool) (done int)
+
+// sigmoidGather is set where the vector sigmoids read exp2Table with
+// VGATHERQPD rather than with scalar loads. Both give the same bits; which
+// is faster depends on the processor: the gather took twice as long for the
+// whole kernel on a Skylake-class Xeon, and a third less on a Sapphire
+// Rapids-class one. pickSigmoidLoads sets it by timing both.
+var sigmoidGather bool
+
+var pickSigmoidOnce sync.Once
+
+// pickSigmoidLoads times the vector sigmoid with either way of reading its
+// table, once per process, and keeps the faster (sigmoidGather). It takes
+// about a tenth of a millisecond; NewKitNET and a loaded model call it.
+func pickSigmoidLoads() {
+	pickSigmoidOnce.Do(func() {
+		if !useAVX2 {
+			return
+		}
+		v := make([]float64, 1024)
+		fastest := func(gather bool) time.Duration {
+			best := time.Duration(1 << 62)
+			for range 8 {
+				for i := range v {
+					v[i] = float64(i)/64 - 8 // the arguments of BenchmarkSigmoid
+				}
+				start := time.Now()
+				sigmoidsWith(v, gather)
+				best = min(best, time.Since(start))
+			}
+			return best
+		}
+		var gather, scalar time.Duration = 1 << 62, 1 << 62
+		for range 3 { // alternating, so that a slow moment of the host does not decide
+			gather = min(gather, fastest(true))
+			scalar = min(scalar, fastest(false))
+		}
+		sigmoidGather = gather < scalar
+	})
+}
+
+// SigmoidLoads names how the vector sigmoid reads its table on this
+// processor ("gather", "scalar" or "none" without AVX2), once NewKitNET or
+// a loaded model has chosen.
+func SigmoidLoads() string {
+	switch {
+	case !useAVX2:
+		return "none"
+	case sigmoidGather:
+		return "gather"
+	}
+	return "scalar"
+}
+
+// setSigmoidGather sets how the vector sigmoid reads its table and returns
+// a function that restores the previous setting; tests compare both.
+func setSigmoidGather(on bool) (restore func()) {
+	was := sigmoidGather
+	sigmoidGather = on
+	return func() { sigmoidGather = was }
+}
 
 // setVectorKernels turns the AVX kernels on or off and returns a function
 // that restores the previous setting; tests compare both paths.

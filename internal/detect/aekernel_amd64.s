@@ -101,27 +101,31 @@ col:
 
 // TABLEPAIR loads table[idx[0]] and table[idx[1]] into the two lanes of
 // xo, the indexes being the two lanes of xi and the table at DX: the
-// sigmoids' exp2Table lookups, with scalar loads, as VGATHERQPD is slower.
+// sigmoids' exp2Table lookups with scalar loads, where VGATHERQPD is
+// slower.
 #define TABLEPAIR(xi, xo) \
 	VMOVQ xi, R10 \
 	VPEXTRQ $1, xi, R11 \
 	VMOVSD (DX)(R10*8), xo \
 	VMOVHPD (DX)(R11*8), xo, xo
 
-// func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) (done int)
+// func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64, gather bool) (done int)
 // v[i] = 1/(1+exp(-v[i])) for n (a multiple of 4) values: the operations
 // of sigmoidsGo, in its order, four at a time. It stops before the first
 // block of four holding a value outside [-708, 708] or NaN, leaving it as
 // it was, and returns how many values it did. c holds the sign bit,
 // 256/ln 2, the 1.5·2^52 shift, ln 2/256 high and low, 1, 0.5, 1/6, 1/24,
-// the index mask 255, -708 and 708; table is exp2Table. The table is read
-// with scalar loads, the indexes taken out of the vector: VGATHERQPD is
-// slower, on Skylake-class Xeons twice as slow for the whole kernel.
-TEXT ·sigmoidsAVX2(SB), NOSPLIT, $0-40
+// the index mask 255, -708 and 708; table is exp2Table. With gather the
+// table is read with VGATHERQPD, else with scalar loads, the indexes taken
+// out of the vector: which is faster depends on the processor (the gather
+// is twice as slow for the whole kernel on Skylake-class Xeons, and faster
+// on Sapphire Rapids; pickSigmoidLoads times both).
+TEXT ·sigmoidsAVX2(SB), NOSPLIT, $0-48
 	MOVQ v+0(FP), DI
 	MOVQ n+8(FP), CX
 	MOVQ c+16(FP), SI
 	MOVQ table+24(FP), DX
+	MOVBQZX gather+32(FP), R9
 	VBROADCASTSD 0(SI), Y8
 	VBROADCASTSD 8(SI), Y9
 	VBROADCASTSD 16(SI), Y10
@@ -161,10 +165,19 @@ sloop:
 	VADDPD Y6, Y5, Y5
 	VBROADCASTSD 72(SI), Y7
 	VPAND Y7, Y1, Y6
+	TESTQ R9, R9
+	JNZ sgather
 	VEXTRACTI128 $1, Y6, X7
 	TABLEPAIR(X6, X4)
 	TABLEPAIR(X7, X6)
 	VINSERTF128 $1, X6, Y4, Y4
+	JMP sloaded
+
+sgather:
+	VPCMPEQQ Y7, Y7, Y7
+	VGATHERQPD Y7, (DX)(Y6*8), Y4
+
+sloaded:
 	VMULPD Y5, Y4, Y4
 	VPSRLQ $8, Y1, Y1
 	VPSLLQ $52, Y1, Y1
@@ -178,20 +191,21 @@ sloop:
 
 sbail:
 	SUBQ CX, R8
-	MOVQ R8, done+32(FP)
+	MOVQ R8, done+40(FP)
 	VZEROUPPER
 	RET
 
-// func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64) (done int)
+// func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64, gather bool) (done int)
 // sigmoidsAVX2 eight at a time, in AVX-512 registers: the same operations
 // in the same order, so the same bits. n is a multiple of 8; it stops
 // before the first block of eight holding a value outside [-708, 708] or
 // NaN and returns how many values it did.
-TEXT ·sigmoidsAVX512(SB), NOSPLIT, $0-40
+TEXT ·sigmoidsAVX512(SB), NOSPLIT, $0-48
 	MOVQ v+0(FP), DI
 	MOVQ n+8(FP), CX
 	MOVQ c+16(FP), SI
 	MOVQ table+24(FP), DX
+	MOVBQZX gather+32(FP), R9
 	VBROADCASTSD 0(SI), Z8
 	VBROADCASTSD 8(SI), Z9
 	VBROADCASTSD 16(SI), Z10
@@ -231,6 +245,8 @@ zloop:
 	VMULPD Z6, Z4, Z6
 	VADDPD Z6, Z5, Z5
 	VPANDQ Z17, Z1, Z6
+	TESTQ R9, R9
+	JNZ zgather
 	VEXTRACTI64X2 $1, Z6, X21
 	VEXTRACTI64X2 $2, Z6, X22
 	VEXTRACTI64X2 $3, Z6, X23
@@ -241,6 +257,13 @@ zloop:
 	VINSERTF128 $1, X6, Y4, Y4
 	VINSERTF64X2 $1, X20, Y7, Y7
 	VINSERTF64X4 $1, Y7, Z4, Z4
+	JMP zloaded
+
+zgather:
+	KXNORW K2, K2, K2
+	VGATHERQPD (DX)(Z6*8), K2, Z4
+
+zloaded:
 	VMULPD Z5, Z4, Z4
 	VPSRLQ $8, Z1, Z1
 	VPSLLQ $52, Z1, Z1
@@ -254,7 +277,7 @@ zloop:
 
 zbail:
 	SUBQ CX, R8
-	MOVQ R8, done+32(FP)
+	MOVQ R8, done+40(FP)
 	VZEROUPPER
 	RET
 

@@ -7,8 +7,21 @@ const useAVX, useAVX2, useAVX512 = false, false, false
 func rowsAxpyAVX(out, a, m *float64, rows, n, stride int)       { panic("no AVX") }
 func rowsUpdateAVX(m, a, u, b, v *float64, rows, n, stride int) { panic("no AVX") }
 
-func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64) int   { panic("no AVX2") }
-func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64) int { panic("no AVX-512") }
+func sigmoidsAVX2(v *float64, n int, c *[12]float64, table *float64, gather bool) int {
+	panic("no AVX2")
+}
+func sigmoidsAVX512(v *float64, n int, c *[12]float64, table *float64, gather bool) int {
+	panic("no AVX-512")
+}
+
+const sigmoidGather = false
+
+func pickSigmoidLoads() {}
+
+// SigmoidLoads is "none": there is no vector sigmoid here.
+func SigmoidLoads() string { return "none" }
+
+func setSigmoidGather(bool) (restore func()) { return func() {} }
 
 func setVectorKernels(bool) (restore func()) { return func() {} }
 

@@ -66,14 +66,20 @@ func sigmoids(v []float64) {
 // sigmoidsVector applies the vector code to v's first values, eights then
 // fours, as far as it can go, and returns how many it did.
 func sigmoidsVector(v []float64) int {
+	return sigmoidsWith(v, sigmoidGather)
+}
+
+// sigmoidsWith is sigmoidsVector reading the table with VGATHERQPD or with
+// scalar loads (sigmoidGather).
+func sigmoidsWith(v []float64, gather bool) int {
 	done := 0
 	if n := len(v) &^ 7; useAVX512 && n > 0 {
-		if done = sigmoidsAVX512(&v[0], n, &sigmoidConsts, &exp2Table[0]); done < n {
+		if done = sigmoidsAVX512(&v[0], n, &sigmoidConsts, &exp2Table[0], gather); done < n {
 			return done
 		}
 	}
 	if n := (len(v) - done) &^ 3; useAVX2 && n > 0 {
-		done += sigmoidsAVX2(&v[done], n, &sigmoidConsts, &exp2Table[0])
+		done += sigmoidsAVX2(&v[done], n, &sigmoidConsts, &exp2Table[0], gather)
 	}
 	return done
 }

@@ -49,9 +49,12 @@ func TestExpMatchesMath(t *testing.T) {
 	// the last four is covered, and now and then such an argument.
 	rng := rand.New(rand.NewPCG(3, 3))
 	for _, wide := range []bool{true, false} { // eights and fours, or fours alone
-		restore := setAVX512(wide)
-		checkSigmoids(t, rng)
-		restore()
+		for _, gather := range []bool{true, false} { // the table read by VGATHERQPD or by scalar loads
+			restore, restoreLoads := setAVX512(wide), setSigmoidGather(gather)
+			checkSigmoids(t, rng)
+			restoreLoads()
+			restore()
+		}
 	}
 	if got := sigmoid(math.Inf(-1)); got != 0 {
 		t.Fatalf("sigmoid(-Inf) = %g", got)
@@ -81,12 +84,19 @@ func BenchmarkSigmoid(b *testing.B) {
 			}
 		}
 	})
-	b.Run("table-slice", func(b *testing.B) {
-		for range b.N {
-			copy(out, xs)
-			sigmoids(out)
+	for _, gather := range []bool{false, true} {
+		name := "table-slice"
+		if gather {
+			name = "table-slice-gather" // the vector kernels' table read by VGATHERQPD
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			defer setSigmoidGather(gather)()
+			for range b.N {
+				copy(out, xs)
+				sigmoids(out)
+			}
+		})
+	}
 }
 
 // On amd64 math.Exp2 is the portable algorithm pow2 copies: the two must

@@ -118,6 +118,7 @@ func (k *KitNET) EnsembleBaseline() []float64 {
 
 // NewKitNET returns a detector for feature vectors of length n.
 func NewKitNET(n int, cfg KitNETConfig) *KitNET {
+	pickSigmoidLoads()
 	return &KitNET{cfg: cfg.withDefaults(), n: n, corr: newCorrelation(n)}
 }
 

@@ -86,6 +86,7 @@ func LoadKitNET(r io.Reader) (*KitNET, error) {
 		return nil, apperr.InvalidField("model", "calibration_ae has %d values for %d autoencoders", len(m.CalibrationAE), len(m.Ensemble))
 	}
 	cfg := m.Config.withDefaults()
+	pickSigmoidLoads()
 	k := &KitNET{cfg: cfg, n: m.Features, trained: cfg.FMGrace + cfg.ADGrace + 1, featMap: m.FeatureMap,
 		calib: m.Calibration, calibAE: m.CalibrationAE}
 	width := 0

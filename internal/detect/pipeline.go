@@ -76,6 +76,9 @@ type ScoreResult struct {
 	PacketsPerSec  float64     `json:"packets_per_second"`
 	Decode         DecodeStats `json:"decode"`
 	Autoencoders   int         `json:"autoencoders"`
+	// SigmoidLoads is how the vector sigmoid read its table (SigmoidLoads:
+	// "gather" or "scalar", chosen by timing both; "none" without AVX2).
+	SigmoidLoads string `json:"sigmoid_loads,omitempty"`
 	// Smoothed holds the per-source smoothed scores (with Anomaly).
 	Smoothed []float64 `json:"-"`
 	// Times holds each packet's capture time in seconds since the epoch
@@ -483,6 +486,7 @@ func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 	res.Decode = fs.dec.Stats
 	if ms.kn != nil {
 		res.Autoencoders = len(ms.kn.FeatureMap())
+		res.SigmoidLoads = SigmoidLoads()
 		res.Learnt = ms.kn.Learnt()
 		res.Model = ms.kn
 	}
