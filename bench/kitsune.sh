@@ -89,7 +89,8 @@ echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(go version | cut -d' ' -
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 model=$(awk -F': ' '/^model[[:space:]]*:/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 avx512=$(grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "AVX-512" || echo "no AVX-512")
-echo "== processor: ${cpu:-unknown} (model ${model:-?}), $avx512"
+loads=$(jq -r '.result.sigmoid_loads // "?"' "$tmp/fw1-1-1.json")
+echo "== processor: ${cpu:-unknown} (model ${model:-?}), $avx512; fleetward's sigmoid table read: $loads (the faster here)"
 echo "== Kitsune-py $commit: $("$python" --version 2>&1), numpy $("$python" -c 'import numpy; print(numpy.__version__)')," \
   "scipy $("$python" -c 'import scipy; print(scipy.__version__)'), $(tshark --version 2>/dev/null | head -1 || echo 'no tshark')"
 jq -r '"== Kitsune-py parser: \(.parser), AfterImage: \(.setup.afterimage)"' "$tmp/kit-1.json"
