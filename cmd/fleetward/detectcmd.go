@@ -52,7 +52,7 @@ device pages plot.
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
 			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
-			&cli.StringFlag{Name: "plot", Usage: "draw the scores (coloured by --labels) and the alert threshold to this PNG file"},
+			&cli.StringFlag{Name: "plot", Usage: "draw the per-source smoothed scores (coloured by --labels) and the alert threshold to this PNG file"},
 			&cli.StringFlag{Name: "save-model", Usage: "write the trained model to this file (versioned JSON) after the capture"},
 			&cli.StringFlag{Name: "load-model", Usage: "score with the model in this file (from --save-model) instead of training; --fm and --ad are ignored"},
 			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
@@ -179,11 +179,17 @@ device pages plot.
 				return err
 			}
 			if path := cmd.String("plot"); path != "" {
+				// The alert threshold applies to the per-source smoothed
+				// scores, so those are drawn against it where there are any.
+				plotted, title := res.Scores, "anomaly score (RMSE) per packet"
+				if len(res.Smoothed) == len(res.Scores) && res.Threshold > 0 {
+					plotted, title = res.Smoothed, "anomaly score per packet, smoothed per source (what alerts use), and the alert threshold"
+				}
 				f, err := os.Create(path)
 				if err != nil {
 					return fmt.Errorf("detect: --plot: %w", err)
 				}
-				err = detect.PlotScores(f, res.Scores, detect.PlotOptions{Labels: labels, Threshold: res.Threshold})
+				err = detect.PlotScores(f, plotted, detect.PlotOptions{Labels: labels, Threshold: res.Threshold, Title: title})
 				if cerr := f.Close(); err == nil {
 					err = cerr
 				}

@@ -2,6 +2,8 @@ package detect
 
 import (
 	"bytes"
+	"image"
+	"image/color"
 	"image/png"
 	"math/rand/v2"
 	"slices"
@@ -125,6 +127,54 @@ func TestPlotScoresWritesAPNG(t *testing.T) {
 				t.Errorf("not a PNG: %v", err)
 			}
 		})
+	}
+}
+
+// A full-size plot carries what a reader needs: the grace periods shaded,
+// the legend's colours, and text (axis labels) left of the plotting area.
+func TestPlotScoresLabelsItsAxes(t *testing.T) {
+	scores := make([]float64, 1000)
+	labels := make([]bool, len(scores))
+	for i := 400; i < len(scores); i++ {
+		scores[i] = 0.01 * float64(1+i%7)
+		labels[i] = i >= 800
+	}
+	var buf bytes.Buffer
+	if err := PlotScores(&buf, scores, PlotOptions{Labels: labels, Threshold: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(r image.Rectangle, c color.RGBA) (n int) {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				if color.RGBAModel.Convert(img.At(x, y)) == c {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	b := img.Bounds()
+	if n := count(image.Rect(70, 100, 300, 400), plotTraining); n < 1000 {
+		t.Errorf("grace periods not shaded: %d pixels", n)
+	}
+	legend := image.Rect(b.Max.X/2, 0, b.Max.X, 24)
+	for _, c := range []color.RGBA{plotBenign, plotMalicious} {
+		if n := count(legend, c); n < 100 {
+			t.Errorf("legend swatch %v: %d pixels", c, n)
+		}
+	}
+	if n := count(image.Rect(0, 28, 60, b.Max.Y), plotText); n < 50 {
+		t.Errorf("score axis labels: %d text pixels", n)
+	}
+	if n := count(image.Rect(64, b.Max.Y-38, b.Max.X, b.Max.Y), plotText); n < 50 {
+		t.Errorf("packet axis labels: %d text pixels", n)
+	}
+	if got := tickStep(48363); got != 5000 {
+		t.Errorf("tickStep(48363) = %d, want 5000", got)
 	}
 }
 
