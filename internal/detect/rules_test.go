@@ -475,6 +475,7 @@ func FuzzRulesOnPayloads(f *testing.F) {
 	f.Add(uint16(80), []byte("GET / HTTP/1.1\r\nAuthorization: Basic YWRtaW46eA==\r\n"))
 	f.Add(uint16(21), []byte("USER x\r\n"))
 	f.Add(uint16(23), []byte("\xff\xfb\x01root\r\n"))
+	f.Add(uint16(80), []byte("\xff\nAuthoriZATion:")) // once a panic: ToLower lengthened the copy it searched
 	f.Fuzz(func(t *testing.T, port uint16, payload []byte) {
 		det := NewRuleDetector(Rules{})
 		p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagACK | FlagPSH, DstPort: port, SrcPort: port,
@@ -486,6 +487,24 @@ func FuzzRulesOnPayloads(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Bytes that are not UTF-8 before the header must not move where the user
+// name is read from (bytes.ToLower turned each into three bytes, and one
+// such TCP payload crashed the sensor).
+func TestHTTPBasicUserAfterInvalidUTF8(t *testing.T) {
+	for _, pl := range []string{
+		"\xff\xfe\x80GET / HTTP/1.1\r\nAuthorization: Basic YWRtaW46eA==\r\n",
+		"GET /\xc3 HTTP/1.1\r\nAUTHORIZATION: basic YWRtaW46eA==\r\n",
+	} {
+		user, ok := httpBasicUser([]byte(pl))
+		if !ok || string(user) != "admin" {
+			t.Errorf("httpBasicUser(%q) = %q, %v; want admin", pl, user, ok)
+		}
+	}
+	if _, ok := httpBasicUser([]byte("\xff\nAuthoriZATion:")); ok {
+		t.Error("a header with no value named a user")
+	}
 }
 
 func TestRulesSetChangesOneThresholdByName(t *testing.T) {
