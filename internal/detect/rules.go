@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/apperr"
+	"github.com/fleetward/fleetward/internal/ascii"
 )
 
 // Rules are the thresholds of the packet rules (docs/DETECTION.md). A zero
@@ -409,7 +410,7 @@ func (d *RuleDetector) credentials(p *Packet, out []alert.Signal) []alert.Signal
 	case p.SrcPort == 23 || p.SrcPort == 2323:
 		// The server's prompts say what the client types next.
 		st := d.conn(connKey{p.Dst, p.Src, p.DstPort, p.SrcPort}, p.Time)
-		switch low := asciiLower(pl); {
+		switch low := ascii.Lower(pl); {
 		case bytes.Contains(low, []byte("assword")):
 			st.expect = expectPassword
 		case bytes.Contains(low, []byte("login")) || bytes.Contains(low, []byte("username")):
@@ -561,21 +562,6 @@ func firstLine(b []byte) []byte {
 	return b
 }
 
-// asciiLower returns a copy of b with A-Z lowered and every other byte as
-// it was, so that an index into it is an index into b. bytes.ToLower is
-// not: it turns each invalid UTF-8 byte into the three-byte U+FFFD, so a
-// payload with one \xff before a header would slice b at a wrong place.
-func asciiLower(b []byte) []byte {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		out[i] = c
-	}
-	return out
-}
-
 func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
@@ -598,7 +584,7 @@ func printable(b []byte) string {
 // first bytes and returns the user it names.
 func httpBasicUser(pl []byte) ([]byte, bool) {
 	const header = "\nauthorization:"
-	i := bytes.Index(asciiLower(pl), []byte(header))
+	i := bytes.Index(ascii.Lower(pl), []byte(header))
 	if i < 0 {
 		return nil, false
 	}

@@ -7,6 +7,8 @@ import (
 	"html"
 	"strconv"
 	"strings"
+
+	"github.com/fleetward/fleetward/internal/ascii"
 )
 
 // maxBanner is the most bytes read from one service.
@@ -197,7 +199,7 @@ func parseHTTPResponse(b []byte) (httpInfo, error) {
 // parseRealm returns the realm parameter of a WWW-Authenticate value
 // (`Basic realm="IPCamera"`), quoted or not.
 func parseRealm(v string) (string, error) {
-	i := strings.Index(asciiLower(v), "realm=")
+	i := strings.Index(ascii.Lower(v), "realm=")
 	if i < 0 {
 		return "", errors.New("no realm parameter")
 	}
@@ -232,7 +234,7 @@ func parseRealm(v string) (string, error) {
 // extractTitle returns the text of the first <title> element, unescaped,
 // with white space collapsed, or "".
 func extractTitle(body []byte) string {
-	lower := []byte(asciiLower(string(body)))
+	lower := ascii.Lower(body)
 	i := bytes.Index(lower, []byte("<title"))
 	if i < 0 {
 		return ""
@@ -311,19 +313,6 @@ func printable(b []byte) string {
 		}
 	}
 	return sb.String()
-}
-
-// asciiLower lowers ASCII letters only. Unlike strings.ToLower it keeps
-// every byte where it was (invalid UTF-8 is not widened to U+FFFD), so
-// offsets found in the result index the original.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 func truncate(s string, n int) string {

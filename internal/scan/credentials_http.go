@@ -13,6 +13,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/fleetward/fleetward/internal/ascii"
 )
 
 // digestChallenge is an HTTP Digest challenge (RFC 7616 section 3.3).
@@ -35,7 +37,7 @@ func parseAuthParams(s string) (map[string]string, error) {
 		if eq <= 0 {
 			return nil, fmt.Errorf("auth parameter %q: no '='", truncate(printable([]byte(s)), 40))
 		}
-		name := asciiLower(strings.TrimSpace(s[:eq]))
+		name := ascii.Lower(strings.TrimSpace(s[:eq]))
 		if name == "" || strings.ContainsAny(name, " \t\",") {
 			return nil, fmt.Errorf("auth parameter name %q: not a token", truncate(printable([]byte(name)), 40))
 		}
