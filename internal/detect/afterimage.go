@@ -492,7 +492,15 @@ type AfterImage struct {
 	// thousands) and makes the covariance of a pair depend on traffic to
 	// other peers. Leave it unset for Kitsune's exact features.
 	OwnLinkOnly bool
-	lastSweep   float64
+	// JitterRestart, if positive, is the silence in capture seconds after
+	// which a channel's jitter statistics start afresh, as a new channel's
+	// do: its first inter-arrival time counts as 0 and the earlier ones are
+	// forgotten. Kitsune (zero here) inserts the whole pause, which in the
+	// slow windows outweighs minutes of ordinary inter-arrival times, so
+	// that every channel resuming after a quiet period looks like nothing
+	// the model was trained on (docs/DETECTION.md, "Quiet periods").
+	JitterRestart float64
+	lastSweep     float64
 	// evicting holds the streams a sweep removes, between finding and
 	// removing them.
 	evicting []entry
@@ -609,7 +617,10 @@ func (a *AfterImage) slabBytes() int {
 		a.sockets.index.bytes() + a.sockets.pairs.bytes()
 }
 
-func update1D(tb *table1D, k hashed, v, t float64, jitter bool, m *decayMemo, out []float64) {
+// update1D folds v, at time t, into the stream keyed k. A jitter stream
+// (jitter set) takes instead the time since its last packet; when that is
+// longer than restart (if positive), it starts afresh (JitterRestart).
+func update1D(tb *table1D, k hashed, v, t float64, jitter bool, restart float64, m *decayMemo, out []float64) {
 	si := tb.index.lookup(k)
 	if si == 0 {
 		si = tb.streams.alloc()
@@ -624,6 +635,10 @@ func update1D(tb *table1D, k hashed, v, t float64, jitter bool, m *decayMemo, ou
 		v = 0
 		if dt := t - s.last; dt > 0 {
 			v = dt
+		}
+		if restart > 0 && v > restart {
+			s.register(t)
+			v = 0
 		}
 	}
 	decayAll(&s.windows, t, m)
@@ -650,10 +665,10 @@ func (a *AfterImage) update(p *Packet, k *keys, out []float64) {
 	}
 	m := &a.memo
 	m.n = 0 // Δt rarely repeats from one packet to the next: lookups stay short
-	update1D(&a.macIP, k.macIP, v, t, false, m, out[offsetMACIP:])
+	update1D(&a.macIP, k.macIP, v, t, false, 0, m, out[offsetMACIP:])
 	si, di := a.hosts.update(k.src, k.dst, v, t, !a.OwnLinkOnly, m, out[offsetChannel:])
 	// A channel is keyed by its hosts' slots: both were just seen.
-	update1D(&a.jitter, a.jitter.index.hashed(key{a: uint64(si)<<32 | uint64(di)}), 0, t, true, m, out[offsetJitter:])
+	update1D(&a.jitter, a.jitter.index.hashed(key{a: uint64(si)<<32 | uint64(di)}), 0, t, true, a.JitterRestart, m, out[offsetJitter:])
 	a.sockets.update(k.srcSocket, k.dstSocket, v, t, !a.OwnLinkOnly, m, out[offsetSocket:])
 	// The slabs' memory goes with a (its cleanup): a must outlive every
 	// pointer into them above, even where the caller holds it no longer.

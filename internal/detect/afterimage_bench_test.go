@@ -16,7 +16,7 @@ type capturedFrame struct {
 	ci   gopacket.CaptureInfo
 }
 
-func loadFrames(b *testing.B, path string) ([]capturedFrame, layers.LinkType) {
+func loadFrames(b testing.TB, path string) ([]capturedFrame, layers.LinkType) {
 	b.Helper()
 	r, err := OpenFile(path)
 	if err != nil {

@@ -115,6 +115,13 @@ func (c AnomalyConfig) CalibratedThreshold(calibration []float64) float64 {
 	return s[max(i, 0)] * c.ThresholdScale
 }
 
+// channelState is what the alerter keeps of a channel (source and
+// destination host).
+type channelState struct {
+	last   float64 // time of its last packet
+	settle int     // packets left that count as below the threshold after an idle gap
+}
+
 type sourceState struct {
 	scores  []float64 // ring of the last Window scores
 	sorted  []float64 // the same scores in ascending order (cmp.Compare)
@@ -151,7 +158,7 @@ type AnomalyAlerter struct {
 	groups    []string // a name per ensemble autoencoder
 	baseline  []float64
 	sources   map[Host]*sourceState
-	channels  map[hostPair]float64 // last time of each channel
+	channels  map[hostPair]channelState
 	seen      int
 	quiet     float64 // no signal before this capture time
 }
@@ -166,7 +173,7 @@ func (a *AnomalyAlerter) WarmUp(t float64) { a.quiet = t + a.cfg.Warmup.Seconds(
 // autoencoder's baseline RMSE (KitNET.EnsembleBaseline).
 func NewAnomalyAlerter(cfg AnomalyConfig, threshold float64, featureMap [][]int, baseline []float64) *AnomalyAlerter {
 	cfg = cfg.withDefaults()
-	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{}, channels: map[hostPair]float64{}}
+	a := &AnomalyAlerter{cfg: cfg, threshold: threshold, baseline: baseline, sources: map[Host]*sourceState{}, channels: map[hostPair]channelState{}}
 	for i, g := range featureMap {
 		a.groups = append(a.groups, fmt.Sprintf("autoencoder %d (%s)", i, describeGroup(g)))
 	}
@@ -193,11 +200,17 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 		}
 	}
 	st.last = p.Time
-	// A channel that resumes after an idle gap has decayed statistics: its
-	// first packet's score says "quiet period", not "attack". New channels
-	// count in full (a scanner's are all new).
+	// A channel that resumes after an idle gap has decayed statistics, and
+	// the source's traffic mix has changed while it was quiet: its first
+	// Window packets' scores say "quiet period", not "attack". New
+	// channels count in full (a scanner's are all new).
 	ch := hostPair{p.Src, p.Dst}
-	if last, ok := a.channels[ch]; ok && p.Time-last > a.cfg.IdleGap.Seconds() {
+	c, known := a.channels[ch]
+	if known && p.Time-c.last > a.cfg.IdleGap.Seconds() {
+		c.settle = a.cfg.Window
+	}
+	if c.settle > 0 {
+		c.settle--
 		score = min(score, a.threshold)
 	}
 	if !a.cfg.Multicast && groupAddress(p.Dst) {
@@ -206,7 +219,8 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	if len(a.channels) >= maxRuleKeys {
 		clear(a.channels)
 	}
-	a.channels[ch] = p.Time
+	c.last = p.Time
+	a.channels[ch] = c
 	if st.filled == len(st.scores) {
 		st.sorted = removeSorted(st.sorted, st.scores[st.next]) // the oldest leaves
 	}
@@ -231,8 +245,8 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 				delete(a.sources, h)
 			}
 		}
-		for c, last := range a.channels {
-			if p.Time-last > 10*a.cfg.IdleGap.Seconds() {
+		for c, cs := range a.channels {
+			if p.Time-cs.last > 10*a.cfg.IdleGap.Seconds() {
 				delete(a.channels, c)
 			}
 		}

@@ -39,6 +39,8 @@ func TestAnomalyAlerter(t *testing.T) {
 	src := Host{Kind: AddrIPv4, Addr: [16]byte{10, 200, 1, 66}}
 	dst := Host{Kind: AddrIPv4, Addr: [16]byte{10, 200, 1, 7}}
 	mcast := Host{Kind: AddrIPv4, Addr: [16]byte{239, 255, 255, 250}}
+	other := Host{Kind: AddrIPv4, Addr: [16]byte{10, 200, 1, 8}}
+	fresh := Host{Kind: AddrIPv4, Addr: [16]byte{10, 200, 1, 9}}
 	type pkt struct {
 		at    float64
 		dst   Host
@@ -60,7 +62,17 @@ func TestAnomalyAlerter(t *testing.T) {
 		{"persistent high scores alert once per repeat interval", repeat(100, 0, 0.1, dst, 5), 1},
 		{"persistent high scores for 25 s alert three times", repeat(250, 0, 0.1, dst, 5), 3},
 		{"a burst to a multicast group does not alert", repeat(50, 0, 0.001, mcast, 30), 0},
-		{"a channel resuming after an idle gap does not alert", append(repeat(5, 0, 0.1, dst, 0.1), repeat(6, 120, 0.001, dst, 30)[:1]...), 0},
+		// The source keeps talking to other while its channel to dst is
+		// quiet for two minutes: only the channel's idle gap is at work.
+		{"a channel resuming after an idle gap is not judged on its first 10 packets",
+			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(10, 132, 0.1, dst, 30)), 0},
+		{"a resumed channel is judged again after its first 10 packets",
+			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(20, 132, 0.1, dst, 30)), 1},
+		{"a new channel is judged from its first packet",
+			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(10, 132, 0.1, fresh, 30)), 1},
+		// The whole source is quiet: even a new channel waits.
+		{"a source resuming after an idle gap is not judged on its first 10 packets",
+			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(10, 132, 0.1, fresh, 30)), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

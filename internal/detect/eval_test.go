@@ -23,8 +23,10 @@ func readLabelsFile(t testing.TB, path string) []bool {
 	return labels
 }
 
-func TestEvaluateReproducesKitsunesOwnFigures(t *testing.T) {
-	labels := readLabelsFile(t, datasetPath(t, "mirai-splice.labels"))
+// kitsuneScores reads Kitsune-py's own per-packet scores of the Mirai
+// splice (with its grace periods, 5,000 and 20,000).
+func kitsuneScores(t testing.TB) []float64 {
+	t.Helper()
 	f, err := os.Open(datasetPath(t, "kitsune-py-scores-mirai-splice.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +43,12 @@ func TestEvaluateReproducesKitsunesOwnFigures(t *testing.T) {
 		}
 		scores = append(scores, x)
 	}
+	return scores
+}
+
+func TestEvaluateReproducesKitsunesOwnFigures(t *testing.T) {
+	labels := readLabelsFile(t, datasetPath(t, "mirai-splice.labels"))
+	scores := kitsuneScores(t)
 	const trained = 25001
 	ev := Evaluate(scores[trained:], labels[trained:len(scores)])
 	t.Logf("%+v", ev)

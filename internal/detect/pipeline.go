@@ -18,8 +18,11 @@ type ScoreOptions struct {
 	// KitNET configures the detector (grace periods and so on).
 	KitNET KitNETConfig
 	// KitsuneLinks computes Kitsune's exact features, updating every link of
-	// the sender (see AfterImage.OwnLinkOnly); by default only the packet's
-	// own links are updated, which is many times faster on scanning traffic.
+	// the sender (see AfterImage.OwnLinkOnly). By default only the packet's
+	// own links are updated, which is many times faster on scanning traffic,
+	// and a channel silent for longer than the anomaly IdleGap (its default
+	// without Anomaly) restarts its jitter statistics
+	// (AfterImage.JitterRestart).
 	KitsuneLinks bool
 	// Rules, if set, applies the packet rules to every packet (zero
 	// fields take their defaults).
@@ -227,7 +230,14 @@ func newFeatureStage(r PacketSource, opts ScoreOptions, model bool) *featureStag
 	fs := &featureStage{src: r, dec: NewDecoder(r.LinkType())}
 	if model {
 		fs.ai = NewAfterImage()
-		fs.ai.OwnLinkOnly = !opts.KitsuneLinks
+		if !opts.KitsuneLinks {
+			var anomaly AnomalyConfig
+			if opts.Anomaly != nil {
+				anomaly = *opts.Anomaly
+			}
+			fs.ai.OwnLinkOnly = true
+			fs.ai.JitterRestart = anomaly.withDefaults().IdleGap.Seconds()
+		}
 	}
 	if opts.Rules != nil {
 		fs.rules = NewRuleDetector(*opts.Rules)
