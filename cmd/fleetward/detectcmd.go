@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -269,8 +270,8 @@ type alertCheck struct {
 	FirstAlert       time.Time `json:"first_alert,omitzero"`
 	FirstAlertSource string    `json:"first_alert_source,omitempty"`
 	DelaySeconds     float64   `json:"delay_seconds"`
-	// BenignSignals counts signals raised before the first malicious
-	// packet, after training (the labelled captures put the attack last).
+	// BenignSignals counts the signals raised on benign-labelled packets
+	// after training, wherever they are in the capture.
 	BenignSignals int `json:"benign_signals"`
 }
 
@@ -282,10 +283,10 @@ func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
 	}
 	c.FirstMalicious = res.Time(first)
 	for _, s := range res.Signals {
+		if i := signalPacket(res, s); i >= res.Trained && i < len(labels) && !labels[i] {
+			c.BenignSignals++
+		}
 		if s.Time.Before(c.FirstMalicious) {
-			if !s.Time.Before(res.Time(min(res.Trained, len(res.Times)-1))) {
-				c.BenignSignals++
-			}
 			continue
 		}
 		if c.FirstAlert.IsZero() {
@@ -294,6 +295,17 @@ func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
 		}
 	}
 	return c
+}
+
+// signalPacket is the index of the packet a signal was raised on: the
+// first packet at its time (the capture's times are in order), or -1.
+func signalPacket(res *detect.ScoreResult, s alert.Signal) int {
+	t := float64(s.Time.UnixNano()) / 1e9
+	i := sort.Search(len(res.Times), func(i int) bool { return res.Times[i] >= t-1e-6 })
+	if i == len(res.Times) || res.Times[i] > t+1e-6 {
+		return -1
+	}
+	return i
 }
 
 // upsertAlert replaces the alert with a's ID or appends a.

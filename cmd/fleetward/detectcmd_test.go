@@ -19,6 +19,7 @@ import (
 	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/detect"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
@@ -258,5 +259,28 @@ func TestDetectCommandSendsSignalsToARealServer(t *testing.T) {
 	// when its tiny training set makes the scan stand out.
 	if raised != len(out.Alerts) || raised == 0 {
 		t.Errorf("%d alerts raised on cam-scan, the command printed %d", raised, len(out.Alerts))
+	}
+}
+
+// A signal on a benign-labelled packet counts against the detector
+// wherever it falls, in the attack's window too; signals during training
+// and on malicious packets do not.
+func TestCheckAlertsCountsSignalsOnBenignPackets(t *testing.T) {
+	at := func(s float64) time.Time { return time.UnixMicro(int64(s * 1e6)).UTC() }
+	times := []float64{100, 101, 102, 103.000001, 104, 105, 106}
+	labels := []bool{false, false, false, false, true, false, true}
+	res := &detect.ScoreResult{Times: times, Trained: 2, Signals: []alert.Signal{
+		{Time: at(101), SrcIP: "10.0.0.1", Behaviour: "anomaly"},        // in training
+		{Time: at(103.000001), SrcIP: "10.0.0.2", Behaviour: "anomaly"}, // benign, before the attack
+		{Time: at(104), SrcIP: "10.0.0.3", Behaviour: "anomaly"},        // the attack
+		{Time: at(105), SrcIP: "10.0.0.4", Behaviour: "anomaly"},        // benign, in the attack's window
+		{Time: at(106), SrcIP: "10.0.0.3", Behaviour: "anomaly"},
+	}}
+	c := checkAlerts(res, labels)
+	if c.BenignSignals != 2 {
+		t.Errorf("%d signals on benign packets, want 2", c.BenignSignals)
+	}
+	if c.FirstAlertSource != "10.0.0.3  (anomaly)" || c.DelaySeconds != 0 {
+		t.Errorf("first alert %q after %v s", c.FirstAlertSource, c.DelaySeconds)
 	}
 }
