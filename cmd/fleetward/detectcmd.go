@@ -327,6 +327,10 @@ func printDetect(w io.Writer, out detectOutput) {
 	d := res.Decode
 	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports\n",
 		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted)
+	if res.StreamsShed > 0 {
+		fmt.Fprintf(w, "warning: %d streams evicted to stay within %d tracked (a flood of new sources?); %d tracked at the end\n",
+			res.StreamsShed, detect.DefaultMaxStreams, res.Streams)
+	}
 	if res.Corrupt != "" {
 		fmt.Fprintf(w, "the capture ends in a corrupt record; the packets before it were scored: %s\n", res.Corrupt)
 	}

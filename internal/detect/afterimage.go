@@ -500,7 +500,15 @@ type AfterImage struct {
 	// that every channel resuming after a quiet period looks like nothing
 	// the model was trained on (docs/DETECTION.md, "Quiet periods").
 	JitterRestart float64
-	lastSweep     float64
+	// MaxStreams bounds the streams tracked (Streams); zero means
+	// DefaultMaxStreams. When a packet finds it reached, the streams seen
+	// least recently are evicted, however recent, until at most seven
+	// eighths of it remain: a flood of spoofed sources must not exhaust
+	// memory, and what it pushes out first is what has been quiet
+	// longest. Shed counts them.
+	MaxStreams int
+	shed       uint64
+	lastSweep  float64
 	// evicting holds the streams a sweep removes, between finding and
 	// removing them.
 	evicting []entry
@@ -517,6 +525,21 @@ const DefaultIdleTimeout = 3600.0
 // streams every minute.
 const EvictInterval = 300.0
 
+// DefaultMaxStreams is the MaxStreams of an AfterImage that sets none:
+// 1,048,576 streams, about 480 MB (docs/BENCHMARKS.md).
+const DefaultMaxStreams = 1 << 20
+
+func (a *AfterImage) maxStreams() int {
+	if a.MaxStreams > 0 {
+		return a.MaxStreams
+	}
+	return DefaultMaxStreams
+}
+
+// Shed returns the number of streams evicted so far because MaxStreams
+// was reached (not for being idle).
+func (a *AfterImage) Shed() uint64 { return a.shed }
+
 // Streams returns the number of streams tracked: source MAC-IP pairs,
 // channel jitters, hosts and sockets.
 func (a *AfterImage) Streams() int {
@@ -530,7 +553,12 @@ func (a *AfterImage) Evict(now float64) int {
 	if timeout <= 0 {
 		timeout = DefaultIdleTimeout
 	}
-	before := now - timeout
+	return a.evictBefore(now - timeout)
+}
+
+// evictBefore removes the streams that neither sent nor received since
+// before, with their links, and returns how many it removed.
+func (a *AfterImage) evictBefore(before float64) int {
 	// A jitter stream is keyed by its hosts' slots (Update), so it must
 	// never outlive them, lest a new host in a reused slot inherit it: it
 	// does not, as it is seen only when both its hosts are, and every
@@ -538,6 +566,50 @@ func (a *AfterImage) Evict(now float64) int {
 	n := a.macIP.evict(before, &a.evicting) + a.jitter.evict(before, &a.evicting)
 	n += a.hosts.evict(before, &a.evicting) + a.sockets.evict(before, &a.evicting)
 	return n
+}
+
+// shedBuckets is the resolution of shedOldest's histogram of last-seen
+// times.
+const shedBuckets = 1024
+
+// shedOldest evicts the streams seen least recently until at most seven
+// eighths of MaxStreams remain. It finds the time to evict before from a
+// histogram of every stream's last-seen time, in two passes and no sort:
+// it may evict up to one bucket's streams more than needed. Should every
+// stream have been seen at the same moment, all go.
+func (a *AfterImage) shedOldest() {
+	limit := a.maxStreams()
+	excess := a.Streams() - (limit - limit/8)
+	if excess <= 0 {
+		return
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	a.eachLastSeen(func(t float64) { lo, hi = min(lo, t), max(hi, t) })
+	width := (hi - lo) / shedBuckets
+	var counts [shedBuckets]int
+	bucket := func(t float64) int {
+		if !(width > 0) {
+			return shedBuckets - 1
+		}
+		return min(int((t-lo)/width), shedBuckets-1)
+	}
+	a.eachLastSeen(func(t float64) { counts[bucket(t)]++ })
+	before, seen := math.Nextafter(hi, math.Inf(1)), 0
+	for j, c := range counts[:shedBuckets-1] {
+		if seen += c; seen >= excess {
+			before = lo + float64(j+1)*width
+			break
+		}
+	}
+	a.shed += uint64(a.evictBefore(before))
+}
+
+// eachLastSeen calls f with the last-seen time of every stream.
+func (a *AfterImage) eachLastSeen(f func(float64)) {
+	a.macIP.index.each(func(_ key, i uint32) { f(a.macIP.streams.at(i).lastSeen) })
+	a.jitter.index.each(func(_ key, i uint32) { f(a.jitter.streams.at(i).lastSeen) })
+	a.hosts.index.each(func(_ key, i uint32) { f(a.hosts.streams.at(i).lastSeen) })
+	a.sockets.index.each(func(_ key, i uint32) { f(a.sockets.streams.at(i).lastSeen) })
 }
 
 // table1D holds the unlinked streams of one kind (source MAC-IP pairs or
@@ -662,6 +734,9 @@ func (a *AfterImage) update(p *Packet, k *keys, out []float64) {
 	if t-a.lastSweep >= EvictInterval || t < a.lastSweep {
 		a.Evict(t)
 		a.lastSweep = t
+	}
+	if a.Streams() >= a.maxStreams() {
+		a.shedOldest()
 	}
 	m := &a.memo
 	m.n = 0 // Δt rarely repeats from one packet to the next: lookups stay short

@@ -191,6 +191,9 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	st := a.sources[src]
 	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
 		if st == nil {
+			if len(a.sources) >= maxRuleKeys {
+				clear(a.sources) // a flood of spoofed sources, as in the rules' tables
+			}
 			st = &sourceState{scores: make([]float64, a.cfg.Window), sorted: make([]float64, 0, a.cfg.Window), lastSig: math.Inf(-1)}
 			a.sources[src] = st
 		}

@@ -96,6 +96,11 @@ type ScoreResult struct {
 	// Corrupt is set when the capture ended with a corrupt or truncated
 	// record; the packets before it were scored.
 	Corrupt string `json:"corrupt,omitempty"`
+	// Streams is the number of streams tracked at the end; StreamsShed
+	// counts those evicted because AfterImage.MaxStreams was reached (a
+	// flood of new sources), not for being idle.
+	Streams     int    `json:"streams,omitempty"`
+	StreamsShed uint64 `json:"streams_shed"`
 	// Learnt counts the packets learnt after training
 	// (AnomalyConfig.Learn).
 	Learnt int `json:"learnt,omitempty"`
@@ -494,6 +499,9 @@ func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 		res.PacketsPerSec = float64(res.Packets) / res.Seconds
 	}
 	res.Decode = fs.dec.Stats
+	if fs.ai != nil {
+		res.Streams, res.StreamsShed = fs.ai.Streams(), fs.ai.Shed()
+	}
 	if ms.kn != nil {
 		res.Autoencoders = len(ms.kn.FeatureMap())
 		res.SigmoidLoads = SigmoidLoads()
