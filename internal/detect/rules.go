@@ -35,7 +35,10 @@ type Rules struct {
 	// source to one destination within RateWindow: bare SYNs, UDP
 	// datagrams, and bare ACKs without payload. Defaults 1000, 2000 and
 	// 3000 in 1 s: well above a busy device's own traffic (a bulk download
-	// acknowledges at most a few thousand segments a second).
+	// acknowledges at most a few thousand segments a second). The same
+	// rates to one destination from many sources (no one source sending
+	// half of them: spoofed or distributed) raise *_flood_received on the
+	// destination, the device under attack.
 	SYNFloodRate int           `json:"syn_flood_rate"`
 	UDPFloodRate int           `json:"udp_flood_rate"`
 	ACKFloodRate int           `json:"ack_flood_rate"`
@@ -196,6 +199,8 @@ type RuleDetector struct {
 	syn     map[hostPair]*counter
 	udp     map[hostPair]*counter
 	ack     map[hostPair]*counter
+	// synIn, udpIn and ackIn count the same packets by destination alone.
+	synIn, udpIn, ackIn map[Host]*counter
 	brute   map[serviceKey]*counter
 	beacons map[serviceKey]*beacon
 	creds   map[connKey]*credState
@@ -209,7 +214,8 @@ type RuleDetector struct {
 // their defaults).
 func NewRuleDetector(r Rules) *RuleDetector {
 	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
-		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, brute: map[serviceKey]*counter{},
+		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
+		synIn: map[Host]*counter{}, udpIn: map[Host]*counter{}, ackIn: map[Host]*counter{}, brute: map[serviceKey]*counter{},
 		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
 }
 
@@ -249,10 +255,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
 				fmt.Sprintf("TCP SYN to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))
 		}
-		if n, fire := count(d.syn, hostPair{p.Src, p.Dst}, t, r.RateWindow, r.SYNFloodRate); fire {
-			out = append(out, d.signal(p, "syn_flood", alert.SeverityCritical, n, r.SYNFloodRate,
-				fmt.Sprintf("%d TCP SYNs to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.SYNFloodRate)))
-		}
+		out = d.flood(p, d.syn, d.synIn, "syn_flood", "TCP SYNs", r.SYNFloodRate, out)
 		if loginPort(p.DstPort) {
 			if n, fire := count(d.brute, serviceKey{p.Src, p.Dst, p.DstPort}, t, r.BruteForceWindow, r.BruteForceAttempts); fire {
 				out = append(out, d.signal(p, "brute_force", alert.SeverityHigh, n, r.BruteForceAttempts,
@@ -263,15 +266,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 && p.Length <= 66:
 		// A bare ACK: no payload (the prefix is empty and the frame no
 		// longer than headers with options), so that bulk data is not counted.
-		if n, fire := count(d.ack, hostPair{p.Src, p.Dst}, t, r.RateWindow, r.ACKFloodRate); fire {
-			out = append(out, d.signal(p, "ack_flood", alert.SeverityCritical, n, r.ACKFloodRate,
-				fmt.Sprintf("%d bare TCP ACKs to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.ACKFloodRate)))
-		}
+		out = d.flood(p, d.ack, d.ackIn, "ack_flood", "bare TCP ACKs", r.ACKFloodRate, out)
 	case p.Proto == layers.IPProtocolUDP:
-		if n, fire := count(d.udp, hostPair{p.Src, p.Dst}, t, r.RateWindow, r.UDPFloodRate); fire {
-			out = append(out, d.signal(p, "udp_flood", alert.SeverityCritical, n, r.UDPFloodRate,
-				fmt.Sprintf("%d UDP datagrams to %s within %s (threshold %d)", n, hostString(p.Dst), r.RateWindow, r.UDPFloodRate)))
-		}
+		out = d.flood(p, d.udp, d.udpIn, "udp_flood", "UDP datagrams", r.UDPFloodRate, out)
 	}
 	if !r.NoCredentials && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
 		out = d.credentials(p, out)
@@ -282,6 +279,32 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	d.packets++
 	if d.packets%8192 == 0 {
 		d.evict(t)
+	}
+	return out
+}
+
+// flood counts p toward the flood of its kind (behaviour, what) from its
+// source to its destination (bySource), which signals on the source, and
+// toward all packets of that kind to its destination (byDest). When those
+// reach the rate with no one source sending half of them, the flood is
+// spoofed or distributed: it signals behaviour+"_received" on the
+// destination, the device under attack, since the sources say nothing.
+func (d *RuleDetector) flood(p *Packet, bySource map[hostPair]*counter, byDest map[Host]*counter, behaviour, what string, rate int, out []alert.Signal) []alert.Signal {
+	window := d.r.RateWindow
+	pair, fire := count(bySource, hostPair{p.Src, p.Dst}, p.Time, window, rate)
+	if fire {
+		out = append(out, d.signal(p, behaviour, alert.SeverityCritical, pair, rate,
+			fmt.Sprintf("%d %s to %s within %s (threshold %d)", pair, what, hostString(p.Dst), window, rate)))
+	}
+	if n, fire := count(byDest, p.Dst, p.Time, window, rate); fire && pair < rate/2 {
+		s := d.signal(p, behaviour+"_received", alert.SeverityHigh, n, rate,
+			fmt.Sprintf("%d %s from many sources within %s (threshold %d; the last from %s, which sent %d): a spoofed or distributed flood",
+				n, what, window, rate, hostPort(p.Src, p.SrcPort, true), pair))
+		s.SrcIP, s.SrcMAC, s.Peer = hostString(p.Dst), "", hostPort(p.Src, p.SrcPort, true)
+		if p.DstMAC != ([6]byte{}) && p.DstMAC[0]&1 == 0 {
+			s.SrcMAC = net.HardwareAddr(p.DstMAC[:]).String()
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -478,6 +501,13 @@ func (d *RuleDetector) evict(now float64) {
 			}
 		}
 	}
+	for _, m := range []map[Host]*counter{d.synIn, d.udpIn, d.ackIn} {
+		for k, c := range m {
+			if now-c.start > r.RateWindow.Seconds() {
+				delete(m, k)
+			}
+		}
+	}
 	for k, c := range d.brute {
 		if now-c.start > r.BruteForceWindow.Seconds() {
 			delete(d.brute, k)
@@ -548,11 +578,19 @@ func public(h Host) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate()
 }
 
-func peerString(p *Packet) string {
-	if p.Dst.Kind == AddrIPv6 {
-		return fmt.Sprintf("[%s]:%d", hostString(p.Dst), p.DstPort)
+// peerString is the packet's destination, with its port when it has one.
+func peerString(p *Packet) string { return hostPort(p.Dst, p.DstPort, p.Ports == PortNumber) }
+
+// hostPort formats a host with its port, ip:port or [ip6]:port, or alone
+// when the packet has no port (ARP, ICMP).
+func hostPort(h Host, port uint16, hasPort bool) string {
+	switch {
+	case !hasPort:
+		return hostString(h)
+	case h.Kind == AddrIPv6:
+		return fmt.Sprintf("[%s]:%d", hostString(h), port)
 	}
-	return fmt.Sprintf("%s:%d", hostString(p.Dst), p.DstPort)
+	return fmt.Sprintf("%s:%d", hostString(h), port)
 }
 
 func firstLine(b []byte) []byte {

@@ -107,6 +107,7 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 		want   string // the behaviour expected, "" for none
 		check  func(t *testing.T, s alert.Signal)
 		rules  Rules
+		only   bool // no signal but want's
 	}{
 		{
 			name: "a bot sending SYNs to port 23 of 50 hosts in 5 s is a Telnet scan",
@@ -148,6 +149,30 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				return fs
 			},
 			want: "syn_flood",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.66" {
+					t.Errorf("signal %+v", s)
+				}
+			},
+			only: true,
+		},
+		{
+			name: "2,000 SYNs to one host in half a second from spoofed sources are a SYN flood it receives",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 2000 {
+					spoofed := net.IP{100, byte(i >> 8), byte(i), 1}
+					fs = append(fs, crafted{time.Duration(i) * 250 * time.Microsecond, tcpFrame(t, spoofed, victimIP, uint16(1024+i), 80, "S", nil)})
+				}
+				return fs
+			},
+			want: "syn_flood_received",
+			check: func(t *testing.T, s alert.Signal) {
+				// The alert is the victim's: its address and MAC.
+				if s.SrcIP != "10.200.1.7" || s.SrcMAC != macB.String() || s.Score != 1000 || !strings.HasPrefix(s.Peer, "100.3.231.1:") {
+					t.Errorf("signal %+v", s)
+				}
+			},
 		},
 		{
 			name: "3,000 UDP datagrams to one host in a second are a UDP flood",
@@ -361,7 +386,7 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 					got = append(got, s)
 				}
 			}
-			if len(got) != 1 {
+			if len(got) != 1 || tt.only && len(sigs) != 1 {
 				t.Fatalf("want one %s signal, got %d of %d: %+v", tt.want, len(got), len(sigs), sigs)
 			}
 			if tt.check != nil {
