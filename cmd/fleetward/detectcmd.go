@@ -325,8 +325,12 @@ func printDetect(w io.Writer, out detectOutput) {
 		out.File, res.Packets, time.Duration(res.Seconds*float64(time.Second)).Round(time.Millisecond), res.PacketsPerSec,
 		float64(res.Packets)/max(res.FeatureSeconds, 1e-9), res.Autoencoders)
 	d := res.Decode
-	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports\n",
-		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted)
+	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports, %d VLAN-tagged, %d with IPv6 extension headers, %d of an unknown link type\n",
+		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted, d.VLANTagged, d.IPv6ExtHdrs, d.UnknownLink)
+	if d.Panicked > 0 {
+		fmt.Fprintf(w, "warning: %d frames crashed the decoder or the rules and were kept without addresses (a bug: please report it with this): %s\n",
+			d.Panicked, res.FirstPanic)
+	}
 	if res.StreamsShed > 0 {
 		fmt.Fprintf(w, "warning: %d streams evicted to stay within %d tracked (a flood of new sources?); %d tracked at the end\n",
 			res.StreamsShed, detect.DefaultMaxStreams, res.Streams)

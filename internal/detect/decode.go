@@ -96,6 +96,9 @@ type DecodeStats struct {
 	UnknownLink uint64 `json:"unknown_link"`  // frames of a link type the decoder does not handle
 	IPv6ExtHdrs uint64 `json:"ipv6_ext_hdrs"` // IPv6 packets with extension headers
 	VLANTagged  uint64 `json:"vlan_tagged"`   // frames with an 802.1Q tag
+	// Panicked counts frames whose decoding or rules panicked, a bug: each
+	// was kept as a frame without addresses (ScoreResult.FirstPanic).
+	Panicked uint64 `json:"panicked,omitempty"`
 }
 
 // A Decoder turns frames into Packets with gopacket's DecodingLayerParser,

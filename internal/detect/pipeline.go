@@ -3,6 +3,7 @@ package detect
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"time"
@@ -96,6 +97,10 @@ type ScoreResult struct {
 	// Corrupt is set when the capture ended with a corrupt or truncated
 	// record; the packets before it were scored.
 	Corrupt string `json:"corrupt,omitempty"`
+	// FirstPanic describes the first frame whose decoding or rules
+	// panicked (Decode.Panicked): the cause and the frame's first 128
+	// bytes, for a bug report.
+	FirstPanic string `json:"first_panic,omitempty"`
 	// Streams is the number of streams tracked at the end; StreamsShed
 	// counts those evicted because AfterImage.MaxStreams was reached (a
 	// flood of new sources), not for being idle.
@@ -229,6 +234,9 @@ type featureStage struct {
 	dec   *Decoder
 	ai    *AfterImage
 	rules *RuleDetector
+	// firstPanic describes the first frame whose decoding or rules
+	// panicked (inspect).
+	firstPanic string
 }
 
 func newFeatureStage(r PacketSource, opts ScoreOptions, model bool) *featureStage {
@@ -249,6 +257,31 @@ func newFeatureStage(r PacketSource, opts ScoreOptions, model bool) *featureStag
 		fs.dec.PayloadPrefix = fs.rules.PayloadPrefix()
 	}
 	return fs
+}
+
+// inspect decodes one frame into p and applies the rules to it, appending
+// their signals to sigs. A panic in either (a bug that some frame reaches)
+// must not take down a sensor watching a whole network: the frame is kept
+// as one without addresses, as an undecodable frame is, any signals it
+// raised are dropped, and it is counted in DecodeStats.Panicked, the
+// first one's cause and frame kept for a bug report.
+func (fs *featureStage) inspect(data []byte, ci gopacket.CaptureInfo, p *Packet, sigs []alert.Signal) (out []alert.Signal) {
+	before := len(sigs)
+	defer func() {
+		if v := recover(); v != nil {
+			fs.dec.Stats.Panicked++
+			if fs.firstPanic == "" {
+				fs.firstPanic = fmt.Sprintf("%v; frame %x", v, data[:min(len(data), 128)])
+			}
+			*p = Packet{Time: epochSeconds(ci.Timestamp.Unix(), int64(ci.Timestamp.Nanosecond())), Length: max(ci.Length, len(data))}
+			out = sigs[:before]
+		}
+	}()
+	fs.dec.Decode(data, ci, p)
+	if fs.rules != nil {
+		sigs = fs.rules.Observe(p, sigs)
+	}
+	return sigs
 }
 
 // fill replaces b's packets with the next ones from the source, until b is
@@ -278,12 +311,9 @@ func (fs *featureStage) fill(b *batch) {
 		}
 		b.pkts = append(b.pkts, Packet{})
 		p := &b.pkts[len(b.pkts)-1]
-		fs.dec.Decode(data, ci, p)
+		b.sigs = fs.inspect(data, ci, p, b.sigs)
 		if perPacket {
 			b.feature += time.Since(t0)
-		}
-		if fs.rules != nil {
-			b.sigs = fs.rules.Observe(p, b.sigs)
 		}
 		p.Payload = nil // it points into the decoder's buffer
 		b.sigEnd = append(b.sigEnd, len(b.sigs))
@@ -499,6 +529,7 @@ func (ms *modelStage) finish(elapsed time.Duration, fs *featureStage) {
 		res.PacketsPerSec = float64(res.Packets) / res.Seconds
 	}
 	res.Decode = fs.dec.Stats
+	res.FirstPanic = fs.firstPanic
 	if fs.ai != nil {
 		res.Streams, res.StreamsShed = fs.ai.Streams(), fs.ai.Shed()
 	}

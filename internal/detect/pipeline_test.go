@@ -2,7 +2,12 @@ package detect
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/fleetward/fleetward/internal/alert"
 )
@@ -165,4 +170,32 @@ func TestContinuedLearningKeepsDetecting(t *testing.T) {
 		t.Errorf("learnt %d packets after training", res.Learnt)
 	}
 	beatKitsune(t, res.Scores, res.Trained)
+}
+
+// A panic in the decoder or the rules costs one frame, not the sensor: the
+// frame is kept without addresses, counted, and its signals dropped.
+func TestAPanickingFrameIsCountedAndKeptWithoutAddresses(t *testing.T) {
+	fs := newFeatureStage(&memorySource{link: layers.LinkTypeEthernet}, ScoreOptions{Rules: &Rules{}}, false)
+	fs.rules = &RuleDetector{r: DefaultRules} // no tables: the first SYN writes to a nil map
+	at := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	syn := tcpFrame(t, botIP, victimIP, 40000, 23, "S", nil)
+	ci := gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(syn), Length: len(syn)}
+	kept := []alert.Signal{{Behaviour: "earlier"}}
+	var p Packet
+	sigs := fs.inspect(syn, ci, &p, kept)
+	if fs.dec.Stats.Panicked != 1 || !strings.Contains(fs.firstPanic, "nil map") {
+		t.Fatalf("panicked %d, first %q", fs.dec.Stats.Panicked, fs.firstPanic)
+	}
+	if p.Src.Kind != AddrNone || p.Time != float64(at.Unix()) || p.Length != len(syn) {
+		t.Errorf("the frame was kept as %+v", p)
+	}
+	if len(sigs) != 1 || sigs[0].Behaviour != "earlier" {
+		t.Errorf("signals %+v", sigs)
+	}
+	// The next frame is inspected as usual.
+	fs.rules = NewRuleDetector(Rules{})
+	fs.inspect(syn, ci, &p, nil)
+	if fs.dec.Stats.Panicked != 1 || p.Src.Kind != AddrIPv4 {
+		t.Errorf("after a panic: panicked %d, packet %+v", fs.dec.Stats.Panicked, p)
+	}
 }
