@@ -68,7 +68,8 @@ device pages plot.
 			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
 			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
-			&cli.StringSliceFlag{Name: "rule", Usage: "change a packet rule threshold, NAME=VALUE (repeatable), e.g. telnet_scan_hosts=20, brute_force_window=2m, no_new_destination=true; names: " + strings.Join(detect.RuleSettings(), ", ")},
+			&cli.StringSliceFlag{Name: "rule", Usage: "change a rule threshold, NAME=VALUE (repeatable), e.g. telnet_scan_hosts=20, brute_force_window=2m, no_new_destination=true; packet rules (--pcap, --iface): " +
+				strings.Join(detect.RuleSettings(), ", ") + "; flow rules (--zeek): " + strings.Join(flow.RuleSettings(), ", ")},
 			&cli.FloatFlag{Name: "target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "alert threshold: this quantile of the calibration scores is allowed above it"},
 			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
 			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
@@ -95,7 +96,11 @@ device pages plot.
 						return c.do(ctx, "POST", "/api/v1/signals", alert.SignalReport{Signals: sigs}, nil)
 					}
 				}
-				rep, err := detectFlows(ctx, path, flow.Rules{}, send)
+				var rules flow.Rules
+				if err := setRules(cmd, rules.Set); err != nil {
+					return err
+				}
+				rep, err := detectFlows(ctx, path, rules, send)
 				if err != nil {
 					return fmt.Errorf("detect: %w", err)
 				}
@@ -199,10 +204,14 @@ device pages plot.
 				}
 			}
 			out := detectOutput{File: cmd.String("pcap"), Result: res}
-			if labels != nil {
-				if len(labels) != res.Packets {
-					return fmt.Errorf("detect: --labels has %d labels for %d packets", len(labels), res.Packets)
-				}
+			if res.Packets <= res.Trained {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("all %d packets went to the grace periods (--fm %d, --ad %d): nothing was scored, so the anomaly model could raise no alert; lower --fm and --ad or give a longer capture",
+					res.Packets, cmd.Int("fm"), cmd.Int("ad")))
+			}
+			if labels != nil && len(labels) != res.Packets {
+				return fmt.Errorf("detect: --labels has %d labels for %d packets", len(labels), res.Packets)
+			}
+			if labels != nil && res.Packets > res.Trained {
 				ev := detect.Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
 				out.Evaluation = &ev
 				sm := detect.Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
@@ -260,6 +269,22 @@ type detectOutput struct {
 	Sent int `json:"sent_to_server,omitempty"`
 	// SummariesSent is how many score summaries went to --server.
 	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
+	// Warnings say what the results leave out.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// setRules applies each --rule NAME=VALUE with set.
+func setRules(cmd *cli.Command, set func(name, value string) error) error {
+	for _, kv := range cmd.StringSlice("rule") {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("detect: --rule %q: want NAME=VALUE", kv)
+		}
+		if err := set(name, value); err != nil {
+			return fmt.Errorf("detect: --rule: %w", err)
+		}
+	}
+	return nil
 }
 
 // alertCheck measures the alerts against the labels: how soon after the
@@ -336,9 +361,12 @@ func printDetect(w io.Writer, out detectOutput) {
 			res.StreamsShed, detect.DefaultMaxStreams, res.Streams)
 	}
 	if res.Corrupt != "" {
-		fmt.Fprintf(w, "the capture ends in a corrupt record; the packets before it were scored: %s\n", res.Corrupt)
+		fmt.Fprintf(w, "reading stopped at a corrupt or cut record; the packets before it were scored: %s\n", res.Corrupt)
 	}
 	fmt.Fprintf(w, "trained on the first %d packets, scored %d\n", res.Trained, res.Packets-res.Trained)
+	for _, warning := range out.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warning)
+	}
 	if ev := out.Evaluation; ev != nil {
 		fmt.Fprintf(w, "scored packets: %d benign, %d malicious\n", ev.Benign, ev.Malicious)
 		fmt.Fprintf(w, "AUC %.5f  EER %.5f  TPR %.4f at 1%% FPR (threshold %.4g)  TPR %.4f at 0.1%% FPR (threshold %.4g)\n",
@@ -349,12 +377,12 @@ func printDetect(w io.Writer, out detectOutput) {
 			ev.AUC, ev.EER, ev.TPRAt1, ev.TPRAt01, res.Threshold)
 	}
 	if c := out.AlertCheck; c != nil {
-		fmt.Fprintf(w, "first malicious packet %s; first alert %s on %s (%.3f s later); %d signals on benign scored packets\n",
-			c.FirstMalicious.Format(time.RFC3339Nano), c.FirstAlert.Format(time.RFC3339Nano), c.FirstAlertSource, c.DelaySeconds, c.BenignSignals)
+		fmt.Fprintf(w, "first malicious packet %s; first alert %s on %s (%.3f s later); %s on benign scored packets\n",
+			c.FirstMalicious.Format(time.RFC3339Nano), c.FirstAlert.Format(time.RFC3339Nano), c.FirstAlertSource, c.DelaySeconds, plural(c.BenignSignals, "signal"))
 	}
-	fmt.Fprintf(w, "%d alerts\n", len(out.Alerts))
+	fmt.Fprintf(w, "%s\n", plural(len(out.Alerts), "alert"))
 	for _, a := range out.Alerts {
-		fmt.Fprintf(w, "  %s %s %s %s %s: %d signals %s to %s; %s\n", a.Severity, a.Behaviour, a.Detector, a.SrcIP, a.SrcMAC, a.Signals,
+		fmt.Fprintf(w, "  %s %s %s %s %s: %s %s to %s; %s\n", a.Severity, a.Behaviour, a.Detector, a.SrcIP, a.SrcMAC, plural(a.Signals, "signal"),
 			a.FirstSeen.Format(time.RFC3339), a.LastSeen.Format(time.RFC3339), a.Explanation)
 	}
 }

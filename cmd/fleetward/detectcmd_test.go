@@ -19,6 +19,7 @@ import (
 	"github.com/fleetward/fleetward/internal/alert"
 	"github.com/fleetward/fleetward/internal/app"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/datasets"
 	"github.com/fleetward/fleetward/internal/detect"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/telemetry"
@@ -78,7 +79,8 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 		{"fewer labels than packets", []string{"--pcap", pcap, "--labels", shortLabels}, "2 labels for 20 packets"},
 		{"a learning share above the threshold", []string{"--pcap", pcap, "--learn", "--learn-below", "1.5"}, "--learn-below 1.5"},
 		{"a negative warm-up", []string{"--pcap", pcap, "--warmup", "-1m"}, "--warmup -1m0s"},
-		{"a rule setting that does not exist", []string{"--pcap", pcap, "--rule", "telnet_scan_hostz=3"}, "no such rule setting"},
+		{"a rule setting that does not exist", []string{"--pcap", pcap, "--rule", "telnet_scan_hostz=3"}, "no such setting; the settings are telnet_scan_hosts, "},
+		{"a flow rule setting that does not exist", []string{"--zeek", pcap, "--rule", "telnet_scan_window=3s"}, "no such setting; the settings are c2_unanswered, "},
 		{"a rule without a value", []string{"--pcap", pcap, "--rule", "telnet_scan_hosts"}, "want NAME=VALUE"},
 	}
 	for _, tt := range tests {
@@ -88,6 +90,32 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// --rule changes the flow rules' thresholds with --zeek: IoT-23's Mirai
+// capture raises its C2 alert at the default 5 unanswered connections, and
+// none when 500 are needed.
+func TestDetectZeekTakesRuleSettings(t *testing.T) {
+	log := datasets.Path(t, filepath.Join("iot23", "CTU-Malware-Capture-8-1-labeled.csv"))
+	alerts := func(args ...string) int {
+		out, err := captureStdout(t, func() error {
+			return rootCommand().Run(context.Background(), append([]string{"fleetward", "detect", "--zeek", log, "--json"}, args...))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep flowReport
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return len(rep.Alerts)
+	}
+	if n := alerts(); n == 0 {
+		t.Fatal("no alert at the default thresholds")
+	}
+	if n := alerts("--rule", "c2_unanswered=500"); n != 0 {
+		t.Errorf("%d alerts with c2_unanswered=500", n)
 	}
 }
 
@@ -282,5 +310,23 @@ func TestCheckAlertsCountsSignalsOnBenignPackets(t *testing.T) {
 	}
 	if c.FirstAlertSource != "10.0.0.3  (anomaly)" || c.DelaySeconds != 0 {
 		t.Errorf("first alert %q after %v s", c.FirstAlertSource, c.DelaySeconds)
+	}
+}
+
+// A capture shorter than the grace periods scores nothing, and says so.
+func TestDetectWarnsWhenNothingWasScored(t *testing.T) {
+	pcap := writeTestCapture(t, t.TempDir(), 20)
+	out, err := captureStdout(t, func() error {
+		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", pcap, "--json"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res detectOutput
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "all 20 packets went to the grace periods") {
+		t.Errorf("warnings %q", res.Warnings)
 	}
 }

@@ -128,16 +128,28 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 	return rep, nil
 }
 
+// plural counts n of noun, "1 signal" or "3 signals".
+func plural[N int | uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // printFlowReport writes the report for a person.
 func printFlowReport(w io.Writer, rep flowReport) {
-	fmt.Fprintf(w, "%s: %d flows (%d malformed, skipped) in %.3f s, %.0f flows/s; %d signals in %d alerts\n",
-		rep.File, rep.Flows, rep.Skipped, rep.Seconds, rep.FlowsPerS, rep.Signals, len(rep.Alerts))
+	fmt.Fprintf(w, "%s: %s (%d malformed, skipped) in %.3f s, %.0f flows/s; %s in %s\n",
+		rep.File, plural(rep.Flows, "flow"), rep.Skipped, rep.Seconds, rep.FlowsPerS, plural(rep.Signals, "signal"), plural(len(rep.Alerts), "alert"))
 	for _, a := range rep.Alerts {
-		fmt.Fprintf(w, "  %s  %-8s %-14s %-15s %d signals  %s\n", a.FirstSeen.Format(time.RFC3339), a.Severity, a.Behaviour, a.SrcIP, a.Signals, a.Explanation)
+		fmt.Fprintf(w, "  %s  %-8s %-14s %-15s %s  %s\n", a.FirstSeen.Format(time.RFC3339), a.Severity, a.Behaviour, a.SrcIP, plural(a.Signals, "signal"), a.Explanation)
 	}
 	if l := rep.Labelled; l != nil {
-		fmt.Fprintf(w, "labels: %d of %d malicious flows flagged (recall %.3f); %d of %d benign flagged (false positive rate %.4f)\n",
-			l.FlaggedMalicious, l.Malicious, l.Recall, l.FlaggedBenign, l.Benign, l.FalsePositive)
+		recall := fmt.Sprintf("recall %.3f", l.Recall)
+		if l.Malicious == 0 {
+			recall = "no recall: the labels mark no flow malicious"
+		}
+		fmt.Fprintf(w, "labels: %d of %d malicious flows flagged (%s); %d of %d benign flagged (false positive rate %.4f)\n",
+			l.FlaggedMalicious, l.Malicious, recall, l.FlaggedBenign, l.Benign, l.FalsePositive)
 	}
 	if rep.Sent > 0 {
 		fmt.Fprintf(w, "sent %d signals to the server\n", rep.Sent)

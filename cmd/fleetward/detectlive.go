@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,14 +36,8 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}
-		for _, kv := range cmd.StringSlice("rule") {
-			name, value, ok := strings.Cut(kv, "=")
-			if !ok {
-				return opts, fmt.Errorf("detect: --rule %q: want NAME=VALUE", kv)
-			}
-			if err := opts.Rules.Set(name, value); err != nil {
-				return opts, fmt.Errorf("detect: --rule: %w", err)
-			}
+		if err := setRules(cmd, opts.Rules.Set); err != nil {
+			return opts, err
 		}
 	}
 	if path := cmd.String("load-model"); path != "" {

@@ -2,13 +2,18 @@ package detect
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -389,4 +394,34 @@ func samePacket(a, b *Packet) bool {
 	x, y := *a, *b
 	x.Payload, y.Payload = nil, nil
 	return reflect.DeepEqual(x, y) && bytes.Equal(a.Payload, b.Payload)
+}
+
+// A corrupt record in the middle of a pcap file is reported with where it
+// is and how much of the file was left unread, not as the file's end.
+func TestReaderSaysWhereACorruptRecordIs(t *testing.T) {
+	f := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
+	file := writeCapture(t, false, f, f, f, f)
+	// The second record's captured length (bytes 8-11 of its header) is
+	// past the snap length.
+	second := 24 + 16 + len(f)
+	binary.LittleEndian.PutUint32(file[second+8:], 1<<30)
+	path := filepath.Join(t.TempDir(), "corrupt.pcap")
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for err == nil {
+		if _, _, err = r.Next(); err == nil {
+			n++
+		}
+	}
+	want := fmt.Sprintf("at byte %d of %d (the %d bytes from there on unread)", second, len(file), len(file)-second)
+	if n != 1 || !errors.Is(err, ErrFileCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Errorf("read %d packets, then %v; want 1, then an error %q", n, err, want)
+	}
 }

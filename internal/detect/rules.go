@@ -3,21 +3,17 @@ package detect
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
-	"reflect"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/gopacket/layers"
 
 	"github.com/fleetward/fleetward/internal/alert"
-	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/ascii"
+	"github.com/fleetward/fleetward/internal/setting"
 )
 
 // Rules are the thresholds of the packet rules (docs/DETECTION.md). A zero
@@ -193,21 +189,21 @@ const (
 // maxRuleKeys) and idle entries are evicted as capture time moves. Not
 // safe for concurrent use.
 type RuleDetector struct {
-	r       Rules
-	telnet  map[Host]*distinctSet[Host]
-	ports   map[hostPair]*distinctSet[uint16]
-	syn     map[hostPair]*counter
-	udp     map[hostPair]*counter
-	ack     map[hostPair]*counter
+	r      Rules
+	telnet map[Host]*distinctSet[Host]
+	ports  map[hostPair]*distinctSet[uint16]
+	syn    map[hostPair]*counter
+	udp    map[hostPair]*counter
+	ack    map[hostPair]*counter
 	// synIn, udpIn and ackIn count the same packets by destination alone.
 	synIn, udpIn, ackIn map[Host]*counter
-	brute   map[serviceKey]*counter
-	beacons map[serviceKey]*beacon
-	creds   map[connKey]*credState
-	dests   map[Host]*destClasses
-	packets int
-	start   float64 // the first packet's time
-	started bool
+	brute               map[serviceKey]*counter
+	beacons             map[serviceKey]*beacon
+	creds               map[connKey]*credState
+	dests               map[Host]*destClasses
+	packets             int
+	start               float64 // the first packet's time
+	started             bool
 }
 
 // NewRuleDetector returns a RuleDetector with rules r (zero fields take
@@ -720,55 +716,8 @@ func mqttConnectUser(b []byte) ([]byte, bool) {
 
 // Set changes one threshold by its JSON name ("telnet_scan_hosts",
 // "brute_force_window", …) from text: a number, a Go duration ("30s") or a
-// boolean. Returns an Invalid error naming the rule for an unknown name or
-// a value of the wrong kind.
-func (r *Rules) Set(name, value string) error {
-	v := reflect.ValueOf(r).Elem()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if strings.Split(f.Tag.Get("json"), ",")[0] != name {
-			continue
-		}
-		field := v.Field(i)
-		var err error
-		switch {
-		case f.Type == reflect.TypeFor[time.Duration]():
-			var d time.Duration
-			if d, err = time.ParseDuration(value); err == nil && d <= 0 {
-				err = errors.New("must be positive")
-			}
-			field.SetInt(int64(d))
-		case f.Type.Kind() == reflect.Int:
-			var n int
-			if n, err = strconv.Atoi(value); err == nil && n <= 0 {
-				err = errors.New("must be positive")
-			}
-			field.SetInt(int64(n))
-		case f.Type.Kind() == reflect.Float64:
-			var x float64
-			if x, err = strconv.ParseFloat(value, 64); err == nil && !(x > 0 && x < math.Inf(1)) {
-				err = errors.New("must be a positive number")
-			}
-			field.SetFloat(x)
-		case f.Type.Kind() == reflect.Bool:
-			var b bool
-			b, err = strconv.ParseBool(value)
-			field.SetBool(b)
-		}
-		if err != nil {
-			return apperr.InvalidField(name, "%q: %v", value, err)
-		}
-		return nil
-	}
-	return apperr.InvalidField(name, "no such rule setting (see docs/DETECTION.md)")
-}
+// boolean (setting.Set).
+func (r *Rules) Set(name, value string) error { return setting.Set(r, name, value) }
 
 // RuleSettings lists the names Set takes.
-func RuleSettings() []string {
-	t := reflect.TypeFor[Rules]()
-	names := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		names = append(names, strings.Split(t.Field(i).Tag.Get("json"), ",")[0])
-	}
-	return names
-}
+func RuleSettings() []string { return setting.Names[Rules]() }

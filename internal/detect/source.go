@@ -35,6 +35,8 @@ type Reader struct {
 	blocks *blockWalker // pcapng only
 	broken error        // set once pcapgo has panicked: its state is lost
 	size   int64        // of the file, 0 if unknown
+	// good is where the last record read whole ends, in a pcap file.
+	good int64
 	// Format is "pcap" or "pcapng".
 	Format string
 }
@@ -89,7 +91,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		if err != nil {
 			return nil, apperr.InvalidField("capture", "pcap header: %v", err)
 		}
-		return &Reader{r: p, Format: "pcap"}, nil
+		return &Reader{r: p, Format: "pcap", good: int64(len(hdr))}, nil
 	default:
 		return nil, apperr.InvalidField("capture", "unknown magic number %#08x: not a pcap or pcapng file", le)
 	}
@@ -141,7 +143,7 @@ func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
 		return d, err
 	})
 	if errors.Is(err, errReaderPanicked) {
-		r.broken = fmt.Errorf("%w: %v", ErrFileCorrupt, err)
+		r.broken = fmt.Errorf("%w%s: %v", ErrFileCorrupt, r.where(), err)
 		return nil, ci, r.broken
 	}
 	if err != nil {
@@ -151,14 +153,28 @@ func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
 			}
 			return nil, ci, io.EOF
 		}
-		return nil, ci, fmt.Errorf("%w: %v", ErrFileCorrupt, err)
+		return nil, ci, fmt.Errorf("%w%s: %v", ErrFileCorrupt, r.where(), err)
 	}
+	r.good += 16 + int64(len(data)) // a pcap record header and its bytes
 	if ci.Length < len(data) {
 		// A wire length below the captured length is corrupt; the captured
 		// bytes are the better lower bound.
 		ci.Length = len(data)
 	}
 	return data, ci, nil
+}
+
+// where says where in a pcap file the corrupt record is: " at byte N of
+// M (the K bytes from there on unread)", or "" when that is not known (pcapng,
+// whose reader reads ahead).
+func (r *Reader) where() string {
+	switch {
+	case r.Format != "pcap":
+		return ""
+	case r.size > r.good:
+		return fmt.Sprintf(" at byte %d of %d (the %d bytes from there on unread)", r.good, r.size, r.size-r.good)
+	}
+	return fmt.Sprintf(" at byte %d", r.good)
 }
 
 // Close closes the file opened by OpenFile; it is a no-op for NewReader.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/setting"
 )
 
 // Rules are the thresholds of the flow rules. The zero value of a field
@@ -60,6 +61,14 @@ func (r Rules) withDefaults() Rules {
 		ScanWindow: pickD(r.ScanWindow, d.ScanWindow), BruteForceAttempts: pick(r.BruteForceAttempts, d.BruteForceAttempts),
 		FloodConnections: pick(r.FloodConnections, d.FloodConnections), FloodWindow: pickD(r.FloodWindow, d.FloodWindow)}
 }
+
+// Set changes one threshold by its JSON name ("c2_unanswered",
+// "scan_window", …) from text: a number or a Go duration ("30s")
+// (setting.Set).
+func (r *Rules) Set(name, value string) error { return setting.Set(r, name, value) }
+
+// RuleSettings lists the names Set takes.
+func RuleSettings() []string { return setting.Names[Rules]() }
 
 // loginPorts are services that take a password.
 var loginPorts = map[int]bool{21: true, 22: true, 23: true, 2323: true, 3389: true, 5900: true}
