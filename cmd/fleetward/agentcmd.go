@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v3"
 
@@ -62,6 +63,13 @@ naming this sensor.`,
 			&cli.BoolFlag{Name: "sensor-rules-only", Usage: "edge sensor: apply the packet rules only, without the anomaly model (small devices)"},
 			&cli.DurationFlag{Name: "sensor-interval", Usage: "edge sensor: time between summaries; 0 means --interval"},
 			&cli.DurationFlag{Name: "sensor-score-interval", Usage: "edge sensor: capture time one per-source score summary covers", Value: detect.DefaultSummaryInterval},
+			&cli.StringSliceFlag{Name: "sensor-rule", Usage: "edge sensor: change a packet rule threshold, NAME=VALUE (repeatable), as 'detect --rule'; names: " + strings.Join(detect.RuleSettings(), ", ")},
+			&cli.FloatFlag{Name: "sensor-threshold", Usage: "edge sensor: anomaly alert threshold used as is instead of the calibrated one"},
+			&cli.FloatFlag{Name: "sensor-target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "edge sensor: alert threshold: this quantile of the calibration scores is allowed above it"},
+			&cli.FloatFlag{Name: "sensor-threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "edge sensor: alert threshold: multiplier of the calibrated quantile"},
+			&cli.IntFlag{Name: "sensor-persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "edge sensor: a source alerts when this many of its last --sensor-window scores are above the threshold"},
+			&cli.IntFlag{Name: "sensor-window", Value: detect.DefaultAnomalyConfig.Window, Usage: "edge sensor: per-source smoothing window, in packets"},
+			&cli.DurationFlag{Name: "sensor-idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "edge sensor: a channel or source silent for longer is not judged on its first packets after the pause"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := agent.Config{
@@ -91,7 +99,8 @@ naming this sensor.`,
 				cfg.Trust.Fingerprint = b
 			}
 			if cmd.String("sensor") == "" {
-				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-interval", "sensor-score-interval"} {
+				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-interval", "sensor-score-interval",
+					"sensor-rule", "sensor-threshold", "sensor-target-fpr", "sensor-threshold-scale", "sensor-persist", "sensor-window", "sensor-idle-gap"} {
 					if cmd.IsSet(name) {
 						return fmt.Errorf("--%s is an option of the edge sensor: give --sensor IF too", name)
 					}
@@ -105,6 +114,12 @@ naming this sensor.`,
 					RulesOnly:       cmd.Bool("sensor-rules-only"),
 					SummaryInterval: cmd.Duration("sensor-interval"),
 					ScoreInterval:   cmd.Duration("sensor-score-interval"),
+					Anomaly: detect.AnomalyConfig{Threshold: cmd.Float("sensor-threshold"), TargetFPR: cmd.Float("sensor-target-fpr"),
+						ThresholdScale: cmd.Float("sensor-threshold-scale"), Persist: int(cmd.Int("sensor-persist")),
+						Window: int(cmd.Int("sensor-window")), IdleGap: cmd.Duration("sensor-idle-gap")},
+				}
+				if err := setRules(cmd, "sensor-rule", cfg.Sensor.Rules.Set); err != nil {
+					return err
 				}
 				if path := cmd.String("sensor-model"); path != "" {
 					m, err := loadModel(path)

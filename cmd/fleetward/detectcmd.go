@@ -97,8 +97,8 @@ device pages plot.
 					}
 				}
 				var rules flow.Rules
-				if err := setRules(cmd, rules.Set); err != nil {
-					return err
+				if err := setRules(cmd, "rule", rules.Set); err != nil {
+					return fmt.Errorf("detect: %w", err)
 				}
 				rep, err := detectFlows(ctx, path, rules, send)
 				if err != nil {
@@ -273,15 +273,16 @@ type detectOutput struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// setRules applies each --rule NAME=VALUE with set.
-func setRules(cmd *cli.Command, set func(name, value string) error) error {
-	for _, kv := range cmd.StringSlice("rule") {
+// setRules applies each NAME=VALUE of the repeatable flag (--rule,
+// --sensor-rule) with set.
+func setRules(cmd *cli.Command, flag string, set func(name, value string) error) error {
+	for _, kv := range cmd.StringSlice(flag) {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok {
-			return fmt.Errorf("detect: --rule %q: want NAME=VALUE", kv)
+			return fmt.Errorf("--%s %q: want NAME=VALUE", flag, kv)
 		}
 		if err := set(name, value); err != nil {
-			return fmt.Errorf("detect: --rule: %w", err)
+			return fmt.Errorf("--%s: %w", flag, err)
 		}
 	}
 	return nil

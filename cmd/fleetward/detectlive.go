@@ -36,8 +36,8 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}
-		if err := setRules(cmd, opts.Rules.Set); err != nil {
-			return opts, err
+		if err := setRules(cmd, "rule", opts.Rules.Set); err != nil {
+			return opts, fmt.Errorf("detect: %w", err)
 		}
 	}
 	if path := cmd.String("load-model"); path != "" {

@@ -58,6 +58,10 @@ type SensorConfig struct {
 	// ScoreInterval is the capture time one per-source score summary
 	// covers (detect.DefaultSummaryInterval when zero).
 	ScoreInterval time.Duration
+	// Rules are the packet rules' thresholds and Anomaly how model scores
+	// become alerts; zero fields take their defaults, as in detect.
+	Rules   detect.Rules
+	Anomaly detect.AnomalyConfig
 }
 
 // Validate reports the first field of c that cannot work, as an
@@ -156,9 +160,10 @@ func (a *Agent) openSensor() (*sensor, error) {
 // scoreOptions are the detector's options for the sensor: everything is
 // discarded but the signals, the score summaries and the status.
 func (s *sensor) scoreOptions() detect.ScoreOptions {
+	rules, anomaly := s.cfg.Rules, s.cfg.Anomaly
 	opts := detect.ScoreOptions{
 		KitNET:  detect.KitNETConfig{FMGrace: s.cfg.FMGrace, ADGrace: s.cfg.ADGrace},
-		Rules:   &detect.Rules{},
+		Rules:   &rules,
 		Model:   s.cfg.Model,
 		Discard: true,
 		Batch:   1, // a packet of a quiet network must not wait for others
@@ -176,7 +181,7 @@ func (s *sensor) scoreOptions() detect.ScoreOptions {
 		opts.KitNET.ADGrace = DefaultSensorADGrace
 	}
 	if !s.cfg.RulesOnly {
-		opts.Anomaly = &detect.AnomalyConfig{}
+		opts.Anomaly = &anomaly
 		opts.SummaryInterval = s.cfg.ScoreInterval
 		opts.Summaries = func(sums []alert.ScoreSummary) {
 			s.sums.Add(uint64(len(sums)))

@@ -280,3 +280,19 @@ func spooledTopics(t *testing.T, dir string) map[string]int {
 	}
 	return out
 }
+
+// The sensor's rule thresholds and alert settings reach its detector.
+func TestSensorPassesItsRulesAndAlertSettingsToTheDetector(t *testing.T) {
+	s := &sensor{cfg: SensorConfig{Interface: "lo", Rules: detect.Rules{SYNFloodRate: 7}, Anomaly: detect.AnomalyConfig{Persist: 3, Threshold: 0.5}}}
+	opts := s.scoreOptions()
+	if opts.Rules == nil || opts.Rules.SYNFloodRate != 7 {
+		t.Errorf("rules %+v", opts.Rules)
+	}
+	if opts.Anomaly == nil || opts.Anomaly.Persist != 3 || opts.Anomaly.Threshold != 0.5 {
+		t.Errorf("anomaly %+v", opts.Anomaly)
+	}
+	s.cfg.RulesOnly = true
+	if opts := s.scoreOptions(); opts.Anomaly != nil || opts.Rules.SYNFloodRate != 7 {
+		t.Errorf("rules only: anomaly %+v, rules %+v", opts.Anomaly, opts.Rules)
+	}
+}
