@@ -73,10 +73,10 @@ func TestAfterImageMatchesKitsuneOnTheFirst2000MiraiPackets(t *testing.T) {
 	// packet sizes barely vary its σ² is a difference of nearly equal numbers,
 	// pure rounding noise (1.8e-12 for a run of 86-byte packets). An ulp of
 	// difference in a decay factor (Go's math.Exp2 against C's pow) moves
-	// such a pcc in its fourth digit. Those are held to 1e-3 absolute, and
-	// must stay rare.
-	const relTol, absFloor, pccTol = 1e-6, 1e-8, 1e-3
-	bad, noisyPCC := 0, 0
+	// such a pcc in its fifth digit (5 of the 40,000, by at most 9e-5).
+	// Those are held to 1e-4 absolute, and must stay rare.
+	const relTol, absFloor, pccTol = 1e-6, 1e-8, 1e-4
+	bad, noisyPCC, worstPCC := 0, 0, 0.0
 	for i := range want {
 		for j, s := range want[i] {
 			w, err := strconv.ParseFloat(s, 64)
@@ -89,6 +89,7 @@ func TestAfterImageMatchesKitsuneOnTheFirst2000MiraiPackets(t *testing.T) {
 			}
 			if strings.Contains(header[j], "_pcc_") && math.Abs(g-w) <= pccTol {
 				noisyPCC++
+				worstPCC = max(worstPCC, math.Abs(g-w))
 				continue
 			}
 			if bad < 20 {
@@ -97,7 +98,7 @@ func TestAfterImageMatchesKitsuneOnTheFirst2000MiraiPackets(t *testing.T) {
 			bad++
 		}
 	}
-	t.Logf("%d of %d pcc values differ beyond 1e-6 (rounding noise)", noisyPCC, len(want)*4*NumLambdas)
+	t.Logf("%d of %d pcc values differ beyond 1e-6 (rounding noise), by at most %.2g", noisyPCC, len(want)*4*NumLambdas, worstPCC)
 	if noisyPCC > len(want)*4*NumLambdas/1000 {
 		t.Errorf("%d pcc values differ beyond 1e-6: more than rounding noise explains", noisyPCC)
 	}

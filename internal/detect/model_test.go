@@ -90,10 +90,24 @@ func TestLoadingABadModelFileFailsClearly(t *testing.T) {
 }
 
 func FuzzLoadKitNET(f *testing.F) {
-	k, _ := trainedKitNET(f)
+	// A trained model, as small as one can be (one hidden unit per
+	// autoencoder, 17 KB), so that the fuzzer's mutations of it
+	// are many: a full-sized one is 200 KB.
+	rng := rand.New(rand.NewPCG(3, 4))
+	k := NewKitNET(NumFeatures, KitNETConfig{FMGrace: 20, ADGrace: 20, HiddenRatio: 0.01})
+	for range 41 {
+		x := make([]float64, NumFeatures)
+		for j := range x {
+			x[j] = rng.Float64() * float64(j%7+1)
+		}
+		k.Process(x)
+	}
 	var buf bytes.Buffer
 	if err := k.Save(&buf); err != nil {
 		f.Fatal(err)
+	}
+	if buf.Len() > 32<<10 {
+		f.Fatalf("the seed model takes %d bytes", buf.Len())
 	}
 	f.Add(buf.Bytes())
 	f.Add([]byte(`{"format":"fleetward-kitnet","version":1,"features":100}`))
