@@ -76,11 +76,21 @@
 //   - Decay uses math.Exp2 where Kitsune-py calls C's pow(2, x); they can
 //     differ in the last bit (see the pcc exception above).
 //
-// By default ScoreCapture sets AfterImage.OwnLinkOnly: a packet updates
-// only its own host-pair and socket-pair covariances, once. Kitsune updates
-// every link of the sender, which makes a scanner's packets cost time in
-// proportion to its peers; on the Mirai splice the own-link features are
-// about ten times faster and detect slightly better (docs/BENCHMARKS.md).
+// By default ScoreCapture departs from Kitsune twice (ScoreOptions.
+// KitsuneLinks turns both off):
+//
+//   - AfterImage.OwnLinkOnly: a packet updates only its own host-pair and
+//     socket-pair covariances, once. Kitsune updates every link of the
+//     sender, which makes a scanner's packets cost time in proportion to
+//     its peers; on the Mirai splice the own-link features are several
+//     times faster (docs/BENCHMARKS.md).
+//   - AfterImage.JitterRestart: a channel silent for longer than the
+//     anomaly IdleGap (one minute) restarts its jitter statistics as a new
+//     channel's. Kitsune inserts the whole silence as one inter-arrival
+//     time, which for minutes dominates the slow windows' mean and
+//     variance, so that a quiet network, or one device switched off for a
+//     while, came back as dozens of high alerts on every device
+//     (TestQuietPeriodsDoNotAlert; docs/DETECTION.md, "Quiet periods").
 //
 // # KitNET
 //
@@ -101,7 +111,10 @@
 // streams idle for longer than IdleTimeout (default one hour of capture
 // time) with their links; Update calls it once per EvictInterval (five
 // minutes) of capture time, so memory follows the number of streams active
-// in the last hour, not all streams ever seen. After an hour the slowest window (λ = 0.01) has
+// in the last hour, not all streams ever seen; and never more than
+// MaxStreams (default 1,048,576, about 480 MB): a flood of spoofed sources
+// pushes out the streams seen least recently (Shed counts them). After an
+// hour the slowest window (λ = 0.01) has
 // decayed a stream's weight by 2^-36 (one in 7e10), so a stream that comes
 // back starts from a weight Kitsune's would hold to within 1e-10; its means
 // and the covariance residues of its links start afresh.
