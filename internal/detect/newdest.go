@@ -165,17 +165,28 @@ func portBand(port uint16) string {
 // for a class opened after the learning period, when it was first opened
 // and how many times since.
 type destClasses struct {
-	first   float64              // when the source first opened traffic
-	last    float64              // and last
-	classes map[uint32]*newClass // by destClass.key
+	first   float64    // when the source first opened traffic
+	last    float64    // and last
+	classes []newClass // at most maxClassesPerSource: a list is smaller than a map, and as quick
 }
 
-// newClass follows a class opened after the learning period: known once
-// it fired, or when it was opened during learning.
+// newClass follows a class (by destClass.key) opened after the learning
+// period: known once it fired, or when it was opened during learning.
 type newClass struct {
+	key   uint32
 	start float64
 	n     int
 	known bool
+}
+
+// class returns the source's entry for class key, or nil.
+func (s *destClasses) class(key uint32) *newClass {
+	for i := range s.classes {
+		if s.classes[i].key == key {
+			return &s.classes[i]
+		}
+	}
+	return nil
 }
 
 // maxClassesPerSource bounds a source's classes; a source past it (a
@@ -194,18 +205,18 @@ func (d *RuleDetector) newDestination(p *Packet, out []alert.Signal) []alert.Sig
 		if len(d.dests) >= maxRuleKeys {
 			clear(d.dests)
 		}
-		s = &destClasses{first: p.Time, classes: map[uint32]*newClass{}}
+		s = &destClasses{first: p.Time}
 		d.dests[p.Src] = s
 	}
 	s.last = p.Time
 	learnt := p.Time - s.first
-	nc := s.classes[c.key()]
+	nc := s.class(c.key())
 	if nc == nil {
 		if len(s.classes) >= maxClassesPerSource {
 			return out
 		}
-		nc = &newClass{start: p.Time, known: learnt < d.r.NewDestinationLearning.Seconds()}
-		s.classes[c.key()] = nc
+		s.classes = append(s.classes, newClass{key: c.key(), start: p.Time, known: learnt < d.r.NewDestinationLearning.Seconds()})
+		nc = &s.classes[len(s.classes)-1]
 	}
 	if nc.known {
 		return out

@@ -159,8 +159,28 @@ type counter struct {
 // once it has fired: the count is past the threshold.
 type distinctSet[T comparable] struct {
 	start float64
+	// first is the window's first target, kept inline: under a flood of
+	// spoofed sources most keys never see a second, and a map each would
+	// be most of the rules' memory. seen holds every target once there is
+	// a second; n counts them.
+	first T
 	seen  map[T]struct{}
+	n     int
 	fired bool
+}
+
+// add counts target in the window.
+func (s *distinctSet[T]) add(target T) {
+	switch {
+	case s.seen != nil:
+		s.seen[target] = struct{}{}
+		s.n = len(s.seen)
+	case s.n == 0:
+		s.first, s.n = target, 1
+	case target != s.first:
+		s.seen = map[T]struct{}{s.first: {}, target: {}}
+		s.n = 2
+	}
 }
 
 type beacon struct {
@@ -335,36 +355,40 @@ func distinct[K, T comparable](m map[K]*distinctSet[T], key K, target T, t float
 		if len(m) >= maxRuleKeys {
 			clear(m)
 		}
-		s = &distinctSet[T]{start: t, seen: map[T]struct{}{}}
+		s = &distinctSet[T]{start: t}
 		m[key] = s
 	}
 	if t-s.start > window.Seconds() || t < s.start {
-		s.start, s.fired = t, false
+		s.start, s.fired, s.n = t, false, 0
 		clear(s.seen)
 	}
 	if s.fired {
-		return len(s.seen), false
+		return s.n, false
 	}
-	s.seen[target] = struct{}{}
-	if len(s.seen) >= threshold {
+	s.add(target)
+	if s.n >= threshold {
 		s.fired = true
-		return len(s.seen), true
+		return s.n, true
 	}
-	return len(s.seen), false
+	return s.n, false
 }
 
 // beacon records a connection start and fires when the last
 // BeaconConnections starts are evenly spaced.
 func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
 	r := &d.r
+	if !public(p.Dst) {
+		return out // C2 is on the internet; a LAN peer is no beacon, and keeps no state
+	}
 	key := serviceKey{p.Src, p.Dst, p.DstPort}
 	b := d.beacons[key]
 	if b == nil {
 		if len(d.beacons) >= maxRuleKeys {
 			clear(d.beacons)
 		}
-		b = &beacon{times: make([]float64, 0, r.BeaconConnections),
-			known: p.Time-d.start <= r.BeaconLearning.Seconds() || !public(p.Dst)}
+		// times is allocated by the first append: a known destination
+		// never needs it.
+		b = &beacon{known: p.Time-d.start <= r.BeaconLearning.Seconds()}
 		d.beacons[key] = b
 	}
 	if b.known {
