@@ -30,8 +30,8 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_pkgs+=(iproute2)
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${need_pkgs[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_pkgs[@]}" >/dev/null
   else
     say "missing ${need_pkgs[*]} and not root: tests that need them will say so"
   fi
@@ -43,7 +43,7 @@ LAB_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/fleetward-lab"
 if [ ! -x "$LAB_CACHE/bin/busybox" ] && [ "$(id -u)" = 0 ]; then
   say "fetching busybox-static for the scan lab"
   mkdir -p "$LAB_CACHE/deb"
-  (cd "$LAB_CACHE/deb" && { apt-get download busybox-static >/dev/null 2>&1 || { apt-get update -qq && apt-get download busybox-static >/dev/null 2>&1; }; } &&
+  (cd "$LAB_CACHE/deb" && { apt-get -o DPkg::Lock::Timeout=600 download busybox-static >/dev/null 2>&1 || { apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 download busybox-static >/dev/null 2>&1; }; } &&
     dpkg-deb -x busybox-static_*.deb "$LAB_CACHE/root" && mkdir -p "$LAB_CACHE/bin" &&
     cp "$LAB_CACHE/root/bin/busybox" "$LAB_CACHE/bin/busybox") || say "could not fetch busybox-static: the scan lab test will say so"
 fi
