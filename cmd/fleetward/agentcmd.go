@@ -61,6 +61,7 @@ naming this sensor.`,
 			&cli.IntFlag{Name: "sensor-ad", Usage: "edge sensor: packets for the autoencoder training grace period", Value: agent.DefaultSensorADGrace},
 			&cli.StringFlag{Name: "sensor-model", Usage: "edge sensor: score with this trained model (from 'detect --save-model') instead of training on the device"},
 			&cli.BoolFlag{Name: "sensor-rules-only", Usage: "edge sensor: apply the packet rules only, without the anomaly model (small devices)"},
+			&cli.BoolFlag{Name: "sensor-no-promisc", Usage: "edge sensor: do not put the interface in promiscuous mode (see only this device's traffic, broadcasts and multicast)"},
 			&cli.DurationFlag{Name: "sensor-interval", Usage: "edge sensor: time between summaries; 0 means --interval"},
 			&cli.DurationFlag{Name: "sensor-score-interval", Usage: "edge sensor: capture time one per-source score summary covers", Value: detect.DefaultSummaryInterval},
 			&cli.StringSliceFlag{Name: "sensor-rule", Usage: "edge sensor: change a packet rule threshold, NAME=VALUE (repeatable), as 'detect --rule'; names: " + strings.Join(detect.RuleSettings(), ", ")},
@@ -99,7 +100,7 @@ naming this sensor.`,
 				cfg.Trust.Fingerprint = b
 			}
 			if cmd.String("sensor") == "" {
-				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-interval", "sensor-score-interval",
+				for _, name := range []string{"sensor-fm", "sensor-ad", "sensor-model", "sensor-rules-only", "sensor-no-promisc", "sensor-interval", "sensor-score-interval",
 					"sensor-rule", "sensor-threshold", "sensor-target-fpr", "sensor-threshold-scale", "sensor-persist", "sensor-window", "sensor-idle-gap"} {
 					if cmd.IsSet(name) {
 						return fmt.Errorf("--%s is an option of the edge sensor: give --sensor IF too", name)
@@ -112,6 +113,7 @@ naming this sensor.`,
 					FMGrace:         int(cmd.Int("sensor-fm")),
 					ADGrace:         int(cmd.Int("sensor-ad")),
 					RulesOnly:       cmd.Bool("sensor-rules-only"),
+					NoPromiscuous:   cmd.Bool("sensor-no-promisc"),
 					SummaryInterval: cmd.Duration("sensor-interval"),
 					ScoreInterval:   cmd.Duration("sensor-score-interval"),
 					Anomaly: detect.AnomalyConfig{Threshold: cmd.Float("sensor-threshold"), TargetFPR: cmd.Float("sensor-target-fpr"),

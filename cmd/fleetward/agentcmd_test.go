@@ -21,6 +21,7 @@ func TestAgentCommandExplainsWhatIsMissing(t *testing.T) {
 		{"a device id that cannot be a topic level", []string{"--server", "https://127.0.0.1:1", "--device-id", "a/b", "--data", dir}, "device_id"},
 		{"a sensor interface that does not exist", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor", "fw-no-such0"}, "fw-no-such0"},
 		{"a sensor option without --sensor", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor-rules-only"}, "--sensor"},
+		{"no promiscuous mode without --sensor", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor-no-promisc"}, "--sensor-no-promisc is an option of the edge sensor"},
 		{"a sensor model that is not a model", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor", "lo", "--sensor-model", "agentcmd_test.go"}, "--sensor-model"},
 		{"a sensor rule without --sensor", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor-rule", "syn_flood_rate=10"}, "--sensor-rule is an option of the edge sensor"},
 		{"a sensor rule that does not exist", []string{"--server", "https://127.0.0.1:1", "--device-id", "cam-1", "--data", dir, "--sensor", "lo", "--sensor-rule", "syn_flood=10"}, "--sensor-rule: invalid: syn_flood: no such setting"},

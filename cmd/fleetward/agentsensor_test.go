@@ -179,8 +179,9 @@ func TestAgentSensorSendsAlertsToARealServer(t *testing.T) {
 		} `json:"series"`
 	}
 	waitFor("the gateway's summaries counting the scan become its measurements", func() bool {
-		get("/api/v1/devices/gw-edge/measurements?metric=sensor_packets&metric=sensor_signals&metric=sensor_pps&window=1h", &m)
+		get("/api/v1/devices/gw-edge/measurements?metric=sensor_packets&metric=sensor_signals&metric=sensor_pps&metric=sensor_capture_drops&window=1h", &m)
 		sig := m.Series["sensor_signals"]
-		return len(m.Series["sensor_packets"]) > 0 && len(m.Series["sensor_pps"]) > 0 && len(sig) > 0 && sig[len(sig)-1].Value >= 1
+		return len(m.Series["sensor_packets"]) > 0 && len(m.Series["sensor_pps"]) > 0 && len(sig) > 0 && sig[len(sig)-1].Value >= 1 &&
+			len(m.Series["sensor_capture_drops"]) > 0
 	})
 }

@@ -37,7 +37,8 @@ calibrated on the end of the training period, a source alerting only when --pers
 --plot draws the scores and the threshold; --save-model and --load-model keep a trained model.
 
 With --iface IF it captures live (AF_PACKET, root or CAP_NET_RAW) until interrupted or --count
-packets, printing each alert as it starts.
+packets, printing each alert as it starts. The interface is put in promiscuous mode, so that a
+sensor on a mirror port sees the traffic between other hosts; --no-promisc leaves it out.
 
 With --zeek FILE it reads a Zeek conn.log instead (TSV, JSON lines, or IoT-23's labelled CSV) and runs
 the flow rules (C2 retries, Telnet scans, port scans, brute force, floods; docs/DETECTION.md): it
@@ -57,6 +58,7 @@ device pages plot.
 			&cli.StringFlag{Name: "save-model", Usage: "write the trained model to this file (versioned JSON) after the capture"},
 			&cli.StringFlag{Name: "load-model", Usage: "score with the model in this file (from --save-model) instead of training; --fm and --ad are ignored"},
 			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
+			&cli.BoolFlag{Name: "no-promisc", Usage: "with --iface: do not put the interface in promiscuous mode (see only the traffic to and from this host, broadcasts and multicast)"},
 			&cli.StringFlag{Name: "zeek", Usage: "Zeek conn.log (TSV, JSON lines or IoT-23 CSV) to run the flow rules on"},
 			&cli.StringFlag{Name: "server", Usage: "fleetward server URL to send the detections to", Sources: cli.EnvVars("FLEETWARD_SERVER")},
 			&cli.StringFlag{Name: "token", Usage: "API token for --server", Sources: cli.EnvVars("FLEETWARD_TOKEN")},
@@ -82,6 +84,9 @@ device pages plot.
 			&cli.DurationFlag{Name: "summary-interval", Value: detect.DefaultSummaryInterval, Usage: "with --server: capture time each per-device score summary (the dashboard's score plot) covers"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Bool("no-promisc") && cmd.String("iface") == "" {
+				return fmt.Errorf("detect: --no-promisc is an option of the live capture: give --iface IF too")
+			}
 			if path := cmd.String("zeek"); path != "" {
 				if cmd.String("pcap") != "" {
 					return fmt.Errorf("detect: give --pcap or --zeek, not both")

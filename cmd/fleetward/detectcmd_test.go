@@ -82,6 +82,7 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 		{"a rule setting that does not exist", []string{"--pcap", pcap, "--rule", "telnet_scan_hostz=3"}, "no such setting; the settings are telnet_scan_hosts, "},
 		{"a flow rule setting that does not exist", []string{"--zeek", pcap, "--rule", "telnet_scan_window=3s"}, "no such setting; the settings are c2_unanswered, "},
 		{"a rule without a value", []string{"--pcap", pcap, "--rule", "telnet_scan_hosts"}, "want NAME=VALUE"},
+		{"no promiscuous mode without a live capture", []string{"--pcap", pcap, "--no-promisc"}, "give --iface IF too"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

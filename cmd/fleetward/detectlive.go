@@ -126,13 +126,20 @@ type liveReport struct {
 	Sent      int                 `json:"sent_to_server,omitempty"`
 	// SummariesSent is how many score summaries went to --server.
 	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
+	// CaptureDrops counts the frames the kernel dropped because the
+	// detector fell behind; CaptureErrors the receive failures (the
+	// interface went down or away) and CaptureReopens how often it was
+	// opened again after one. Packets are missed in each case.
+	CaptureDrops   uint64 `json:"capture_drops"`
+	CaptureErrors  uint64 `json:"capture_errors"`
+	CaptureReopens uint64 `json:"capture_reopens"`
 }
 
 // detectLive runs the detector on an interface until ctx ends or --count
 // packets, printing each new alert as it starts and sending the signals
 // and score summaries to the server when there is one.
 func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sensorSenders) error {
-	lc, err := detect.OpenInterface(iface)
+	lc, err := detect.OpenInterface(iface, detect.LiveOptions{NoPromiscuous: cmd.Bool("no-promisc")})
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
@@ -213,6 +220,8 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sen
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("detect: %w", err)
 	}
+	lc.Close() // reads the kernel's last drop count
+	rep.CaptureDrops, rep.CaptureErrors, rep.CaptureReopens = lc.Drops(), lc.Errors(), lc.Reopens()
 	if sender != nil {
 		sendMu.Lock()
 		defer sendMu.Unlock()
@@ -234,5 +243,6 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sen
 		return enc.Encode(rep)
 	}
 	fmt.Printf("%s: %d packets, %d trained on, %d alerts, %d signals and %d score summaries sent\n", iface, res.Packets, res.Trained, len(rep.Alerts), rep.Sent, rep.SummariesSent)
+	fmt.Printf("capture: %d frames dropped by the kernel (the detector fell behind), %d failures, %d reopens\n", rep.CaptureDrops, rep.CaptureErrors, rep.CaptureReopens)
 	return nil
 }

@@ -38,6 +38,10 @@ type SensorConfig struct {
 	// Interface is the network interface to capture on (AF_PACKET; needs
 	// root or CAP_NET_RAW). Required.
 	Interface string
+	// NoPromiscuous captures only the device's own traffic, broadcasts
+	// and multicast; by default the interface is put in promiscuous mode,
+	// so that a gateway on a mirror port sees its neighbours' traffic too.
+	NoPromiscuous bool
 	// FMGrace and ADGrace are the packets of the feature-mapping and the
 	// autoencoder training grace periods; DefaultSensorFMGrace and
 	// DefaultSensorADGrace when zero. Ignored with Model.
@@ -116,9 +120,11 @@ type SensorSummary struct {
 	ScoreSummaries uint64 `json:"score_summaries"`
 	// CaptureErrors counts receive failures on the interface (it went
 	// down or away); CaptureReopens how often it was opened again after
-	// one. Packets are missed in between.
+	// one. Packets are missed in between. CaptureDrops counts the frames
+	// the kernel dropped because the detector fell behind.
 	CaptureErrors  uint64 `json:"capture_errors"`
 	CaptureReopens uint64 `json:"capture_reopens"`
+	CaptureDrops   uint64 `json:"capture_drops"`
 	// Stopped is set in the last summary of a sensor whose capture ended,
 	// with the reason.
 	Stopped string `json:"stopped,omitempty"`
@@ -147,7 +153,7 @@ type sensor struct {
 // stops the agent at start rather than later.
 func (a *Agent) openSensor() (*sensor, error) {
 	cfg := *a.cfg.Sensor
-	lc, err := detect.OpenInterface(cfg.Interface)
+	lc, err := detect.OpenInterface(cfg.Interface, detect.LiveOptions{NoPromiscuous: cfg.NoPromiscuous})
 	if err != nil {
 		return nil, fmt.Errorf("sensor: %w", err)
 	}
@@ -218,7 +224,7 @@ func (s *sensor) run(ctx context.Context) {
 			}
 		}
 	})
-	log.Info("edge sensor started", "rules_only", s.cfg.RulesOnly, "model_loaded", s.cfg.Model != nil)
+	log.Info("edge sensor started", "rules_only", s.cfg.RulesOnly, "model_loaded", s.cfg.Model != nil, "promiscuous", !s.cfg.NoPromiscuous)
 	src := &countingSource{PacketSource: s.capture, n: &s.packets}
 	score := detect.ScoreCapture
 	if s.cfg.RulesOnly {
@@ -300,6 +306,7 @@ func (s *sensor) summary(now time.Time, stopped string) SensorSummary {
 		ScoreSummaries:  s.sums.Load(),
 		CaptureErrors:   s.capture.Errors(),
 		CaptureReopens:  s.capture.Reopens(),
+		CaptureDrops:    s.capture.Drops(),
 		Stopped:         stopped,
 	}
 	if !s.cfg.RulesOnly {

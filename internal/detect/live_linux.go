@@ -20,18 +20,30 @@ import (
 // time they are read. Close it to make Next return io.EOF; Next may be
 // blocked for up to half a second before it notices.
 //
+// The interface is put in promiscuous mode unless LiveOptions says not
+// to, so that a sensor on a mirror port sees traffic between other hosts.
+// Ethernet and loopback interfaces give Ethernet frames; interfaces that
+// carry bare IP packets (tun, WireGuard, PPP, raw-IP modems) give those
+// packets (LinkType); other kinds of interface are refused when opened.
+//
 // A sensor must outlive its interface's bad moments: when a receive fails
 // (the link went down, the interface was removed and created again, as a
 // VPN or a USB adapter does), the capture does not end. It reopens the
-// interface of the same name, retrying after 250 ms and then twice as long
-// each time up to 30 s, until it succeeds or Close is called. Errors and
-// Reopens count these; OnError, if set before the first Next, hears each
-// failure.
+// interface of the same name, with the same options, retrying after
+// 250 ms and then twice as long each time up to 30 s, until it succeeds or
+// Close is called. Errors and Reopens count these; OnError, if set before
+// the first Next, hears each failure. Drops counts the frames the kernel
+// could not queue because the reader fell behind.
 type LiveCapture struct {
-	fd      int
-	iface   string
+	iface string
+	opts  LiveOptions
+	// link is what the interface carried when the capture was opened. The
+	// caller built its decoder for it, so a reopen that finds the interface
+	// carrying something else fails, and is retried.
+	link    layers.LinkType
 	buf     []byte
 	mu      sync.Mutex
+	fd      int // changed with mu held, and never while reading
 	closed  bool
 	reading bool
 	done    chan struct{} // closed by Close
@@ -42,8 +54,13 @@ type LiveCapture struct {
 	// reopen failure.
 	OnError func(error)
 	backoff time.Duration
-	errs    atomic.Uint64
-	reopens atomic.Uint64
+	// statsDue asks the next call of Next to read the kernel's drop
+	// counter; statsAt is when it was last read. Reading goroutine only.
+	statsDue bool
+	statsAt  time.Time
+	errs     atomic.Uint64
+	reopens  atomic.Uint64
+	drops    atomic.Uint64
 }
 
 // Reopen delays: the first retry, and the longest wait between retries.
@@ -52,52 +69,177 @@ const (
 	reopenMax   = 30 * time.Second
 )
 
+// statsEvery is the least time between two reads of the kernel's drop
+// counter while frames flow: a system call per frame would cost more than
+// a fresher count is worth.
+const statsEvery = time.Second
+
+// receiveBuffer is the socket's receive buffer: room for bursts that
+// arrive while a packet is scored.
+const receiveBuffer = 8 << 20
+
 // OpenInterface opens a live capture on the named interface. Returns an
-// error naming the interface when it does not exist or the socket cannot
-// be opened (usually: not root and no CAP_NET_RAW).
-func OpenInterface(name string) (*LiveCapture, error) {
-	fd, loopback, err := openPacketSocket(name)
+// error naming the interface when it does not exist, when it is of a kind
+// whose frames cannot be decoded (naming its hardware type), or when the
+// socket cannot be opened or put in promiscuous mode (usually: not root
+// and no CAP_NET_RAW).
+func OpenInterface(name string, opts LiveOptions) (*LiveCapture, error) {
+	s, err := openPacketSocket(name, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &LiveCapture{fd: fd, iface: name, buf: make([]byte, 65536), loopback: loopback,
-		done: make(chan struct{}), backoff: reopenFirst}, nil
+	return &LiveCapture{fd: s.fd, iface: name, opts: opts, link: s.link, loopback: s.loopback,
+		buf: make([]byte, 65536), done: make(chan struct{}), backoff: reopenFirst, statsAt: time.Now()}, nil
+}
+
+// packetSocket is an AF_PACKET socket bound to an interface, and what it
+// reads.
+type packetSocket struct {
+	fd       int
+	link     layers.LinkType
+	loopback bool
 }
 
 // openPacketSocket opens an AF_PACKET socket bound to the interface now
-// called name, with a receive timeout so that Close is noticed.
-func openPacketSocket(name string) (fd int, loopback bool, err error) {
+// called name, in promiscuous mode unless opts says not to, with a
+// receive timeout so that Close is noticed.
+func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
-		return -1, false, fmt.Errorf("capture on %s: %w", name, err)
+		return packetSocket{}, fmt.Errorf("capture on %s: %w", name, err)
 	}
-	proto := htons(unix.ETH_P_ALL)
-	fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
+	hw, err := hardwareType(name)
 	if err != nil {
-		return -1, false, fmt.Errorf("capture on %s: AF_PACKET socket (needs root or CAP_NET_RAW): %w", name, err)
+		return packetSocket{}, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
+	link, err := captureLinkType(name, hw)
+	if err != nil {
+		return packetSocket{}, err
+	}
+	// On a raw-IP interface a SOCK_DGRAM socket reads the IP packet alone,
+	// even from a driver that puts a link header before it (HDLC's PPP);
+	// elsewhere SOCK_RAW keeps the Ethernet header, whose MAC addresses the
+	// features use.
+	sockType := unix.SOCK_RAW
+	if link == layers.LinkTypeRaw {
+		sockType = unix.SOCK_DGRAM
+	}
+	fd, err := newPacketSocket(name, sockType)
+	if err != nil {
+		return packetSocket{}, err
+	}
+	fail := func(what string, err error) (packetSocket, error) {
 		unix.Close(fd)
-		return -1, false, fmt.Errorf("capture on %s: bind: %w", name, err)
+		return packetSocket{}, fmt.Errorf("capture on %s: %s: %w", name, what, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		return fail("bind", err)
+	}
+	if !opts.NoPromiscuous {
+		// A membership rather than the interface's IFF_PROMISC flag: the
+		// kernel counts it apart from other users' and drops it when the
+		// socket closes, so a sensor that dies leaves the interface as it was.
+		mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+			return fail("promiscuous mode", err)
+		}
 	}
 	tv := unix.NsecToTimeval((500 * time.Millisecond).Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		return -1, false, fmt.Errorf("capture on %s: receive timeout: %w", name, err)
+		return fail("receive timeout", err)
 	}
-	// A larger receive buffer rides out bursts while a packet is scored.
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-	return fd, ifi.Flags&net.FlagLoopback != 0, nil
+	// SO_RCVBUF is capped by net.core.rmem_max without a word (208 KiB by
+	// default); SO_RCVBUFFORCE, allowed with CAP_NET_ADMIN, is not.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+	}
+	return packetSocket{fd: fd, link: link, loopback: ifi.Flags&net.FlagLoopback != 0}, nil
 }
 
-// LinkType is Ethernet: Linux gives loopback and Ethernet-like interfaces
-// an Ethernet header on AF_PACKET sockets.
-func (c *LiveCapture) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+// newPacketSocket opens an AF_PACKET socket of the given type. Its
+// protocol is 0 until it is bound, so that it receives nothing before:
+// no frame of another interface slips in.
+func newPacketSocket(name string, sockType int) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, sockType|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("capture on %s: AF_PACKET socket (needs root or CAP_NET_RAW): %w", name, err)
+	}
+	return fd, nil
+}
+
+// hardwareType returns the named interface's hardware type (ARPHRD_*),
+// which says what its frames start with.
+func hardwareType(name string) (uint16, error) {
+	fd, err := newPacketSocket(name, unix.SOCK_DGRAM)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("capture on %s: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, fmt.Errorf("capture on %s: hardware type: %w", name, err)
+	}
+	// The answer is a struct sockaddr whose family is the hardware type.
+	return ifr.Uint16(), nil
+}
+
+// captureLinkType returns the link type of the frames captured on the
+// interface name, of hardware type hw, or an error naming both when the
+// Decoder cannot read them.
+func captureLinkType(name string, hw uint16) (layers.LinkType, error) {
+	switch hw {
+	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
+		// Linux gives loopback frames an Ethernet header of zero addresses.
+		return layers.LinkTypeEthernet, nil
+	case unix.ARPHRD_NONE, unix.ARPHRD_PPP, unix.ARPHRD_RAWIP:
+		return layers.LinkTypeRaw, nil
+	}
+	kind := ""
+	if n, ok := hardwareTypeNames[hw]; ok {
+		kind = " (" + n + ")"
+	}
+	return 0, fmt.Errorf("capture on %s: link type %d%s is not supported; Ethernet, loopback and raw-IP (tun, WireGuard, PPP) interfaces are", name, hw, kind)
+}
+
+// hardwareTypeNames names the kinds of interface someone may try to
+// capture on and cannot, for the error that refuses them.
+var hardwareTypeNames = map[uint16]string{
+	unix.ARPHRD_INFINIBAND:         "ARPHRD_INFINIBAND",
+	unix.ARPHRD_SLIP:               "ARPHRD_SLIP",
+	unix.ARPHRD_CAN:                "ARPHRD_CAN",
+	unix.ARPHRD_TUNNEL:             "ARPHRD_TUNNEL",
+	unix.ARPHRD_TUNNEL6:            "ARPHRD_TUNNEL6",
+	unix.ARPHRD_SIT:                "ARPHRD_SIT",
+	unix.ARPHRD_IPGRE:              "ARPHRD_IPGRE",
+	unix.ARPHRD_IEEE80211:          "ARPHRD_IEEE80211",
+	unix.ARPHRD_IEEE80211_PRISM:    "ARPHRD_IEEE80211_PRISM",
+	unix.ARPHRD_IEEE80211_RADIOTAP: "ARPHRD_IEEE80211_RADIOTAP",
+	unix.ARPHRD_IEEE802154:         "ARPHRD_IEEE802154",
+	unix.ARPHRD_IP6GRE:             "ARPHRD_IP6GRE",
+	unix.ARPHRD_NETLINK:            "ARPHRD_NETLINK",
+	unix.ARPHRD_6LOWPAN:            "ARPHRD_6LOWPAN",
+}
+
+// LinkType is the link type of the frames Next returns, fixed when the
+// capture is opened: layers.LinkTypeEthernet on Ethernet and loopback
+// interfaces, layers.LinkTypeRaw (an IPv4 or IPv6 packet without a link
+// header) on tun, WireGuard, PPP and raw-IP interfaces.
+func (c *LiveCapture) LinkType() layers.LinkType { return c.link }
 
 // Errors is the number of receive failures so far; Reopens the number of
 // times the interface was opened again after one.
 func (c *LiveCapture) Errors() uint64  { return c.errs.Load() }
 func (c *LiveCapture) Reopens() uint64 { return c.reopens.Load() }
+
+// Drops is the number of frames the kernel dropped so far because the
+// capture's receive buffer was full: the reader did not keep up. The
+// kernel's count is read when the interface is quiet, at most once a
+// second while frames flow, before a reopen and at Close, so it may lag
+// by a second.
+func (c *LiveCapture) Drops() uint64 { return c.drops.Load() }
 
 // Next returns the next frame, valid until the following call, or io.EOF
 // once the capture is closed. A failing receive is not returned: the
@@ -106,12 +248,13 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
-			if c.fd >= 0 {
-				unix.Close(c.fd)
-				c.fd = -1
-			}
+			c.closeSocket()
 			c.mu.Unlock()
 			return nil, gopacket.CaptureInfo{}, io.EOF
+		}
+		if c.statsDue {
+			c.readDrops()
+			c.statsDue, c.statsAt = false, time.Now()
 		}
 		c.reading = true
 		c.mu.Unlock()
@@ -120,6 +263,9 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 		c.reading = false
 		c.mu.Unlock()
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			// The receive timed out (or a signal cut it short): a quiet
+			// moment to read the drop count.
+			c.statsDue = true
 			continue
 		}
 		if err != nil {
@@ -132,8 +278,10 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && c.loopback && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
+		now := time.Now()
+		c.statsDue = now.Sub(c.statsAt) >= statsEvery
 		captured := min(n, len(c.buf))
-		return c.buf[:captured], gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: captured, Length: n}, nil
+		return c.buf[:captured], gopacket.CaptureInfo{Timestamp: now, CaptureLength: captured, Length: n}, nil
 	}
 }
 
@@ -143,10 +291,7 @@ func (c *LiveCapture) reopen(err error) bool {
 	c.errs.Add(1)
 	c.report(err)
 	c.mu.Lock()
-	if c.fd >= 0 {
-		unix.Close(c.fd)
-		c.fd = -1
-	}
+	c.closeSocket()
 	c.mu.Unlock()
 	for {
 		t := time.NewTimer(c.backoff)
@@ -157,18 +302,24 @@ func (c *LiveCapture) reopen(err error) bool {
 		case <-t.C:
 		}
 		c.backoff = min(2*c.backoff, reopenMax)
-		fd, loopback, err := openPacketSocket(c.iface)
+		s, err := openPacketSocket(c.iface, c.opts)
 		if err != nil {
 			c.report(err)
+			continue
+		}
+		if s.link != c.link {
+			unix.Close(s.fd)
+			c.report(fmt.Errorf("capture on %s: the interface now carries %v frames, not the %v frames the capture began with", c.iface, s.link, c.link))
 			continue
 		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			unix.Close(fd)
+			unix.Close(s.fd)
 			return false
 		}
-		c.fd, c.loopback = fd, loopback
+		c.fd, c.loopback = s.fd, s.loopback
+		c.statsAt = time.Now()
 		c.mu.Unlock()
 		c.reopens.Add(1)
 		return true
@@ -179,6 +330,29 @@ func (c *LiveCapture) report(err error) {
 	if c.OnError != nil {
 		c.OnError(err)
 	}
+}
+
+// readDrops adds the frames the kernel dropped since the last read, for
+// want of room in the receive buffer; reading resets the kernel's
+// counters. Called with mu held.
+func (c *LiveCapture) readDrops() {
+	if c.fd < 0 {
+		return
+	}
+	if st, err := unix.GetsockoptTpacketStats(c.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+		c.drops.Add(uint64(st.Drops))
+	}
+}
+
+// closeSocket closes the socket, if open, after adding the drops it
+// counted: closing would lose them. Called with mu held.
+func (c *LiveCapture) closeSocket() {
+	if c.fd < 0 {
+		return
+	}
+	c.readDrops()
+	unix.Close(c.fd)
+	c.fd = -1
 }
 
 // Close stops the capture; a blocked Next returns io.EOF.
@@ -192,9 +366,8 @@ func (c *LiveCapture) Close() error {
 	// A reader blocked in Recvfrom closes the socket itself when its
 	// timeout wakes it; closing it under its feet could let the number be
 	// reused by another file.
-	if !c.reading && c.fd >= 0 {
-		unix.Close(c.fd)
-		c.fd = -1
+	if !c.reading {
+		c.closeSocket()
 	}
 	return nil
 }

@@ -3,16 +3,24 @@ package detect
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
 )
 
 // TestLiveCaptureOnLoopback captures UDP datagrams the test sends to
@@ -22,7 +30,7 @@ func TestLiveCaptureOnLoopback(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("AF_PACKET capture needs root")
 	}
-	lc, err := OpenInterface("lo")
+	lc, err := OpenInterface("lo", LiveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +77,7 @@ func TestLiveCaptureOnLoopback(t *testing.T) {
 }
 
 func TestOpenInterfaceNamesAMissingInterface(t *testing.T) {
-	_, err := OpenInterface("fw-no-such0")
+	_, err := OpenInterface("fw-no-such0", LiveOptions{})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("fw-no-such0")) {
 		t.Errorf("error %v does not name the interface", err)
 	}
@@ -81,7 +89,7 @@ func TestOpenInterfaceNamesAMissingInterface(t *testing.T) {
 // under CI=true as root it must run.
 func TestLiveCaptureOnAVeth(t *testing.T) {
 	v := newVeth(t)
-	lc, err := OpenInterface(v.host)
+	lc, err := OpenInterface(v.host, LiveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,83 +106,462 @@ func TestLiveCaptureOnAVeth(t *testing.T) {
 // decodes the datagrams sent afterwards; Next never returns an error.
 func TestLiveCaptureSurvivesTheInterfaceGoingAway(t *testing.T) {
 	v := newVeth(t)
-	lc, err := OpenInterface(v.host)
+	lc, err := OpenInterface(v.host, LiveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var reported []string
-	lc.OnError = func(err error) {
-		mu.Lock()
-		reported = append(reported, err.Error())
-		mu.Unlock()
-	}
-	// One reader for the whole test, as a sensor has: it notes when it
-	// last decoded a datagram to the namespace, and what ended it.
+	// The reader notes when it last decoded a datagram to the namespace.
 	var lastMatch atomic.Int64
-	readErr := make(chan error, 1)
-	go func() {
-		dec := NewDecoder(lc.LinkType())
-		var p Packet
-		for {
-			data, ci, err := lc.Next()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			dec.Decode(data, ci, &p)
-			if p.DstPort == 9999 && hostString(p.Dst) == "10.200.77.2" {
-				lastMatch.Store(time.Now().UnixNano())
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		lc.Close()
-		if err := <-readErr; err != io.EOF {
-			t.Errorf("Next ended with %v; want io.EOF after Close", err)
+	dec := NewDecoder(lc.LinkType())
+	var p Packet
+	r := readCapture(t, lc, nil, func(data []byte, ci gopacket.CaptureInfo) {
+		dec.Decode(data, ci, &p)
+		if p.DstPort == 9999 && hostString(p.Dst) == "10.200.77.2" {
+			lastMatch.Store(time.Now().UnixNano())
 		}
 	})
 	v.sendUDP(t)
-	waitFor := func(what string, within time.Duration, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(within); !ok(); time.Sleep(20 * time.Millisecond) {
-			select {
-			case err := <-readErr:
-				t.Fatalf("Next returned %v while waiting for %s", err, what)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s within %v (errors %d, reopens %d)", what, within, lc.Errors(), lc.Reopens())
-			}
-		}
-	}
 	capturedSince := func(mark time.Time) func() bool {
 		return func() bool { return lastMatch.Load() > mark.UnixNano() }
 	}
-	waitFor("datagram before the interface went away", 5*time.Second, capturedSince(time.Time{}))
+	r.waitFor(t, "datagram before the interface went away", 5*time.Second, capturedSince(time.Time{}))
 
 	// Down and up: the socket sees ENETDOWN.
 	errs := lc.Errors()
 	v.run(t, "link", "set", v.host, "down")
-	waitFor("error when the link went down", 5*time.Second, func() bool { return lc.Errors() > errs })
+	r.waitFor(t, "error when the link went down", 5*time.Second, func() bool { return lc.Errors() > errs })
 	v.run(t, "link", "set", v.host, "up")
-	waitFor("datagram after the link came back up", 10*time.Second, capturedSince(time.Now()))
+	r.waitFor(t, "datagram after the link came back up", 10*time.Second, capturedSince(time.Now()))
 
 	// Deleted and created again: a new interface index under the old name.
 	errs, reopens := lc.Errors(), lc.Reopens()
 	v.run(t, "link", "del", v.host)
-	waitFor("error when the interface was deleted", 5*time.Second, func() bool { return lc.Errors() > errs })
+	r.waitFor(t, "error when the interface was deleted", 5*time.Second, func() bool { return lc.Errors() > errs })
 	time.Sleep(600 * time.Millisecond) // a reopen or two fails meanwhile
 	v.create(t)
-	waitFor("datagram after the interface was created again", 15*time.Second, capturedSince(time.Now()))
+	r.waitFor(t, "datagram after the interface was created again", 15*time.Second, capturedSince(time.Now()))
 	if lc.Reopens() == reopens {
 		t.Error("the recreated interface was captured without a reopen")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(reported) < 2 || !strings.Contains(reported[0], "capture on "+v.host) {
+	if got := promiscuity(t, v.run(t, "-d", "link", "show", "dev", v.host)); got != 1 {
+		t.Errorf("the recreated interface's promiscuity is %d; want 1: the reopen asks for promiscuous mode again", got)
+	}
+	if reported := r.reported(); len(reported) < 2 || !strings.Contains(reported[0], "capture on "+v.host) {
 		t.Errorf("OnError heard %q; want failures naming the interface", reported)
 	}
+}
+
+// captureReader reads a capture on its own goroutine for a whole test, as
+// a sensor does, and records what OnError hears.
+type captureReader struct {
+	lc      *LiveCapture
+	readErr chan error // what ended Next
+	mu      sync.Mutex
+	heard   []string
+}
+
+// readCapture starts reading lc, passing each frame to onFrame, until the
+// test ends; it then closes lc and checks that Next ended with io.EOF.
+// With a namespace, the reader's thread joins it first, so that the
+// capture's reopens look the interface up there.
+func readCapture(t *testing.T, lc *LiveCapture, n *netns, onFrame func([]byte, gopacket.CaptureInfo)) *captureReader {
+	r := &captureReader{lc: lc, readErr: make(chan error, 1)}
+	lc.OnError = func(err error) {
+		r.mu.Lock()
+		r.heard = append(r.heard, err.Error())
+		r.mu.Unlock()
+	}
+	go func() {
+		if n != nil {
+			if err := n.enterThread(); err != nil {
+				r.readErr <- err
+				return
+			}
+		}
+		for {
+			data, ci, err := lc.Next()
+			if err != nil {
+				r.readErr <- err
+				return
+			}
+			onFrame(data, ci)
+		}
+	}()
+	t.Cleanup(func() {
+		lc.Close()
+		if err := <-r.readErr; err != io.EOF {
+			t.Errorf("Next ended with %v; want io.EOF after Close", err)
+		}
+	})
+	return r
+}
+
+// waitFor checks ok every 20 ms and fails the test if Next ends, or within
+// passes, first.
+func (r *captureReader) waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !ok(); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-r.readErr:
+			r.readErr <- err // for the check at the test's end
+			t.Fatalf("Next returned %v while waiting for %s", err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v (errors %d, reopens %d; OnError heard %q)", what, within, r.lc.Errors(), r.lc.Reopens(), r.reported())
+		}
+	}
+}
+
+// reported returns what OnError heard so far.
+func (r *captureReader) reported() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.heard)
+}
+
+// TestLiveCaptureIsPromiscuous captures on a bridge in a network
+// namespace while one of its ports, a veth, receives frames to a MAC
+// address no interface has, and broadcasts. A bridge, like a NIC, passes a
+// unicast frame up to its own interface only when the frame is addressed to
+// it or the interface is promiscuous: it stands for a sensor's NIC on a
+// mirror port. The kernel drops the promiscuous membership with the socket.
+func TestLiveCaptureIsPromiscuous(t *testing.T) {
+	t.Run("by default it sees frames to other hosts", func(t *testing.T) {
+		testPromiscuous(t, LiveOptions{})
+	})
+	t.Run("with NoPromiscuous it sees the broadcasts only", func(t *testing.T) {
+		testPromiscuous(t, LiveOptions{NoPromiscuous: true})
+	})
+}
+
+func testPromiscuous(t *testing.T, opts LiveOptions) {
+	n := newNetns(t, "fwprm")
+	suffix := testSuffix()
+	bridge, port, sender := "fwbr"+suffix, "fwbp"+suffix, "fwbs"+suffix
+	n.ip(t, "link", "add", bridge, "type", "bridge")
+	n.ip(t, "link", "add", port, "type", "veth", "peer", "name", sender)
+	n.ip(t, "link", "set", port, "master", bridge)
+	for _, dev := range []string{bridge, port, sender} {
+		n.ip(t, "link", "set", dev, "up")
+	}
+	lc := n.openCapture(t, bridge, opts)
+	want := 1
+	if opts.NoPromiscuous {
+		want = 0
+	}
+	if got := promiscuity(t, n.ip(t, "-d", "link", "show", "dev", bridge)); got != want {
+		t.Errorf("the captured bridge's promiscuity is %d; want %d", got, want)
+	}
+
+	stranger := net.HardwareAddr{0x02, 0x66, 0x77, 0, 0, 1}
+	broadcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	marker := []byte("fleetward-promiscuous-test")
+	sendFrames(t, n, sender, func(src net.HardwareAddr) [][]byte {
+		// 0x88b5: the EtherType IEEE 802 leaves for local experiments.
+		return [][]byte{
+			frame(t, &layers.Ethernet{SrcMAC: src, DstMAC: stranger, EthernetType: 0x88b5}, gopacket.Payload(marker)),
+			frame(t, &layers.Ethernet{SrcMAC: src, DstMAC: broadcast, EthernetType: 0x88b5}, gopacket.Payload(marker)),
+		}
+	})
+	// Without promiscuous mode, 20 broadcasts seen (400 ms of frames) show
+	// that the frames to the stranger, sent as often, were not let through.
+	var toStranger, broadcasts int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		data, _, err := lc.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) < 6 || !bytes.Contains(data, marker) {
+			continue
+		}
+		switch {
+		case bytes.Equal(data[:6], stranger):
+			toStranger++
+		case bytes.Equal(data[:6], broadcast):
+			broadcasts++
+		}
+		if opts.NoPromiscuous && broadcasts >= 20 || !opts.NoPromiscuous && toStranger > 0 && broadcasts > 0 {
+			break
+		}
+	}
+	switch {
+	case !opts.NoPromiscuous && toStranger == 0:
+		t.Errorf("no frame to %v captured within 5 s in promiscuous mode (%d broadcasts)", stranger, broadcasts)
+	case opts.NoPromiscuous && toStranger > 0:
+		t.Errorf("%d frames to %v captured without promiscuous mode", toStranger, stranger)
+	case broadcasts == 0 || opts.NoPromiscuous && broadcasts < 20:
+		t.Errorf("%d broadcasts captured within 5 s", broadcasts)
+	}
+
+	lc.Close()
+	if got := promiscuity(t, n.ip(t, "-d", "link", "show", "dev", bridge)); got != 0 {
+		t.Errorf("after Close the bridge's promiscuity is %d; want 0", got)
+	}
+}
+
+// sendFrames sends the Ethernet frames that frames builds from the
+// sender's MAC address out of the interface sender, in the namespace n,
+// every 20 ms until the test ends.
+func sendFrames(t *testing.T, n *netns, sender string, frames func(src net.HardwareAddr) [][]byte) {
+	t.Helper()
+	fd, index := -1, 0
+	var src net.HardwareAddr
+	n.join(t, func() error {
+		ifi, err := net.InterfaceByName(sender)
+		if err != nil {
+			return err
+		}
+		index, src = ifi.Index, ifi.HardwareAddr
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	t.Cleanup(func() { unix.Close(fd) })
+	out := frames(src)
+	to := &unix.SockaddrLinklayer{Ifindex: index}
+	repeat(t, 20*time.Millisecond, func() {
+		for _, f := range out {
+			unix.Sendto(fd, f, 0, to)
+		}
+	})
+}
+
+// repeat calls send every interval until the test ends.
+func repeat(t *testing.T, every time.Duration, send func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(done); wg.Wait() })
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(every):
+				send()
+			}
+		}
+	})
+}
+
+// TestLiveCaptureOnATun captures on a tun device in a network namespace,
+// which carries IP packets without a link header: the capture says so
+// (LinkTypeRaw), and the Decoder reads the datagrams the namespace sends
+// out through the tun as well as IPv4 and IPv6 datagrams written into the
+// tun as if they came from its far end.
+func TestLiveCaptureOnATun(t *testing.T) {
+	n := newNetns(t, "fwtun")
+	name := "fwtn" + testSuffix()
+	tun, _ := n.tunUp(t, name, unix.IFF_TUN)
+	n.ip(t, "addr", "add", "10.200.78.1", "peer", "10.200.78.2", "dev", name)
+	lc := n.openCapture(t, name, LiveOptions{})
+	var conn *net.UDPConn
+	n.join(t, func() (err error) {
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 200, 78, 1)})
+		return err
+	})
+	t.Cleanup(func() { conn.Close() })
+	if lc.LinkType() != layers.LinkTypeRaw {
+		t.Fatalf("LinkType() = %v on a tun; want %v", lc.LinkType(), layers.LinkTypeRaw)
+	}
+
+	payload := gopacket.Payload("fleetward-tun-test")
+	in4 := frame(t, &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP,
+		SrcIP: net.IPv4(10, 200, 78, 2), DstIP: net.IPv4(10, 200, 78, 1)}, &layers.UDP{SrcPort: 4242, DstPort: 9998}, payload)
+	in6 := frame(t, &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP,
+		SrcIP: net.ParseIP("fd00:78::2"), DstIP: net.ParseIP("fd00:78::1")}, &layers.UDP{SrcPort: 4242, DstPort: 9997}, payload)
+	repeat(t, 50*time.Millisecond, func() {
+		conn.WriteToUDP(payload, &net.UDPAddr{IP: net.IPv4(10, 200, 78, 2), Port: 9999})
+		unix.Write(tun, in4)
+		unix.Write(tun, in6)
+	})
+
+	want := []string{
+		"10.200.78.1 -> 10.200.78.2:9999", // sent out through the tun
+		"10.200.78.2 -> 10.200.78.1:9998", // came in
+		"fd00:78::2 -> fd00:78::1:9997",   // came in
+	}
+	seen := map[string]bool{}
+	dec := NewDecoder(lc.LinkType())
+	var p Packet
+	for deadline := time.Now().Add(5 * time.Second); len(seen) < len(want) && time.Now().Before(deadline); {
+		data, ci, err := lc.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec.Decode(data, ci, &p)
+		if got := fmt.Sprintf("%s -> %s:%d", hostString(p.Src), hostString(p.Dst), p.DstPort); slices.Contains(want, got) {
+			seen[got] = true
+		}
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("no datagram %s decoded within 5 s (decoder: %+v)", w, dec.Stats)
+		}
+	}
+}
+
+// openTun creates a tun (mode IFF_TUN: IP packets, no link header) or tap
+// (IFF_TAP: Ethernet frames) device, which lives while the returned
+// descriptor is open; IFF_NO_PI puts no packet information before the
+// packets on the descriptor.
+func openTun(name string, mode uint16) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err == nil {
+		ifr.SetUint16(mode | unix.IFF_NO_PI)
+		err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("tun %s: %w", name, err)
+	}
+	return fd, nil
+}
+
+// TestLiveCaptureRefusesWhatItCannotDecode makes a tun device in a
+// network namespace pose as a Wi-Fi interface in monitor mode
+// (TUNSETLINK to ARPHRD_IEEE80211_RADIOTAP, whose frames start with a
+// radiotap header): opening it fails with an error naming the interface
+// and its hardware type.
+func TestLiveCaptureRefusesWhatItCannotDecode(t *testing.T) {
+	n := newNetns(t, "fwlnk")
+	name := "fwtr" + testSuffix()
+	var openErr error
+	n.join(t, func() error {
+		tun, err := openTun(name, unix.IFF_TUN)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(tun)
+		if err := unix.IoctlSetInt(tun, unix.TUNSETLINK, unix.ARPHRD_IEEE80211_RADIOTAP); err != nil {
+			return fmt.Errorf("TUNSETLINK: %w", err)
+		}
+		lc, err := OpenInterface(name, LiveOptions{})
+		if err == nil {
+			lc.Close()
+		}
+		openErr = err
+		return nil
+	})
+	for _, want := range []string{name, "link type 803 (ARPHRD_IEEE80211_RADIOTAP) is not supported"} {
+		if openErr == nil || !strings.Contains(openErr.Error(), want) {
+			t.Errorf("OpenInterface on a radiotap interface: error %v; want one containing %q", openErr, want)
+		}
+	}
+}
+
+// TestLiveCaptureReopensOnlyTheSameLinkType captures on a tun device in a
+// network namespace, then removes it and creates a tap, which carries
+// Ethernet frames, under the same name: the capture, whose reader decodes
+// raw IP, does not take the tap and says why. When a tun comes back under
+// that name, it reopens. The reader runs in the namespace, where the
+// reopens look the interface up.
+func TestLiveCaptureReopensOnlyTheSameLinkType(t *testing.T) {
+	n := newNetns(t, "fwrel")
+	name := "fwtl" + testSuffix()
+	_, removeTun := n.tunUp(t, name, unix.IFF_TUN)
+	r := readCapture(t, n.openCapture(t, name, LiveOptions{}), n, func([]byte, gopacket.CaptureInfo) {})
+	heard := func(s string) func() bool {
+		return func() bool {
+			return slices.ContainsFunc(r.reported(), func(r string) bool { return strings.Contains(r, s) })
+		}
+	}
+
+	removeTun()
+	r.waitFor(t, "error when the tun was removed", 5*time.Second, func() bool { return r.lc.Errors() > 0 })
+	_, removeTap := n.tunUp(t, name, unix.IFF_TAP)
+	r.waitFor(t, "refusal of the tap", 10*time.Second, heard("capture on "+name+": the interface now carries Ethernet frames, not the Raw frames"))
+	if r.lc.Reopens() != 0 {
+		t.Errorf("%d reopens on a tap after a tun", r.lc.Reopens())
+	}
+	removeTap()
+	n.tunUp(t, name, unix.IFF_TUN)
+	r.waitFor(t, "reopen on the new tun", 20*time.Second, func() bool { return r.lc.Reopens() == 1 })
+}
+
+func TestLiveCaptureLinkTypeOfEachHardwareType(t *testing.T) {
+	tests := []struct {
+		name    string
+		hw      uint16
+		want    layers.LinkType
+		wantErr string
+	}{
+		{"Ethernet gives Ethernet frames", unix.ARPHRD_ETHER, layers.LinkTypeEthernet, ""},
+		{"loopback gives Ethernet frames", unix.ARPHRD_LOOPBACK, layers.LinkTypeEthernet, ""},
+		{"a tun or WireGuard interface gives IP packets", unix.ARPHRD_NONE, layers.LinkTypeRaw, ""},
+		{"PPP gives IP packets", unix.ARPHRD_PPP, layers.LinkTypeRaw, ""},
+		{"a raw-IP modem gives IP packets", unix.ARPHRD_RAWIP, layers.LinkTypeRaw, ""},
+		{"an IP-in-IP tunnel is refused by name", unix.ARPHRD_TUNNEL, 0, "capture on if0: link type 768 (ARPHRD_TUNNEL) is not supported; Ethernet, loopback and raw-IP"},
+		{"an unknown type is refused by number", 4242, 0, "capture on if0: link type 4242 is not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := captureLinkType("if0", tt.hw)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v; want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("captureLinkType(%d) = %v, %v; want %v", tt.hw, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLiveCaptureCountsKernelDrops shrinks the capture's receive buffer on
+// lo to the kernel's least, a few frames, and sends 500 datagrams to
+// 127.0.0.1 before reading any: the frames that found no room show in
+// Drops, read from the kernel while a reader waits on a quiet interface,
+// or at Close when nothing reads.
+func TestLiveCaptureCountsKernelDrops(t *testing.T) {
+	t.Run("while a reader waits", func(t *testing.T) {
+		lc := floodedLoopback(t)
+		r := readCapture(t, lc, nil, func([]byte, gopacket.CaptureInfo) {})
+		r.waitFor(t, "drops counted while reading a flooded capture", 5*time.Second, func() bool { return lc.Drops() > 0 })
+		drops := lc.Drops()
+		lc.Close()
+		if lc.Drops() < drops {
+			t.Errorf("Drops went from %d to %d at Close", drops, lc.Drops())
+		}
+	})
+	t.Run("at Close when nothing reads", func(t *testing.T) {
+		lc := floodedLoopback(t)
+		lc.Close()
+		if lc.Drops() == 0 {
+			t.Error("no drops counted at Close of a flooded capture")
+		}
+	})
+}
+
+// floodedLoopback opens a capture on lo with room for a few frames and
+// sends it 1000 (500 datagrams, each seen leaving and arriving).
+func floodedLoopback(t *testing.T) *LiveCapture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("AF_PACKET capture needs root")
+	}
+	lc, err := OpenInterface("lo", LiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Close() })
+	if err := unix.SetsockoptInt(lc.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 0); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 500 {
+		conn.WriteToUDP([]byte("fleetward-drop-test"), conn.LocalAddr().(*net.UDPAddr))
+	}
+	return lc
 }
 
 // veth is a veth pair with one end in a network namespace: 10.200.77.1 on
@@ -185,23 +572,10 @@ type veth struct {
 
 func newVeth(t *testing.T) *veth {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("creating a namespace and capturing need root")
-	}
-	ipTool, err := exec.LookPath("ip")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ip (iproute2) is required under CI as root")
-		}
-		t.Skip("no ip tool")
-	}
-	suffix := strconv.Itoa(os.Getpid() % 100000)
-	v := &veth{ipTool: ipTool, ns: "fwdet-" + suffix, host: "fwdh" + suffix, peer: "fwdp" + suffix}
-	v.run(t, "netns", "add", v.ns)
-	t.Cleanup(func() {
-		exec.Command(ipTool, "link", "del", v.host).Run()
-		exec.Command(ipTool, "netns", "del", v.ns).Run()
-	})
+	n := newNetns(t, "fwdet")
+	suffix := testSuffix()
+	v := &veth{ipTool: n.ipTool, ns: n.name, host: "fwdh" + suffix, peer: "fwdp" + suffix}
+	t.Cleanup(func() { exec.Command(v.ipTool, "link", "del", v.host).Run() })
 	v.create(t)
 	return v
 }
@@ -217,12 +591,130 @@ func (v *veth) create(t *testing.T) {
 	v.run(t, "-n", v.ns, "link", "set", v.peer, "up")
 }
 
-func (v *veth) run(t *testing.T, args ...string) {
+// run runs the ip tool and returns what it printed.
+func (v *veth) run(t *testing.T, args ...string) string {
 	t.Helper()
-	if out, err := exec.Command(v.ipTool, args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %v: %v: %s", args, err, out)
+	return runIP(t, v.ipTool, args...)
+}
+
+// netns is a network namespace made for one test (ip netns add), deleted
+// when the test ends.
+type netns struct {
+	ipTool, name string
+}
+
+// newNetns makes the namespace prefix-PID. It skips the test without root,
+// or without the ip tool unless CI=true.
+func newNetns(t *testing.T, prefix string) *netns {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("creating a namespace and capturing need root")
+	}
+	ipTool, err := exec.LookPath("ip")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ip (iproute2) is required under CI as root")
+		}
+		t.Skip("no ip tool")
+	}
+	n := &netns{ipTool: ipTool, name: prefix + "-" + testSuffix()}
+	runIP(t, ipTool, "netns", "add", n.name)
+	t.Cleanup(func() { exec.Command(ipTool, "netns", "del", n.name).Run() })
+	return n
+}
+
+// ip runs the ip tool inside the namespace and returns what it printed.
+func (n *netns) ip(t *testing.T, args ...string) string {
+	t.Helper()
+	return runIP(t, n.ipTool, append([]string{"-n", n.name}, args...)...)
+}
+
+// join runs f on an OS thread that has joined the namespace, so that the
+// sockets and devices f opens belong to it; they stay there after f
+// returns.
+func (n *netns) join(t *testing.T, f func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		if err := n.enterThread(); err != nil {
+			errc <- err
+			return
+		}
+		errc <- f()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
+
+// enterThread moves the calling goroutine's OS thread into the namespace
+// for good: the thread stays locked to the goroutine and ends with it,
+// never handed back to the runtime.
+func (n *netns) enterThread() error {
+	runtime.LockOSThread()
+	fd, err := unix.Open("/var/run/netns/"+n.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", n.name, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("join namespace %s: %w", n.name, err)
+	}
+	return nil
+}
+
+// openCapture opens a capture on the namespace's interface name, closed
+// when the test ends.
+func (n *netns) openCapture(t *testing.T, name string, opts LiveOptions) *LiveCapture {
+	t.Helper()
+	var lc *LiveCapture
+	n.join(t, func() (err error) {
+		lc, err = OpenInterface(name, opts)
+		return err
+	})
+	t.Cleanup(func() { lc.Close() })
+	return lc
+}
+
+// tunUp creates a tun or tap device in the namespace (see openTun) and
+// brings it up. It returns the device's descriptor and a function that
+// removes the device, which the test's end calls if the test did not.
+func (n *netns) tunUp(t *testing.T, name string, mode uint16) (fd int, remove func()) {
+	t.Helper()
+	n.join(t, func() (err error) {
+		fd, err = openTun(name, mode)
+		return err
+	})
+	remove = sync.OnceFunc(func() { unix.Close(fd) })
+	t.Cleanup(remove)
+	n.ip(t, "link", "set", name, "up")
+	return fd, remove
+}
+
+func runIP(t *testing.T, ipTool string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(ipTool, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+// promiscuity reads how many users have put an interface in promiscuous
+// mode from what `ip -d link show` printed of it.
+func promiscuity(t *testing.T, ipLinkShow string) int {
+	t.Helper()
+	m := regexp.MustCompile(`promiscuity (\d+)`).FindStringSubmatch(ipLinkShow)
+	if m == nil {
+		t.Fatalf("no promiscuity in %q", ipLinkShow)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// testSuffix tells this test process's interfaces and namespaces from
+// those of another running at the same time.
+func testSuffix() string { return strconv.Itoa(os.Getpid() % 100000) }
 
 // sendUDP sends a datagram to 10.200.77.2:9999 every 50 ms until the test
 // ends; sends that fail while the interface is away are ignored.
@@ -231,20 +723,9 @@ func (v *veth) sendUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	t.Cleanup(func() { close(done); wg.Wait(); conn.Close() })
+	t.Cleanup(func() { conn.Close() })
 	to := &net.UDPAddr{IP: net.IPv4(10, 200, 77, 2), Port: 9999}
-	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(50 * time.Millisecond):
-				conn.WriteToUDP([]byte("fleetward-veth"), to)
-			}
-		}
-	})
+	repeat(t, 50*time.Millisecond, func() { conn.WriteToUDP([]byte("fleetward-veth"), to) })
 }
 
 // captured reads the capture until a datagram from 10.200.77.1 to

@@ -15,12 +15,13 @@ type LiveCapture struct {
 	OnError func(error)
 }
 
-// Errors and Reopens are always 0.
+// Errors, Reopens and Drops are always 0.
 func (c *LiveCapture) Errors() uint64  { return 0 }
 func (c *LiveCapture) Reopens() uint64 { return 0 }
+func (c *LiveCapture) Drops() uint64   { return 0 }
 
 // OpenInterface returns an error: live capture needs Linux's AF_PACKET.
-func OpenInterface(name string) (*LiveCapture, error) {
+func OpenInterface(name string, opts LiveOptions) (*LiveCapture, error) {
 	return nil, fmt.Errorf("capture on %s: %w", name, errors.ErrUnsupported)
 }
 
