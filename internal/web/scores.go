@@ -36,7 +36,7 @@ func (ui *UI) lastDay(ctx context.Context, deviceID string, metrics []string, no
 // packets per second, signals and capture failures, and shows the latest
 // of each.
 var sensorMetrics = []string{"sensor_pps", "sensor_signals", "sensor_capture_errors",
-	"sensor_packets", "sensor_trained", "sensor_threshold", "sensor_alerts", "sensor_capture_reopens"}
+	"sensor_packets", "sensor_trained", "sensor_threshold", "sensor_alerts", "sensor_capture_reopens", "sensor_capture_drops"}
 
 // deviceSensor returns the device page's edge sensor chart data over the
 // last 24 hours, with "latest" holding each metric's newest value, or nil

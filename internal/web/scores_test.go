@@ -94,8 +94,8 @@ func TestBrowserPlotsADevicesAnomalyScore(t *testing.T) {
 // TestBrowserShowsADevicesEdgeSensor records two hours of an edge
 // sensor's summaries for a camera (as the server stores them from
 // devices/ID/sensor) and drives chromium to its page: the Edge sensor card
-// shows the latest counters, the capture failures among them, and charts
-// the series. A device without a sensor has no such card.
+// shows the latest counters, the capture failures and kernel drops among
+// them, and charts the series. A device without a sensor has no such card.
 func TestBrowserShowsADevicesEdgeSensor(t *testing.T) {
 	exe := chromium(t)
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
@@ -112,8 +112,8 @@ func TestBrowserShowsADevicesEdgeSensor(t *testing.T) {
 		}
 		payload := fmt.Sprintf(`{"device_id":"cam-9","interface":"eth0","time":%q,"packets":%d,"pps":%d,`+
 			`"trained":%v,"training_packets":55001,"threshold":0.42,"signals":%d,"alerts":%d,"score_summaries":%d,`+
-			`"capture_errors":%d,"capture_reopens":%d}`,
-			at.Format(time.RFC3339Nano), 10000*(i+1)+3456, 800+10*i, i > 3, i/2, i/4, 6*i, failures, failures)
+			`"capture_errors":%d,"capture_reopens":%d,"capture_drops":%d}`,
+			at.Format(time.RFC3339Nano), 10000*(i+1)+3456, 800+10*i, i > 3, i/2, i/4, 6*i, failures, failures, 17*i)
 		samples, err := telemetry.ParseSensorSummary("cam-9", now, []byte(payload))
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +127,7 @@ func TestBrowserShowsADevicesEdgeSensor(t *testing.T) {
 	login(b, s.URL+"/devices/cam-9", "edge-sensor")
 	b.step("wait for the sensor chart", chromedp.WaitVisible(chromedp.CSS("#sensor-chart canvas")))
 	card := strings.ToLower(b.text("edge-sensor")) // the failures badge is styled in capitals
-	for _, want := range []string{"123456 seen", "910 per second", "trained, alert threshold 0.42", "5 signals, 2 alerts", "2 failures", "2 reopens"} {
+	for _, want := range []string{"123456 seen", "910 per second", "trained, alert threshold 0.42", "5 signals, 2 alerts", "2 failures", "2 reopens", "187 frames dropped by the kernel"} {
 		if !strings.Contains(card, want) {
 			t.Errorf("the edge sensor card lacks %q: %q", want, card)
 		}
