@@ -115,31 +115,39 @@ func TestAlertsOnTheMiraiSplice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := slices.Index(labels, true)
-	attack := res.Time(first)
-	var firstAlert time.Time
-	for _, s := range res.Signals {
-		if s.Time.Before(attack) {
-			t.Errorf("signal before the attack: %+v", s)
-			continue
-		}
-		if firstAlert.IsZero() {
-			firstAlert = s.Time
-			// The infected camera: the first malicious packets are its.
-			if s.SrcIP != "192.168.2.110" {
-				t.Errorf("first alert names %s: %+v", s.SrcIP, s)
-			}
-		}
-	}
-	if d := firstAlert.Sub(attack); firstAlert.IsZero() || d > time.Second {
-		t.Errorf("first alert %v after the first malicious packet", d)
-	}
+	attack, firstAlert := checkSpliceAlerts(t, res, labels)
 	raw := Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
 	sm := Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
 	t.Logf("threshold %.4g; raw TPR@0.1%% %.4f, smoothed %.4f; first alert %v after the attack", res.Threshold, raw.TPRAt01, sm.TPRAt01, firstAlert.Sub(attack))
 	if sm.TPRAt01 < 0.5 {
 		t.Errorf("smoothed TPR at 0.1%% FPR %.4f, goal 0.5", sm.TPRAt01)
 	}
+}
+
+// checkSpliceAlerts holds the signals of a scored Mirai splice to the
+// issue's goal: none before the attack, the first on the infected camera
+// within a second of the first malicious packet. It returns the attack's
+// start and the first signal's time.
+func checkSpliceAlerts(t *testing.T, res *ScoreResult, labels []bool) (attack, first time.Time) {
+	t.Helper()
+	attack = res.Time(slices.Index(labels, true))
+	for _, s := range res.Signals {
+		if s.Time.Before(attack) {
+			t.Errorf("signal before the attack: %s %s %s: %s", s.SrcIP, s.Behaviour, s.Time.Format("15:04:05.000"), s.Explanation)
+			continue
+		}
+		if first.IsZero() {
+			first = s.Time
+			// The infected camera: the first malicious packets are its.
+			if s.SrcIP != "192.168.2.110" {
+				t.Errorf("first alert names %s: %+v", s.SrcIP, s)
+			}
+		}
+	}
+	if d := first.Sub(attack); first.IsZero() || d > time.Second {
+		t.Errorf("first alert %v after the first malicious packet", d)
+	}
+	return attack, first
 }
 
 // TestSortedWindowFollowsTheRing keeps a window sorted as scores come and
