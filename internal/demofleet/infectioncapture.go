@@ -27,8 +27,9 @@ var (
 	CaptureResolver = netip.MustParseAddr("10.255.0.53")
 	CaptureNTP      = netip.MustParseAddr("192.0.2.123")
 	// CaptureTelnetVictim is the host on the internet (TEST-NET-2) whose
-	// open Telnet port the infected device tries passwords on. The
-	// detector rightly finds its answers anomalous too.
+	// open Telnet port the infected device tries passwords on. Its answers
+	// score as anomalous as the bot's attempts; the detector charges them
+	// to the bot, which opened the connections.
 	CaptureTelnetVictim = netip.MustParseAddr("198.51.100.23")
 	captureRouter       = net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}
 )

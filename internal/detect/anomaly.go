@@ -44,8 +44,9 @@ type AnomalyConfig struct {
 	// Default 10 s.
 	Repeat time.Duration `json:"repeat"`
 	// Learn turns on continued learning: after training, a packet whose
-	// score is below LearnBelow times the threshold, from a source whose
-	// smoothed score is not above the threshold, also trains the model.
+	// score is below LearnBelow times the threshold, charged to a host
+	// whose smoothed score is not above the threshold, also trains the
+	// model.
 	// Off by default: a model that learns can be taught, slowly, to
 	// accept an attacker's traffic; turn it on for networks that drift.
 	// LearnBelow defaults to 0.5.
@@ -150,7 +151,8 @@ func removeSorted(s []float64, v float64) []float64 {
 }
 
 // AnomalyAlerter turns per-packet model scores into smoothed scores and
-// Signals with Behaviour "anomaly" per source host. Not safe for
+// Signals with Behaviour "anomaly" per host: the source of a packet, or
+// the destination of a reply (scoreOwner). Not safe for
 // concurrent use. Sources idle for longer than IdleGap are evicted.
 type AnomalyAlerter struct {
 	cfg       AnomalyConfig
@@ -184,10 +186,11 @@ func NewAnomalyAlerter(cfg AnomalyConfig, threshold float64, featureMap [][]int,
 func (a *AnomalyAlerter) Threshold() float64 { return a.threshold }
 
 // Observe takes one scored packet and the ensemble RMSEs behind its score;
-// it returns the source's smoothed score and appends a Signal to out when
-// the source has stayed above the threshold.
+// it returns the smoothed score of the host the packet is charged to
+// (scoreOwner) and appends a Signal to out when that host has stayed above
+// the threshold.
 func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, out []alert.Signal) (float64, []alert.Signal) {
-	src := sourceOf(p)
+	src, mac, reply := scoreOwner(p)
 	st := a.sources[src]
 	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
 		if st == nil {
@@ -259,26 +262,42 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	}
 	st.lastSig = p.Time
 	st.signals++
+	peer := peerString(p)
+	if reply {
+		peer = hostPort(p.Src, p.SrcPort, p.Ports == PortNumber)
+	}
 	sig := alert.Signal{Time: packetTime(p.Time), Detector: "model", Behaviour: "anomaly", Severity: alert.SeverityHigh,
-		SrcIP: hostString(src), Peer: peerString(p), Score: smoothed, Threshold: a.threshold,
+		SrcIP: hostString(src), Peer: peer, Score: smoothed, Threshold: a.threshold,
 		Explanation: fmt.Sprintf("score %.4g above threshold %.4g in %d of its last %d packets; most changed: %s",
 			smoothed, a.threshold, a.cfg.Persist, a.cfg.Window, a.explain(ensemble))}
 	if src.Kind == AddrMAC {
 		sig.SrcIP = ""
 	}
-	if p.SrcMAC != ([6]byte{}) {
-		sig.SrcMAC = net.HardwareAddr(p.SrcMAC[:]).String()
+	if mac != ([6]byte{}) {
+		sig.SrcMAC = net.HardwareAddr(mac[:]).String()
 	}
 	return smoothed, append(out, sig)
 }
 
-// sourceOf is the host a packet's anomaly score belongs to: its source
-// address, or its source MAC for a frame without one.
-func sourceOf(p *Packet) Host {
-	if p.Src.Kind == AddrNone {
-		return hostMAC(p.SrcMAC)
+// scoreOwner returns the host a packet's anomaly score is charged to, the
+// MAC address the frame shows for it, and whether that host is the
+// packet's destination (reply). A packet's features describe both of its
+// ends (the channel and socket statistics are of the pair), so when a
+// device turns into a bot, the replies of every server it talks to score
+// high too: charged to their senders, a broker or resolver serving few
+// devices besides the bot would alert for the bot's behaviour. A reply
+// (answers) is therefore charged to the host that opened the
+// conversation, its destination, as the flow rules charge a connection to
+// its originator; every other packet to its source address, or its source
+// MAC for a frame without one.
+func scoreOwner(p *Packet) (h Host, mac [6]byte, reply bool) {
+	switch {
+	case p.Src.Kind == AddrNone:
+		return hostMAC(p.SrcMAC), p.SrcMAC, false
+	case answers(p) && !groupAddress(p.Dst):
+		return p.Dst, p.DstMAC, true
 	}
-	return p.Src
+	return p.Src, p.SrcMAC, false
 }
 
 // explain names the three autoencoders whose RMSE rose most over their

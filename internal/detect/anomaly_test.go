@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/gopacket/layers"
+
+	"github.com/fleetward/fleetward/internal/alert"
 )
 
 func TestCalibratedThreshold(t *testing.T) {
@@ -95,6 +97,70 @@ func TestAnomalyAlerter(t *testing.T) {
 				t.Errorf("%d signals, want %d", n, tt.signals)
 			}
 		})
+	}
+}
+
+// TestAnomalyAlerterChargesRepliesToTheHostThatOpened: a broker serves
+// two devices, one of them a bot. Its replies to the bot score high (their
+// features hold the bot's statistics) and are half of what it sends, as
+// in the demo at --devices 20; they count for the bot, never the broker.
+func TestAnomalyAlerterChargesRepliesToTheHostThatOpened(t *testing.T) {
+	broker := Host{Kind: AddrIPv4, Addr: [16]byte{10, 255, 0, 10}}
+	bot := Host{Kind: AddrIPv4, Addr: [16]byte{10, 5, 0, 10}}
+	benign := Host{Kind: AddrIPv4, Addr: [16]byte{10, 5, 80, 10}}
+	botMAC, routerMAC := [6]byte{0x58, 3, 0xfb, 0x7c, 0x14, 0x85}, [6]byte{2, 0, 0x5e, 0x10, 0, 1}
+	a := NewAnomalyAlerter(AnomalyConfig{}, 1, [][]int{{0, 1}}, []float64{0.1})
+	var sigs []alert.Signal
+	for i := range 200 {
+		at := 1e9 + float64(i)*0.1
+		to, score, mac := benign, 0.1, [6]byte{}
+		if i%2 == 0 {
+			to, score, mac = bot, 5, botMAC
+		}
+		reply := Packet{Time: at, Src: broker, Dst: to, SrcMAC: routerMAC, DstMAC: mac, Ports: PortNumber, Proto: layers.IPProtocolTCP,
+			TCPFlags: FlagPSH | FlagACK, SrcPort: 8883, DstPort: 40000}
+		_, sigs = a.Observe(&reply, score, []float64{score}, sigs)
+	}
+	if len(sigs) == 0 {
+		t.Fatal("no signal: the bot's conversation with the broker scored high throughout")
+	}
+	for _, s := range sigs {
+		if s.SrcIP != "10.5.0.10" || s.SrcMAC != "58:03:fb:7c:14:85" || s.Peer != "10.255.0.10:8883" {
+			t.Errorf("signal on %s (%s) with peer %s; want the bot 10.5.0.10 (58:03:fb:7c:14:85) and the broker as peer", s.SrcIP, s.SrcMAC, s.Peer)
+		}
+	}
+}
+
+func TestAnswersTellsRepliesFromWhatOpens(t *testing.T) {
+	tcp, udp := layers.IPProtocolTCP, layers.IPProtocolUDP
+	tests := []struct {
+		name             string
+		proto            layers.IPProtocol
+		flags            uint8
+		srcPort, dstPort uint16
+		want             bool
+	}{
+		{"a SYN opens, even from a service port", tcp, FlagSYN, 23, 40000, false},
+		{"a SYN-ACK answers, even to a service port", tcp, FlagSYN | FlagACK, 40000, 23, true},
+		{"a segment from the broker's port to a client answers", tcp, FlagPSH | FlagACK, 8883, 51234, true},
+		{"a client's segment to the broker opens", tcp, FlagPSH | FlagACK, 51234, 8883, false},
+		{"a refusal from a scanned Telnet port answers", tcp, FlagRST | FlagACK, 23, 45000, true},
+		{"a DNS answer answers", udp, 0, 53, 40000, true},
+		{"NTP between two service ports opens", udp, 0, 123, 123, false},
+		{"from an unnamed port to a higher one answers", udp, 0, 9000, 50000, true},
+		{"from an unnamed high port to a lower one opens", udp, 0, 50000, 9000, false},
+		{"from a privileged unnamed port opens", udp, 0, 600, 50000, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Packet{Ports: PortNumber, Proto: tt.proto, TCPFlags: tt.flags, SrcPort: tt.srcPort, DstPort: tt.dstPort}
+			if got := answers(&p); got != tt.want {
+				t.Errorf("answers = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if answers(&Packet{Ports: PortICMP, SrcPort: 53, DstPort: 40000}) {
+		t.Error("a packet without TCP or UDP answers")
 	}
 }
 

@@ -81,6 +81,36 @@ func wellKnown(port uint16) (name string, id uint16, ok bool) {
 	return "", 0, false
 }
 
+// answers reports whether p goes from the server side of its conversation
+// to the client side, as far as one packet tells: a TCP SYN opens and a
+// SYN-ACK answers; any other TCP segment or UDP datagram answers when it
+// comes from a well-known service port to a port that is not one, or,
+// neither port being one, from a port of 1024 or more to a higher one (a
+// client's ephemeral port, most likely). Packets without TCP or UDP ports
+// never answer.
+func answers(p *Packet) bool {
+	if p.Ports != PortNumber || (p.Proto != layers.IPProtocolTCP && p.Proto != layers.IPProtocolUDP) {
+		return false
+	}
+	if p.Proto == layers.IPProtocolTCP {
+		switch p.TCPFlags & (FlagSYN | FlagACK) {
+		case FlagSYN:
+			return false
+		case FlagSYN | FlagACK:
+			return true
+		}
+	}
+	_, _, toService := wellKnown(p.DstPort)
+	_, _, fromService := wellKnown(p.SrcPort)
+	switch {
+	case toService:
+		return false
+	case fromService:
+		return true
+	}
+	return p.DstPort > p.SrcPort && p.SrcPort >= 1024
+}
+
 // initiatedClass returns the class of traffic p opens, and false for a
 // packet that answers or continues a conversation: only a TCP SYN, or a
 // UDP datagram to a known service port or from a high port to a lower
@@ -98,14 +128,11 @@ func initiatedClass(p *Packet) (destClass, bool) {
 		}
 		c.service, c.id = name, id
 	case layers.IPProtocolUDP:
+		if answers(p) {
+			return c, false
+		}
 		name, id, known := wellKnown(p.DstPort)
 		if !known {
-			if _, _, reply := wellKnown(p.SrcPort); reply {
-				return c, false
-			}
-			if p.DstPort > p.SrcPort && p.SrcPort >= 1024 {
-				return c, false // an answer to a client's lower port, most likely
-			}
 			name, id = bandName(p.DstPort, &udpBandNames, 256+1026)
 		}
 		c.service, c.id = name, id

@@ -57,8 +57,8 @@ func newSummariser(opts ScoreOptions) *summariser {
 	return &summariser{emit: opts.Summaries, interval: iv.Seconds(), start: math.NaN(), sources: map[Host]*sourceScores{}}
 }
 
-// observe adds one scored packet's smoothed score to its source
-// (sourceOf, as the anomaly alerter keys it).
+// observe adds one scored packet's smoothed score to the host it is
+// charged to (scoreOwner, as the anomaly alerter keys it).
 func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
 	if s == nil || math.IsNaN(smoothed) || math.IsInf(smoothed, 0) || math.IsNaN(threshold) || math.IsInf(threshold, 0) {
 		return
@@ -71,7 +71,7 @@ func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
 	}
 	s.last = max(s.last, p.Time)
 	s.threshold = threshold
-	src := sourceOf(p)
+	src, mac, _ := scoreOwner(p)
 	acc := s.sources[src]
 	if acc == nil {
 		if len(s.sources) >= maxSummarySources {
@@ -87,7 +87,7 @@ func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
 		s.sources[src] = acc
 		s.order = append(s.order, src)
 	}
-	acc.mac = p.SrcMAC
+	acc.mac = mac
 	acc.packets++
 	acc.sum += smoothed
 	acc.max = max(acc.max, smoothed)
