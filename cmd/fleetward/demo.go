@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -47,7 +49,12 @@ an authenticator app or 'oathtool --totp -b SECRET'), seeds a realistic fleet ac
 sites, and runs until interrupted (Ctrl-C). Every active device of the fleet is then simulated in
 the same process: it makes its own key, enrols over EST with its own one-time token and reports
 over its own mutual-TLS connection to the broker (127.0.0.1:8883 unless --mqtt says otherwise),
-so the dashboard shows live sessions, certificates and traffic (--no-simulation to skip).`,
+so the dashboard shows live sessions, certificates and traffic (--no-simulation to skip).
+
+Demos can run side by side on one host: when another program (another demo) holds the
+dashboard's or the broker's default port, the demo takes a free port instead and prints where it
+listens; its weak devices take a /28 of 127.0.0.0/24 no other demo holds (127.0.0.16/28 first).
+Addresses given with --http or --mqtt are used as given.`,
 		Flags: flags,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if n := cmd.Int("devices"); n < 0 || n > 1_000_000 {
@@ -75,7 +82,7 @@ so the dashboard shows live sessions, certificates and traffic (--no-simulation 
 			} else if err := requireEmptyDir(cfg.DataDir); err != nil {
 				return err
 			}
-			s, err := app.Start(ctx, cfg)
+			s, err := startDemoServer(ctx, cfg, !cmd.IsSet("http"), !cmd.IsSet("mqtt"))
 			if err != nil {
 				return err
 			}
@@ -119,6 +126,54 @@ so the dashboard shows live sessions, certificates and traffic (--no-simulation 
 			return s.Stop()
 		},
 	}
+}
+
+// startDemoServer starts the demo's server. A default listener (the
+// dashboard on 127.0.0.1:8443, the broker on 127.0.0.1:8883) that another
+// program holds, such as a second demo, moves to a free port of the same
+// host, so that demos can run side by side; movableHTTP and movableMQTT
+// are false for addresses given with --http and --mqtt, which are used as
+// given. When a default port is taken between the look and the listen (two
+// demos starting at the same moment), the start is retried on free ports,
+// in the same data directory: it is the demo's own.
+func startDemoServer(ctx context.Context, cfg app.Config, movableHTTP, movableMQTT bool) (*app.Server, error) {
+	broker := cfg.MQTTAddr != ""
+	if movableHTTP && portTaken(cfg.HTTPAddr) {
+		slog.Info("the demo's default dashboard port is taken (another demo?): listening on a free port", "addr", cfg.HTTPAddr)
+		cfg.HTTPAddr = anyPort(cfg.HTTPAddr)
+	}
+	if movableMQTT && broker && portTaken(cfg.MQTTAddr) {
+		slog.Info("the demo's default broker port is taken (another demo?): listening on a free port", "addr", cfg.MQTTAddr)
+		cfg.MQTTAddr = anyPort(cfg.MQTTAddr)
+	}
+	s, err := app.Start(ctx, cfg)
+	// With an address from a flag, that address may be the one taken:
+	// moving the others would not help.
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) || !movableHTTP || (broker && !movableMQTT) {
+		return s, err
+	}
+	slog.Info("a default demo port was taken as the demo started: listening on free ports", "err", err)
+	cfg.HTTPAddr = anyPort(cfg.HTTPAddr)
+	if broker {
+		cfg.MQTTAddr = anyPort(cfg.MQTTAddr)
+	}
+	return app.Start(ctx, cfg)
+}
+
+// portTaken reports whether another socket listens on addr.
+func portTaken(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+	}
+	return errors.Is(err, syscall.EADDRINUSE)
+}
+
+// anyPort is addr's host with port 0, which a listener turns into a free
+// port.
+func anyPort(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, "0")
 }
 
 func requireEmptyDir(dir string) error {

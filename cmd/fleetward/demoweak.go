@@ -19,10 +19,11 @@ import (
 )
 
 // scanDemoWeakDevices starts the demo's deliberately weak devices on
-// loopback addresses, gives their addresses to fleet devices of the right
-// class (the rogue one stays unknown), and scans them with the credential
-// audit, as an operator would scan a real network: the findings on the
-// dashboard come from that real scan.
+// loopback addresses (a /28 no other demo on the host holds), gives their
+// addresses to fleet devices of the right class (the rogue one stays
+// unknown), and scans that /28 with the credential audit, as an operator
+// would scan a real network: the findings on the dashboard come from that
+// real scan.
 func scanDemoWeakDevices(ctx context.Context, s *app.Server) (*demofleet.WeakLab, string, error) {
 	lab, err := demofleet.StartWeakLab(ctx)
 	if err != nil {
@@ -50,20 +51,20 @@ func scanDemoWeakDevices(ctx context.Context, s *app.Server) (*demofleet.WeakLab
 				lab.Close()
 				return nil, "", fmt.Errorf("give %s to demo device %s: %w", host, d.ID, err)
 			}
-			if svc.Addr == demofleet.WeakCameraTelnet {
+			if svc.MiraiLogin {
 				infected = d.ID
 			}
 			break
 		}
 	}
-	fmt.Printf("  scanning    %s with the default-credential audit (at most 6 logins a minute per host, as on a real network)…\n", demofleet.WeakNetwork)
-	rec, err := s.Scan(ctx, app.ScanRequest{Targets: []string{demofleet.WeakNetwork}, Ports: demofleet.WeakPorts, Credentials: demoScanCredentials})
+	fmt.Printf("  scanning    %s with the default-credential audit (at most 6 logins a minute per host, as on a real network)…\n", lab.Network)
+	rec, err := s.Scan(ctx, app.ScanRequest{Targets: []string{lab.Network}, Ports: demofleet.WeakPorts, Credentials: demoScanCredentials})
 	if err != nil {
 		lab.Close()
 		return nil, "", fmt.Errorf("demo scan: %w", err)
 	}
 	fmt.Printf("  scan        %s of %s: %d hosts, %d open ports, %d working default passwords, %d unmanaged\n",
-		rec.ID, demofleet.WeakNetwork, rec.Summary.Hosts, rec.Summary.OpenPorts, rec.Summary.Credentials, rec.Summary.Unmanaged)
+		rec.ID, lab.Network, rec.Summary.Hosts, rec.Summary.OpenPorts, rec.Summary.Credentials, rec.Summary.Unmanaged)
 	return lab, infected, nil
 }
 

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -20,14 +22,17 @@ import (
 
 // WeakService is one deliberately weak service of the demo's weak devices.
 type WeakService struct {
-	// Addr is where it listens, on a loopback address of its own so a scan
-	// of the loopback range sees one host per device.
+	// Addr is where it listens, on a loopback address of its own in the
+	// lab's Network, so a scan of that network sees one host per device.
 	Addr string
 	// Kind is "telnet", "http-basic" or "mqtt-anonymous".
 	Kind string
 	// DeviceHint says which kind of fleet device the demo gives the
 	// address to ("" for an unmanaged device nobody enrolled).
 	DeviceHint string
+	// MiraiLogin is set on the camera's Telnet, whose password is the
+	// first pair Mirai tries (root/xc3511): the demo's bot is that camera.
+	MiraiLogin bool
 }
 
 // WeakLab runs the services of a few deliberately weak devices on loopback
@@ -38,53 +43,97 @@ type WeakService struct {
 // listen on 127.0.0.0/8 and run no commands: a login gets a fake shell
 // prompt and nothing else.
 type WeakLab struct {
+	// Network is the /28 of 127.0.0.0/24 that holds every device's
+	// address, and nothing of another lab's: what the demo scans.
+	Network  string
 	Services []WeakService
 	closers  []func() error
 	wg       sync.WaitGroup
 }
 
-// The demo's weak devices, on 127.0.0.0/8 addresses of their own.
-const (
-	WeakCameraTelnet = "127.0.0.21:2323"
-	WeakCameraHTTP   = "127.0.0.22:8080"
-	WeakGatewayMQTT  = "127.0.0.23:1883"
-	WeakRogueTelnet  = "127.0.0.24:2323"
-	// WeakNetwork covers every weak device's address.
-	WeakNetwork = "127.0.0.16/28"
-	// WeakPorts are the ports the weak devices listen on.
-	WeakPorts = "23,2323,80,8080,1883,8883"
-)
+// WeakNetwork is the network of the first lab on a host; a lab started
+// while another holds it takes the next free /28 of 127.0.0.0/24, so that
+// two demos on one host each scan their own devices and only those.
+const WeakNetwork = "127.0.0.16/28"
 
-// StartWeakLab starts the weak services. Close stops them.
+// WeakPorts are the ports the weak devices listen on, in every lab.
+const WeakPorts = "23,2323,80,8080,1883,8883"
+
+// weakDevice is one of a lab's devices: its host number in the lab's /28
+// (the first lab's Telnet camera is 127.0.0.21), the port of its weak
+// service, and how it serves.
+type weakDevice struct {
+	host       byte
+	port       uint16
+	kind, hint string
+	miraiLogin bool
+	serve      func(l *WeakLab, ln net.Listener) (stop func() error, err error)
+}
+
+var weakDevices = []weakDevice{
+	{5, 2323, "telnet", "camera", true, func(l *WeakLab, ln net.Listener) (func() error, error) {
+		return l.serveTelnet(ln, "IPC login: ", "root", "xc3511"), nil
+	}},
+	{6, 8080, "http-basic", "camera", false, func(l *WeakLab, ln net.Listener) (func() error, error) { return l.serveHTTPBasic(ln), nil }},
+	{7, 1883, "mqtt-anonymous", "gateway", false, func(_ *WeakLab, ln net.Listener) (func() error, error) { return startAnonymousMQTT(ln) }},
+	{8, 2323, "telnet", "", false, func(l *WeakLab, ln net.Listener) (func() error, error) {
+		return l.serveTelnet(ln, "(none) login: ", "admin", "admin"), nil
+	}},
+}
+
+// StartWeakLab starts the weak services in the first /28 of 127.0.0.0/24,
+// from WeakNetwork on, whose addresses and ports are all free. Close stops
+// them.
 func StartWeakLab(ctx context.Context) (*WeakLab, error) {
-	l := &WeakLab{}
-	for _, s := range []struct {
-		addr, kind, hint string
-		start            func(net.Listener) func() error
-	}{
-		{WeakCameraTelnet, "telnet", "camera", func(ln net.Listener) func() error { return l.serveTelnet(ln, "IPC login: ", "root", "xc3511") }},
-		{WeakCameraHTTP, "http-basic", "camera", l.serveHTTPBasic},
-		{WeakGatewayMQTT, "mqtt-anonymous", "gateway", nil},
-		{WeakRogueTelnet, "telnet", "", func(ln net.Listener) func() error { return l.serveTelnet(ln, "(none) login: ", "admin", "admin") }},
-	} {
-		if s.kind == "mqtt-anonymous" {
-			stop, err := startAnonymousMQTT(s.addr)
+	var taken error
+	// WeakNetwork is past 127.0.0.0/28, which holds 127.0.0.1, where the
+	// demo's own server listens.
+	for first := int(netip.MustParsePrefix(WeakNetwork).Addr().As4()[3]); first < 256; first += 16 {
+		network := netip.PrefixFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(first)}), 28)
+		lns, err := listenWeak(ctx, network)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			taken = err // another lab's, most likely: try the next block
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		l := &WeakLab{Network: network.String()}
+		for i, d := range weakDevices {
+			stop, err := d.serve(l, lns[i])
 			if err != nil {
+				for _, ln := range lns[i:] {
+					ln.Close()
+				}
 				l.Close()
-				return nil, err
+				return nil, fmt.Errorf("weak demo device on %s: %w", lns[i].Addr(), err)
 			}
 			l.closers = append(l.closers, stop)
-		} else {
-			ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
-			if err != nil {
-				l.Close()
-				return nil, fmt.Errorf("weak demo device on %s: %w", s.addr, err)
-			}
-			l.closers = append(l.closers, s.start(ln))
+			l.Services = append(l.Services, WeakService{Addr: lns[i].Addr().String(), Kind: d.kind, DeviceHint: d.hint, MiraiLogin: d.miraiLogin})
 		}
-		l.Services = append(l.Services, WeakService{Addr: s.addr, Kind: s.kind, DeviceHint: s.hint})
+		return l, nil
 	}
-	return l, nil
+	return nil, fmt.Errorf("weak demo devices: no /28 of 127.0.0.0/24 from %s on is free: %w", WeakNetwork, taken)
+}
+
+// listenWeak listens on every weak device's address in network, or on
+// none when one of them fails.
+func listenWeak(ctx context.Context, network netip.Prefix) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, d := range weakDevices {
+		ip := network.Addr().As4()
+		ip[3] += d.host
+		addr := netip.AddrPortFrom(netip.AddrFrom4(ip), d.port).String()
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("weak demo device on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // Close stops every weak service.
@@ -183,18 +232,18 @@ func (l *WeakLab) serveHTTPBasic(ln net.Listener) func() error {
 	return srv.Close
 }
 
-// startAnonymousMQTT runs an MQTT broker that accepts every client, as
-// many gateways ship.
-func startAnonymousMQTT(addr string) (func() error, error) {
+// startAnonymousMQTT runs an MQTT broker on ln that accepts every client,
+// as many gateways ship. On an error ln is left open.
+func startAnonymousMQTT(ln net.Listener) (func() error, error) {
 	s := mqtt.New(&mqtt.Options{InlineClient: false, Logger: discardLogger()})
 	if err := s.AddHook(new(allowEveryone), nil); err != nil {
 		return nil, err
 	}
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "weak-" + addr, Address: addr})); err != nil {
-		return nil, fmt.Errorf("weak demo device on %s: %w", addr, err)
+	if err := s.AddListener(listeners.NewNet("weak-"+ln.Addr().String(), ln)); err != nil {
+		return nil, err
 	}
 	if err := s.Serve(); err != nil {
-		return nil, fmt.Errorf("weak demo device on %s: %w", addr, err)
+		return nil, err
 	}
 	return s.Close, nil
 }
