@@ -99,7 +99,7 @@ func injectDemoInfection(ctx context.Context, s *app.Server, deviceID string) er
 			raised[a.ID] = true
 		}
 	}
-	fmt.Printf("  detection   flow sensor: %s (%s): %d alerts from a Telnet scan and C2 retries in its connection records (%s/alerts)\n", deviceID, src, len(raised), s.URL)
+	fmt.Printf("  detection   flow sensor: %s (%s): %s from a Telnet scan and C2 retries in its connection records (%s/alerts)\n", deviceID, src, plural(len(raised), "alert"), s.URL)
 	return nil
 }
 
@@ -158,8 +158,8 @@ func detectDemoInfection(ctx context.Context, s *app.Server, deviceID string) er
 			peak = max(peak, sm.MaxScore)
 		}
 	}
-	fmt.Printf("  detection   packet sensor: %d frames of %d devices scored in %.1f s; %s (%s) scored up to %.3g against a threshold of %.3g; %d alerts, on the camera: %s (%s/devices/%s)\n",
-		res.Packets, len(devs), res.Seconds, deviceID, devs[0].IP, peak, res.Threshold, len(raised), strings.Join(slices.Sorted(maps.Keys(behaviours)), ", "), s.URL, deviceID)
+	fmt.Printf("  detection   packet sensor: %d frames of %d devices scored in %s; %s (%s) scored up to %.3g against a threshold of %.3g; %s, on the camera: %s (%s/devices/%s)\n",
+		res.Packets, len(devs), time.Duration(res.Seconds*float64(time.Second)).Round(time.Millisecond), deviceID, devs[0].IP, peak, res.Threshold, plural(len(raised), "alert"), strings.Join(slices.Sorted(maps.Keys(behaviours)), ", "), s.URL, deviceID)
 	if rep.Unresolved > 0 {
 		slog.Debug("demo scores of hosts outside the inventory", "summaries", rep.Unresolved)
 	}
