@@ -209,6 +209,14 @@ device pages plot.
 				}
 			}
 			out := detectOutput{File: cmd.String("pcap"), Result: res}
+			if n := res.Decode.Panicked; n > 0 {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("%d frames crashed the decoder or the rules and were kept without addresses (a bug: please report it with this): %s",
+					n, res.FirstPanic))
+			}
+			if res.StreamsShed > 0 {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("%d streams evicted to stay within %d tracked (a flood of new sources?); %d tracked at the end",
+					res.StreamsShed, detect.DefaultMaxStreams, res.Streams))
+			}
 			if res.Packets <= res.Trained {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("all %d packets went to the grace periods (--fm %d, --ad %d): nothing was scored, so the anomaly model could raise no alert; lower --fm and --ad or give a longer capture",
 					res.Packets, cmd.Int("fm"), cmd.Int("ad")))
@@ -358,14 +366,6 @@ func printDetect(w io.Writer, out detectOutput) {
 	d := res.Decode
 	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports, %d VLAN-tagged, %d with IPv6 extension headers, %d of an unknown link type\n",
 		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted, d.VLANTagged, d.IPv6ExtHdrs, d.UnknownLink)
-	if d.Panicked > 0 {
-		fmt.Fprintf(w, "warning: %d frames crashed the decoder or the rules and were kept without addresses (a bug: please report it with this): %s\n",
-			d.Panicked, res.FirstPanic)
-	}
-	if res.StreamsShed > 0 {
-		fmt.Fprintf(w, "warning: %d streams evicted to stay within %d tracked (a flood of new sources?); %d tracked at the end\n",
-			res.StreamsShed, detect.DefaultMaxStreams, res.Streams)
-	}
 	if res.Corrupt != "" {
 		fmt.Fprintf(w, "reading stopped at a corrupt or cut record; the packets before it were scored: %s\n", res.Corrupt)
 	}

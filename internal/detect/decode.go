@@ -101,6 +101,12 @@ type DecodeStats struct {
 	Panicked uint64 `json:"panicked,omitempty"`
 }
 
+// frameOnly is a frame's Packet before decoding: its time and its length
+// on the wire (at least what was captured), no addresses.
+func frameOnly(data []byte, ci gopacket.CaptureInfo) Packet {
+	return Packet{Time: epochSeconds(ci.Timestamp.Unix(), int64(ci.Timestamp.Nanosecond())), Length: max(ci.Length, len(data))}
+}
+
 // A Decoder turns frames into Packets with gopacket's DecodingLayerParser,
 // reusing its layers so that decoding allocates nothing per packet. It is
 // not safe for concurrent use; give each goroutine its own.
@@ -151,10 +157,7 @@ func NewDecoder(link layers.LinkType) *Decoder {
 // is counted in Stats and left out of p, following Kitsune's rules for
 // packets without IP or transport headers (see doc.go).
 func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
-	*p = Packet{Time: epochSeconds(ci.Timestamp.Unix(), int64(ci.Timestamp.Nanosecond())), Length: ci.Length}
-	if p.Length < len(data) {
-		p.Length = len(data)
-	}
+	*p = frameOnly(data, ci)
 	d.Stats.Packets++
 	if ci.CaptureLength < ci.Length {
 		d.Stats.Truncated++

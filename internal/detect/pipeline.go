@@ -273,7 +273,7 @@ func (fs *featureStage) inspect(data []byte, ci gopacket.CaptureInfo, p *Packet,
 			if fs.firstPanic == "" {
 				fs.firstPanic = fmt.Sprintf("%v; frame %x", v, data[:min(len(data), 128)])
 			}
-			*p = Packet{Time: epochSeconds(ci.Timestamp.Unix(), int64(ci.Timestamp.Nanosecond())), Length: max(ci.Length, len(data))}
+			*p = frameOnly(data, ci)
 			out = sigs[:before]
 		}
 	}()
