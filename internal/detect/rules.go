@@ -501,38 +501,34 @@ func (d *RuleDetector) conn(k connKey, t float64) *credState {
 	return st
 }
 
+// ruleWindow is a counting window of the rules: a counter or a distinct set.
+type ruleWindow interface{ began() float64 }
+
+func (c *counter) began() float64        { return c.start }
+func (s *distinctSet[T]) began() float64 { return s.start }
+
+// forgetEnded deletes the windows of m that started more than length
+// before now: the next packet of their key starts a new one anyway.
+func forgetEnded[K comparable, W ruleWindow](m map[K]W, now float64, length time.Duration) {
+	for k, w := range m {
+		if now-w.began() > length.Seconds() {
+			delete(m, k)
+		}
+	}
+}
+
 // evict forgets state idle for longer than its window.
 func (d *RuleDetector) evict(now float64) {
 	r := &d.r
-	for k, s := range d.telnet {
-		if now-s.start > r.TelnetScanWindow.Seconds() {
-			delete(d.telnet, k)
-		}
-	}
-	for k, s := range d.ports {
-		if now-s.start > r.PortScanWindow.Seconds() {
-			delete(d.ports, k)
-		}
-	}
+	forgetEnded(d.telnet, now, r.TelnetScanWindow)
+	forgetEnded(d.ports, now, r.PortScanWindow)
 	for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
-		for k, c := range m {
-			if now-c.start > r.RateWindow.Seconds() {
-				delete(m, k)
-			}
-		}
+		forgetEnded(m, now, r.RateWindow)
 	}
 	for _, m := range []map[Host]*counter{d.synIn, d.udpIn, d.ackIn} {
-		for k, c := range m {
-			if now-c.start > r.RateWindow.Seconds() {
-				delete(m, k)
-			}
-		}
+		forgetEnded(m, now, r.RateWindow)
 	}
-	for k, c := range d.brute {
-		if now-c.start > r.BruteForceWindow.Seconds() {
-			delete(d.brute, k)
-		}
-	}
+	forgetEnded(d.brute, now, r.BruteForceWindow)
 	for k, b := range d.beacons {
 		if len(b.times) > 0 && now-b.times[len(b.times)-1] > 2*r.BeaconMaxPeriod.Seconds() {
 			delete(d.beacons, k)
