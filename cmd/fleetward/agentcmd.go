@@ -43,7 +43,7 @@ summary (packets, packets/s, decode counters, trained or not, threshold, signals
 devices/ID/sensor every --sensor-interval. Packets and per-packet scores never leave the
 device. The server raises the alerts, attributed to the device that sent the packets and
 naming this sensor.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "server", Usage: "EST server URL, https://HOST:8443", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_SERVER")},
 			&cli.StringFlag{Name: "device-id", Usage: "this device's id (the certificate's CN and the MQTT client id)", Required: true, Sources: cli.EnvVars("FLEETWARD_AGENT_DEVICE_ID")},
 			&cli.StringFlag{Name: "token", Usage: "one-time enrolment token; used only if no certificate is stored", Sources: cli.EnvVars("FLEETWARD_AGENT_TOKEN")},
@@ -65,13 +65,7 @@ naming this sensor.`,
 			&cli.DurationFlag{Name: "sensor-interval", Usage: "edge sensor: time between summaries; 0 means --interval"},
 			&cli.DurationFlag{Name: "sensor-score-interval", Usage: "edge sensor: capture time one per-source score summary covers", Value: detect.DefaultSummaryInterval},
 			&cli.StringSliceFlag{Name: "sensor-rule", Usage: "edge sensor: change a packet rule threshold, NAME=VALUE (repeatable), as 'detect --rule'; names: " + strings.Join(detect.RuleSettings(), ", ")},
-			&cli.FloatFlag{Name: "sensor-threshold", Usage: "edge sensor: anomaly alert threshold used as is instead of the calibrated one"},
-			&cli.FloatFlag{Name: "sensor-target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "edge sensor: alert threshold: this quantile of the calibration scores is allowed above it"},
-			&cli.FloatFlag{Name: "sensor-threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "edge sensor: alert threshold: multiplier of the calibrated quantile"},
-			&cli.IntFlag{Name: "sensor-persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "edge sensor: a source alerts when this many of its last --sensor-window scores are above the threshold"},
-			&cli.IntFlag{Name: "sensor-window", Value: detect.DefaultAnomalyConfig.Window, Usage: "edge sensor: per-source smoothing window, in packets"},
-			&cli.DurationFlag{Name: "sensor-idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "edge sensor: a channel or source silent for longer is not judged on its first packets after the pause"},
-		},
+		}, alertFlags("sensor-", "edge sensor: ")...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := agent.Config{
 				DeviceID:         cmd.String("device-id"),
@@ -116,9 +110,7 @@ naming this sensor.`,
 					NoPromiscuous:   cmd.Bool("sensor-no-promisc"),
 					SummaryInterval: cmd.Duration("sensor-interval"),
 					ScoreInterval:   cmd.Duration("sensor-score-interval"),
-					Anomaly: detect.AnomalyConfig{Threshold: cmd.Float("sensor-threshold"), TargetFPR: cmd.Float("sensor-target-fpr"),
-						ThresholdScale: cmd.Float("sensor-threshold-scale"), Persist: int(cmd.Int("sensor-persist")),
-						Window: int(cmd.Int("sensor-window")), IdleGap: cmd.Duration("sensor-idle-gap")},
+					Anomaly:         alertConfig(cmd, "sensor-"),
 				}
 				if err := setRules(cmd, "sensor-rule", cfg.Sensor.Rules.Set); err != nil {
 					return err

@@ -51,7 +51,7 @@ device pages plot.
   fleetward detect --pcap mirai-splice.pcap --labels mirai-splice.labels --fm 5000 --ad 20000 --plot scores.png
   fleetward detect --iface eth0 --load-model model.json --server https://fleetward:8443 --token $TOKEN --cacert ca.crt
   fleetward detect --zeek conn.log --server https://fleetward:8443 --token $TOKEN --cacert ca.crt`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
 			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
 			&cli.StringFlag{Name: "plot", Usage: "draw the per-source smoothed scores (coloured by --labels) and the alert threshold to this PNG file"},
@@ -72,17 +72,11 @@ device pages plot.
 			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
 			&cli.StringSliceFlag{Name: "rule", Usage: "change a rule threshold, NAME=VALUE (repeatable), e.g. telnet_scan_hosts=20, brute_force_window=2m, no_new_destination=true; packet rules (--pcap, --iface): " +
 				strings.Join(detect.RuleSettings(), ", ") + "; flow rules (--zeek): " + strings.Join(flow.RuleSettings(), ", ")},
-			&cli.FloatFlag{Name: "target-fpr", Value: detect.DefaultAnomalyConfig.TargetFPR, Usage: "alert threshold: this quantile of the calibration scores is allowed above it"},
-			&cli.FloatFlag{Name: "threshold-scale", Value: detect.DefaultAnomalyConfig.ThresholdScale, Usage: "alert threshold: multiplier of the calibrated quantile"},
-			&cli.FloatFlag{Name: "threshold", Usage: "alert threshold used as is instead of the calibrated one"},
-			&cli.IntFlag{Name: "persist", Value: detect.DefaultAnomalyConfig.Persist, Usage: "a source alerts when this many of its last --window scores are above the threshold"},
-			&cli.DurationFlag{Name: "idle-gap", Value: detect.DefaultAnomalyConfig.IdleGap, Usage: "a channel or source silent for longer is not judged on its first packets after the pause"},
 			&cli.DurationFlag{Name: "warmup", Value: detect.DefaultAnomalyConfig.Warmup, Usage: "with --load-model: no anomaly alerts in this first stretch of capture time, while the fresh stream statistics fill"},
 			&cli.BoolFlag{Name: "learn", Usage: "continued learning: after training, packets judged benign (score below --learn-below × threshold, source not anomalous) also train the model"},
 			&cli.FloatFlag{Name: "learn-below", Value: 0.5, Usage: "with --learn: the share of the alert threshold below which a packet counts as benign"},
-			&cli.IntFlag{Name: "window", Value: detect.DefaultAnomalyConfig.Window, Usage: "per-source smoothing window, in packets"},
 			&cli.DurationFlag{Name: "summary-interval", Value: detect.DefaultSummaryInterval, Usage: "with --server: capture time each per-device score summary (the dashboard's score plot) covers"},
-		},
+		}, alertFlags("", "")...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Bool("no-promisc") && cmd.String("iface") == "" {
 				return fmt.Errorf("detect: --no-promisc is an option of the live capture: give --iface IF too")
@@ -284,6 +278,29 @@ type detectOutput struct {
 	SummariesSent int `json:"summaries_sent_to_server,omitempty"`
 	// Warnings say what the results leave out.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// alertFlags are the flags of how model scores become alerts
+// (detect.AnomalyConfig), named with prefix ("" for detect, "sensor-" for
+// the agent's edge sensor) and their usage with usage before it;
+// alertConfig reads them back.
+func alertFlags(prefix, usage string) []cli.Flag {
+	d := detect.DefaultAnomalyConfig
+	return []cli.Flag{
+		&cli.FloatFlag{Name: prefix + "target-fpr", Value: d.TargetFPR, Usage: usage + "alert threshold: this quantile of the calibration scores is allowed above it"},
+		&cli.FloatFlag{Name: prefix + "threshold-scale", Value: d.ThresholdScale, Usage: usage + "alert threshold: multiplier of the calibrated quantile"},
+		&cli.FloatFlag{Name: prefix + "threshold", Usage: usage + "alert threshold used as is instead of the calibrated one"},
+		&cli.IntFlag{Name: prefix + "persist", Value: d.Persist, Usage: usage + "a source alerts when this many of its last --" + prefix + "window scores are above the threshold"},
+		&cli.IntFlag{Name: prefix + "window", Value: d.Window, Usage: usage + "per-source smoothing window, in packets"},
+		&cli.DurationFlag{Name: prefix + "idle-gap", Value: d.IdleGap, Usage: usage + "a channel or source silent for longer is not judged on its first packets after the pause"},
+	}
+}
+
+// alertConfig is the AnomalyConfig of the alertFlags named with prefix.
+func alertConfig(cmd *cli.Command, prefix string) detect.AnomalyConfig {
+	return detect.AnomalyConfig{TargetFPR: cmd.Float(prefix + "target-fpr"), ThresholdScale: cmd.Float(prefix + "threshold-scale"),
+		Threshold: cmd.Float(prefix + "threshold"), Persist: int(cmd.Int(prefix + "persist")), Window: int(cmd.Int(prefix + "window")),
+		IdleGap: cmd.Duration(prefix + "idle-gap")}
 }
 
 // setRules applies each NAME=VALUE of the repeatable flag (--rule,

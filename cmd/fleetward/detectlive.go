@@ -21,12 +21,12 @@ import (
 // scoreOptions builds the detector's options from the detect flags,
 // loading --load-model.
 func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
+	anomaly := alertConfig(cmd, "")
+	anomaly.Learn, anomaly.LearnBelow, anomaly.Warmup = cmd.Bool("learn"), cmd.Float("learn-below"), cmd.Duration("warmup")
 	opts := detect.ScoreOptions{
 		KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},
 		KitsuneLinks: cmd.Bool("kitsune-links"),
-		Anomaly: &detect.AnomalyConfig{TargetFPR: cmd.Float("target-fpr"), ThresholdScale: cmd.Float("threshold-scale"),
-			Threshold: cmd.Float("threshold"), Persist: int(cmd.Int("persist")), Window: int(cmd.Int("window")), IdleGap: cmd.Duration("idle-gap"),
-			Learn: cmd.Bool("learn"), LearnBelow: cmd.Float("learn-below"), Warmup: cmd.Duration("warmup")},
+		Anomaly:      &anomaly,
 	}
 	if lb := cmd.Float("learn-below"); !(lb > 0 && lb <= 1) {
 		return opts, fmt.Errorf("detect: --learn-below %v: a share of the threshold, above 0 and at most 1", lb)
