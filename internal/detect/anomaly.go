@@ -165,6 +165,13 @@ type AnomalyAlerter struct {
 	quiet     float64 // no signal before this capture time
 }
 
+// opened reports whether from has sent to to within the last ten idle
+// gaps, the time a.channels remembers.
+func (a *AnomalyAlerter) opened(from, to Host) bool {
+	_, ok := a.channels[hostPair{from, to}]
+	return ok
+}
+
 // WarmUp keeps every source from alerting until Warmup after t (capture
 // time in seconds): for a loaded model, whose stream statistics start
 // empty.
@@ -186,11 +193,12 @@ func NewAnomalyAlerter(cfg AnomalyConfig, threshold float64, featureMap [][]int,
 func (a *AnomalyAlerter) Threshold() float64 { return a.threshold }
 
 // Observe takes one scored packet and the ensemble RMSEs behind its score;
-// it returns the smoothed score of the host the packet is charged to
-// (scoreOwner) and appends a Signal to out when that host has stayed above
-// the threshold.
-func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, out []alert.Signal) (float64, []alert.Signal) {
-	src, mac, reply := scoreOwner(p)
+// it returns the host the packet is charged to (scoreOwner) and that
+// host's smoothed score, and appends a Signal to out when the host has
+// stayed above the threshold.
+func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, out []alert.Signal) (float64, Owner, []alert.Signal) {
+	o := scoreOwner(p, a.opened)
+	src := o.Host
 	st := a.sources[src]
 	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
 		if st == nil {
@@ -258,12 +266,12 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 		}
 	}
 	if smoothed <= a.threshold || p.Time-st.lastSig < a.cfg.Repeat.Seconds() || p.Time < a.quiet {
-		return smoothed, out
+		return smoothed, o, out
 	}
 	st.lastSig = p.Time
 	st.signals++
 	peer := peerString(p)
-	if reply {
+	if o.Reply {
 		peer = hostPort(p.Src, p.SrcPort, p.Ports == PortNumber)
 	}
 	sig := alert.Signal{Time: packetTime(p.Time), Detector: "model", Behaviour: "anomaly", Severity: alert.SeverityHigh,
@@ -273,31 +281,41 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	if src.Kind == AddrMAC {
 		sig.SrcIP = ""
 	}
-	if mac != ([6]byte{}) {
-		sig.SrcMAC = net.HardwareAddr(mac[:]).String()
+	if o.MAC != ([6]byte{}) {
+		sig.SrcMAC = net.HardwareAddr(o.MAC[:]).String()
 	}
-	return smoothed, append(out, sig)
+	return smoothed, o, append(out, sig)
 }
 
-// scoreOwner returns the host a packet's anomaly score is charged to, the
-// MAC address the frame shows for it, and whether that host is the
-// packet's destination (reply). A packet's features describe both of its
-// ends (the channel and socket statistics are of the pair), so when a
-// device turns into a bot, the replies of every server it talks to score
-// high too: charged to their senders, a broker or resolver serving few
-// devices besides the bot would alert for the bot's behaviour. A reply
-// (answers) is therefore charged to the host that opened the
-// conversation, its destination, as the flow rules charge a connection to
-// its originator; every other packet to its source address, or its source
-// MAC for a frame without one.
-func scoreOwner(p *Packet) (h Host, mac [6]byte, reply bool) {
+// Owner is the host a packet's anomaly score is charged to, the MAC
+// address the frame shows for it, and whether that host is the packet's
+// destination (Reply).
+type Owner struct {
+	Host  Host
+	MAC   [6]byte
+	Reply bool
+}
+
+// scoreOwner returns the owner of a packet's score. A packet's features
+// describe both of its ends (the channel and socket statistics are of the
+// pair), so when a device turns into a bot, the replies of every server it
+// talks to score high too: charged to their senders, a broker or resolver
+// serving few devices besides the bot would alert for the bot's
+// behaviour. A reply (answers) is therefore charged to the host that
+// opened the conversation, its destination, as the flow rules charge a
+// connection to its originator, when opened says that host has sent to
+// the replier; every other packet to its source address, or its source
+// MAC for a frame without one. Without the check, a bot flooding from a
+// service port (an ACK flood from port 80, say) would have its packets
+// charged to its targets.
+func scoreOwner(p *Packet, opened func(from, to Host) bool) Owner {
 	switch {
 	case p.Src.Kind == AddrNone:
-		return hostMAC(p.SrcMAC), p.SrcMAC, false
-	case answers(p) && !groupAddress(p.Dst):
-		return p.Dst, p.DstMAC, true
+		return Owner{Host: hostMAC(p.SrcMAC), MAC: p.SrcMAC}
+	case answers(p) && !groupAddress(p.Dst) && opened(p.Dst, p.Src):
+		return Owner{Host: p.Dst, MAC: p.DstMAC, Reply: true}
 	}
-	return p.Src, p.SrcMAC, false
+	return Owner{Host: p.Src, MAC: p.SrcMAC}
 }
 
 // explain names the three autoencoders whose RMSE rose most over their

@@ -82,7 +82,7 @@ func TestAnomalyAlerter(t *testing.T) {
 			var n int
 			for _, pk := range tt.packets {
 				p := Packet{Time: 1e9 + pk.at, Src: src, Dst: pk.dst, Ports: PortNumber, Proto: layers.IPProtocolTCP, DstPort: 23}
-				_, sigs := a.Observe(&p, pk.score, []float64{0.2, 3}, nil)
+				_, _, sigs := a.Observe(&p, pk.score, []float64{0.2, 3}, nil)
 				for _, s := range sigs {
 					if err := s.Validate(); err != nil {
 						t.Errorf("invalid signal %+v: %v", s, err)
@@ -113,13 +113,22 @@ func TestAnomalyAlerterChargesRepliesToTheHostThatOpened(t *testing.T) {
 	var sigs []alert.Signal
 	for i := range 200 {
 		at := 1e9 + float64(i)*0.1
-		to, score, mac := benign, 0.1, [6]byte{}
+		from, score, mac := benign, 0.1, [6]byte{}
 		if i%2 == 0 {
-			to, score, mac = bot, 5, botMAC
+			from, score, mac = bot, 5, botMAC
 		}
-		reply := Packet{Time: at, Src: broker, Dst: to, SrcMAC: routerMAC, DstMAC: mac, Ports: PortNumber, Proto: layers.IPProtocolTCP,
+		// The device publishes (scored low, as the bot's own packets may
+		// be) and the broker answers.
+		publish := Packet{Time: at, Src: from, Dst: broker, SrcMAC: mac, DstMAC: routerMAC, Ports: PortNumber, Proto: layers.IPProtocolTCP,
+			TCPFlags: FlagPSH | FlagACK, SrcPort: 40000, DstPort: 8883}
+		_, _, sigs = a.Observe(&publish, 0.1, []float64{0.1}, sigs)
+		reply := Packet{Time: at + 0.01, Src: broker, Dst: from, SrcMAC: routerMAC, DstMAC: mac, Ports: PortNumber, Proto: layers.IPProtocolTCP,
 			TCPFlags: FlagPSH | FlagACK, SrcPort: 8883, DstPort: 40000}
-		_, sigs = a.Observe(&reply, score, []float64{score}, sigs)
+		var o Owner
+		_, o, sigs = a.Observe(&reply, score, []float64{score}, sigs)
+		if o.Host != from || !o.Reply {
+			t.Fatalf("the broker's reply to %v charged to %+v", from, o)
+		}
 	}
 	if len(sigs) == 0 {
 		t.Fatal("no signal: the bot's conversation with the broker scored high throughout")
@@ -127,6 +136,34 @@ func TestAnomalyAlerterChargesRepliesToTheHostThatOpened(t *testing.T) {
 	for _, s := range sigs {
 		if s.SrcIP != "10.5.0.10" || s.SrcMAC != "58:03:fb:7c:14:85" || s.Peer != "10.255.0.10:8883" {
 			t.Errorf("signal on %s (%s) with peer %s; want the bot 10.5.0.10 (58:03:fb:7c:14:85) and the broker as peer", s.SrcIP, s.SrcMAC, s.Peer)
+		}
+	}
+}
+
+// TestAnomalyAlerterChargesAFloodFromAServicePortToItsSender: a bot sends
+// TCP ACKs from port 80 to high ports of hosts that never talked to it.
+// They look like replies, but nobody opened a conversation with the bot:
+// the scores are the bot's, not its targets'.
+func TestAnomalyAlerterChargesAFloodFromAServicePortToItsSender(t *testing.T) {
+	bot := Host{Kind: AddrIPv4, Addr: [16]byte{10, 5, 0, 10}}
+	a := NewAnomalyAlerter(AnomalyConfig{}, 1, [][]int{{0, 1}}, []float64{0.1})
+	var sigs []alert.Signal
+	for i := range 300 {
+		target := Host{Kind: AddrIPv4, Addr: [16]byte{10, 7, byte(i % 3), 20}}
+		p := Packet{Time: 1e9 + float64(i)*0.01, Src: bot, Dst: target, Ports: PortNumber, Proto: layers.IPProtocolTCP,
+			TCPFlags: FlagACK, SrcPort: 80, DstPort: uint16(40000 + i)}
+		var o Owner
+		_, o, sigs = a.Observe(&p, 5, []float64{5}, sigs)
+		if o.Host != bot || o.Reply {
+			t.Fatalf("the bot's ACK to %v charged to %+v", target, o)
+		}
+	}
+	if len(sigs) == 0 {
+		t.Fatal("no signal on the bot")
+	}
+	for _, s := range sigs {
+		if s.SrcIP != "10.5.0.10" {
+			t.Errorf("signal on %s, want the bot 10.5.0.10", s.SrcIP)
 		}
 	}
 }

@@ -485,8 +485,9 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 					ms.alerter.WarmUp(p.Time)
 				}
 			}
-			smoothed, sigs = ms.alerter.Observe(p, score, ensemble, sigs)
-			ms.summaries.observe(p, smoothed, res.Threshold)
+			var o Owner
+			smoothed, o, sigs = ms.alerter.Observe(p, score, ensemble, sigs)
+			ms.summaries.observe(p.Time, o, smoothed, res.Threshold)
 			if ms.alerter.Benign(score, smoothed) {
 				kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
 			}

@@ -57,22 +57,21 @@ func newSummariser(opts ScoreOptions) *summariser {
 	return &summariser{emit: opts.Summaries, interval: iv.Seconds(), start: math.NaN(), sources: map[Host]*sourceScores{}}
 }
 
-// observe adds one scored packet's smoothed score to the host it is
-// charged to (scoreOwner, as the anomaly alerter keys it).
-func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
+// observe adds the smoothed score of a packet seen at t (capture time in
+// seconds) to the host it is charged to, o (from AnomalyAlerter.Observe).
+func (s *summariser) observe(t float64, o Owner, smoothed, threshold float64) {
 	if s == nil || math.IsNaN(smoothed) || math.IsInf(smoothed, 0) || math.IsNaN(threshold) || math.IsInf(threshold, 0) {
 		return
 	}
 	if math.IsNaN(s.start) {
-		s.start = math.Floor(p.Time/s.interval) * s.interval
-	} else if p.Time >= s.start+s.interval {
+		s.start = math.Floor(t/s.interval) * s.interval
+	} else if t >= s.start+s.interval {
 		s.close(s.start + s.interval)
-		s.start = math.Floor(p.Time/s.interval) * s.interval
+		s.start = math.Floor(t/s.interval) * s.interval
 	}
-	s.last = max(s.last, p.Time)
+	s.last = max(s.last, t)
 	s.threshold = threshold
-	src, mac, _ := scoreOwner(p)
-	acc := s.sources[src]
+	acc := s.sources[o.Host]
 	if acc == nil {
 		if len(s.sources) >= maxSummarySources {
 			s.skipped++
@@ -84,10 +83,10 @@ func (s *summariser) observe(p *Packet, smoothed, threshold float64) {
 		} else {
 			acc = &sourceScores{}
 		}
-		s.sources[src] = acc
-		s.order = append(s.order, src)
+		s.sources[o.Host] = acc
+		s.order = append(s.order, o.Host)
 	}
-	acc.mac = mac
+	acc.mac = o.MAC
 	acc.packets++
 	acc.sum += smoothed
 	acc.max = max(acc.max, smoothed)

@@ -18,18 +18,18 @@ func TestSummariserIntervals(t *testing.T) {
 	base := 1_800_000_000.0 // a multiple of 10 s
 	at := func(sec float64) time.Time { return packetTime(base + sec) }
 	pkt := func(sec float64, h Host) *Packet { return &Packet{Time: base + sec, Src: h, SrcMAC: mac} }
-	s.observe(pkt(1, a), 1, 5)
-	s.observe(pkt(2, b), 2, 5)
-	s.observe(pkt(3, a), 3, 5)
-	s.observe(pkt(9.5, a), 8, 5)
+	observePacket(s, pkt(1, a), 1, 5)
+	observePacket(s, pkt(2, b), 2, 5)
+	observePacket(s, pkt(3, a), 3, 5)
+	observePacket(s, pkt(9.5, a), 8, 5)
 	if len(got) != 0 {
 		t.Fatalf("summaries before the interval closed: %+v", got)
 	}
 	// A packet 25 s in closes [0, 10); the quiet [10, 20) has none.
-	s.observe(pkt(25, b), 4, 5)
+	observePacket(s, pkt(25, b), 4, 5)
 	// A frame without an IP address is its MAC's.
-	s.observe(&Packet{Time: base + 26, SrcMAC: mac}, 0.5, 5)
-	s.observe(pkt(27, b), math.NaN(), 5) // not a score: left out
+	observePacket(s, &Packet{Time: base + 26, SrcMAC: mac}, 0.5, 5)
+	observePacket(s, pkt(27, b), math.NaN(), 5) // not a score: left out
 	s.flush()
 	s.flush() // nothing left: emits nothing
 	want := [][]alert.ScoreSummary{
@@ -67,7 +67,7 @@ func TestSummariserBoundsItsSources(t *testing.T) {
 	s := newSummariser(ScoreOptions{Anomaly: &AnomalyConfig{}, Summaries: func(ss []alert.ScoreSummary) { got = append(got, ss...) }})
 	for i := range maxSummarySources + 100 {
 		h := Host{Kind: AddrIPv4, Addr: [16]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}}
-		s.observe(&Packet{Time: 100 + float64(i)*1e-4, Src: h}, 1, 2)
+		observePacket(s, &Packet{Time: 100 + float64(i)*1e-4, Src: h}, 1, 2)
 	}
 	s.flush()
 	if len(got) != maxSummarySources || s.skipped != 100 {
@@ -86,7 +86,7 @@ func TestNoSummariesWithoutAnomalyOrCallback(t *testing.T) {
 		t.Error("a summariser without a Summaries callback")
 	}
 	var s *summariser
-	s.observe(&Packet{}, 1, 1) // a nil summariser does nothing
+	observePacket(s, &Packet{}, 1, 1) // a nil summariser does nothing
 	s.flush()
 }
 
@@ -153,4 +153,10 @@ func TestScoreCaptureSummarisesTheMiraiSplice(t *testing.T) {
 		t.Error("no anomaly signal on the Mirai splice")
 	}
 	t.Logf("%d summaries in %d batches for %d scored packets; %d anomaly signals; threshold %.4g, top %.4g", len(sums), batches, scored, anomalies, res.Threshold, top)
+}
+
+// observePacket gives s a packet's smoothed score, charged as the anomaly
+// alerter would charge it before any conversation was seen.
+func observePacket(s *summariser, p *Packet, smoothed, threshold float64) {
+	s.observe(p.Time, scoreOwner(p, func(from, to Host) bool { return false }), smoothed, threshold)
 }
