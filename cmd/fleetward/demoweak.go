@@ -106,7 +106,8 @@ func injectDemoInfection(ctx context.Context, s *app.Server, deviceID string) er
 // detectDemoInfection plays the part of a packet sensor on the infected
 // camera's uplink: a synthetic capture of the camera and eleven devices of
 // its site (their inventory addresses), half an hour of routine traffic
-// ending now, the camera a Mirai bot for the last five minutes, goes
+// ending now (longer at a site too quiet to train on in that time), the
+// camera a Mirai bot for the last five minutes, goes
 // through the real packet detector (KitNET trains on the benign start).
 // Its signals become alerts and its score summaries the devices' anomaly
 // score measurements, which the device pages plot.

@@ -56,7 +56,7 @@ type InfectionCapture struct {
 	Devices   []CaptureDevice
 	Infected  int // index in Devices
 	End       time.Time
-	Benign    time.Duration // default 25 min
+	Benign    time.Duration // default 25 min, longer if that holds under 2,000 packets
 	Infection time.Duration // default 5 min
 	Seed      uint64
 }
@@ -106,7 +106,31 @@ func (ic InfectionCapture) Frames() (*CaptureFrames, error) {
 			return nil, fmt.Errorf("infection capture: device %s needs an IPv4 and a MAC address (has %s, %s)", d.ID, d.IP, d.MAC)
 		}
 	}
-	benign, infection := cmp.Or(ic.Benign, 25*time.Minute), cmp.Or(ic.Infection, 5*time.Minute)
+	benign := cmp.Or(ic.Benign, 25*time.Minute)
+	for {
+		cf := ic.frames(benign)
+		// A site of one or two devices says too little in 25 minutes for
+		// the model to train before the infection (Detect): by default
+		// the benign stretch doubles until it holds enough.
+		if ic.Benign != 0 || cf.BenignPackets >= minBenignPackets || benign >= maxDefaultBenign {
+			return cf, nil
+		}
+		benign *= 2
+	}
+}
+
+// minBenignPackets is the least routine traffic a default capture holds
+// before the infection: Detect trains on 70% of it, past KitNET's
+// minimum grace periods.
+const minBenignPackets = 2000
+
+// maxDefaultBenign bounds the default benign stretch of a capture of very
+// quiet devices.
+const maxDefaultBenign = 24 * time.Hour
+
+// frames builds the capture with the given benign stretch.
+func (ic InfectionCapture) frames(benign time.Duration) *CaptureFrames {
+	infection := cmp.Or(ic.Infection, 5*time.Minute)
 	end := cmp.Or(ic.End, time.Now()).UTC()
 	start := end.Add(-benign - infection)
 	g := &frameBuilder{rng: rand.New(rand.NewPCG(ic.Seed, ic.Seed^0x5851f42d4c957f2d))}
@@ -118,7 +142,7 @@ func (ic InfectionCapture) Frames() (*CaptureFrames, error) {
 	slices.SortStableFunc(g.out, func(a, b capturedFrame) int { return a.at.Compare(b.at) })
 	cf := &CaptureFrames{frames: g.out, InfectionStart: infectedAt}
 	cf.BenignPackets, _ = slices.BinarySearchFunc(g.out, infectedAt, func(f capturedFrame, t time.Time) int { return f.at.Compare(t) })
-	return cf, nil
+	return cf
 }
 
 // frameBuilder serialises frames with gopacket.
