@@ -16,9 +16,14 @@ import (
 
 // LiveCapture reads every frame seen on one network interface through an
 // AF_PACKET socket, without cgo and without a BPF filter: the pipeline
-// wants all traffic. It needs CAP_NET_RAW. Frames are stamped with the
-// time they are read. Close it to make Next return io.EOF; Next may be
-// blocked for up to half a second before it notices.
+// wants all traffic. It needs CAP_NET_RAW. Close it to make Next return
+// io.EOF; Next may be blocked for up to half a second before it notices.
+//
+// Frames are read from a TPACKET_V3 receive ring shared with the kernel
+// (Mode CaptureRing), in place and without a system call per frame, and
+// carry the time the kernel received them. When the kernel refuses the
+// ring, the capture reads one frame per recvfrom instead (CaptureRecvfrom,
+// RingError says why), stamped with the time they are read.
 //
 // The interface is put in promiscuous mode unless LiveOptions says not
 // to, so that a sensor on a mirror port sees traffic between other hosts.
@@ -40,13 +45,19 @@ type LiveCapture struct {
 	// link is what the interface carried when the capture was opened. The
 	// caller built its decoder for it, so a reopen that finds the interface
 	// carrying something else fails, and is retried.
-	link    layers.LinkType
-	buf     []byte
-	mu      sync.Mutex
-	fd      int // changed with mu held, and never while reading
+	link layers.LinkType
+	mu   sync.Mutex
+	// fd and reader are changed with mu held, and never while reading.
+	fd     int
+	reader frameReader
+	// ringErr is why the socket has no ring, nil when it has one.
+	ringErr error
 	closed  bool
 	reading bool
-	done    chan struct{} // closed by Close
+	// lent: Next returned a frame, which its caller may still be using
+	// until it calls Next again. Changed with mu held.
+	lent bool
+	done chan struct{} // closed by Close
 	// loopback: every frame shows twice on lo, as it leaves and as it
 	// arrives; only the arrival is kept.
 	loopback bool
@@ -74,9 +85,57 @@ const (
 // a fresher count is worth.
 const statsEvery = time.Second
 
-// receiveBuffer is the socket's receive buffer: room for bursts that
-// arrive while a packet is scored.
+// receiveBuffer is the socket's receive buffer when it has no ring: room
+// for bursts that arrive while a packet is scored.
 const receiveBuffer = 8 << 20
+
+// quietWait is how long a read waits for a frame before Next looks
+// whether the capture was closed, and reads the drop counter.
+const quietWait = 500 * time.Millisecond
+
+// errQuiet is what a frameReader returns when no frame came within
+// quietWait.
+var errQuiet = errors.New("no frame")
+
+// frameReader reads the frames of one packet socket: from its ring
+// (rxRing) or one recvfrom at a time (recvReader).
+type frameReader interface {
+	// read returns the next frame of the socket fd, valid until the
+	// following read or release, and whether the host sent it (on lo,
+	// the leaving copy); errQuiet when none came within quietWait, or the
+	// socket's error.
+	read(fd int) (frame []byte, ci gopacket.CaptureInfo, outgoing bool, err error)
+	// release frees what the reader holds. frameInUse says the frame read
+	// last may still be in use: it must stay readable.
+	release(frameInUse bool)
+	// mode is CaptureRing or CaptureRecvfrom.
+	mode() string
+}
+
+// recvReader reads one frame per recvfrom into its buffer.
+type recvReader struct {
+	buf []byte
+}
+
+func (r *recvReader) mode() string { return CaptureRecvfrom }
+
+// release has nothing to free: the buffer is Go memory.
+func (r *recvReader) release(bool) {}
+
+func (r *recvReader) read(fd int) ([]byte, gopacket.CaptureInfo, bool, error) {
+	n, from, err := unix.Recvfrom(fd, r.buf, unix.MSG_TRUNC)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		// The receive timed out (or a signal cut it short).
+		return nil, gopacket.CaptureInfo{}, false, errQuiet
+	}
+	if err != nil {
+		return nil, gopacket.CaptureInfo{}, false, err
+	}
+	ll, _ := from.(*unix.SockaddrLinklayer)
+	captured := min(n, len(r.buf))
+	ci := gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: captured, Length: n}
+	return r.buf[:captured], ci, ll != nil && ll.Pkttype == unix.PACKET_OUTGOING, nil
+}
 
 // OpenInterface opens a live capture on the named interface. Returns an
 // error naming the interface when it does not exist, when it is of a kind
@@ -88,21 +147,29 @@ func OpenInterface(name string, opts LiveOptions) (*LiveCapture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &LiveCapture{fd: s.fd, iface: name, opts: opts, link: s.link, loopback: s.loopback,
-		buf: make([]byte, 65536), done: make(chan struct{}), backoff: reopenFirst, statsAt: time.Now()}, nil
+	return &LiveCapture{fd: s.fd, reader: s.reader, ringErr: s.ringErr, iface: name, opts: opts, link: s.link,
+		loopback: s.loopback, done: make(chan struct{}), backoff: reopenFirst, statsAt: time.Now()}, nil
 }
 
-// packetSocket is an AF_PACKET socket bound to an interface, and what it
-// reads.
+// packetSocket is an AF_PACKET socket bound to an interface, what it
+// reads and how.
 type packetSocket struct {
 	fd       int
+	reader   frameReader
+	ringErr  error // why reader is not a ring
 	link     layers.LinkType
 	loopback bool
 }
 
+// close closes a socket that was never read.
+func (s packetSocket) close() {
+	s.reader.release(false)
+	unix.Close(s.fd)
+}
+
 // openPacketSocket opens an AF_PACKET socket bound to the interface now
 // called name, in promiscuous mode unless opts says not to, with a
-// receive timeout so that Close is noticed.
+// receive ring, or else a receive timeout so that Close is noticed.
 func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
@@ -128,7 +195,22 @@ func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 	if err != nil {
 		return packetSocket{}, err
 	}
+	// The ring is set up before the socket is bound, so that no frame
+	// waits outside it.
+	var reader frameReader
+	ring, ringErr := newRxRing(fd, opts.ringBlockSize, opts.ringBlocks)
+	if ringErr == nil {
+		reader = ring
+	} else {
+		// The refusal may have left the socket half set up: start again.
+		unix.Close(fd)
+		if fd, err = newPacketSocket(name, sockType); err != nil {
+			return packetSocket{}, err
+		}
+		reader = &recvReader{buf: make([]byte, 65536)}
+	}
 	fail := func(what string, err error) (packetSocket, error) {
+		reader.release(false)
 		unix.Close(fd)
 		return packetSocket{}, fmt.Errorf("capture on %s: %s: %w", name, what, err)
 	}
@@ -144,16 +226,20 @@ func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 			return fail("promiscuous mode", err)
 		}
 	}
-	tv := unix.NsecToTimeval((500 * time.Millisecond).Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fail("receive timeout", err)
+	if ringErr != nil {
+		// The ring's reader polls with a timeout; recvfrom needs one of
+		// its own.
+		tv := unix.NsecToTimeval(quietWait.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fail("receive timeout", err)
+		}
+		// SO_RCVBUF is capped by net.core.rmem_max without a word (208 KiB
+		// by default); SO_RCVBUFFORCE, allowed with CAP_NET_ADMIN, is not.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+		}
 	}
-	// SO_RCVBUF is capped by net.core.rmem_max without a word (208 KiB by
-	// default); SO_RCVBUFFORCE, allowed with CAP_NET_ADMIN, is not.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
-	}
-	return packetSocket{fd: fd, link: link, loopback: ifi.Flags&net.FlagLoopback != 0}, nil
+	return packetSocket{fd: fd, reader: reader, ringErr: ringErr, link: link, loopback: ifi.Flags&net.FlagLoopback != 0}, nil
 }
 
 // newPacketSocket opens an AF_PACKET socket of the given type. Its
@@ -234,11 +320,28 @@ func (c *LiveCapture) LinkType() layers.LinkType { return c.link }
 func (c *LiveCapture) Errors() uint64  { return c.errs.Load() }
 func (c *LiveCapture) Reopens() uint64 { return c.reopens.Load() }
 
+// Mode is how the capture reads frames now: CaptureRing, or
+// CaptureRecvfrom when the kernel refused the ring. A reopen sets up the
+// ring again, and may change it.
+func (c *LiveCapture) Mode() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reader.mode()
+}
+
+// RingError is why the kernel refused the capture's ring (naming the step
+// that failed), or nil when Mode is CaptureRing.
+func (c *LiveCapture) RingError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ringErr
+}
+
 // Drops is the number of frames the kernel dropped so far because the
-// capture's receive buffer was full: the reader did not keep up. The
-// kernel's count is read when the interface is quiet, at most once a
-// second while frames flow, before a reopen and at Close, so it may lag
-// by a second.
+// capture's ring (or receive buffer) was full: the reader did not keep
+// up. The kernel's count is read when the interface is quiet, at most
+// once a second while frames flow, before a reopen and at Close, so it
+// may lag by a second.
 func (c *LiveCapture) Drops() uint64 { return c.drops.Load() }
 
 // Next returns the next frame, valid until the following call, or io.EOF
@@ -247,6 +350,7 @@ func (c *LiveCapture) Drops() uint64 { return c.drops.Load() }
 func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 	for {
 		c.mu.Lock()
+		c.lent = false
 		if c.closed {
 			c.closeSocket()
 			c.mu.Unlock()
@@ -258,13 +362,13 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 		}
 		c.reading = true
 		c.mu.Unlock()
-		n, from, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_TRUNC)
+		frame, ci, outgoing, err := c.reader.read(c.fd)
 		c.mu.Lock()
 		c.reading = false
+		c.lent = err == nil
 		c.mu.Unlock()
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			// The receive timed out (or a signal cut it short): a quiet
-			// moment to read the drop count.
+		if errors.Is(err, errQuiet) {
+			// A quiet moment to read the drop count.
 			c.statsDue = true
 			continue
 		}
@@ -275,13 +379,11 @@ func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {
 			continue
 		}
 		c.backoff = reopenFirst
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && c.loopback && ll.Pkttype == unix.PACKET_OUTGOING {
+		if c.loopback && outgoing {
 			continue
 		}
-		now := time.Now()
-		c.statsDue = now.Sub(c.statsAt) >= statsEvery
-		captured := min(n, len(c.buf))
-		return c.buf[:captured], gopacket.CaptureInfo{Timestamp: now, CaptureLength: captured, Length: n}, nil
+		c.statsDue = time.Since(c.statsAt) >= statsEvery
+		return frame, ci, nil
 	}
 }
 
@@ -308,17 +410,17 @@ func (c *LiveCapture) reopen(err error) bool {
 			continue
 		}
 		if s.link != c.link {
-			unix.Close(s.fd)
+			s.close()
 			c.report(fmt.Errorf("capture on %s: the interface now carries %v frames, not the %v frames the capture began with", c.iface, s.link, c.link))
 			continue
 		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			unix.Close(s.fd)
+			s.close()
 			return false
 		}
-		c.fd, c.loopback = s.fd, s.loopback
+		c.fd, c.reader, c.ringErr, c.loopback = s.fd, s.reader, s.ringErr, s.loopback
 		c.statsAt = time.Now()
 		c.mu.Unlock()
 		c.reopens.Add(1)
@@ -333,26 +435,29 @@ func (c *LiveCapture) report(err error) {
 }
 
 // readDrops adds the frames the kernel dropped since the last read, for
-// want of room in the receive buffer; reading resets the kernel's
-// counters. Called with mu held.
+// want of room in the ring or the receive buffer; reading resets the
+// kernel's counters. Called with mu held.
 func (c *LiveCapture) readDrops() {
 	if c.fd < 0 {
 		return
 	}
-	if st, err := unix.GetsockoptTpacketStats(c.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+	// A TPACKET_V3 socket answers with struct tpacket_stats_v3; any other
+	// fills its first two fields, the same as in tpacket_stats.
+	if st, err := unix.GetsockoptTpacketStatsV3(c.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 		c.drops.Add(uint64(st.Drops))
 	}
 }
 
 // closeSocket closes the socket, if open, after adding the drops it
-// counted: closing would lose them. Called with mu held.
+// counted (closing would lose them), and releases its reader, which keeps
+// the frame lent to Next's caller readable. Called with mu held.
 func (c *LiveCapture) closeSocket() {
-	if c.fd < 0 {
-		return
+	if c.fd >= 0 {
+		c.readDrops()
+		unix.Close(c.fd)
+		c.fd = -1
 	}
-	c.readDrops()
-	unix.Close(c.fd)
-	c.fd = -1
+	c.reader.release(c.lent)
 }
 
 // Close stops the capture; a blocked Next returns io.EOF.
@@ -363,9 +468,9 @@ func (c *LiveCapture) Close() error {
 		close(c.done)
 	}
 	c.closed = true
-	// A reader blocked in Recvfrom closes the socket itself when its
+	// A reader blocked in a read closes the socket itself when its
 	// timeout wakes it; closing it under its feet could let the number be
-	// reused by another file.
+	// reused by another file, or unmap the ring it reads.
 	if !c.reading {
 		c.closeSocket()
 	}

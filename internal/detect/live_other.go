@@ -25,6 +25,10 @@ func OpenInterface(name string, opts LiveOptions) (*LiveCapture, error) {
 	return nil, fmt.Errorf("capture on %s: %w", name, errors.ErrUnsupported)
 }
 
+// Mode is empty and RingError nil: there is no capture to read.
+func (c *LiveCapture) Mode() string     { return "" }
+func (c *LiveCapture) RingError() error { return nil }
+
 // LinkType is Ethernet.
 func (c *LiveCapture) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
 
