@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetward/fleetward/internal/actor"
+	"github.com/fleetward/fleetward/internal/detect"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
@@ -38,12 +39,13 @@ func TestDetectLiveSendsScoreSummariesToARealServer(t *testing.T) {
 	var rep struct {
 		SummariesSent int     `json:"summaries_sent_to_server"`
 		CaptureDrops  *uint64 `json:"capture_drops"`
+		CaptureMode   string  `json:"capture_mode"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil || rep.SummariesSent == 0 {
 		t.Fatalf("sent %d score summaries (%v): %s", rep.SummariesSent, err, b)
 	}
-	if rep.CaptureDrops == nil {
-		t.Errorf("the report has no capture_drops: %s", b)
+	if rep.CaptureDrops == nil || rep.CaptureMode != detect.CaptureRing {
+		t.Errorf("the report has no capture_drops, or a capture_mode other than %q: %s", detect.CaptureRing, b)
 	}
 	series, err := s.Telemetry.Series(ctx, "lo-host", []string{telemetry.MetricAnomalyPackets}, time.Now().Add(-time.Hour))
 	if err != nil {
@@ -59,8 +61,8 @@ func TestDetectLiveSendsScoreSummariesToARealServer(t *testing.T) {
 }
 
 // TestDetectLivePrintsHowTheCaptureFared captures 200 frames on lo with
-// --no-promisc and prints, after the totals, the frames the kernel
-// dropped, the failures and the reopens. (What promiscuous mode changes is
+// --no-promisc and prints, after the totals, how it read them (from its
+// ring), the frames the kernel dropped, the failures and the reopens. (What promiscuous mode changes is
 // tested in internal/detect: lo's counter is shared with other tests.)
 // Needs root (AF_PACKET).
 func TestDetectLivePrintsHowTheCaptureFared(t *testing.T) {
@@ -77,7 +79,7 @@ func TestDetectLivePrintsHowTheCaptureFared(t *testing.T) {
 	}
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^lo: 200 packets, `),
-		regexp.MustCompile(`(?m)^capture: \d+ frames dropped by the kernel \(the detector fell behind\), 0 failures, 0 reopens$`),
+		regexp.MustCompile(`(?m)^capture \(ring\): \d+ frames dropped by the kernel \(the detector fell behind\), 0 failures, 0 reopens$`),
 	} {
 		if !want.Match(b) {
 			t.Errorf("output lacks %v:\n%s", want, b)

@@ -125,6 +125,10 @@ type SensorSummary struct {
 	CaptureErrors  uint64 `json:"capture_errors"`
 	CaptureReopens uint64 `json:"capture_reopens"`
 	CaptureDrops   uint64 `json:"capture_drops"`
+	// CaptureMode is how the capture reads frames: "ring", or "recvfrom"
+	// (a system call per frame, dropping sooner) when the kernel refused
+	// the ring.
+	CaptureMode string `json:"capture_mode"`
 	// Stopped is set in the last summary of a sensor whose capture ended,
 	// with the reason.
 	Stopped string `json:"stopped,omitempty"`
@@ -224,7 +228,10 @@ func (s *sensor) run(ctx context.Context) {
 			}
 		}
 	})
-	log.Info("edge sensor started", "rules_only", s.cfg.RulesOnly, "model_loaded", s.cfg.Model != nil, "promiscuous", !s.cfg.NoPromiscuous)
+	log.Info("edge sensor started", "rules_only", s.cfg.RulesOnly, "model_loaded", s.cfg.Model != nil, "promiscuous", !s.cfg.NoPromiscuous, "capture_mode", s.capture.Mode())
+	if err := s.capture.RingError(); err != nil {
+		log.Warn("edge sensor capture has no receive ring; reading one frame per system call", "error", err)
+	}
 	src := &countingSource{PacketSource: s.capture, n: &s.packets}
 	score := detect.ScoreCapture
 	if s.cfg.RulesOnly {
@@ -307,6 +314,7 @@ func (s *sensor) summary(now time.Time, stopped string) SensorSummary {
 		CaptureErrors:   s.capture.Errors(),
 		CaptureReopens:  s.capture.Reopens(),
 		CaptureDrops:    s.capture.Drops(),
+		CaptureMode:     s.capture.Mode(),
 		Stopped:         stopped,
 	}
 	if !s.cfg.RulesOnly {

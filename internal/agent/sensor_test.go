@@ -138,7 +138,7 @@ func testEdgeSensor(t *testing.T, rulesOnly, offline bool) {
 	}) {
 		t.Fatalf("latest sensor summary does not count the scan: %+v", last)
 	}
-	if last.DeviceID != "sensor-edge" || last.Interface != "lo" || last.RulesOnly != rulesOnly || last.Time.IsZero() || (rulesOnly && (last.Trained || last.TrainingPackets > 0)) {
+	if last.DeviceID != "sensor-edge" || last.Interface != "lo" || last.RulesOnly != rulesOnly || last.Time.IsZero() || (rulesOnly && (last.Trained || last.TrainingPackets > 0)) || last.CaptureMode != detect.CaptureRing {
 		t.Errorf("summary = %+v", last)
 	}
 
