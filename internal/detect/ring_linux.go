@@ -160,6 +160,9 @@ func waitReadable(fd int) error {
 		if soErr != 0 {
 			return unix.Errno(soErr)
 		}
+		// An error poll keeps reporting but the socket does not name:
+		// waiting again would spin, so the capture reopens (with backoff).
+		return errors.New("poll: the socket reports an error but has none pending")
 	}
 	return nil
 }
