@@ -241,12 +241,19 @@ device pages plot.
 				out.Sent, out.SummariesSent = sender.signals.Sent(), sender.summaries.Sent()
 			}
 			agg := alert.NewAggregator(0, nil)
+			var invalid []string
 			for _, sig := range res.Signals {
 				a, _, err := agg.Add(sig)
 				if err != nil {
-					return fmt.Errorf("detect: signal %+v: %w", sig, err)
+					// A bug, but not one to lose the capture's results over.
+					invalid = append(invalid, fmt.Sprintf("%s %s at %s: %v", sig.Detector, sig.Behaviour, sig.Time.Format(time.RFC3339Nano), err))
+					continue
 				}
 				out.Alerts = upsertAlert(out.Alerts, a)
+			}
+			if len(invalid) > 0 {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("%s left out as invalid (a bug: please report it with this): %s",
+					plural(len(invalid), "signal"), invalid[0]))
 			}
 			if path := cmd.String("scores"); path != "" {
 				if err := writeScores(path, res.Scores); err != nil {

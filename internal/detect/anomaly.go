@@ -198,6 +198,11 @@ func (a *AnomalyAlerter) Threshold() float64 { return a.threshold }
 // stayed above the threshold.
 func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, out []alert.Signal) (float64, Owner, []alert.Signal) {
 	o := scoreOwner(p, a.opened)
+	if o.anonymous() {
+		// Nobody to alert on: a frame with neither an IP address nor a
+		// source MAC (an unknown link type, a zeroed MAC).
+		return 0, o, out
+	}
 	src := o.Host
 	st := a.sources[src]
 	if st == nil || p.Time-st.last > a.cfg.IdleGap.Seconds() {
@@ -295,6 +300,10 @@ type Owner struct {
 	MAC   [6]byte
 	Reply bool
 }
+
+// anonymous reports that o names no host: a frame without an IP address
+// whose source MAC is missing or all zeros.
+func (o Owner) anonymous() bool { return o.Host.Kind == AddrMAC && o.MAC == [6]byte{} }
 
 // scoreOwner returns the owner of a packet's score. A packet's features
 // describe both of its ends (the channel and socket statistics are of the

@@ -298,3 +298,19 @@ func TestSortedWindowFollowsTheRing(t *testing.T) {
 		}
 	}
 }
+
+// TestAnomalyAlerterJudgesNoFrameWithoutASource: frames with neither an
+// IP address nor a source MAC (a zeroed MAC, an unknown link type) name
+// nobody to alert on; a signal without a source would be refused
+// downstream, and once ended a whole detect run.
+func TestAnomalyAlerterJudgesNoFrameWithoutASource(t *testing.T) {
+	a := NewAnomalyAlerter(AnomalyConfig{}, 1, [][]int{{0, 1}}, []float64{0.1})
+	var sigs []alert.Signal
+	for i := range 100 {
+		p := Packet{Time: 1e9 + float64(i)*0.1, DstMAC: [6]byte{2, 0, 0, 0, 0, 1}}
+		_, _, sigs = a.Observe(&p, 50, []float64{50}, sigs)
+	}
+	for _, s := range sigs {
+		t.Errorf("signal on a frame without a source: %+v", s)
+	}
+}

@@ -60,7 +60,7 @@ func newSummariser(opts ScoreOptions) *summariser {
 // observe adds the smoothed score of a packet seen at t (capture time in
 // seconds) to the host it is charged to, o (from AnomalyAlerter.Observe).
 func (s *summariser) observe(t float64, o Owner, smoothed, threshold float64) {
-	if s == nil || math.IsNaN(smoothed) || math.IsInf(smoothed, 0) || math.IsNaN(threshold) || math.IsInf(threshold, 0) {
+	if s == nil || o.anonymous() || math.IsNaN(smoothed) || math.IsInf(smoothed, 0) || math.IsNaN(threshold) || math.IsInf(threshold, 0) {
 		return
 	}
 	if math.IsNaN(s.start) {
