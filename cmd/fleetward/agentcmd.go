@@ -102,6 +102,10 @@ naming this sensor.`,
 				}
 			}
 			if iface := cmd.String("sensor"); iface != "" {
+				anomaly, err := alertConfig(cmd, "sensor-")
+				if err != nil {
+					return err
+				}
 				cfg.Sensor = &agent.SensorConfig{
 					Interface:       iface,
 					FMGrace:         int(cmd.Int("sensor-fm")),
@@ -110,7 +114,7 @@ naming this sensor.`,
 					NoPromiscuous:   cmd.Bool("sensor-no-promisc"),
 					SummaryInterval: cmd.Duration("sensor-interval"),
 					ScoreInterval:   cmd.Duration("sensor-score-interval"),
-					Anomaly:         alertConfig(cmd, "sensor-"),
+					Anomaly:         anomaly,
 				}
 				if err := setRules(cmd, "sensor-rule", cfg.Sensor.Rules.Set); err != nil {
 					return err

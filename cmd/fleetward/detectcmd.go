@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -215,6 +216,10 @@ device pages plot.
 				out.Warnings = append(out.Warnings, fmt.Sprintf("all %d packets went to the grace periods (--fm %d, --ad %d): nothing was scored, so the anomaly model could raise no alert; lower --fm and --ad or give a longer capture",
 					res.Packets, cmd.Int("fm"), cmd.Int("ad")))
 			}
+			if res.Packets > res.Trained && cmd.Float("threshold") <= 0 && math.IsInf(res.Threshold, 1) {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("the anomaly model could not be calibrated: the last half of its %d training packets (--ad) gave no finite score, so it raised no alert; train on more packets",
+					cmd.Int("ad")))
+			}
 			if labels != nil && len(labels) != res.Packets {
 				return fmt.Errorf("detect: --labels has %d labels for %d packets", len(labels), res.Packets)
 			}
@@ -261,6 +266,16 @@ device pages plot.
 				}
 			}
 			if cmd.Bool("json") {
+				// JSON has no infinities: an uncalibrated threshold (the
+				// warning above) is left out, as is one an evaluation could
+				// not place.
+				zeroUnlessFinite(&res.Threshold)
+				for _, ev := range []*detect.Evaluation{out.Evaluation, out.Smoothed} {
+					if ev != nil {
+						zeroUnlessFinite(&ev.Thresh01)
+						zeroUnlessFinite(&ev.Thresh1)
+					}
+				}
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
@@ -268,6 +283,13 @@ device pages plot.
 			printDetect(os.Stdout, out)
 			return nil
 		},
+	}
+}
+
+// zeroUnlessFinite sets *v to 0 when it is NaN or infinite.
+func zeroUnlessFinite(v *float64) {
+	if math.IsNaN(*v) || math.IsInf(*v, 0) {
+		*v = 0
 	}
 }
 
@@ -303,11 +325,35 @@ func alertFlags(prefix, usage string) []cli.Flag {
 	}
 }
 
-// alertConfig is the AnomalyConfig of the alertFlags named with prefix.
-func alertConfig(cmd *cli.Command, prefix string) detect.AnomalyConfig {
-	return detect.AnomalyConfig{TargetFPR: cmd.Float(prefix + "target-fpr"), ThresholdScale: cmd.Float(prefix + "threshold-scale"),
+// maxAlertWindow bounds --window: each source tracked keeps that many
+// scores.
+const maxAlertWindow = 10000
+
+// alertConfig is the AnomalyConfig of the alertFlags named with prefix, or
+// an error naming the first flag whose value makes no sense (the library
+// would quietly take its default for it).
+func alertConfig(cmd *cli.Command, prefix string) (detect.AnomalyConfig, error) {
+	c := detect.AnomalyConfig{TargetFPR: cmd.Float(prefix + "target-fpr"), ThresholdScale: cmd.Float(prefix + "threshold-scale"),
 		Threshold: cmd.Float(prefix + "threshold"), Persist: int(cmd.Int(prefix + "persist")), Window: int(cmd.Int(prefix + "window")),
 		IdleGap: cmd.Duration(prefix + "idle-gap")}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	for _, bad := range []struct {
+		flag  string
+		wrong bool
+		want  string
+	}{
+		{"target-fpr", !(c.TargetFPR > 0 && c.TargetFPR < 1), "a share of the calibration scores, above 0 and below 1"},
+		{"threshold-scale", !(finite(c.ThresholdScale) && c.ThresholdScale > 0), "a positive multiplier"},
+		{"threshold", !(finite(c.Threshold) && c.Threshold >= 0), "a score, positive (0: calibrate it)"},
+		{"window", c.Window < 1 || c.Window > maxAlertWindow, fmt.Sprintf("a number of packets from 1 to %d", maxAlertWindow)},
+		{"persist", c.Persist < 1 || c.Persist > c.Window, fmt.Sprintf("a number of packets from 1 to --%swindow (%d)", prefix, c.Window)},
+		{"idle-gap", c.IdleGap <= 0, "a positive duration"},
+	} {
+		if bad.wrong {
+			return c, fmt.Errorf("--%s%s %v: want %s", prefix, bad.flag, cmd.Value(prefix+bad.flag), bad.want)
+		}
+	}
+	return c, nil
 }
 
 // setRules applies each NAME=VALUE of the repeatable flag (--rule,

@@ -83,6 +83,14 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 		{"a flow rule setting that does not exist", []string{"--zeek", pcap, "--rule", "telnet_scan_window=3s"}, "no such setting; the settings are c2_unanswered, "},
 		{"a rule without a value", []string{"--pcap", pcap, "--rule", "telnet_scan_hosts"}, "want NAME=VALUE"},
 		{"no promiscuous mode without a live capture", []string{"--pcap", pcap, "--no-promisc"}, "give --iface IF too"},
+		{"a threshold that is not a number", []string{"--pcap", pcap, "--threshold", "NaN"}, "--threshold NaN: want a score"},
+		{"a negative threshold", []string{"--pcap", pcap, "--threshold", "-1"}, "--threshold -1: want a score"},
+		{"a false-positive rate above 1", []string{"--pcap", pcap, "--target-fpr", "2"}, "--target-fpr 2: want a share"},
+		{"a threshold scale that is not a number", []string{"--pcap", pcap, "--threshold-scale", "NaN"}, "--threshold-scale NaN: want a positive"},
+		{"an empty window", []string{"--pcap", pcap, "--window", "0"}, "--window 0: want a number of packets from 1"},
+		{"a window past the bound", []string{"--pcap", pcap, "--window", "100000000"}, "--window 100000000: want"},
+		{"persistence longer than the window", []string{"--pcap", pcap, "--persist", "11"}, "--persist 11: want a number of packets from 1 to --window (10)"},
+		{"a zero idle gap", []string{"--pcap", pcap, "--idle-gap", "0s"}, "--idle-gap 0s: want a positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,7 +21,10 @@ import (
 // scoreOptions builds the detector's options from the detect flags,
 // loading --load-model.
 func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
-	anomaly := alertConfig(cmd, "")
+	anomaly, err := alertConfig(cmd, "")
+	if err != nil {
+		return detect.ScoreOptions{}, fmt.Errorf("detect: %w", err)
+	}
 	anomaly.Learn, anomaly.LearnBelow, anomaly.Warmup = cmd.Bool("learn"), cmd.Float("learn-below"), cmd.Duration("warmup")
 	opts := detect.ScoreOptions{
 		KitNET:       detect.KitNETConfig{FMGrace: int(cmd.Int("fm")), ADGrace: int(cmd.Int("ad"))},

@@ -99,18 +99,19 @@ func (a *AnomalyAlerter) Benign(score, smoothed float64) bool {
 	return a.cfg.Learn && score < a.cfg.LearnBelow*a.threshold && smoothed <= a.threshold
 }
 
-// CalibratedThreshold returns the 1-TargetFPR quantile of the calibration
-// scores times ThresholdScale (or Threshold when set); +Inf when there are
-// no scores, so that an uncalibrated model never alerts.
+// CalibratedThreshold returns the 1-TargetFPR quantile of the finite
+// calibration scores times ThresholdScale (or Threshold when set); +Inf
+// when there are none (a model trained on too few packets scores NaN),
+// so that an uncalibrated model never alerts.
 func (c AnomalyConfig) CalibratedThreshold(calibration []float64) float64 {
 	c = c.withDefaults()
 	if c.Threshold > 0 {
 		return c.Threshold
 	}
-	if len(calibration) == 0 {
+	s := slices.DeleteFunc(slices.Clone(calibration), func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) })
+	if len(s) == 0 {
 		return math.Inf(1)
 	}
-	s := slices.Clone(calibration)
 	slices.Sort(s)
 	i := min(len(s)-1, int(math.Ceil(float64(len(s))*(1-c.TargetFPR)))-1)
 	return s[max(i, 0)] * c.ThresholdScale

@@ -25,7 +25,9 @@ type Evaluation struct {
 
 // Evaluate computes AUC, EER and the true-positive rates at 0.1% and 1%
 // false positives. scores and malicious are parallel. A packet is flagged
-// when its score is strictly above the threshold.
+// when its score is strictly above the threshold. A NaN score (a model
+// that could not score the packet) counts as the highest: it orders
+// nowhere, and would stall the tie-grouping sweeps below.
 func Evaluate(scores []float64, malicious []bool) Evaluation {
 	type sample struct {
 		score float64
@@ -35,6 +37,9 @@ func Evaluate(scores []float64, malicious []bool) Evaluation {
 	var ev Evaluation
 	var benign []float64
 	for i, s := range scores {
+		if math.IsNaN(s) {
+			s = math.Inf(1)
+		}
 		ss[i] = sample{s, malicious[i]}
 		if malicious[i] {
 			ev.Malicious++

@@ -72,3 +72,28 @@ func TestEvaluateReproducesKitsunesOwnFigures(t *testing.T) {
 		t.Errorf("evaluated %d benign and %d malicious packets, Kitsune-py 13362 and 10000", ev.Benign, ev.Malicious)
 	}
 }
+
+// TestEvaluateTakesNaNScores: a model that cannot score (trained on one
+// packet) gives NaN; Evaluate counts it as the highest score, where it
+// used to loop for ever grouping ties.
+func TestEvaluateTakesNaNScores(t *testing.T) {
+	nan := math.NaN()
+	ev := Evaluate([]float64{0.1, nan, 0.2, nan, 0.3}, []bool{false, true, false, false, true})
+	if ev.Benign != 3 || ev.Malicious != 2 || math.IsNaN(ev.AUC) || ev.AUC < 0 || ev.AUC > 1 {
+		t.Errorf("%+v", ev)
+	}
+}
+
+// TestCalibratedThresholdSkipsScoresThatAreNotFinite: NaN or infinite
+// calibration scores are left out; with none finite the model never
+// alerts (+Inf), where the threshold used to be NaN and every score was
+// "above" it in the alerts' words.
+func TestCalibratedThresholdSkipsScoresThatAreNotFinite(t *testing.T) {
+	c := AnomalyConfig{TargetFPR: 0.5, ThresholdScale: 1}
+	if got := c.CalibratedThreshold([]float64{math.NaN(), 1, math.Inf(1), 3}); got != 1 {
+		t.Errorf("threshold %v, want 1 (the median of the finite 1 and 3)", got)
+	}
+	if got := c.CalibratedThreshold([]float64{math.NaN()}); !math.IsInf(got, 1) {
+		t.Errorf("threshold %v with no finite calibration score, want +Inf", got)
+	}
+}
