@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/gopacket"
 	"github.com/urfave/cli/v3"
 
 	"github.com/fleetward/fleetward/internal/alert"
@@ -176,7 +177,8 @@ device pages plot.
 					}
 				}
 			}
-			res, err := detect.ScoreCapture(r, opts)
+			src := &interruptible{Reader: r, ctx: ctx}
+			res, err := detect.ScoreCapture(src, opts)
 			clearProgress()
 			if err != nil {
 				return fmt.Errorf("detect: %w", err)
@@ -219,6 +221,12 @@ device pages plot.
 			if res.Packets > res.Trained && cmd.Float("threshold") <= 0 && math.IsInf(res.Threshold, 1) {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("the anomaly model could not be calibrated: the last half of its %d training packets (--ad) gave no finite score, so it raised no alert; train on more packets",
 					cmd.Int("ad")))
+			}
+			if src.interrupted {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("interrupted: the results cover the first %d packets of the capture", res.Packets))
+				if len(labels) > res.Packets {
+					labels = labels[:res.Packets]
+				}
 			}
 			if labels != nil && len(labels) != res.Packets {
 				return fmt.Errorf("detect: --labels has %d labels for %d packets", len(labels), res.Packets)
@@ -278,12 +286,39 @@ device pages plot.
 				}
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+			} else {
+				printDetect(os.Stdout, out)
 			}
-			printDetect(os.Stdout, out)
+			if src.interrupted {
+				// The results are out, but a script must not take them for
+				// the whole capture's.
+				return fmt.Errorf("detect: interrupted after %d packets", res.Packets)
+			}
 			return nil
 		},
 	}
+}
+
+// interruptible ends a capture file early, as if it ended there, once ctx
+// is done (Ctrl-C, SIGTERM), so that what was scored is still reported.
+type interruptible struct {
+	*detect.Reader
+	ctx         context.Context
+	read        int
+	interrupted bool
+}
+
+func (s *interruptible) Next() ([]byte, gopacket.CaptureInfo, error) {
+	// Looking at ctx costs a little; every 1,024 packets is well under a
+	// millisecond apart.
+	if s.read++; s.read%1024 == 0 && s.ctx.Err() != nil {
+		s.interrupted = true
+		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	return s.Reader.Next()
 }
 
 // zeroUnlessFinite sets *v to 0 when it is NaN or infinite.

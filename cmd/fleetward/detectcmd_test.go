@@ -339,3 +339,28 @@ func TestDetectWarnsWhenNothingWasScored(t *testing.T) {
 		t.Errorf("warnings %q", res.Warnings)
 	}
 }
+
+// TestDetectStopsWhenInterrupted: Ctrl-C or SIGTERM (a done context) ends
+// the reading of a capture file; what was scored is still reported, with
+// a warning, and the command fails so that a script does not take it for
+// the whole capture's.
+func TestDetectStopsWhenInterrupted(t *testing.T) {
+	pcap := writeTestCapture(t, t.TempDir(), 5000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var err error
+	out, _ := captureStdout(t, func() error {
+		err = rootCommand().Run(ctx, []string{"fleetward", "detect", "--pcap", pcap, "--fm", "100", "--ad", "200", "--json"})
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "interrupted after 1023 packets") {
+		t.Fatalf("err = %v, want interrupted after 1023 packets", err)
+	}
+	var rep detectOutput
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if rep.Result.Packets != 1023 || len(rep.Warnings) == 0 || !strings.Contains(rep.Warnings[len(rep.Warnings)-1], "interrupted") {
+		t.Errorf("%d packets, warnings %q", rep.Result.Packets, rep.Warnings)
+	}
+}
