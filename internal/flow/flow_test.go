@@ -152,6 +152,25 @@ func TestReaderReadsZeekTSVAndJSONAndSkipsBadRecords(t *testing.T) {
 	if _, err := NewReader(strings.NewReader("hello\n")).Next(); err == nil || !strings.Contains(err.Error(), "not a Zeek conn.log") {
 		t.Errorf("a non-log = %v", err)
 	}
+	// A record longer than MaxLine between good ones is skipped like any
+	// malformed one, and the last record needs no line ending.
+	record := `{"ts":1540469303.5,"id.orig_h":"10.0.0.5","id.resp_h":"8.8.8.8","id.resp_p":50,"proto":"tcp"}`
+	long := `{"ts":1540469304,"history":"` + strings.Repeat("S", MaxLine+10) + `"}`
+	r = NewReader(strings.NewReader(record + "\r\n" + long + "\n" + record))
+	n = 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 2 || r.Skipped != 1 || !strings.Contains(r.LastError.Error(), "line 2: a line longer than") {
+		t.Errorf("a long line: read %d, skipped %d (%v); want 2 and 1 on line 2", n, r.Skipped, r.LastError)
+	}
 }
 
 func TestTelnetScanAndBruteForceAndFloodRules(t *testing.T) {

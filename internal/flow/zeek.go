@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -60,13 +61,13 @@ func (c Conn) Malicious() bool {
 	return l != "" && l != "benign" && l != "-"
 }
 
-// MaxLine bounds one record; a longer line is an error, not a crash.
+// MaxLine bounds one record; a longer line is skipped as malformed.
 const MaxLine = 64 << 10
 
 // Reader reads conn.log records in any of the three formats, detected from
 // the first line.
 type Reader struct {
-	sc     *bufio.Scanner
+	br     *bufio.Reader
 	line   int
 	format string // "tsv", "json", "csv"
 	fields map[string]int
@@ -80,9 +81,30 @@ type Reader struct {
 
 // NewReader returns a Reader of r.
 func NewReader(r io.Reader) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
-	return &Reader{sc: sc, sep: "\t", unset: "-"}
+	return &Reader{br: bufio.NewReaderSize(r, MaxLine), sep: "\t", unset: "-"}
+}
+
+// errLineTooLong is the error of a skipped line longer than MaxLine.
+var errLineTooLong = fmt.Errorf("a line longer than %d bytes", MaxLine)
+
+// readLine returns the next line without its line ending, or
+// errLineTooLong after passing over one longer than MaxLine; io.EOF at
+// the end.
+func (r *Reader) readLine() (string, error) {
+	b, err := r.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = r.br.ReadSlice('\n')
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errLineTooLong
+		}
+		return "", err
+	}
+	if errors.Is(err, io.EOF) && len(b) > 0 {
+		err = nil // the last line, without a line ending
+	}
+	return strings.TrimRight(string(b), "\r\n"), err
 }
 
 // ErrFormat is returned when the input is not a conn.log in a known format.
@@ -97,9 +119,20 @@ func (e *ErrFormat) Error() string { return fmt.Sprintf("conn.log line %d: %s", 
 // counted in Skipped and passed over; a file that is not a conn.log at all
 // (no header, unknown format) is an *ErrFormat.
 func (r *Reader) Next() (Conn, error) {
-	for r.sc.Scan() {
+	for {
+		line, err := r.readLine()
+		if errors.Is(err, io.EOF) {
+			return Conn{}, io.EOF
+		}
 		r.line++
-		line := r.sc.Text()
+		if errors.Is(err, errLineTooLong) && r.format != "" {
+			r.Skipped++
+			r.LastError = fmt.Errorf("conn.log line %d: %w", r.line, err)
+			continue
+		}
+		if err != nil {
+			return Conn{}, fmt.Errorf("conn.log line %d: %w", r.line, err)
+		}
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
@@ -118,7 +151,6 @@ func (r *Reader) Next() (Conn, error) {
 			continue
 		}
 		var c Conn
-		var err error
 		switch r.format {
 		case "json":
 			c, err = parseJSON(line)
@@ -135,10 +167,6 @@ func (r *Reader) Next() (Conn, error) {
 		}
 		return c, nil
 	}
-	if err := r.sc.Err(); err != nil {
-		return Conn{}, fmt.Errorf("conn.log line %d: %w", r.line+1, err)
-	}
-	return Conn{}, io.EOF
 }
 
 // detect picks the format from the first line.
