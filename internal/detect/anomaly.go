@@ -121,7 +121,10 @@ func (c AnomalyConfig) CalibratedThreshold(calibration []float64) float64 {
 // destination host).
 type channelState struct {
 	last   float64 // time of its last packet
-	settle int     // packets left that count as below the threshold after an idle gap
+	// After an idle gap its scores count as below the threshold for settle
+	// more packets and until settledAt (capture time).
+	settle    int
+	settledAt float64
 }
 
 type sourceState struct {
@@ -221,26 +224,26 @@ func (a *AnomalyAlerter) Observe(p *Packet, score float64, ensemble []float64, o
 	}
 	st.last = p.Time
 	// A channel that resumes after an idle gap has decayed statistics, and
-	// the source's traffic mix has changed while it was quiet: its first
-	// Window packets' scores say "quiet period", not "attack". New
-	// channels count in full (a scanner's are all new).
+	// the source's traffic mix has changed while it was quiet: until its
+	// statistics fill again, its scores say "quiet period", not "attack".
+	// That takes its first Window packets and, for the slow windows (whose
+	// packet counts are features too), time: it is not judged for IdleGap
+	// after it resumes. New channels count in full (a scanner's are all
+	// new).
 	ch := hostPair{p.Src, p.Dst}
 	c, known := a.channels[ch]
 	if known && p.Time-c.last > a.cfg.IdleGap.Seconds() {
-		c.settle = a.cfg.Window
+		c.settle, c.settledAt = a.cfg.Window, p.Time+a.cfg.IdleGap.Seconds()
 	}
-	if c.settle > 0 {
-		c.settle--
+	if c.settle > 0 || p.Time < c.settledAt {
+		c.settle = max(c.settle-1, 0)
 		score = min(score, a.threshold)
 	}
 	if !a.cfg.Multicast && groupAddress(p.Dst) {
 		score = min(score, a.threshold)
 	}
-	if len(a.channels) >= maxRuleKeys {
-		clear(a.channels)
-	}
 	c.last = p.Time
-	a.channels[ch] = c
+	a.channels = rememberChannel(a.channels, ch, c)
 	if st.filled == len(st.scores) {
 		st.sorted = removeSorted(st.sorted, st.scores[st.next]) // the oldest leaves
 	}
@@ -300,6 +303,26 @@ type Owner struct {
 	Host  Host
 	MAC   [6]byte
 	Reply bool
+}
+
+// noteChannel records in channels (made if nil) that p's channel was
+// heard at p.Time, and returns channels.
+func noteChannel(channels map[hostPair]channelState, p *Packet) map[hostPair]channelState {
+	return rememberChannel(channels, hostPair{p.Src, p.Dst}, channelState{last: p.Time})
+}
+
+// rememberChannel sets ch's state in channels (made if nil), which it
+// empties first when full (a flood of spoofed sources, as in the rules'
+// tables), and returns channels.
+func rememberChannel(channels map[hostPair]channelState, ch hostPair, c channelState) map[hostPair]channelState {
+	if channels == nil {
+		channels = map[hostPair]channelState{}
+	}
+	if len(channels) >= maxRuleKeys {
+		clear(channels)
+	}
+	channels[ch] = c
+	return channels
 }
 
 // anonymous reports that o names no host: a frame without an IP address

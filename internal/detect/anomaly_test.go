@@ -68,8 +68,10 @@ func TestAnomalyAlerter(t *testing.T) {
 		// quiet for two minutes: only the channel's idle gap is at work.
 		{"a channel resuming after an idle gap is not judged on its first 10 packets",
 			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(10, 132, 0.1, dst, 30)), 0},
-		{"a resumed channel is judged again after its first 10 packets",
-			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(20, 132, 0.1, dst, 30)), 1},
+		{"a resumed channel is not judged for an idle gap's time after it resumes",
+			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(500, 132, 0.1, dst, 30)), 0},
+		{"a resumed channel is judged again after its first 10 packets and an idle gap's time",
+			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(650, 132, 0.1, dst, 30)), 1},
 		{"a new channel is judged from its first packet",
 			slices.Concat(repeat(20, 0, 0.1, dst, 0.1), repeat(130, 2, 1, other, 0.1), repeat(10, 132, 0.1, fresh, 30)), 1},
 		// The whole source is quiet: even a new channel waits.

@@ -353,6 +353,7 @@ type modelStage struct {
 	opts       ScoreOptions
 	kn         *KitNET // nil without a model
 	alerter    *AnomalyAlerter
+	heard      map[hostPair]channelState // channels heard in the grace periods, for the alerter
 	res        *ScoreResult
 	sigs       []alert.Signal
 	scores     []float64
@@ -470,6 +471,12 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 	p := &b.pkts[i]
 	if phase == PhaseFeatureMapping || phase == PhaseTraining {
 		res.Trained++
+		if opts.Anomaly != nil {
+			// The alerter, made when scoring begins, must know the channels
+			// heard before, to tell one resuming after an idle gap from a
+			// new one.
+			ms.heard = noteChannel(ms.heard, p)
+		}
 	}
 	if !opts.Discard {
 		res.Scores = append(res.Scores, score)
@@ -481,6 +488,9 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 			if ms.alerter == nil {
 				res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
 				ms.alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+				if ms.heard != nil {
+					ms.alerter.channels, ms.heard = ms.heard, nil
+				}
 				if opts.Model != nil {
 					ms.alerter.WarmUp(p.Time)
 				}
