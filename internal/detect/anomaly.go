@@ -120,7 +120,7 @@ func (c AnomalyConfig) CalibratedThreshold(calibration []float64) float64 {
 // channelState is what the alerter keeps of a channel (source and
 // destination host).
 type channelState struct {
-	last   float64 // time of its last packet
+	last float64 // time of its last packet
 	// After an idle gap its scores count as below the threshold for settle
 	// more packets and until settledAt (capture time).
 	settle    int
