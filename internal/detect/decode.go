@@ -96,6 +96,10 @@ type DecodeStats struct {
 	UnknownLink uint64 `json:"unknown_link"`  // frames of a link type the decoder does not handle
 	IPv6ExtHdrs uint64 `json:"ipv6_ext_hdrs"` // IPv6 packets with extension headers
 	VLANTagged  uint64 `json:"vlan_tagged"`   // frames with an 802.1Q tag
+	// UnknownLinkType is the link type of the first frame counted in
+	// UnknownLink, for the warning that names it (a capture rarely
+	// mixes several unsupported ones).
+	UnknownLinkType layers.LinkType `json:"unknown_link_type,omitempty"`
 	// Panicked counts frames whose decoding or rules panicked, a bug: each
 	// was kept as a frame without addresses (ScoreResult.FirstPanic).
 	Panicked uint64 `json:"panicked,omitempty"`
@@ -141,15 +145,19 @@ type Decoder struct {
 // NewDecoder returns a Decoder for frames of the given link type. Ethernet
 // and raw IP links are decoded; frames of other links are counted as
 // UnknownLink and keep only their time and length.
+//
+// A frame whose CaptureInfo.AncillaryData[0] is a layers.LinkType is
+// decoded as that link type instead: a pcapng Reader gives each frame its
+// interface's, and a file's interfaces may differ.
 func NewDecoder(link layers.LinkType) *Decoder {
 	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 12)}
 	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp}
-	d.ethP = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, ls...)
-	d.ethP.IgnoreUnsupported = true
-	d.raw4P = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, ls...)
-	d.raw4P.IgnoreUnsupported = true
-	d.raw6P = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, ls...)
-	d.raw6P.IgnoreUnsupported = true
+	parser := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
+		p := gopacket.NewDecodingLayerParser(first, ls...)
+		p.IgnoreUnsupported = true
+		return p
+	}
+	d.ethP, d.raw4P, d.raw6P = parser(layers.LayerTypeEthernet), parser(layers.LayerTypeIPv4), parser(layers.LayerTypeIPv6)
 	return d
 }
 
@@ -162,11 +170,17 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 	if ci.CaptureLength < ci.Length {
 		d.Stats.Truncated++
 	}
-	if !d.general && d.decodeFast(data, p) {
+	link := d.link
+	if len(ci.AncillaryData) > 0 {
+		if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+			link = l
+		}
+	}
+	if !d.general && link == layers.LinkTypeEthernet && d.decodeFast(data, p) {
 		return
 	}
 	var parser *gopacket.DecodingLayerParser
-	switch d.link {
+	switch link {
 	case layers.LinkTypeEthernet:
 		parser = d.ethP
 	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
@@ -177,6 +191,9 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 			parser = d.raw6P
 		}
 	default:
+		if d.Stats.UnknownLink == 0 {
+			d.Stats.UnknownLinkType = link
+		}
 		d.Stats.UnknownLink++
 		return
 	}
@@ -301,8 +318,9 @@ layers:
 // would find anything wrong or unusual it declines, and the frame takes
 // the general way. gopacket's parser costs a map lookup and an interface
 // call per layer, and most of the decoder's time on ordinary traffic.
+// Decode calls it only for frames of an Ethernet link.
 func (d *Decoder) decodeFast(data []byte, p *Packet) bool {
-	if d.link != layers.LinkTypeEthernet || len(data) < 14+20 {
+	if len(data) < 14+20 {
 		return false
 	}
 	switch layers.EthernetType(binary.BigEndian.Uint16(data[12:14])) {

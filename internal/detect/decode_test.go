@@ -183,20 +183,57 @@ func leftPad9(n int64) string {
 	return s
 }
 
-// writeCapture writes frames into a pcap (or pcapng) file image.
+// writeCapture writes Ethernet frames into a pcap (or pcapng) file image.
 func writeCapture(t testing.TB, ng bool, frames ...[]byte) []byte {
+	t.Helper()
+	lfs := make([]linkFrame, len(frames))
+	for i, f := range frames {
+		lfs[i] = linkFrame{layers.LinkTypeEthernet, f}
+	}
+	return writeLinkCapture(t, ng, lfs...)
+}
+
+// A linkFrame is a frame and the link type it was captured on.
+type linkFrame struct {
+	link layers.LinkType
+	data []byte
+}
+
+// writeLinkCapture writes frames into a pcap file image, whose one link type
+// is the first frame's, or a pcapng one with an interface for each link type
+// in the order they first appear.
+func writeLinkCapture(t testing.TB, ng bool, frames ...linkFrame) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	ts := time.Unix(1500000000, 0)
+	ci := func(i int, f linkFrame) gopacket.CaptureInfo {
+		return gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f.data), Length: len(f.data)}
+	}
 	if ng {
-		w, err := pcapgo.NewNgWriter(&buf, layers.LinkTypeEthernet)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var w *pcapgo.NgWriter
+		ifaces := map[layers.LinkType]int{}
 		for i, f := range frames {
-			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}, f); err != nil {
+			id, ok := ifaces[f.link]
+			var err error
+			switch {
+			case w == nil:
+				w, err = pcapgo.NewNgWriterInterface(&buf, pcapgo.NgInterface{LinkType: f.link, SnapLength: 65535}, pcapgo.DefaultNgWriterOptions)
+				ifaces[f.link] = 0
+			case !ok:
+				id, err = w.AddInterface(pcapgo.NgInterface{LinkType: f.link, SnapLength: 65535})
+				ifaces[f.link] = id
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
+			c := ci(i, f)
+			c.InterfaceIndex = id
+			if err := w.WritePacket(c, f.data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if w == nil {
+			t.Fatal("a pcapng image needs a frame to take its first interface from")
 		}
 		if err := w.Flush(); err != nil {
 			t.Fatal(err)
@@ -204,15 +241,77 @@ func writeCapture(t testing.TB, ng bool, frames ...[]byte) []byte {
 		return buf.Bytes()
 	}
 	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+	link := layers.LinkTypeEthernet
+	if len(frames) > 0 {
+		link = frames[0].link
+	}
+	if err := w.WriteFileHeader(65535, link); err != nil {
 		t.Fatal(err)
 	}
 	for i, f := range frames {
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}, f); err != nil {
+		if f.link != link {
+			t.Fatalf("frame %d is of link type %v in a pcap file of %v", i, f.link, link)
+		}
+		if err := w.WritePacket(ci(i, f), f.data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return buf.Bytes()
+}
+
+// decodeCapture reads every frame of a capture file image and decodes it
+// as ScoreCapture does.
+func decodeCapture(t *testing.T, file []byte) ([]Packet, DecodeStats) {
+	t.Helper()
+	r, err := NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(r.LinkType())
+	var pkts []Packet
+	for {
+		data, ci, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return pkts, d.Stats
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Packet
+		d.Decode(data, ci, &p)
+		pkts = append(pkts, p)
+	}
+}
+
+// A pcapng file whose interfaces have different link types (tcpdump -i
+// any on some systems, merged captures) gives every packet, each decoded
+// with its own interface's link type; pcapgo's default would drop those of
+// the interfaces unlike the first without a word.
+func TestReaderKeepsEveryInterfaceOfAMixedPcapng(t *testing.T) {
+	ethUDP := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 5000, DstPort: 6000})
+	rawTCP := frame(t, &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: ipB, DstIP: ipA}, &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true})
+	wifi := bytes.Repeat([]byte{0x80}, 40) // 802.11, which the decoder does not handle
+	var frames []linkFrame
+	for range 30 {
+		frames = append(frames, linkFrame{layers.LinkTypeEthernet, ethUDP}, linkFrame{layers.LinkTypeRaw, rawTCP})
+	}
+	frames = append(frames, linkFrame{layers.LinkTypeIEEE802_11, wifi})
+	pkts, stats := decodeCapture(t, writeLinkCapture(t, true, frames...))
+	if len(pkts) != 61 {
+		t.Fatalf("read %d packets, want all 61 of the three interfaces", len(pkts))
+	}
+	for i := 0; i < 60; i += 2 {
+		e, r := pkts[i], pkts[i+1]
+		if e.Src != hostIPv4(ipA) || e.SrcPort != 5000 || e.DstPort != 6000 || e.SrcMAC[5] != 0x0a {
+			t.Fatalf("Ethernet packet %d decoded as %+v", i, e)
+		}
+		if r.Src != hostIPv4(ipB) || r.Dst != hostIPv4(ipA) || r.SrcPort != 40000 || r.DstPort != 23 || r.TCPFlags != FlagSYN {
+			t.Fatalf("raw IP packet %d decoded as %+v", i+1, r)
+		}
+	}
+	if stats.UnknownLink != 1 || stats.UnknownLinkType != layers.LinkTypeIEEE802_11 || stats.Malformed != 0 || stats.NonIP != 0 {
+		t.Errorf("stats %+v, want the one 802.11 frame counted as an unknown link", stats)
+	}
 }
 
 func TestReaderReadsBothFormatsAndStopsCleanlyAtCorruption(t *testing.T) {
@@ -272,6 +371,8 @@ func FuzzDecodeCapture(f *testing.F) {
 		SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB})
 	f.Add(writeCapture(f, false, tcp, arp, tcp[:30]))
 	f.Add(writeCapture(f, true, tcp, arp))
+	raw := frame(f, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
+	f.Add(writeLinkCapture(f, true, linkFrame{layers.LinkTypeEthernet, tcp}, linkFrame{layers.LinkTypeRaw, raw}, linkFrame{layers.LinkTypeLinuxSLL, raw}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewReader(bytes.NewReader(data))
 		if err != nil {

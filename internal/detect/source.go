@@ -31,6 +31,7 @@ type packetReader interface {
 // file's magic number. It is not safe for concurrent use.
 type Reader struct {
 	r      packetReader
+	ng     *pcapgo.NgReader // pcapng only
 	closer io.Closer
 	blocks *blockWalker // pcapng only
 	broken error        // set once pcapgo has panicked: its state is lost
@@ -66,13 +67,16 @@ func NewReader(r io.Reader) (*Reader, error) {
 	switch {
 	case le == magicPcapng:
 		blocks := &blockWalker{r: br}
+		// pcapgo's default reads only the packets of interfaces with the
+		// first one's link type and drops the others silently; mixed,
+		// every packet comes with its interface's link type (Next).
 		ng, err := guard(func() (*pcapgo.NgReader, error) {
-			return pcapgo.NewNgReader(blocks, pcapgo.DefaultNgReaderOptions)
+			return pcapgo.NewNgReader(blocks, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		})
 		if err != nil {
 			return nil, apperr.InvalidField("capture", "pcapng header: %v", err)
 		}
-		return &Reader{r: ng, Format: "pcapng", blocks: blocks}, nil
+		return &Reader{r: ng, ng: ng, Format: "pcapng", blocks: blocks}, nil
 	case le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano:
 		// pcapgo allocates a packet buffer of the header's snap length, up
 		// to 4 GiB; cap it so that a hostile header cannot exhaust memory.
@@ -125,12 +129,26 @@ func (r *Reader) PacketsHint() int { return int(min(r.size/64, maxPacketsHint)) 
 // maxPacketsHint caps PacketsHint: beyond it the results grow as they go.
 const maxPacketsHint = 1 << 22
 
-// LinkType is the link layer of the capture's (first) interface.
-func (r *Reader) LinkType() layers.LinkType { return r.r.LinkType() }
+// LinkType is the link layer of a pcap file's frames. A pcapng file's
+// interfaces may each have their own, and each frame names its
+// interface's (Next); LinkType is then the first interface's, or Ethernet
+// before any interface has been read.
+func (r *Reader) LinkType() layers.LinkType {
+	if r.ng == nil {
+		return r.r.LinkType()
+	}
+	if first, err := r.ng.Interface(0); err == nil {
+		return first.LinkType
+	}
+	return layers.LinkTypeEthernet
+}
 
 // Next returns the next packet's bytes, valid until the following call, and
-// its capture info. It returns io.EOF at a clean end of file and an error
-// wrapping ErrFileCorrupt when the file is truncated or corrupt.
+// its capture info. In a pcapng file the capture info's AncillaryData[0]
+// is the link type of the packet's interface (a layers.LinkType, which a
+// Decoder follows), also valid until the following call. It returns io.EOF
+// at a clean end of file and an error wrapping ErrFileCorrupt when the file
+// is truncated or corrupt.
 func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
 	if r.broken != nil {
 		return nil, gopacket.CaptureInfo{}, r.broken
