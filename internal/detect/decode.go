@@ -2,6 +2,7 @@ package detect
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 
 	"github.com/google/gopacket"
@@ -49,7 +50,8 @@ type Packet struct {
 	// Length is the frame's length on the wire (tshark's frame.len), not the
 	// captured length.
 	Length int
-	// SrcMAC and DstMAC are the Ethernet addresses (zero on raw IP links).
+	// SrcMAC and DstMAC are the Ethernet addresses (zero on raw IP and
+	// loopback links; a Linux cooked capture has only the source's).
 	SrcMAC, DstMAC [6]byte
 	// Src and Dst are the hosts as Kitsune sees them (see doc.go).
 	Src, Dst Host
@@ -125,9 +127,13 @@ type Decoder struct {
 	icmp4   layers.ICMPv4
 	icmp6   layers.ICMPv6
 	arp     layers.ARP
+	loop    layers.Loopback
+	sll     linuxSLL
 	ethP    *gopacket.DecodingLayerParser
 	raw4P   *gopacket.DecodingLayerParser
 	raw6P   *gopacket.DecodingLayerParser
+	loopP   *gopacket.DecodingLayerParser
+	sllP    *gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
 	link    layers.LinkType
 	payload [MaxPayloadPrefix]byte
@@ -142,8 +148,10 @@ type Decoder struct {
 	general bool
 }
 
-// NewDecoder returns a Decoder for frames of the given link type. Ethernet
-// and raw IP links are decoded; frames of other links are counted as
+// NewDecoder returns a Decoder for frames of the given link type: Ethernet,
+// raw IP (LinkTypeRaw, LinkTypeIPv4, LinkTypeIPv6), BSD loopback
+// (LinkTypeNull, LinkTypeLoop) and Linux cooked capture (LinkTypeLinuxSLL,
+// what tcpdump -i any writes). Frames of other links are counted as
 // UnknownLink and keep only their time and length.
 //
 // A frame whose CaptureInfo.AncillaryData[0] is a layers.LinkType is
@@ -151,13 +159,14 @@ type Decoder struct {
 // interface's, and a file's interfaces may differ.
 func NewDecoder(link layers.LinkType) *Decoder {
 	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 12)}
-	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp}
+	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp, &d.loop, &d.sll}
 	parser := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
 		p := gopacket.NewDecodingLayerParser(first, ls...)
 		p.IgnoreUnsupported = true
 		return p
 	}
 	d.ethP, d.raw4P, d.raw6P = parser(layers.LayerTypeEthernet), parser(layers.LayerTypeIPv4), parser(layers.LayerTypeIPv6)
+	d.loopP, d.sllP = parser(layers.LayerTypeLoopback), parser(layers.LayerTypeLinuxSLL)
 	return d
 }
 
@@ -190,6 +199,12 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 		if len(data) > 0 && data[0]>>4 == 6 {
 			parser = d.raw6P
 		}
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		// gopacket's Loopback reads the address family in either byte
+		// order: host order (Null) or network order (Loop).
+		parser = d.loopP
+	case layers.LinkTypeLinuxSLL:
+		parser = d.sllP
 	default:
 		if d.Stats.UnknownLink == 0 {
 			d.Stats.UnknownLinkType = link
@@ -214,6 +229,10 @@ layers:
 		case layers.LayerTypeEthernet:
 			copy(p.SrcMAC[:], d.eth.SrcMAC)
 			copy(p.DstMAC[:], d.eth.DstMAC)
+		case layers.LayerTypeLinuxSLL:
+			if d.sll.addrLen == 6 {
+				copy(p.SrcMAC[:], d.sll.addr[:6])
+			}
 		case layers.LayerTypeDot1Q:
 			d.Stats.VLANTagged++
 		case layers.LayerTypeIPv4:
@@ -391,6 +410,33 @@ func (d *Decoder) decodeFastARP(data []byte, p *Packet) bool {
 		p.Src, p.Dst = hostIPv4(arp[14:18]), hostIPv4(arp[24:28])
 	}
 	return true
+}
+
+// linuxSLL decodes the 16-byte header of a Linux cooked capture (packet
+// type, ARPHRD type, address length, 8 bytes of address, protocol). It
+// stands in for gopacket's LinuxSLL, whose decoder slices the address by
+// the header's length field unchecked: a frame claiming a long address
+// panics.
+type linuxSLL struct {
+	layers.BaseLayer
+	addrLen  uint16
+	addr     [8]byte
+	protocol layers.EthernetType
+}
+
+func (s *linuxSLL) CanDecode() gopacket.LayerClass    { return layers.LayerTypeLinuxSLL }
+func (s *linuxSLL) NextLayerType() gopacket.LayerType { return s.protocol.LayerType() }
+
+func (s *linuxSLL) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 16 {
+		df.SetTruncated()
+		return errors.New("linux cooked capture header cut short")
+	}
+	s.addrLen = binary.BigEndian.Uint16(data[4:6])
+	copy(s.addr[:], data[6:14])
+	s.protocol = layers.EthernetType(binary.BigEndian.Uint16(data[14:16]))
+	s.BaseLayer = layers.BaseLayer{Contents: data[:16], Payload: data[16:]}
+	return nil
 }
 
 // tcpOptionsValid reports whether gopacket would parse TCP options opts

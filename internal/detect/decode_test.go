@@ -314,6 +314,71 @@ func TestReaderKeepsEveryInterfaceOfAMixedPcapng(t *testing.T) {
 	}
 }
 
+// Loopback captures (BSD Null in host byte order, OpenBSD Loop in network
+// order) and Linux cooked captures (tcpdump -i any) give their hosts,
+// ports and, for cooked captures, the source MAC address.
+func TestDecoderReadsLoopbackAndLinuxCookedCaptures(t *testing.T) {
+	var macAKey [6]byte
+	copy(macAKey[:], macA)
+	tcp := func() []gopacket.SerializableLayer {
+		return []gopacket.SerializableLayer{ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true}}
+	}
+	udp6 := func() []gopacket.SerializableLayer {
+		return []gopacket.SerializableLayer{&layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B}, &layers.UDP{SrcPort: 546, DstPort: 547}}
+	}
+	arp := func() []gopacket.SerializableLayer {
+		return []gopacket.SerializableLayer{&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
+			SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB}}
+	}
+	// sll is a Linux cooked header: an outgoing packet (type 4) of an
+	// Ethernet device (ARPHRD 1) with an address of addrLen bytes.
+	sll := func(addrLen int, protocol layers.EthernetType) gopacket.Payload {
+		h := []byte{0, 4, 0, 1, 0, byte(addrLen)}
+		h = append(h, macA...)
+		h = append(h, 0, 0)
+		return binary.BigEndian.AppendUint16(h, uint16(protocol))
+	}
+	with := func(header []byte, ls []gopacket.SerializableLayer) []byte {
+		return frame(t, append([]gopacket.SerializableLayer{gopacket.Payload(header)}, ls...)...)
+	}
+	tests := []struct {
+		name string
+		link layers.LinkType
+		data []byte
+		want Packet
+	}{
+		{"a Null frame with a little-endian family carries IPv4", layers.LinkTypeNull, with([]byte{2, 0, 0, 0}, tcp()),
+			Packet{Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
+		{"a Null frame with a big-endian BSD IPv6 family carries IPv6", layers.LinkTypeNull, with([]byte{0, 0, 0, 24}, udp6()),
+			Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547}},
+		{"a Loop frame's family is in network order", layers.LinkTypeLoop, with([]byte{0, 0, 0, 2}, tcp()),
+			Packet{Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
+		{"a cooked IPv4 frame gives its source MAC", layers.LinkTypeLinuxSLL, with(sll(6, layers.EthernetTypeIPv4), tcp()),
+			Packet{SrcMAC: macAKey, Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
+		{"a cooked IPv6 frame without a link address has no MAC", layers.LinkTypeLinuxSLL, with(sll(0, layers.EthernetTypeIPv6), udp6()),
+			Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547}},
+		{"a cooked ARP frame takes its hosts from the protocol addresses", layers.LinkTypeLinuxSLL, with(sll(6, layers.EthernetTypeARP), arp()),
+			Packet{SrcMAC: macAKey, Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortARP}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkts, stats := decodeCapture(t, writeLinkCapture(t, false, linkFrame{tt.link, tt.data}))
+			if len(pkts) != 1 {
+				t.Fatalf("%d packets", len(pkts))
+			}
+			got := pkts[0]
+			tt.want.Time, tt.want.Length = 1500000000, len(tt.data)
+			got.Proto, got.TCPFlags, got.Payload = 0, 0, nil
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
+			}
+			if stats.UnknownLink != 0 || stats.Malformed != 0 || stats.NonIP != 0 {
+				t.Errorf("stats %+v", stats)
+			}
+		})
+	}
+}
+
 func TestReaderReadsBothFormatsAndStopsCleanlyAtCorruption(t *testing.T) {
 	f := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
 	for _, ng := range []bool{false, true} {
@@ -393,8 +458,9 @@ func FuzzDecodeCapture(f *testing.F) {
 	})
 }
 
-// FuzzDecodeFrame decodes arbitrary frames on each supported link type:
-// nothing may panic and every packet must come out with a length.
+// FuzzDecodeFrame decodes arbitrary frames on each supported link type,
+// and one unsupported: nothing may panic and every packet must come out
+// with a length.
 func FuzzDecodeFrame(f *testing.F) {
 	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 23}), uint8(0))
 	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)},
@@ -408,7 +474,11 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(frame(f, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 5353, DstPort: 5353}, gopacket.Payload("hello")), uint8(0))
 	f.Add(frame(f, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 		Operation: 1, SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB}), uint8(0))
-	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull}
+	f.Add(frame(f, gopacket.Payload{2, 0, 0, 0}, ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 23}), uint8(2))
+	f.Add(frame(f, gopacket.Payload{0, 0, 0, 30}, &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B}, &layers.UDP{SrcPort: 1, DstPort: 2}), uint8(3))
+	f.Add(frame(f, gopacket.Payload{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0x0a, 0, 0, 0x08, 0x00}, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 68, DstPort: 67}), uint8(4))
+	f.Add([]byte{0, 0, 0, 1, 0xff, 0xff, 2, 0, 0, 0, 0, 0x0a, 0, 0, 0x08, 0x06, 0}, uint8(4)) // a cooked header claiming a 65535-byte address
+	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull, layers.LinkTypeLoop, layers.LinkTypeLinuxSLL, layers.LinkTypeIEEE802_11}
 	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
 		d := NewDecoder(links[int(link)%len(links)])
 		d.PayloadPrefix = MaxPayloadPrefix
