@@ -364,3 +364,41 @@ func TestDetectStopsWhenInterrupted(t *testing.T) {
 		t.Errorf("%d packets, warnings %q", rep.Result.Packets, rep.Warnings)
 	}
 }
+
+// Frames of a link type the decoder does not handle are scored without
+// addresses, and detect says how many and of which link type.
+func TestDetectWarnsOfFramesOfAnUnknownLinkType(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wifi.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeIEEE802_11); err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 60)
+	for i := range 12 {
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, int64(i)*int64(time.Millisecond)), CaptureLength: len(frame), Length: len(frame)}
+		if err := w.WritePacket(ci, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := captureStdout(t, func() error {
+		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", path, "--fm", "2", "--ad", "2", "--json"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res detectOutput
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := "12 frames are of a link type the decoder does not handle (the first is LINKTYPE 105, 802.11;"
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], want) || !strings.Contains(res.Warnings[0], "carry no addresses") {
+		t.Errorf("warnings %q, want one starting %q", res.Warnings, want)
+	}
+}
