@@ -115,17 +115,7 @@ func TestReaderReadsZeekTSVAndJSONAndSkipsBadRecords(t *testing.T) {
 		"1540469304.5\tC2\tnot-an-ip\t1\t10.0.0.1\t23\ttcp\t-\t-\t-\t-\tS0\t1\t0\n" +
 		"1540469305\tC3\t10.0.0.5\t40000\t10.0.0.1\t23\ttcp\t-\t-\t-\t-\tS0\t1\t0\n"
 	r := NewReader(strings.NewReader(tsv))
-	var got []Conn
-	for {
-		c, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, c)
-	}
+	got := readConns(t, r)
 	if len(got) != 2 || r.Skipped != 1 || !strings.Contains(r.LastError.Error(), "id.orig_h") {
 		t.Fatalf("read %d, skipped %d (%v); want 2 and 1 naming id.orig_h", len(got), r.Skipped, r.LastError)
 	}
@@ -135,17 +125,7 @@ func TestReaderReadsZeekTSVAndJSONAndSkipsBadRecords(t *testing.T) {
 	js := `{"ts":1540469303.5,"uid":"C1","id.orig_h":"10.0.0.5","id.orig_p":40000,"id.resp_h":"8.8.8.8","id.resp_p":50,"proto":"tcp","conn_state":"S0","orig_pkts":2,"resp_pkts":0}` + "\n" +
 		`{"ts":"2026-11-28T10:00:00.25Z","id.orig_h":"10.0.0.5","id.resp_h":"8.8.8.8","id.resp_p":50,"proto":"tcp"}` + "\n" + `{"ts":` + "\n"
 	r = NewReader(strings.NewReader(js))
-	n := 0
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+	n := len(readConns(t, r))
 	if n != 2 || r.Skipped != 1 {
 		t.Errorf("JSON: read %d skipped %d, want 2 and 1", n, r.Skipped)
 	}
@@ -157,17 +137,7 @@ func TestReaderReadsZeekTSVAndJSONAndSkipsBadRecords(t *testing.T) {
 	record := `{"ts":1540469303.5,"id.orig_h":"10.0.0.5","id.resp_h":"8.8.8.8","id.resp_p":50,"proto":"tcp"}`
 	long := `{"ts":1540469304,"history":"` + strings.Repeat("S", MaxLine+10) + `"}`
 	r = NewReader(strings.NewReader(record + "\r\n" + long + "\n" + record))
-	n = 0
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+	n = len(readConns(t, r))
 	if n != 2 || r.Skipped != 1 || !strings.Contains(r.LastError.Error(), "line 2: a line longer than") {
 		t.Errorf("a long line: read %d, skipped %d (%v); want 2 and 1 on line 2", n, r.Skipped, r.LastError)
 	}
@@ -253,4 +223,20 @@ func BenchmarkFlowRules(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(conns))/b.Elapsed().Seconds(), "flows/s")
+}
+
+// readConns reads r to its end.
+func readConns(t *testing.T, r *Reader) []Conn {
+	t.Helper()
+	var got []Conn
+	for {
+		c, err := r.Next()
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+	}
 }
