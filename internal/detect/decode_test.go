@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -594,5 +595,53 @@ func TestReaderSaysWhereACorruptRecordIs(t *testing.T) {
 	want := fmt.Sprintf("at byte %d of %d (the %d bytes from there on unread)", second, len(file), len(file)-second)
 	if n != 1 || !errors.Is(err, ErrFileCorrupt) || !strings.Contains(err.Error(), want) {
 		t.Errorf("read %d packets, then %v; want 1, then an error %q", n, err, want)
+	}
+}
+
+// A pcapng packet block whose length is too short for its fixed fields,
+// or whose captured length is impossible, fails the read before pcapgo
+// takes the next block's bytes (or its own) as a captured length and
+// allocates for it: each of these once made a 4 GiB buffer, and fuzzing
+// workers, zeroing such buffers over and over, were killed as hung.
+func TestReaderFailsAPcapngBlockOfImpossibleLengthsWithoutAllocating(t *testing.T) {
+	f := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
+	good := writeCapture(t, true, f, f)
+	// The first enhanced packet block: after the section header and the
+	// interface description, each of the length their second word says.
+	first := 0
+	for range 2 {
+		first += int(binary.LittleEndian.Uint32(good[first+4:]))
+	}
+	if binary.LittleEndian.Uint32(good[first:]) != blockEnhancedPacket {
+		t.Fatalf("no enhanced packet block at byte %d", first)
+	}
+	for _, tt := range []struct {
+		name  string
+		patch func(b []byte)
+	}{
+		{"a block shorter than its fixed fields", func(b []byte) {
+			binary.LittleEndian.PutUint32(b[first+4:], 16)
+			binary.LittleEndian.PutUint32(b[first+16:], 0xffffff00) // where pcapgo would read a captured length
+			binary.LittleEndian.PutUint32(b[first+20:], 0xffffff00)
+		}},
+		{"a captured length past the block", func(b []byte) { binary.LittleEndian.PutUint32(b[first+20:], 0x7fffffff) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := slices.Clone(good)
+			tt.patch(b)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			r, err := NewReader(bytes.NewReader(b))
+			if err == nil {
+				_, _, err = r.Next()
+			}
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrFileCorrupt) {
+				t.Errorf("err = %v, want a corrupt file", err)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+				t.Errorf("%d bytes allocated reading it", grew)
+			}
+		})
 	}
 }

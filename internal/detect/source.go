@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -213,9 +214,12 @@ func (r *Reader) Close() error {
 //     walker zeroes the snap length of interface descriptions (zero means
 //     "no limit", so buffers follow the captured lengths) and fails the read
 //     of any packet block whose captured length exceeds its block or
-//     maxSnapLen.
+//     maxSnapLen. It checks a block's first bytes before passing any of them
+//     on, and never passes on more than one block in a read: pcapgo reads
+//     through a buffer of its own, which would hand over the bytes of a
+//     failed read (and allocate for them) before the failure.
 type blockWalker struct {
-	r         io.Reader
+	r         *bufio.Reader
 	prefix    [24]byte // the block's first bytes: type, length, body start
 	off       uint64   // offset within the current block
 	length    uint64   // the current block's total length, once known
@@ -233,6 +237,20 @@ const (
 )
 
 func (w *blockWalker) Read(p []byte) (int, error) {
+	if w.off == 0 && !w.corrupt {
+		head, _ := w.r.Peek(len(w.prefix)) // shorter at the end: pcapgo meets it
+		probe := *w
+		probe.walk(slices.Clone(head))
+		w.corrupt, w.typ = probe.corrupt, probe.typ
+		if probe.off >= 12 {
+			p = p[:min(uint64(len(p)), probe.length)]
+		}
+	} else if w.off >= 12 {
+		p = p[:min(uint64(len(p)), w.length-w.off)]
+	}
+	if w.corrupt {
+		return 0, fmt.Errorf("pcapng block of type %#x has impossible lengths", w.typ)
+	}
 	n, err := w.r.Read(p)
 	w.walk(p[:n])
 	if w.corrupt {
@@ -274,7 +292,10 @@ func (w *blockWalker) walk(b []byte) {
 				w.typ = binary.BigEndian.Uint32(w.prefix[:4])
 			}
 			w.length = uint64(w.uint32At(4))
-			if w.length < 12 {
+			// pcapgo reads a block's fixed fields whatever its length says:
+			// from a shorter block, it would read the next one's bytes as a
+			// captured length.
+			if w.length < minBlockLength(w.typ) {
 				w.corrupt = true
 			}
 			if w.typ == blockSimplePacket && w.length > maxSnapLen+16 {
@@ -289,6 +310,20 @@ func (w *blockWalker) walk(b []byte) {
 			w.off = 0
 		}
 	}
+}
+
+// minBlockLength is the least total length of a pcapng block of type typ
+// that holds the fixed fields pcapgo reads from it.
+func minBlockLength(typ uint32) uint64 {
+	switch typ {
+	case blockEnhancedPacket, blockObsoletePacket:
+		return 32
+	case blockInterfaceDescription:
+		return 20
+	case blockSimplePacket:
+		return 16
+	}
+	return 12
 }
 
 // betweenBlocks reports whether everything read so far is whole blocks.
