@@ -222,7 +222,7 @@ device pages plot.
 				out.Warnings = append(out.Warnings, fmt.Sprintf("all %d packets went to the grace periods (--fm %d, --ad %d): nothing was scored, so the anomaly model could raise no alert; lower --fm and --ad or give a longer capture",
 					res.Packets, cmd.Int("fm"), cmd.Int("ad")))
 			}
-			if res.Packets > res.Trained && cmd.Float("threshold") <= 0 && math.IsInf(res.Threshold, 1) {
+			if res.Uncalibrated {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("the anomaly model could not be calibrated: the last half of its %d training packets (--ad) gave no finite score, so it raised no alert; train on more packets",
 					cmd.Int("ad")))
 			}
@@ -278,10 +278,8 @@ device pages plot.
 				}
 			}
 			if cmd.Bool("json") {
-				// JSON has no infinities: an uncalibrated threshold (the
-				// warning above) is left out, as is one an evaluation could
-				// not place.
-				zeroUnlessFinite(&res.Threshold)
+				// JSON has no infinities: a threshold an evaluation could
+				// not place (NaN scores above every benign one) is left out.
 				for _, ev := range []*detect.Evaluation{out.Evaluation, out.Smoothed} {
 					if ev != nil {
 						zeroUnlessFinite(&ev.Thresh01)

@@ -305,12 +305,6 @@ type Owner struct {
 	Reply bool
 }
 
-// noteChannel records in channels (made if nil) that p's channel was
-// heard at p.Time, and returns channels.
-func noteChannel(channels map[hostPair]channelState, p *Packet) map[hostPair]channelState {
-	return rememberChannel(channels, hostPair{p.Src, p.Dst}, channelState{last: p.Time})
-}
-
 // rememberChannel sets ch's state in channels (made if nil), which it
 // empties first when full (a flood of spoofed sources, as in the rules'
 // tables), and returns channels.

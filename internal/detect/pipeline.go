@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"time"
 
@@ -88,8 +89,11 @@ type ScoreResult struct {
 	// Times holds each packet's capture time in seconds since the epoch
 	// (with Anomaly or Rules); Time(i) gives it as a time.
 	Times []float64 `json:"-"`
-	// Threshold is the calibrated alert threshold (with Anomaly).
-	Threshold float64 `json:"threshold,omitempty"`
+	// Threshold is the calibrated alert threshold (with Anomaly), 0 when
+	// Uncalibrated: the model's calibration scores held no finite value (a
+	// model trained on too few packets), so the alerter never alerts.
+	Threshold    float64 `json:"threshold,omitempty"`
+	Uncalibrated bool    `json:"uncalibrated,omitempty"`
 	// Signals are what the rules and the anomaly alerter found.
 	Signals []alert.Signal `json:"-"`
 	// Model is the detector after the capture, to save.
@@ -475,7 +479,7 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 			// The alerter, made when scoring begins, must know the channels
 			// heard before, to tell one resuming after an idle gap from a
 			// new one.
-			ms.heard = noteChannel(ms.heard, p)
+			ms.heard = rememberChannel(ms.heard, hostPair{p.Src, p.Dst}, channelState{last: p.Time})
 		}
 	}
 	if !opts.Discard {
@@ -486,8 +490,15 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 		smoothed := 0.0
 		if phase == PhaseScoring {
 			if ms.alerter == nil {
-				res.Threshold = opts.Anomaly.CalibratedThreshold(kn.Calibration())
-				ms.alerter = NewAnomalyAlerter(*opts.Anomaly, res.Threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+				threshold := opts.Anomaly.CalibratedThreshold(kn.Calibration())
+				ms.alerter = NewAnomalyAlerter(*opts.Anomaly, threshold, kn.FeatureMap(), kn.EnsembleBaseline())
+				// +Inf, which JSON cannot carry to a report or a server, is
+				// said by Uncalibrated.
+				if math.IsInf(threshold, 1) {
+					res.Uncalibrated = true
+				} else {
+					res.Threshold = threshold
+				}
 				if ms.heard != nil {
 					ms.alerter.channels, ms.heard = ms.heard, nil
 				}
@@ -497,7 +508,7 @@ func (ms *modelStage) observe(b *batch, i, sigStart int, phase string, score flo
 			}
 			var o Owner
 			smoothed, o, sigs = ms.alerter.Observe(p, score, ensemble, sigs)
-			ms.summaries.observe(p.Time, o, smoothed, res.Threshold)
+			ms.summaries.observe(p.Time, o, smoothed, ms.alerter.Threshold())
 			if ms.alerter.Benign(score, smoothed) {
 				kn.Learn(b.x[i*NumFeatures : (i+1)*NumFeatures])
 			}

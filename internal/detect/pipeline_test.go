@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -197,5 +198,27 @@ func TestAPanickingFrameIsCountedAndKeptWithoutAddresses(t *testing.T) {
 	fs.inspect(syn, ci, &p, nil)
 	if fs.dec.Stats.Panicked != 1 || p.Src.Kind != AddrIPv4 {
 		t.Errorf("after a panic: panicked %d, packet %+v", fs.dec.Stats.Panicked, p)
+	}
+}
+
+// TestScoreCaptureSaysWhenTheModelIsUncalibrated: a model trained on one
+// packet scores NaN, so no threshold can be calibrated. The result says
+// so, and stays encodable as JSON (it goes to reports and, from a sensor,
+// to the server), where a +Inf or NaN threshold made encoding fail.
+func TestScoreCaptureSaysWhenTheModelIsUncalibrated(t *testing.T) {
+	r, err := OpenFile(datasetPath(t, "mirai2000.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := ScoreCapture(r, ScoreOptions{KitNET: KitNETConfig{FMGrace: 1000, ADGrace: 1}, Anomaly: &AnomalyConfig{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uncalibrated || res.Threshold != 0 || len(res.Signals) != 0 {
+		t.Errorf("uncalibrated %v, threshold %v, %d signals; want true, 0, none", res.Uncalibrated, res.Threshold, len(res.Signals))
+	}
+	if _, err := json.Marshal(res); err != nil {
+		t.Errorf("the result does not encode: %v", err)
 	}
 }
