@@ -211,8 +211,8 @@ device pages plot.
 					n, res.FirstPanic))
 			}
 			if d := res.Decode; d.UnknownLink > 0 {
-				out.Warnings = append(out.Warnings, fmt.Sprintf("%d frames are of a link type the decoder does not handle (the first is LINKTYPE %d, %v; docs/DETECTION.md lists those handled): they carry no addresses, so neither the rules nor the anomaly model could judge who sent them",
-					d.UnknownLink, uint8(d.UnknownLinkType), d.UnknownLinkType))
+				out.Warnings = append(out.Warnings, fmt.Sprintf("%d frames are of a link type the decoder does not handle (the first is %v; docs/DETECTION.md lists those handled): they carry no addresses, so neither the rules nor the anomaly model could judge who sent them",
+					d.UnknownLink, d.UnknownLinkType))
 			}
 			if res.StreamsShed > 0 {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("%d streams evicted to stay within %d tracked (a flood of new sources?); %d tracked at the end",

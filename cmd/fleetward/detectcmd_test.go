@@ -397,7 +397,7 @@ func TestDetectWarnsOfFramesOfAnUnknownLinkType(t *testing.T) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	want := "12 frames are of a link type the decoder does not handle (the first is LINKTYPE 105, 802.11;"
+	want := "12 frames are of a link type the decoder does not handle (the first is 802.11 (105);"
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], want) || !strings.Contains(res.Warnings[0], "carry no addresses") {
 		t.Errorf("warnings %q, want one starting %q", res.Warnings, want)
 	}

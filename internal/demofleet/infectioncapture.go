@@ -93,7 +93,7 @@ func (c *CaptureFrames) Next() ([]byte, gopacket.CaptureInfo, error) {
 }
 
 // LinkType is Ethernet.
-func (c *CaptureFrames) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+func (c *CaptureFrames) LinkType() detect.LinkType { return detect.LinkEthernet }
 
 // Frames builds the capture. Returns an error when a device has no IPv4
 // address or MAC address or Infected is out of range.

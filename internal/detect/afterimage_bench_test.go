@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 type capturedFrame struct {
@@ -16,7 +15,7 @@ type capturedFrame struct {
 	ci   gopacket.CaptureInfo
 }
 
-func loadFrames(b testing.TB, path string) ([]capturedFrame, layers.LinkType) {
+func loadFrames(b testing.TB, path string) ([]capturedFrame, LinkType) {
 	b.Helper()
 	r, err := OpenFile(path)
 	if err != nil {

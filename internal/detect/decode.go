@@ -101,7 +101,7 @@ type DecodeStats struct {
 	// UnknownLinkType is the link type of the first frame counted in
 	// UnknownLink, for the warning that names it (a capture rarely
 	// mixes several unsupported ones).
-	UnknownLinkType layers.LinkType `json:"unknown_link_type,omitempty"`
+	UnknownLinkType LinkType `json:"unknown_link_type,omitempty"`
 	// Panicked counts frames whose decoding or rules panicked, a bug: each
 	// was kept as a frame without addresses (ScoreResult.FirstPanic).
 	Panicked uint64 `json:"panicked,omitempty"`
@@ -129,13 +129,15 @@ type Decoder struct {
 	arp     layers.ARP
 	loop    layers.Loopback
 	sll     linuxSLL
+	sll2    linuxSLL2
 	ethP    *gopacket.DecodingLayerParser
 	raw4P   *gopacket.DecodingLayerParser
 	raw6P   *gopacket.DecodingLayerParser
 	loopP   *gopacket.DecodingLayerParser
 	sllP    *gopacket.DecodingLayerParser
+	sll2P   *gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
-	link    layers.LinkType
+	link    LinkType
 	payload [MaxPayloadPrefix]byte
 	// PayloadPrefix is how many bytes of each TCP or UDP payload to copy
 	// into Packet.Payload (at most MaxPayloadPrefix). 0, the default,
@@ -149,24 +151,24 @@ type Decoder struct {
 }
 
 // NewDecoder returns a Decoder for frames of the given link type: Ethernet,
-// raw IP (LinkTypeRaw, LinkTypeIPv4, LinkTypeIPv6), BSD loopback
-// (LinkTypeNull, LinkTypeLoop) and Linux cooked capture (LinkTypeLinuxSLL,
+// raw IP (LinkRaw, LinkIPv4, LinkIPv6), BSD loopback (LinkNull, LinkLoop)
+// and Linux cooked capture, both versions (LinkLinuxSLL and LinkLinuxSLL2,
 // what tcpdump -i any writes). Frames of other links are counted as
 // UnknownLink and keep only their time and length.
 //
-// A frame whose CaptureInfo.AncillaryData[0] is a layers.LinkType is
+// A frame whose CaptureInfo.AncillaryData[0] is a LinkType is
 // decoded as that link type instead: a pcapng Reader gives each frame its
 // interface's, and a file's interfaces may differ.
-func NewDecoder(link layers.LinkType) *Decoder {
+func NewDecoder(link LinkType) *Decoder {
 	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 12)}
-	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp, &d.loop, &d.sll}
+	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp, &d.loop, &d.sll, &d.sll2}
 	parser := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
 		p := gopacket.NewDecodingLayerParser(first, ls...)
 		p.IgnoreUnsupported = true
 		return p
 	}
 	d.ethP, d.raw4P, d.raw6P = parser(layers.LayerTypeEthernet), parser(layers.LayerTypeIPv4), parser(layers.LayerTypeIPv6)
-	d.loopP, d.sllP = parser(layers.LayerTypeLoopback), parser(layers.LayerTypeLinuxSLL)
+	d.loopP, d.sllP, d.sll2P = parser(layers.LayerTypeLoopback), parser(layers.LayerTypeLinuxSLL), parser(layerTypeLinuxSLL2)
 	return d
 }
 
@@ -181,30 +183,32 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 	}
 	link := d.link
 	if len(ci.AncillaryData) > 0 {
-		if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+		if l, ok := ci.AncillaryData[0].(LinkType); ok {
 			link = l
 		}
 	}
-	if !d.general && link == layers.LinkTypeEthernet && d.decodeFast(data, p) {
+	if !d.general && link == LinkEthernet && d.decodeFast(data, p) {
 		return
 	}
 	var parser *gopacket.DecodingLayerParser
 	switch link {
-	case layers.LinkTypeEthernet:
+	case LinkEthernet:
 		parser = d.ethP
-	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+	case LinkRaw, LinkIPv4, LinkIPv6:
 		// DecodingLayerParser starts from one fixed layer type; a raw link
 		// carries either version.
 		parser = d.raw4P
 		if len(data) > 0 && data[0]>>4 == 6 {
 			parser = d.raw6P
 		}
-	case layers.LinkTypeNull, layers.LinkTypeLoop:
+	case LinkNull, LinkLoop:
 		// gopacket's Loopback reads the address family in either byte
 		// order: host order (Null) or network order (Loop).
 		parser = d.loopP
-	case layers.LinkTypeLinuxSLL:
+	case LinkLinuxSLL:
 		parser = d.sllP
+	case LinkLinuxSLL2:
+		parser = d.sll2P
 	default:
 		if d.Stats.UnknownLink == 0 {
 			d.Stats.UnknownLinkType = link
@@ -232,6 +236,10 @@ layers:
 		case layers.LayerTypeLinuxSLL:
 			if d.sll.addrLen == 6 {
 				copy(p.SrcMAC[:], d.sll.addr[:6])
+			}
+		case layerTypeLinuxSLL2:
+			if d.sll2.addrLen == 6 {
+				copy(p.SrcMAC[:], d.sll2.addr[:6])
 			}
 		case layers.LayerTypeDot1Q:
 			d.Stats.VLANTagged++
@@ -436,6 +444,36 @@ func (s *linuxSLL) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) erro
 	copy(s.addr[:], data[6:14])
 	s.protocol = layers.EthernetType(binary.BigEndian.Uint16(data[14:16]))
 	s.BaseLayer = layers.BaseLayer{Contents: data[:16], Payload: data[16:]}
+	return nil
+}
+
+// linuxSLL2 decodes the 20-byte header of a Linux cooked capture v2
+// (LINKTYPE_LINUX_SLL2, what tcpdump 4.99 and later write for -i any): the
+// protocol, 2 reserved bytes, the interface index, the ARPHRD type, the
+// packet type, the address length and 8 bytes of the sender's address.
+type linuxSLL2 struct {
+	layers.BaseLayer
+	addrLen  uint8
+	addr     [8]byte
+	protocol layers.EthernetType
+}
+
+// layerTypeLinuxSLL2 names linuxSLL2 to a DecodingLayerParser; gopacket
+// has no such layer. It is decoded only that way, so it needs no Decoder.
+var layerTypeLinuxSLL2 = gopacket.RegisterLayerType(12276, gopacket.LayerTypeMetadata{Name: "LinuxSLL2"})
+
+func (s *linuxSLL2) CanDecode() gopacket.LayerClass    { return layerTypeLinuxSLL2 }
+func (s *linuxSLL2) NextLayerType() gopacket.LayerType { return s.protocol.LayerType() }
+
+func (s *linuxSLL2) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		df.SetTruncated()
+		return errors.New("linux cooked capture v2 header cut short")
+	}
+	s.protocol = layers.EthernetType(binary.BigEndian.Uint16(data[0:2]))
+	s.addrLen = data[11]
+	copy(s.addr[:], data[12:20])
+	s.BaseLayer = layers.BaseLayer{Contents: data[:20], Payload: data[20:]}
 	return nil
 }
 

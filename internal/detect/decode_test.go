@@ -66,7 +66,7 @@ func ip4(proto layers.IPProtocol) *layers.IPv4 {
 
 func decodeOne(t *testing.T, data []byte, wire int) (Packet, DecodeStats) {
 	t.Helper()
-	d := NewDecoder(layers.LinkTypeEthernet)
+	d := NewDecoder(LinkEthernet)
 	var p Packet
 	ci := gopacket.CaptureInfo{Timestamp: time.Unix(1500000000, 250000000), CaptureLength: len(data), Length: wire}
 	d.Decode(data, ci, &p)
@@ -189,20 +189,21 @@ func writeCapture(t testing.TB, ng bool, frames ...[]byte) []byte {
 	t.Helper()
 	lfs := make([]linkFrame, len(frames))
 	for i, f := range frames {
-		lfs[i] = linkFrame{layers.LinkTypeEthernet, f}
+		lfs[i] = linkFrame{LinkEthernet, f}
 	}
 	return writeLinkCapture(t, ng, lfs...)
 }
 
 // A linkFrame is a frame and the link type it was captured on.
 type linkFrame struct {
-	link layers.LinkType
+	link LinkType
 	data []byte
 }
 
 // writeLinkCapture writes frames into a pcap file image, whose one link type
 // is the first frame's, or a pcapng one with an interface for each link type
-// in the order they first appear.
+// in the order they first appear. pcapgo writes one byte of a link type;
+// the image is given all 16 bits afterwards.
 func writeLinkCapture(t testing.TB, ng bool, frames ...linkFrame) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -212,17 +213,21 @@ func writeLinkCapture(t testing.TB, ng bool, frames ...linkFrame) []byte {
 	}
 	if ng {
 		var w *pcapgo.NgWriter
-		ifaces := map[layers.LinkType]int{}
+		ifaces := map[LinkType]int{}
+		var links []LinkType
 		for i, f := range frames {
 			id, ok := ifaces[f.link]
 			var err error
+			intf := pcapgo.NgInterface{LinkType: layers.LinkType(f.link), SnapLength: 65535}
 			switch {
 			case w == nil:
-				w, err = pcapgo.NewNgWriterInterface(&buf, pcapgo.NgInterface{LinkType: f.link, SnapLength: 65535}, pcapgo.DefaultNgWriterOptions)
-				ifaces[f.link] = 0
+				w, err = pcapgo.NewNgWriterInterface(&buf, intf, pcapgo.DefaultNgWriterOptions)
 			case !ok:
-				id, err = w.AddInterface(pcapgo.NgInterface{LinkType: f.link, SnapLength: 65535})
+				id, err = w.AddInterface(intf)
+			}
+			if !ok {
 				ifaces[f.link] = id
+				links = append(links, f.link)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -239,14 +244,14 @@ func writeLinkCapture(t testing.TB, ng bool, frames ...linkFrame) []byte {
 		if err := w.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		return buf.Bytes()
+		return setInterfaceLinks(buf.Bytes(), links)
 	}
 	w := pcapgo.NewWriter(&buf)
-	link := layers.LinkTypeEthernet
+	link := LinkEthernet
 	if len(frames) > 0 {
 		link = frames[0].link
 	}
-	if err := w.WriteFileHeader(65535, link); err != nil {
+	if err := w.WriteFileHeader(65535, layers.LinkType(link)); err != nil {
 		t.Fatal(err)
 	}
 	for i, f := range frames {
@@ -257,7 +262,21 @@ func writeLinkCapture(t testing.TB, ng bool, frames ...linkFrame) []byte {
 			t.Fatal(err)
 		}
 	}
-	return buf.Bytes()
+	image := buf.Bytes()
+	binary.LittleEndian.PutUint32(image[20:], uint32(link))
+	return image
+}
+
+// setInterfaceLinks gives the interface descriptions of a little-endian
+// pcapng image the link types links, in order.
+func setInterfaceLinks(image []byte, links []LinkType) []byte {
+	for off := 0; off+12 <= len(image) && len(links) > 0; off += int(binary.LittleEndian.Uint32(image[off+4:])) {
+		if binary.LittleEndian.Uint32(image[off:]) == blockInterfaceDescription {
+			binary.LittleEndian.PutUint16(image[off+8:], uint16(links[0]))
+			links = links[1:]
+		}
+	}
+	return image
 }
 
 // decodeCapture reads every frame of a capture file image and decodes it
@@ -294,9 +313,9 @@ func TestReaderKeepsEveryInterfaceOfAMixedPcapng(t *testing.T) {
 	wifi := bytes.Repeat([]byte{0x80}, 40) // 802.11, which the decoder does not handle
 	var frames []linkFrame
 	for range 30 {
-		frames = append(frames, linkFrame{layers.LinkTypeEthernet, ethUDP}, linkFrame{layers.LinkTypeRaw, rawTCP})
+		frames = append(frames, linkFrame{LinkEthernet, ethUDP}, linkFrame{LinkRaw, rawTCP})
 	}
-	frames = append(frames, linkFrame{layers.LinkTypeIEEE802_11, wifi})
+	frames = append(frames, linkFrame{LinkType(layers.LinkTypeIEEE802_11), wifi})
 	pkts, stats := decodeCapture(t, writeLinkCapture(t, true, frames...))
 	if len(pkts) != 61 {
 		t.Fatalf("read %d packets, want all 61 of the three interfaces", len(pkts))
@@ -310,8 +329,44 @@ func TestReaderKeepsEveryInterfaceOfAMixedPcapng(t *testing.T) {
 			t.Fatalf("raw IP packet %d decoded as %+v", i+1, r)
 		}
 	}
-	if stats.UnknownLink != 1 || stats.UnknownLinkType != layers.LinkTypeIEEE802_11 || stats.Malformed != 0 || stats.NonIP != 0 {
+	if stats.UnknownLink != 1 || stats.UnknownLinkType != LinkType(layers.LinkTypeIEEE802_11) || stats.Malformed != 0 || stats.NonIP != 0 {
 		t.Errorf("stats %+v, want the one 802.11 frame counted as an unknown link", stats)
+	}
+}
+
+// Link types are 16 bits: one read as its low byte would decode
+// LINUX_SLL2 (276) frames as 20's, and 257's and 256's as Ethernet and
+// Null. Each is taken whole, from a pcap header and from each pcapng
+// interface description.
+func TestReaderReadsLinkTypesAboveAByte(t *testing.T) {
+	ethTCP := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 40000, DstPort: 23, SYN: true})
+	sll2 := append([]byte{0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6}, macA...)
+	sll2 = append(append(sll2, 0, 0), ethTCP[14:]...)
+	for _, link := range []LinkType{256, 257, 1025} {
+		for _, ng := range []bool{false, true} {
+			pkts, stats := decodeCapture(t, writeLinkCapture(t, ng, linkFrame{link, ethTCP}))
+			if len(pkts) != 1 || pkts[0].Src != (Host{}) || stats.UnknownLink != 1 || stats.UnknownLinkType != link {
+				t.Errorf("link type %d (pcapng %v): %+v, stats %+v; want one frame of an unknown link, no addresses", link, ng, pkts, stats)
+			}
+		}
+	}
+	pkts, stats := decodeCapture(t, writeLinkCapture(t, true, linkFrame{LinkEthernet, ethTCP}, linkFrame{LinkLinuxSLL2, sll2}, linkFrame{257, ethTCP}, linkFrame{LinkLinuxSLL2, sll2}))
+	if len(pkts) != 4 || stats.UnknownLink != 1 || stats.UnknownLinkType != 257 || stats.Malformed != 0 {
+		t.Fatalf("%d packets, stats %+v; want 4, one of link type 257 unknown", len(pkts), stats)
+	}
+	for _, i := range []int{0, 1, 3} {
+		if p := pkts[i]; p.Src != hostIPv4(ipA) || p.DstPort != 23 || p.SrcMAC[5] != macA[5] {
+			t.Errorf("packet %d decoded as %+v", i, p)
+		}
+	}
+	if pkts[2].Src != (Host{}) {
+		t.Errorf("the frame of link type 257 decoded as %+v, as if it were Ethernet", pkts[2])
+	}
+	if got := LinkLinuxSLL2.String(); got != "LINUX_SLL2 (276)" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := LinkType(1025).String(); got != "LINKTYPE 1025" {
+		t.Errorf("String() = %q", got)
 	}
 }
 
@@ -339,44 +394,59 @@ func TestDecoderReadsLoopbackAndLinuxCookedCaptures(t *testing.T) {
 		h = append(h, 0, 0)
 		return binary.BigEndian.AppendUint16(h, uint16(protocol))
 	}
+	// sll2 is the same as a Linux cooked v2 header, the protocol first and
+	// the address last (interface index 3).
+	sll2 := func(addrLen int, protocol layers.EthernetType) gopacket.Payload {
+		h := binary.BigEndian.AppendUint16(nil, uint16(protocol))
+		h = append(h, 0, 0, 0, 0, 0, 3, 0, 1, 4, byte(addrLen))
+		return append(append(h, macA...), 0, 0)
+	}
 	with := func(header []byte, ls []gopacket.SerializableLayer) []byte {
 		return frame(t, append([]gopacket.SerializableLayer{gopacket.Payload(header)}, ls...)...)
 	}
 	tests := []struct {
 		name string
-		link layers.LinkType
+		link LinkType
 		data []byte
 		want Packet
 	}{
-		{"a Null frame with a little-endian family carries IPv4", layers.LinkTypeNull, with([]byte{2, 0, 0, 0}, tcp()),
+		{"a Null frame with a little-endian family carries IPv4", LinkNull, with([]byte{2, 0, 0, 0}, tcp()),
 			Packet{Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
-		{"a Null frame with a big-endian BSD IPv6 family carries IPv6", layers.LinkTypeNull, with([]byte{0, 0, 0, 24}, udp6()),
+		{"a Null frame with a big-endian BSD IPv6 family carries IPv6", LinkNull, with([]byte{0, 0, 0, 24}, udp6()),
 			Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547}},
-		{"a Loop frame's family is in network order", layers.LinkTypeLoop, with([]byte{0, 0, 0, 2}, tcp()),
+		{"a Loop frame's family is in network order", LinkLoop, with([]byte{0, 0, 0, 2}, tcp()),
 			Packet{Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
-		{"a cooked IPv4 frame gives its source MAC", layers.LinkTypeLinuxSLL, with(sll(6, layers.EthernetTypeIPv4), tcp()),
+		{"a cooked IPv4 frame gives its source MAC", LinkLinuxSLL, with(sll(6, layers.EthernetTypeIPv4), tcp()),
 			Packet{SrcMAC: macAKey, Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
-		{"a cooked IPv6 frame without a link address has no MAC", layers.LinkTypeLinuxSLL, with(sll(0, layers.EthernetTypeIPv6), udp6()),
+		{"a cooked IPv6 frame without a link address has no MAC", LinkLinuxSLL, with(sll(0, layers.EthernetTypeIPv6), udp6()),
 			Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547}},
-		{"a cooked ARP frame takes its hosts from the protocol addresses", layers.LinkTypeLinuxSLL, with(sll(6, layers.EthernetTypeARP), arp()),
+		{"a cooked ARP frame takes its hosts from the protocol addresses", LinkLinuxSLL, with(sll(6, layers.EthernetTypeARP), arp()),
+			Packet{SrcMAC: macAKey, Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortARP}},
+		{"a cooked v2 IPv4 frame gives its source MAC", LinkLinuxSLL2, with(sll2(6, layers.EthernetTypeIPv4), tcp()),
+			Packet{SrcMAC: macAKey, Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortNumber, SrcPort: 40000, DstPort: 23}},
+		{"a cooked v2 IPv6 frame without a link address has no MAC", LinkLinuxSLL2, with(sll2(0, layers.EthernetTypeIPv6), udp6()),
+			Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547}},
+		{"a cooked v2 ARP frame takes its hosts from the protocol addresses", LinkLinuxSLL2, with(sll2(6, layers.EthernetTypeARP), arp()),
 			Packet{SrcMAC: macAKey, Src: hostIPv4(ipA), Dst: hostIPv4(ipB), Ports: PortARP}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			pkts, stats := decodeCapture(t, writeLinkCapture(t, false, linkFrame{tt.link, tt.data}))
-			if len(pkts) != 1 {
-				t.Fatalf("%d packets", len(pkts))
-			}
-			got := pkts[0]
-			tt.want.Time, tt.want.Length = 1500000000, len(tt.data)
-			got.Proto, got.TCPFlags, got.Payload = 0, 0, nil
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
-			}
-			if stats.UnknownLink != 0 || stats.Malformed != 0 || stats.NonIP != 0 {
-				t.Errorf("stats %+v", stats)
-			}
-		})
+		for _, ng := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, pcapng %v", tt.name, ng), func(t *testing.T) {
+				pkts, stats := decodeCapture(t, writeLinkCapture(t, ng, linkFrame{tt.link, tt.data}))
+				if len(pkts) != 1 {
+					t.Fatalf("%d packets", len(pkts))
+				}
+				got := pkts[0]
+				tt.want.Time, tt.want.Length = 1500000000, len(tt.data)
+				got.Proto, got.TCPFlags, got.Payload = 0, 0, nil
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
+				}
+				if stats.UnknownLink != 0 || stats.Malformed != 0 || stats.NonIP != 0 {
+					t.Errorf("stats %+v", stats)
+				}
+			})
+		}
 	}
 }
 
@@ -438,7 +508,7 @@ func FuzzDecodeCapture(f *testing.F) {
 	f.Add(writeCapture(f, false, tcp, arp, tcp[:30]))
 	f.Add(writeCapture(f, true, tcp, arp))
 	raw := frame(f, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
-	f.Add(writeLinkCapture(f, true, linkFrame{layers.LinkTypeEthernet, tcp}, linkFrame{layers.LinkTypeRaw, raw}, linkFrame{layers.LinkTypeLinuxSLL, raw}))
+	f.Add(writeLinkCapture(f, true, linkFrame{LinkEthernet, tcp}, linkFrame{LinkRaw, raw}, linkFrame{LinkLinuxSLL, raw}, linkFrame{LinkLinuxSLL2, raw}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -479,7 +549,9 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(frame(f, gopacket.Payload{0, 0, 0, 30}, &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B}, &layers.UDP{SrcPort: 1, DstPort: 2}), uint8(3))
 	f.Add(frame(f, gopacket.Payload{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0x0a, 0, 0, 0x08, 0x00}, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 68, DstPort: 67}), uint8(4))
 	f.Add([]byte{0, 0, 0, 1, 0xff, 0xff, 2, 0, 0, 0, 0, 0x0a, 0, 0, 0x08, 0x06, 0}, uint8(4)) // a cooked header claiming a 65535-byte address
-	links := []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeNull, layers.LinkTypeLoop, layers.LinkTypeLinuxSLL, layers.LinkTypeIEEE802_11}
+	f.Add(frame(f, gopacket.Payload{0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0x0a, 0, 0}, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 68, DstPort: 67}), uint8(6))
+	f.Add([]byte{0x08, 0x06, 0, 0, 0, 0, 0, 2, 0, 1, 0, 0xff, 2, 0, 0, 0, 0, 0x0a, 0, 0, 0}, uint8(6)) // a cooked v2 header claiming a 255-byte address
+	links := []LinkType{LinkEthernet, LinkRaw, LinkNull, LinkLoop, LinkLinuxSLL, LinkType(layers.LinkTypeIEEE802_11), LinkLinuxSLL2}
 	f.Fuzz(func(t *testing.T, data []byte, link uint8) {
 		d := NewDecoder(links[int(link)%len(links)])
 		d.PayloadPrefix = MaxPayloadPrefix

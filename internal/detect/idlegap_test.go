@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket/layers"
 )
 
 // quietSplice is the Mirai splice with a quiet period cut into its benign
@@ -31,7 +29,7 @@ func withNetworkQuiet(frames []capturedFrame, labels []bool, at int, gap time.Du
 // withDeviceQuiet drops every frame from or to host, by address or by its
 // MAC address, between from and from+gap: one device is switched off for
 // gap (for the gateway, with it the traffic it routes).
-func withDeviceQuiet(t *testing.T, frames []capturedFrame, link layers.LinkType, labels []bool, host string, from time.Time, gap time.Duration) ([]capturedFrame, []bool) {
+func withDeviceQuiet(t *testing.T, frames []capturedFrame, link LinkType, labels []bool, host string, from time.Time, gap time.Duration) ([]capturedFrame, []bool) {
 	t.Helper()
 	addr := netip.MustParseAddr(host).As4()
 	var h Host

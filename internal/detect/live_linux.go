@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +44,7 @@ type LiveCapture struct {
 	// link is what the interface carried when the capture was opened. The
 	// caller built its decoder for it, so a reopen that finds the interface
 	// carrying something else fails, and is retried.
-	link layers.LinkType
+	link LinkType
 	mu   sync.Mutex
 	// fd and reader are changed with mu held, and never while reading.
 	fd     int
@@ -157,7 +156,7 @@ type packetSocket struct {
 	fd       int
 	reader   frameReader
 	ringErr  error // why reader is not a ring
-	link     layers.LinkType
+	link     LinkType
 	loopback bool
 }
 
@@ -188,7 +187,7 @@ func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 	// elsewhere SOCK_RAW keeps the Ethernet header, whose MAC addresses the
 	// features use.
 	sockType := unix.SOCK_RAW
-	if link == layers.LinkTypeRaw {
+	if link == LinkRaw {
 		sockType = unix.SOCK_DGRAM
 	}
 	fd, err := newPacketSocket(name, sockType)
@@ -275,13 +274,13 @@ func hardwareType(name string) (uint16, error) {
 // captureLinkType returns the link type of the frames captured on the
 // interface name, of hardware type hw, or an error naming both when the
 // Decoder cannot read them.
-func captureLinkType(name string, hw uint16) (layers.LinkType, error) {
+func captureLinkType(name string, hw uint16) (LinkType, error) {
 	switch hw {
 	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
 		// Linux gives loopback frames an Ethernet header of zero addresses.
-		return layers.LinkTypeEthernet, nil
+		return LinkEthernet, nil
 	case unix.ARPHRD_NONE, unix.ARPHRD_PPP, unix.ARPHRD_RAWIP:
-		return layers.LinkTypeRaw, nil
+		return LinkRaw, nil
 	}
 	kind := ""
 	if n, ok := hardwareTypeNames[hw]; ok {
@@ -310,10 +309,10 @@ var hardwareTypeNames = map[uint16]string{
 }
 
 // LinkType is the link type of the frames Next returns, fixed when the
-// capture is opened: layers.LinkTypeEthernet on Ethernet and loopback
-// interfaces, layers.LinkTypeRaw (an IPv4 or IPv6 packet without a link
+// capture is opened: LinkEthernet on Ethernet and loopback interfaces,
+// LinkRaw (an IPv4 or IPv6 packet without a link
 // header) on tun, WireGuard, PPP and raw-IP interfaces.
-func (c *LiveCapture) LinkType() layers.LinkType { return c.link }
+func (c *LiveCapture) LinkType() LinkType { return c.link }
 
 // Errors is the number of receive failures so far; Reopens the number of
 // times the interface was opened again after one.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -132,6 +133,78 @@ func TestLiveCaptureOnAVeth(t *testing.T) {
 	if !v.captured(t, lc, 5*time.Second) {
 		t.Fatal("no datagram to 10.200.77.2:9999 captured on the veth within 5 s")
 	}
+}
+
+// TestReaderReadsTcpdumpAnyCaptures has tcpdump capture on the "any"
+// device of a namespace, in both Linux cooked formats, while datagrams
+// arrive over a veth: both files decode, and the datagrams carry their
+// addresses, ports and the sender's MAC. (tcpdump 4.99 writes pcap only;
+// the pcapng interface descriptions are TestReaderReadsLinkTypesAboveAByte's.)
+func TestReaderReadsTcpdumpAnyCaptures(t *testing.T) {
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tcpdump is required under CI (scripts/test.sh installs it)")
+		}
+		t.Skip("no tcpdump")
+	}
+	v := newVeth(t)
+	hostIf, err := net.InterfaceByName(v.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.sendUDP(t)
+	for _, c := range []struct {
+		link LinkType
+		dlt  string
+	}{{LinkLinuxSLL2, "LINUX_SLL2"}, {LinkLinuxSLL, "LINUX_SLL"}} {
+		path := filepath.Join(t.TempDir(), "any.pcap")
+		cmd := exec.Command(v.ipTool, "netns", "exec", v.ns, tcpdump, "-i", "any", "-y", c.dlt, "-U", "-c", "5", "-w", path, "udp port 9999")
+		if out, err := runWithin(cmd, 10*time.Second); err != nil {
+			t.Fatalf("tcpdump %s: %v: %s", c.dlt, err, out)
+		}
+		r, err := OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.LinkType() != c.link {
+			t.Errorf("%s: LinkType() = %v", c.dlt, r.LinkType())
+		}
+		dec := NewDecoder(r.LinkType())
+		var p Packet
+		n := 0
+		for {
+			data, ci, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec.Decode(data, ci, &p)
+			if hostString(p.Src) != "10.200.77.1" || hostString(p.Dst) != "10.200.77.2" || p.DstPort != 9999 || !bytes.Equal(p.SrcMAC[:], hostIf.HardwareAddr) {
+				t.Errorf("%s: frame decoded as %+v; want 10.200.77.1 to 10.200.77.2:9999 from %v", c.dlt, p, hostIf.HardwareAddr)
+			}
+			n++
+		}
+		r.Close()
+		if n != 5 || dec.Stats.UnknownLink != 0 || dec.Stats.Malformed != 0 {
+			t.Errorf("%s: %d frames, stats %+v; want 5 decoded", c.dlt, n, dec.Stats)
+		}
+	}
+}
+
+// runWithin runs cmd, killing it if it has not finished within d.
+func runWithin(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	return out.Bytes(), err
 }
 
 // TestLiveCaptureSurvivesTheInterfaceGoingAway takes the captured veth
@@ -401,8 +474,8 @@ func testTun(t *testing.T, opts LiveOptions) {
 		return err
 	})
 	t.Cleanup(func() { conn.Close() })
-	if lc.LinkType() != layers.LinkTypeRaw {
-		t.Fatalf("LinkType() = %v on a tun; want %v", lc.LinkType(), layers.LinkTypeRaw)
+	if lc.LinkType() != LinkRaw {
+		t.Fatalf("LinkType() = %v on a tun; want %v", lc.LinkType(), LinkRaw)
 	}
 
 	payload := gopacket.Payload("fleetward-tun-test")
@@ -514,7 +587,7 @@ func TestLiveCaptureReopensOnlyTheSameLinkType(t *testing.T) {
 	removeTun()
 	r.waitFor(t, "error when the tun was removed", 5*time.Second, func() bool { return r.lc.Errors() > 0 })
 	_, removeTap := n.tunUp(t, name, unix.IFF_TAP)
-	r.waitFor(t, "refusal of the tap", 10*time.Second, heard("capture on "+name+": the interface now carries Ethernet frames, not the Raw frames"))
+	r.waitFor(t, "refusal of the tap", 10*time.Second, heard("capture on "+name+": the interface now carries Ethernet (1) frames, not the RAW (101) frames"))
 	if r.lc.Reopens() != 0 {
 		t.Errorf("%d reopens on a tap after a tun", r.lc.Reopens())
 	}
@@ -527,14 +600,14 @@ func TestLiveCaptureLinkTypeOfEachHardwareType(t *testing.T) {
 	tests := []struct {
 		name    string
 		hw      uint16
-		want    layers.LinkType
+		want    LinkType
 		wantErr string
 	}{
-		{"Ethernet gives Ethernet frames", unix.ARPHRD_ETHER, layers.LinkTypeEthernet, ""},
-		{"loopback gives Ethernet frames", unix.ARPHRD_LOOPBACK, layers.LinkTypeEthernet, ""},
-		{"a tun or WireGuard interface gives IP packets", unix.ARPHRD_NONE, layers.LinkTypeRaw, ""},
-		{"PPP gives IP packets", unix.ARPHRD_PPP, layers.LinkTypeRaw, ""},
-		{"a raw-IP modem gives IP packets", unix.ARPHRD_RAWIP, layers.LinkTypeRaw, ""},
+		{"Ethernet gives Ethernet frames", unix.ARPHRD_ETHER, LinkEthernet, ""},
+		{"loopback gives Ethernet frames", unix.ARPHRD_LOOPBACK, LinkEthernet, ""},
+		{"a tun or WireGuard interface gives IP packets", unix.ARPHRD_NONE, LinkRaw, ""},
+		{"PPP gives IP packets", unix.ARPHRD_PPP, LinkRaw, ""},
+		{"a raw-IP modem gives IP packets", unix.ARPHRD_RAWIP, LinkRaw, ""},
 		{"an IP-in-IP tunnel is refused by name", unix.ARPHRD_TUNNEL, 0, "capture on if0: link type 768 (ARPHRD_TUNNEL) is not supported; Ethernet, loopback and raw-IP"},
 		{"an unknown type is refused by number", 4242, 0, "capture on if0: link type 4242 is not supported"},
 	}

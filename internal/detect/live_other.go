@@ -30,7 +30,7 @@ func (c *LiveCapture) Mode() string     { return "" }
 func (c *LiveCapture) RingError() error { return nil }
 
 // LinkType is Ethernet.
-func (c *LiveCapture) LinkType() layers.LinkType { return layers.LinkTypeEthernet }
+func (c *LiveCapture) LinkType() LinkType { return LinkEthernet }
 
 // Next always fails.
 func (c *LiveCapture) Next() ([]byte, gopacket.CaptureInfo, error) {

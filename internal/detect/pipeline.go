@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 
 	"github.com/fleetward/fleetward/internal/alert"
 )
@@ -133,7 +132,7 @@ type PhaseTime struct {
 // a live interface (LiveCapture). Next returns io.EOF at the end.
 type PacketSource interface {
 	Next() ([]byte, gopacket.CaptureInfo, error)
-	LinkType() layers.LinkType
+	LinkType() LinkType
 }
 
 // ScoreCapture runs every packet of r through the decoder, AfterImage and

@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // memorySource replays frames held in memory, so that a benchmark measures
 // the detector and not the disk.
 type memorySource struct {
 	frames []capturedFrame
-	link   layers.LinkType
+	link   LinkType
 	next   int
 }
 
@@ -27,7 +26,7 @@ func (m *memorySource) Next() ([]byte, gopacket.CaptureInfo, error) {
 	return f.data, f.ci, nil
 }
 
-func (m *memorySource) LinkType() layers.LinkType { return m.link }
+func (m *memorySource) LinkType() LinkType { return m.link }
 
 // BenchmarkScoreCapture runs the whole detector (decode, AfterImage,
 // KitNET training and scoring, rules, anomaly alerts) over the Mirai splice

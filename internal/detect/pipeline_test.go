@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 
 	"github.com/fleetward/fleetward/internal/alert"
 )
@@ -176,7 +175,7 @@ func TestContinuedLearningKeepsDetecting(t *testing.T) {
 // A panic in the decoder or the rules costs one frame, not the sensor: the
 // frame is kept without addresses, counted, and its signals dropped.
 func TestAPanickingFrameIsCountedAndKeptWithoutAddresses(t *testing.T) {
-	fs := newFeatureStage(&memorySource{link: layers.LinkTypeEthernet}, ScoreOptions{Rules: &Rules{}}, false)
+	fs := newFeatureStage(&memorySource{link: LinkEthernet}, ScoreOptions{Rules: &Rules{}}, false)
 	fs.rules = &RuleDetector{r: DefaultRules} // no tables: the first SYN writes to a nil map
 	at := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	syn := tcpFrame(t, botIP, victimIP, 40000, 23, "S", nil)

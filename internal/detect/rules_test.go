@@ -477,7 +477,7 @@ func TestRulesStateIsBounded(t *testing.T) {
 
 func TestDecodingWithPayloadsDoesNotAllocate(t *testing.T) {
 	f := tcpFrame(t, botIP, victimIP, 40000, 23, "PA", bytes.Repeat([]byte("x"), 600))
-	dec := NewDecoder(layers.LinkTypeEthernet)
+	dec := NewDecoder(LinkEthernet)
 	dec.PayloadPrefix = MaxPayloadPrefix
 	ci := gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(f), Length: len(f)}
 	var p Packet

@@ -22,10 +22,10 @@ import (
 // valid; a Reader stops at the first corrupt record.
 var ErrFileCorrupt = errors.New("capture file corrupt or truncated")
 
-// packetReader is what pcapgo's pcap and pcapng readers have in common.
+// packetReader is what pcapgo's pcap and pcapng readers have in common
+// that a Reader uses.
 type packetReader interface {
 	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-	LinkType() layers.LinkType
 }
 
 // A Reader reads packets from a pcap or pcapng capture, told apart by the
@@ -35,6 +35,8 @@ type Reader struct {
 	ng     *pcapgo.NgReader // pcapng only
 	closer io.Closer
 	blocks *blockWalker // pcapng only
+	link   LinkType     // pcap only: pcapgo's keeps one byte of it
+	ancil  [1]any       // the AncillaryData of the frame Next returned
 	broken error        // set once pcapgo has panicked: its state is lost
 	size   int64        // of the file, 0 if unknown
 	// good is where the last record read whole ends, in a pcap file.
@@ -96,7 +98,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		if err != nil {
 			return nil, apperr.InvalidField("capture", "pcap header: %v", err)
 		}
-		return &Reader{r: p, Format: "pcap", good: int64(len(hdr))}, nil
+		return &Reader{r: p, Format: "pcap", good: int64(len(hdr)), link: linkTypeField(order.Uint32(hdr[20:]))}, nil
 	default:
 		return nil, apperr.InvalidField("capture", "unknown magic number %#08x: not a pcap or pcapng file", le)
 	}
@@ -134,20 +136,35 @@ const maxPacketsHint = 1 << 22
 // interfaces may each have their own, and each frame names its
 // interface's (Next); LinkType is then the first interface's, or Ethernet
 // before any interface has been read.
-func (r *Reader) LinkType() layers.LinkType {
+func (r *Reader) LinkType() LinkType {
 	if r.ng == nil {
-		return r.r.LinkType()
+		return r.link
 	}
-	if first, err := r.ng.Interface(0); err == nil {
-		return first.LinkType
+	if _, err := r.ng.Interface(0); err == nil {
+		return r.interfaceLink(0, nil)
 	}
-	return layers.LinkTypeEthernet
+	return LinkEthernet
+}
+
+// interfaceLink is the link type of the pcapng interface i, as its
+// description gives it (the walker's), unless pcapgo's record of it
+// (got, one byte; nil to ask pcapgo) disagrees in the byte they share.
+func (r *Reader) interfaceLink(i int, got any) LinkType {
+	short, ok := got.(layers.LinkType)
+	if got == nil {
+		intf, err := r.ng.Interface(i)
+		short, ok = intf.LinkType, err == nil
+	}
+	if links := r.blocks.links; i < len(links) && (!ok || uint8(links[i]) == uint8(short)) {
+		return links[i]
+	}
+	return LinkType(short)
 }
 
 // Next returns the next packet's bytes, valid until the following call, and
 // its capture info. In a pcapng file the capture info's AncillaryData[0]
-// is the link type of the packet's interface (a layers.LinkType, which a
-// Decoder follows), also valid until the following call. It returns io.EOF
+// is the link type of the packet's interface (a LinkType, which a Decoder
+// follows), also valid until the following call. It returns io.EOF
 // at a clean end of file and an error wrapping ErrFileCorrupt when the file
 // is truncated or corrupt.
 func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
@@ -175,6 +192,10 @@ func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
 		return nil, ci, fmt.Errorf("%w%s: %v", ErrFileCorrupt, r.where(), err)
 	}
 	r.good += 16 + int64(len(data)) // a pcap record header and its bytes
+	if r.ng != nil && len(ci.AncillaryData) > 0 {
+		r.ancil[0] = r.interfaceLink(ci.InterfaceIndex, ci.AncillaryData[0])
+		ci.AncillaryData = r.ancil[:]
+	}
 	if ci.Length < len(data) {
 		// A wire length below the captured length is corrupt; the captured
 		// bytes are the better lower bound.
@@ -218,6 +239,11 @@ func (r *Reader) Close() error {
 //     on, and never passes on more than one block in a read: pcapgo reads
 //     through a buffer of its own, which would hand over the bytes of a
 //     failed read (and allocate for them) before the failure.
+//
+// It also keeps the link types of the section's interfaces, all 16 bits
+// of them (pcapgo keeps one byte). Passing on one block at a time, it has
+// seen a packet's interface description by the time pcapgo returns the
+// packet, and no description after it.
 type blockWalker struct {
 	r         *bufio.Reader
 	prefix    [24]byte // the block's first bytes: type, length, body start
@@ -226,6 +252,8 @@ type blockWalker struct {
 	typ       uint32
 	bigEndian bool
 	corrupt   bool
+	probing   bool       // walking a copy of bytes not yet passed on
+	links     []LinkType // of the current section's interfaces, in order
 }
 
 // pcapng block types the walker looks into.
@@ -240,6 +268,7 @@ func (w *blockWalker) Read(p []byte) (int, error) {
 	if w.off == 0 && !w.corrupt {
 		head, _ := w.r.Peek(len(w.prefix)) // shorter at the end: pcapgo meets it
 		probe := *w
+		probe.probing = true
 		probe.walk(slices.Clone(head))
 		w.corrupt, w.typ = probe.corrupt, probe.typ
 		if probe.off >= 12 {
@@ -292,6 +321,17 @@ func (w *blockWalker) walk(b []byte) {
 				w.typ = binary.BigEndian.Uint32(w.prefix[:4])
 			}
 			w.length = uint64(w.uint32At(4))
+			switch {
+			case w.probing:
+			case w.typ == magicPcapng:
+				w.links = w.links[:0]
+			case w.typ == blockInterfaceDescription:
+				link := binary.LittleEndian.Uint16(w.prefix[8:])
+				if w.bigEndian {
+					link = binary.BigEndian.Uint16(w.prefix[8:])
+				}
+				w.links = append(w.links, LinkType(link))
+			}
 			// pcapgo reads a block's fixed fields whatever its length says:
 			// from a shorter block, it would read the next one's bytes as a
 			// captured length.
