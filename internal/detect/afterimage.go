@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"runtime"
+	"slices"
 )
 
 // Lambdas are the decay rates of the five time windows, fastest first: a
@@ -512,7 +513,9 @@ type AfterImage struct {
 	// evicting holds the streams a sweep removes, between finding and
 	// removing them.
 	evicting []entry
-	memo     decayMemo
+	// shedTimes holds shedOldest's sample of last-seen times.
+	shedTimes []float64
+	memo      decayMemo
 }
 
 // DefaultIdleTimeout is the IdleTimeout of an AfterImage that sets none: one
@@ -568,16 +571,51 @@ func (a *AfterImage) evictBefore(before float64) int {
 	return n
 }
 
-// shedBuckets is the resolution of shedOldest's histogram of last-seen
+// shedBuckets is the resolution of shedExactly's histogram of last-seen
 // times.
 const shedBuckets = 1024
 
-// shedOldest evicts the streams seen least recently until at most seven
-// eighths of MaxStreams remain. It finds the time to evict before from a
-// histogram of every stream's last-seen time, in two passes and no sort:
-// it may evict up to one bucket's streams more than needed. Should every
-// stream have been seen at the same moment, all go.
+// shedSample is about how many streams' last-seen times shedOldest reads
+// to choose the time to evict before.
+const shedSample = 1 << 14
+
+// shedOldest evicts the streams seen least recently until about seven
+// eighths of MaxStreams remain. It chooses the time to evict before from
+// a sample of about shedSample streams (sampleLastSeen: by slot, so that
+// the same traffic sheds the same streams), then evicts in one pass:
+// under a flood of spoofed sources every packet opens new streams and the
+// cap is met again and again, so each pass over a million streams counts.
+// Should the sample have misled it into evicting less than half the
+// excess, shedExactly evicts the rest. Should every stream have been seen
+// at the same moment, all go.
 func (a *AfterImage) shedOldest() {
+	limit := a.maxStreams()
+	total := a.Streams()
+	excess := total - (limit - limit/8)
+	if excess <= 0 {
+		return
+	}
+	sample := a.sampleLastSeen(uint32(max(1, total/shedSample)), a.shedTimes[:0])
+	a.shedTimes = sample
+	if len(sample) > 0 {
+		slices.Sort(sample)
+		before := sample[min(len(sample)-1, excess*len(sample)/total)]
+		if before <= sample[0] {
+			before = math.Nextafter(sample[0], math.Inf(1))
+		}
+		n := a.evictBefore(before)
+		a.shed += uint64(n)
+		if n >= excess/2 {
+			return
+		}
+	}
+	a.shedExactly()
+}
+
+// shedExactly is shedOldest from a histogram of every stream's last-seen
+// time, in two passes and no sort: it may evict up to one bucket's
+// streams more than needed.
+func (a *AfterImage) shedExactly() {
 	limit := a.maxStreams()
 	excess := a.Streams() - (limit - limit/8)
 	if excess <= 0 {
@@ -612,6 +650,25 @@ func (a *AfterImage) eachLastSeen(f func(float64)) {
 	a.sockets.index.each(func(_ key, i uint32) { f(a.sockets.streams.at(i).lastSeen) })
 }
 
+// sampleLastSeen appends to ts the last-seen times of the streams in
+// every every-th slot of each slab, skipping free slots: about one stream
+// in every, wherever it is. It reads those slots alone, where a pass over
+// the indexes reads hundreds of megabytes at a million streams.
+func (a *AfterImage) sampleLastSeen(every uint32, ts []float64) []float64 {
+	sample := func(slots uint32, lastSeen func(uint32) float64) {
+		for i := uint32(1); i < slots; i += every {
+			if t := lastSeen(i); !math.IsNaN(t) {
+				ts = append(ts, t)
+			}
+		}
+	}
+	sample(a.macIP.streams.n, func(i uint32) float64 { return a.macIP.streams.at(i).lastSeen })
+	sample(a.jitter.streams.n, func(i uint32) float64 { return a.jitter.streams.at(i).lastSeen })
+	sample(a.hosts.streams.n, func(i uint32) float64 { return a.hosts.streams.at(i).lastSeen })
+	sample(a.sockets.streams.n, func(i uint32) float64 { return a.sockets.streams.at(i).lastSeen })
+	return ts
+}
+
 // table1D holds the unlinked streams of one kind (source MAC-IP pairs or
 // channel jitters): an index from key to slot and the streams in a slab.
 type table1D struct {
@@ -621,7 +678,8 @@ type table1D struct {
 
 // idle appends to found the entries (key and slot) of x's streams that
 // neither sent nor received since before; lastSeen gives a slot's last
-// time.
+// time. They come in the index's order, which follows its hash, seeded at
+// random: the evictions sort the free slots they leave (sortFree).
 func idle(x *index, before float64, lastSeen func(uint32) float64, found []entry) []entry {
 	x.each(func(k key, slot uint32) {
 		if lastSeen(slot) < before {
@@ -635,8 +693,10 @@ func (tb *table1D) evict(before float64, buf *[]entry) int {
 	gone := idle(&tb.index, before, func(i uint32) float64 { return tb.streams.at(i).lastSeen }, (*buf)[:0])
 	for _, e := range gone {
 		tb.index.del(e.k)
+		tb.streams.at(e.slot).lastSeen = math.NaN() // free, to sampleLastSeen
 		tb.streams.release(e.slot)
 	}
+	tb.streams.sortFree()
 	*buf = gone
 	return len(gone)
 }
@@ -660,8 +720,10 @@ func (tb *table2D) evict(before float64, buf *[]entry) int {
 			}
 		}
 		tb.index.del(e.k)
+		tb.streams.at(si).lastSeen = math.NaN() // free, to sampleLastSeen
 		tb.streams.release(si)
 	}
+	tb.streams.sortFree()
 	return len(gone)
 }
 

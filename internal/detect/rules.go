@@ -222,7 +222,8 @@ type RuleDetector struct {
 	creds               map[connKey]*credState
 	dests               map[Host]*destClasses
 	packets             int
-	start               float64 // the first packet's time
+	swept               [numSweeps]float64 // when evict last read each table
+	start               float64            // the first packet's time
 	started             bool
 }
 
@@ -517,39 +518,77 @@ func forgetEnded[K comparable, W ruleWindow](m map[K]W, now float64, length time
 	}
 }
 
-// evict forgets state idle for longer than its window.
+// The tables evict reads, each on its own schedule.
+const (
+	sweepTelnet = iota
+	sweepPorts
+	sweepRates
+	sweepBrute
+	sweepBeacons
+	sweepCreds
+	sweepDests
+	numSweeps
+)
+
+// evict forgets state idle for longer than its window. It reads a table
+// only when half its window of capture time has passed since it last did,
+// so that an entry outlives its window by half of it at most: under a
+// flood of spoofed sources, hundreds of thousands of keys read every
+// 8,192 packets cost more than the rules themselves.
 func (d *RuleDetector) evict(now float64) {
 	r := &d.r
-	forgetEnded(d.telnet, now, r.TelnetScanWindow)
-	forgetEnded(d.ports, now, r.PortScanWindow)
-	for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
-		forgetEnded(m, now, r.RateWindow)
+	due := func(table int, window float64) bool {
+		if last := d.swept[table]; now >= last && now-last < window/2 {
+			return false
+		}
+		d.swept[table] = now
+		return true
 	}
-	for _, m := range []map[Host]*counter{d.synIn, d.udpIn, d.ackIn} {
-		forgetEnded(m, now, r.RateWindow)
+	if due(sweepTelnet, r.TelnetScanWindow.Seconds()) {
+		forgetEnded(d.telnet, now, r.TelnetScanWindow)
 	}
-	forgetEnded(d.brute, now, r.BruteForceWindow)
-	for k, b := range d.beacons {
-		if len(b.times) > 0 && now-b.times[len(b.times)-1] > 2*r.BeaconMaxPeriod.Seconds() {
-			delete(d.beacons, k)
+	if due(sweepPorts, r.PortScanWindow.Seconds()) {
+		forgetEnded(d.ports, now, r.PortScanWindow)
+	}
+	if due(sweepRates, r.RateWindow.Seconds()) {
+		for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
+			forgetEnded(m, now, r.RateWindow)
+		}
+		for _, m := range []map[Host]*counter{d.synIn, d.udpIn, d.ackIn} {
+			forgetEnded(m, now, r.RateWindow)
 		}
 	}
-	for k, c := range d.creds {
-		if now-c.last > 600 {
-			delete(d.creds, k)
+	if due(sweepBrute, r.BruteForceWindow.Seconds()) {
+		forgetEnded(d.brute, now, r.BruteForceWindow)
+	}
+	if idle := 2 * r.BeaconMaxPeriod.Seconds(); due(sweepBeacons, idle) {
+		for k, b := range d.beacons {
+			if len(b.times) > 0 && now-b.times[len(b.times)-1] > idle {
+				delete(d.beacons, k)
+			}
+		}
+	}
+	if due(sweepCreds, 600) {
+		for k, c := range d.creds {
+			if now-c.last > 600 {
+				delete(d.creds, k)
+			}
 		}
 	}
 	// A source that opened nothing for a day is gone, or will learn anew.
-	for k, s := range d.dests {
-		if now-s.last > 86400 {
-			delete(d.dests, k)
+	if due(sweepDests, 86400) {
+		for k, s := range d.dests {
+			if now-s.last > 86400 {
+				delete(d.dests, k)
+			}
 		}
 	}
 }
 
-// Keys is the number of state entries kept, for tests of the bound.
+// Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
+	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
+		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
 }
 
 func (d *RuleDetector) signal(p *Packet, behaviour, severity string, score, threshold int, why string) alert.Signal {

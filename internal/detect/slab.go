@@ -3,6 +3,7 @@ package detect
 import (
 	"math/bits"
 	"os"
+	"slices"
 	"unsafe"
 )
 
@@ -131,6 +132,12 @@ func (s *slab[T]) release(i uint32) {
 	s.live--
 	s.free = append(s.free, i)
 }
+
+// sortFree puts the free slots in order. Slots are freed in the order
+// of an index's random hash, and handed out again from the free list: in
+// order, the same packets get the same slots on every run (AfterImage's
+// sampleLastSeen samples by slot).
+func (s *slab[T]) sortFree() { slices.Sort(s.free) }
 
 // bytes is the memory of the slots handed out so far, live or free: what
 // the slab has touched. Its segments reserve address space beyond that,

@@ -3,6 +3,7 @@ package detect
 import (
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -48,6 +49,42 @@ func TestAfterImageShedsTheLeastRecentlySeenStreams(t *testing.T) {
 	t.Logf("%d streams, %d shed", ai.Streams(), ai.Shed())
 }
 
+// Past shedSample streams, shedOldest chooses its cutoff from a sample:
+// each shed still leaves about seven eighths of the cap, and the same
+// packets shed the same streams, so that scores can be reproduced.
+func TestAfterImageShedsFromASampleReproducibly(t *testing.T) {
+	run := func() ([]float64, uint64, int, int) {
+		ai := NewAfterImage()
+		ai.MaxStreams = 40000
+		out := make([]float64, NumFeatures)
+		rng := rand.New(rand.NewPCG(7, 8))
+		least, most := ai.MaxStreams, 0
+		var shed uint64
+		for i := range 50000 {
+			p := spoofedSYN(rng, 1000+float64(i)*1e-3)
+			ai.Update(&p, out)
+			if ai.Shed() != shed {
+				shed = ai.Shed()
+				least = min(least, ai.Streams())
+			}
+			most = max(most, ai.Streams())
+		}
+		return out, ai.Shed(), least, most
+	}
+	out1, shed1, least, most := run()
+	out2, shed2, _, _ := run()
+	if shed1 < 3*40000/8 {
+		t.Fatalf("%d shed; want several sheds of an eighth of the cap", shed1)
+	}
+	if want := 40000 - 40000/8; least < want-want/50 || most > 40000+6 {
+		t.Errorf("streams ranged %d to %d after sheds; want about %d left by each, never past 40,000", least, most, want)
+	}
+	if shed1 != shed2 || !slices.Equal(out1, out2) {
+		t.Errorf("the same packets shed %d, then %d streams, with different features", shed1, shed2)
+	}
+	t.Logf("%d shed, %d to %d streams", shed1, least, most)
+}
+
 // The bound: 1M concurrent streams fit in 1 GiB. A flood of
 // 400,000 spoofed-source SYNs in 40 s opens 1.6M streams, past the
 // default cap; the streams tracked stay under it and the memory held
@@ -82,4 +119,22 @@ func TestAfterImageHoldsAMillionStreamsInAGibibyte(t *testing.T) {
 		t.Errorf("%d MB held for %d streams, over 1 GiB", held>>20, most)
 	}
 	runtime.KeepAlive(ai)
+}
+
+// BenchmarkAfterImageSpoofedFlood updates AfterImage with spoofed-source
+// SYNs past the stream cap, where every packet opens streams never seen
+// before and the oldest are shed: the per-packet cost under a flood.
+func BenchmarkAfterImageSpoofedFlood(b *testing.B) {
+	ai := NewAfterImage()
+	out := make([]float64, NumFeatures)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 400000 { // past the cap before timing
+		p := spoofedSYN(rng, 1000+float64(i)*1e-4)
+		ai.Update(&p, out)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		p := spoofedSYN(rng, 1040+float64(i)*1e-4)
+		ai.Update(&p, out)
+	}
 }
