@@ -85,3 +85,53 @@ func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
 		})
 	}
 }
+
+// A sensor on an uplink sees routed packets with the router's MAC: the
+// signal's IP names the device, and a MAC names one only for an address
+// its device does not contradict.
+func TestSignalsResolveTheirDeviceByIPBeforeMAC(t *testing.T) {
+	dir := t.TempDir()
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	for _, d := range []inventory.Device{
+		{ID: "router-1", Name: "Router", Class: "router", IPs: []string{"10.99.0.1"}, MACs: []string{"1e:36:f2:ff:db:22"}},
+		{ID: "cam-2", Name: "Camera behind it", Class: "camera", IPs: []string{"10.99.1.3"}},
+		{ID: "lock-3", Name: "Lock known by MAC", Class: "lock", MACs: []string{"1e:36:f2:00:00:03"}},
+	} {
+		if _, err := s.Inventory.CreateDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sensor, _, _ := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	c := newAPIClient(t, s, dir, sensor)
+	at := time.Now().UTC().Truncate(time.Second)
+	for i, tc := range []struct{ ip, mac, want string }{
+		{"10.99.1.3", "1e:36:f2:ff:db:22", "cam-2"},                    // routed: the IP's device, not the router's MAC
+		{"10.99.0.1", "1e:36:f2:ff:db:22", "router-1"},                 // the router itself
+		{"203.0.113.7", "1e:36:f2:ff:db:22", ""},                       // from outside, through the router
+		{"fe80::1c36:f2ff:feff:db22", "1E:36:F2:FF:DB:22", "router-1"}, // link-local: never routed
+		{"10.99.1.44", "1e:36:f2:00:00:03", "lock-3"},                  // a device known by its MAC alone
+	} {
+		behaviour := fmt.Sprintf("check_%d", i)
+		body := fmt.Sprintf(`{"signals":[{"time":%q,"detector":"rule","behaviour":%q,"severity":"low","src_ip":%q,"src_mac":%q,"explanation":"x"}]}`,
+			at.Format(time.RFC3339), behaviour, tc.ip, tc.mac)
+		if st, _ := c.do("POST", "/api/v1/signals", body, nil); st != 200 {
+			t.Fatalf("submit %s = %d", tc.ip, st)
+		}
+		var list struct{ Alerts []alert.Alert }
+		c.do("GET", "/api/v1/alerts", "", &list)
+		got := "(none)"
+		for _, a := range list.Alerts {
+			if a.Behaviour == behaviour {
+				got = a.DeviceID
+			}
+		}
+		if got != tc.want {
+			t.Errorf("a signal from %s, MAC %s, went to device %q; want %q", tc.ip, tc.mac, got, tc.want)
+		}
+	}
+}
