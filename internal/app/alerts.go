@@ -24,13 +24,11 @@ type alerts struct {
 	agg   *alert.Aggregator
 	inv   *inventory.Service
 
-	mu    sync.Mutex
-	byIP  map[string]string
-	byMAC map[string]string
-	byID  map[string][2]string // a device's first IP and MAC
-	// families says whether a device lists IPv4 ([0]) and IPv6 ([1])
-	// addresses.
-	families map[string][2]bool
+	mu       sync.Mutex
+	byIP     map[string]string
+	byMAC    map[string]string
+	byID     map[string][2]string // a device's first IP and MAC
+	forwards map[string]bool      // routers and gateways
 	indexAt  time.Time
 }
 
@@ -42,11 +40,10 @@ func newAlerts(core *Core) *alerts {
 
 // resolve finds the device a signal's source is, by its address. The IP
 // comes first: a sensor on an uplink sees routed packets with the
-// router's MAC as their source, so the MAC names the device only when the
-// IP names none, and then only when that device lists no address of the
-// IP's family (a packet from another IPv4 address behind a router that
-// lists its own IPv4 address is not the router's) or the IP is link-local
-// (never routed).
+// router's MAC as their source. The MAC names the device when the IP
+// names none (an address the inventory has not caught up with), unless
+// the device is a router or gateway, which forwards packets of addresses
+// not its own, and the IP is not link-local (never forwarded).
 func (a *alerts) resolve(ip, mac string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -55,25 +52,10 @@ func (a *alerts) resolve(ip, mac string) string {
 		return id
 	}
 	id := a.byMAC[strings.ToLower(mac)]
-	if id == "" {
-		return ""
-	}
-	addr, err := netip.ParseAddr(ip)
-	if err != nil || addr.IsLinkLocalUnicast() {
-		return id
-	}
-	if a.families[id][addrFamily(addr)] {
+	if addr, err := netip.ParseAddr(ip); a.forwards[id] && err == nil && !addr.IsLinkLocalUnicast() {
 		return ""
 	}
 	return id
-}
-
-// addrFamily is 0 for an IPv4 address, 1 for IPv6.
-func addrFamily(addr netip.Addr) int {
-	if addr.Unmap().Is4() {
-		return 0
-	}
-	return 1
 }
 
 // addresses returns an address and a MAC of a device, "" when the
@@ -96,18 +78,14 @@ func (a *alerts) refreshIndex() {
 	if err != nil {
 		return
 	}
-	a.byIP, a.byMAC, a.byID, a.families = map[string]string{}, map[string]string{}, map[string][2]string{}, map[string][2]bool{}
+	a.byIP, a.byMAC, a.byID, a.forwards = map[string]string{}, map[string]string{}, map[string][2]string{}, map[string]bool{}
 	for _, d := range devs {
 		var addr [2]string
-		var fams [2]bool
 		for _, x := range d.IPs {
 			a.byIP[x] = d.ID
 			addr[0] = cmp.Or(addr[0], x)
-			if ip, err := netip.ParseAddr(x); err == nil && !ip.IsLinkLocalUnicast() {
-				fams[addrFamily(ip)] = true
-			}
 		}
-		a.families[d.ID] = fams
+		a.forwards[d.ID] = d.Class == "router" || d.Class == "gateway"
 		for _, m := range d.MACs {
 			a.byMAC[m] = d.ID
 			addr[1] = cmp.Or(addr[1], m)

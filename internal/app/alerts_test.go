@@ -87,8 +87,9 @@ func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
 }
 
 // A sensor on an uplink sees routed packets with the router's MAC: the
-// signal's IP names the device, and a MAC names one only for an address
-// its device does not contradict.
+// signal's IP names the device, and a router's MAC names it only for its
+// own addresses and link-local ones; another device's MAC names it for an
+// address the inventory does not have.
 func TestSignalsResolveTheirDeviceByIPBeforeMAC(t *testing.T) {
 	dir := t.TempDir()
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
