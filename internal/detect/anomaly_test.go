@@ -184,6 +184,8 @@ func TestAnswersTellsRepliesFromWhatOpens(t *testing.T) {
 		{"a segment from the broker's port to a client answers", tcp, FlagPSH | FlagACK, 8883, 51234, true},
 		{"a client's segment to the broker opens", tcp, FlagPSH | FlagACK, 51234, 8883, false},
 		{"a refusal from a scanned Telnet port answers", tcp, FlagRST | FlagACK, 23, 45000, true},
+		{"a refusal from an unnamed port to a lower one answers", tcp, FlagRST | FlagACK, 8081, 1234, true},
+		{"a bare reset from an unnamed high port to a lower one opens", tcp, FlagRST, 50000, 9000, false},
 		{"a DNS answer answers", udp, 0, 53, 40000, true},
 		{"NTP between two service ports opens", udp, 0, 123, 123, false},
 		{"from an unnamed port to a higher one answers", udp, 0, 9000, 50000, true},

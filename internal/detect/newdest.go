@@ -82,8 +82,8 @@ func wellKnown(port uint16) (name string, id uint16, ok bool) {
 }
 
 // answers reports whether p goes from the server side of its conversation
-// to the client side, as far as one packet tells: a TCP SYN opens and a
-// SYN-ACK answers; any other TCP segment or UDP datagram answers when it
+// to the client side, as far as one packet tells: a TCP SYN opens, and a
+// SYN-ACK or a refusal (RST-ACK) answers; any other TCP segment or UDP datagram answers when it
 // comes from a well-known service port to a port that is not one, or,
 // neither port being one, from a port of 1024 or more to a higher one (a
 // client's ephemeral port, most likely). Packets without TCP or UDP ports
@@ -97,6 +97,12 @@ func answers(p *Packet) bool {
 		case FlagSYN:
 			return false
 		case FlagSYN | FlagACK:
+			return true
+		}
+		// A refusal (what a closed port answers a SYN with: RST and ACK)
+		// answers whatever its ports, so that the victim of a port scan is
+		// not charged with the replies the scan draws from it.
+		if p.TCPFlags&(FlagRST|FlagACK) == FlagRST|FlagACK && p.TCPFlags&FlagSYN == 0 {
 			return true
 		}
 	}
