@@ -28,13 +28,16 @@ type Rules struct {
 	TelnetScanHosts  int           `json:"telnet_scan_hosts"`
 	TelnetScanWindow time.Duration `json:"telnet_scan_window"`
 	// SYNFloodRate, UDPFloodRate and ACKFloodRate are packets from one
-	// source to one destination within RateWindow: bare SYNs, UDP
-	// datagrams, and bare ACKs without payload. Defaults 1000, 2000 and
-	// 3000 in 1 s: well above a busy device's own traffic (a bulk download
-	// acknowledges at most a few thousand segments a second). The same
-	// rates to one destination from many sources (no one source sending
-	// half of them: spoofed or distributed) raise *_flood_received on the
-	// destination, the device under attack.
+	// source to one destination within RateWindow: bare SYNs not followed
+	// by the ACK that completes their handshake, UDP datagrams, and bare
+	// ACKs without payload but those of a download (to a host that sent
+	// the source a segment of 512 bytes or more within RateWindow).
+	// Defaults 1000, 10000 and 3000 in 1 s: well above a busy device's own
+	// traffic (a camera's 4K stream is 2,500 datagrams a second; 10,000 of
+	// 1,200 bytes are 100 Mbit/s). The same rates to one destination from
+	// many sources (no one source sending half of them: spoofed or
+	// distributed) raise *_flood_received on the destination, the device
+	// under attack.
 	SYNFloodRate int           `json:"syn_flood_rate"`
 	UDPFloodRate int           `json:"udp_flood_rate"`
 	ACKFloodRate int           `json:"ack_flood_rate"`
@@ -81,7 +84,7 @@ type Rules struct {
 
 // DefaultRules are the documented defaults.
 var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second,
-	SYNFloodRate: 1000, UDPFloodRate: 2000, ACKFloodRate: 3000, RateWindow: time.Second,
+	SYNFloodRate: 1000, UDPFloodRate: 10000, ACKFloodRate: 3000, RateWindow: time.Second,
 	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
 	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
 	BeaconLearning: 10 * time.Minute, NewDestinationLearning: 10 * time.Minute,
@@ -130,6 +133,10 @@ func loginPort(port uint16) bool {
 	}
 	return false
 }
+
+// bulkSegment is the least frame length of a TCP segment whose
+// acknowledgements are a download's, not an ACK flood's.
+const bulkSegment = 512
 
 // maxRuleKeys bounds each table of rule state; past it, the table is
 // cleared of idle entries, and if still full, emptied (a flood of spoofed
@@ -213,8 +220,11 @@ type RuleDetector struct {
 	telnet map[Host]*distinctSet[Host]
 	ports  map[hostPair]*distinctSet[uint16]
 	syn    map[hostPair]*counter
-	udp    map[hostPair]*counter
-	ack    map[hostPair]*counter
+	// bulk holds when each source last sent a full TCP segment
+	// (bulkSegment) to each destination.
+	bulk map[hostPair]float64
+	udp  map[hostPair]*counter
+	ack  map[hostPair]*counter
 	// synIn, udpIn and ackIn count the same packets by destination alone.
 	synIn, udpIn, ackIn map[Host]*counter
 	brute               map[serviceKey]*counter
@@ -231,7 +241,7 @@ type RuleDetector struct {
 // their defaults).
 func NewRuleDetector(r Rules) *RuleDetector {
 	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
-		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
+		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, bulk: map[hostPair]float64{},
 		synIn: map[Host]*counter{}, udpIn: map[Host]*counter{}, ackIn: map[Host]*counter{}, brute: map[serviceKey]*counter{},
 		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
 }
@@ -282,8 +292,29 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		out = d.beacon(p, out)
 	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 && p.Length <= 66:
 		// A bare ACK: no payload (the prefix is empty and the frame no
-		// longer than headers with options), so that bulk data is not counted.
+		// longer than headers with options), so that bulk data is not
+		// counted. One that completes a handshake takes its SYN off the
+		// SYN counts: a thousand devices reconnecting to their broker at
+		// once are no SYN flood, spoofed sources never answer. And the
+		// ACKs of a download, to a host sending full segments to this
+		// one, are no ACK flood.
+		pair := hostPair{p.Src, p.Dst}
+		if c := d.syn[pair]; c != nil && c.n > 0 {
+			c.n--
+			if in := d.synIn[p.Dst]; in != nil && in.n > 0 {
+				in.n--
+			}
+		}
+		if last, ok := d.bulk[hostPair{p.Dst, p.Src}]; ok && t >= last && t-last <= r.RateWindow.Seconds() {
+			break
+		}
 		out = d.flood(p, d.ack, d.ackIn, "ack_flood", "bare TCP ACKs", r.ACKFloodRate, out)
+	case p.Proto == layers.IPProtocolTCP && p.Length >= bulkSegment:
+		pair := hostPair{p.Src, p.Dst}
+		if _, ok := d.bulk[pair]; !ok && len(d.bulk) >= maxRuleKeys {
+			clear(d.bulk)
+		}
+		d.bulk[pair] = t
 	case p.Proto == layers.IPProtocolUDP:
 		out = d.flood(p, d.udp, d.udpIn, "udp_flood", "UDP datagrams", r.UDPFloodRate, out)
 	}
@@ -557,6 +588,11 @@ func (d *RuleDetector) evict(now float64) {
 		for _, m := range []map[Host]*counter{d.synIn, d.udpIn, d.ackIn} {
 			forgetEnded(m, now, r.RateWindow)
 		}
+		for k, last := range d.bulk {
+			if now-last > r.RateWindow.Seconds() {
+				delete(d.bulk, k)
+			}
+		}
 	}
 	if due(sweepBrute, r.BruteForceWindow.Seconds()) {
 		forgetEnded(d.brute, now, r.BruteForceWindow)
@@ -587,7 +623,7 @@ func (d *RuleDetector) evict(now float64) {
 
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
+	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) + len(d.bulk) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
 }
 

@@ -175,15 +175,53 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
-			name: "3,000 UDP datagrams to one host in a second are a UDP flood",
+			name: "12,000 UDP datagrams to one host in a second are a UDP flood",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
-				for i := range 3000 {
-					fs = append(fs, crafted{time.Duration(i) * 300 * time.Microsecond, udpFrame(t, botIP, victimIP, 5000, uint16(i), make([]byte, 512))})
+				for i := range 12000 {
+					fs = append(fs, crafted{time.Duration(i) * 80 * time.Microsecond, udpFrame(t, botIP, victimIP, 5000, uint16(i), make([]byte, 512))})
 				}
 				return fs
 			},
 			want: "udp_flood",
+		},
+		{
+			name: "a camera's 4K stream, 2,500 datagrams of 1,200 bytes a second, is no UDP flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 5000 {
+					fs = append(fs, crafted{time.Duration(i) * 400 * time.Microsecond, udpFrame(t, botIP, victimIP, 5004, 40000, make([]byte, 1200))})
+				}
+				return fs
+			},
+		},
+		{
+			name: "a 100 Mbit/s download's 4,300 ACKs a second are no ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 8600 {
+					at := time.Duration(i) * 116 * time.Microsecond
+					fs = append(fs, crafted{at, tcpFrame(t, victimIP, botIP, 443, 40000, "A", make([]byte, 1448))})
+					if i%2 == 1 {
+						fs = append(fs, crafted{at + 20*time.Microsecond, tcpFrame(t, botIP, victimIP, 40000, 443, "A", nil)})
+					}
+				}
+				return fs
+			},
+		},
+		{
+			name: "1,500 devices reconnecting to their broker within a second are no SYN flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 1500 {
+					dev := net.IP{10, 201, byte(i >> 8), byte(i)}
+					at := time.Duration(i) * 600 * time.Microsecond
+					fs = append(fs, crafted{at, tcpFrame(t, dev, victimIP, 40000, 8883, "S", nil)},
+						crafted{at + 200*time.Microsecond, tcpFrame(t, victimIP, dev, 8883, 40000, "SA", nil)},
+						crafted{at + 400*time.Microsecond, tcpFrame(t, dev, victimIP, 40000, 8883, "A", nil)})
+				}
+				return fs
+			},
 		},
 		{
 			name: "4,000 bare ACKs to one host in a second are an ACK flood",
