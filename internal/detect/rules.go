@@ -416,7 +416,7 @@ func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
 	b := d.beacons[key]
 	if b == nil {
 		if len(d.beacons) >= maxRuleKeys {
-			clear(d.beacons)
+			d.shedBeacons()
 		}
 		// times is allocated by the first append: a known destination
 		// never needs it.
@@ -454,6 +454,23 @@ func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
 	b.fired = true
 	return append(out, d.signal(p, "c2_beaconing", alert.SeverityHigh, len(b.times), r.BeaconConnections,
 		fmt.Sprintf("%d connections to %s every %.1f s (jitter %.3f, at most %.2f): a timer calling home", len(b.times), peerString(p), mean, cv, r.BeaconJitter)))
+}
+
+// shedBeacons makes room in the full beacon table. The destinations
+// first contacted after the learning period go (a scan's single SYNs to
+// public addresses fill the table with them), and those known from the
+// learning period stay, lest a device's own calls home, forgotten, look
+// like a bot's; only when the known alone fill three quarters of the
+// table does everything go.
+func (d *RuleDetector) shedBeacons() {
+	for k, b := range d.beacons {
+		if !b.known {
+			delete(d.beacons, k)
+		}
+	}
+	if len(d.beacons) >= maxRuleKeys*3/4 {
+		clear(d.beacons)
+	}
 }
 
 // credentials looks for a login sent in clear: HTTP Basic authorization,

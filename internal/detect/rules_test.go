@@ -496,6 +496,42 @@ func TestRulesSeeTheInfectedCameraOpenANewDestinationClass(t *testing.T) {
 	}
 }
 
+// A scan of more public addresses than the beacon table holds, after the
+// learning period, does not make the table forget a device's own calls
+// home: they stay known, and raise no c2_beaconing.
+func TestRulesKeepTheKnownBeaconsThroughAScan(t *testing.T) {
+	det := NewRuleDetector(Rules{})
+	home := Host{Kind: AddrIPv4, Addr: [16]byte{52, 1, 2, 3}}
+	dev := Host{Kind: AddrIPv4, Addr: [16]byte{192, 168, 1, 57}}
+	call := func(at float64) []alert.Signal {
+		p := Packet{Time: at, Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagSYN, Src: dev, Dst: home, SrcPort: 40000, DstPort: 443}
+		return det.Observe(&p, nil)
+	}
+	at := 1000.0
+	for ; at < 1000+15*60; at += 30 { // learning, and 5 min past it
+		call(at)
+	}
+	bot := Host{Kind: AddrIPv4, Addr: [16]byte{192, 168, 1, 66}}
+	p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagSYN, Src: bot, SrcPort: 40000, DstPort: 8080}
+	p.Dst.Kind = AddrIPv4
+	for i := range maxRuleKeys + 1000 {
+		p.Time = at + float64(i)*1e-4
+		p.Dst.Addr[0], p.Dst.Addr[1], p.Dst.Addr[2], p.Dst.Addr[3] = 45, byte(i>>16), byte(i>>8), byte(i)
+		det.Observe(&p, nil)
+	}
+	for range 20 {
+		at += 30
+		for _, s := range call(at) {
+			if s.Behaviour == "c2_beaconing" {
+				t.Fatalf("the device's own call home, known since learning, raised %+v after the scan", s)
+			}
+		}
+	}
+	if n := len(det.beacons); n > maxRuleKeys {
+		t.Errorf("%d beacon entries kept", n)
+	}
+}
+
 func TestRulesStateIsBounded(t *testing.T) {
 	det := NewRuleDetector(Rules{})
 	p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagSYN, DstPort: 23}
