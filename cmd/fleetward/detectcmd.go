@@ -218,7 +218,13 @@ device pages plot.
 				out.Warnings = append(out.Warnings, fmt.Sprintf("%d streams evicted to stay within %d tracked (a flood of new sources?); %d tracked at the end",
 					res.StreamsShed, detect.DefaultMaxStreams, res.Streams))
 			}
-			if res.Packets <= res.Trained {
+			switch {
+			case res.Corrupt != "":
+				out.Warnings = append(out.Warnings, fmt.Sprintf("reading stopped at a corrupt or cut record after %d packets, which were scored: %s", res.Packets, res.Corrupt))
+			case res.Packets == 0:
+				out.Warnings = append(out.Warnings, "the capture holds no packets")
+			}
+			if res.Packets > 0 && res.Packets <= res.Trained {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("all %d packets went to the grace periods (--fm %d, --ad %d): nothing was scored, so the anomaly model could raise no alert; lower --fm and --ad or give a longer capture",
 					res.Packets, cmd.Int("fm"), cmd.Int("ad")))
 			}
@@ -298,6 +304,9 @@ device pages plot.
 				// The results are out, but a script must not take them for
 				// the whole capture's.
 				return fmt.Errorf("detect: interrupted after %d packets", res.Packets)
+			}
+			if res.Corrupt != "" && res.Packets == 0 {
+				return fmt.Errorf("detect: no packet could be read from %s: %s", cmd.String("pcap"), res.Corrupt)
 			}
 			return nil
 		},
@@ -473,9 +482,6 @@ func printDetect(w io.Writer, out detectOutput) {
 	d := res.Decode
 	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports, %d VLAN-tagged, %d with IPv6 extension headers, %d of an unknown link type\n",
 		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted, d.VLANTagged, d.IPv6ExtHdrs, d.UnknownLink)
-	if res.Corrupt != "" {
-		fmt.Fprintf(w, "reading stopped at a corrupt or cut record; the packets before it were scored: %s\n", res.Corrupt)
-	}
 	fmt.Fprintf(w, "trained on the first %d packets, scored %d\n", res.Trained, res.Packets-res.Trained)
 	for _, warning := range out.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warning)

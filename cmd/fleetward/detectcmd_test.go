@@ -402,3 +402,39 @@ func TestDetectWarnsOfFramesOfAnUnknownLinkType(t *testing.T) {
 		t.Errorf("warnings %q, want one starting %q", res.Warnings, want)
 	}
 }
+
+// A capture cut short is scored up to the cut and says so in its
+// warnings; one from which no packet can be read fails, so that a script
+// does not take an empty result for a quiet network.
+func TestDetectSaysWhenACaptureIsCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	whole, err := os.ReadFile(writeTestCapture(t, dir, 300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(image []byte) (detectOutput, error) {
+		path := filepath.Join(dir, "cut.pcap")
+		if err := os.WriteFile(path, image, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var res detectOutput
+		out, err := captureStdout(t, func() error {
+			return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", path, "--fm", "20", "--ad", "50", "--json"})
+		})
+		if jerr := json.Unmarshal(out, &res); jerr != nil {
+			t.Fatalf("%v: %s", jerr, out)
+		}
+		return res, err
+	}
+	res, err := run(whole[:len(whole)-7])
+	if err != nil || res.Result.Packets != 299 || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "corrupt or cut record after 299 packets") {
+		t.Errorf("a capture cut inside its last record: error %v, %d packets, warnings %q", err, res.Result.Packets, res.Warnings)
+	}
+	if _, err := run(whole[:24+10]); err == nil || !strings.Contains(err.Error(), "no packet could be read") {
+		t.Errorf("a capture cut inside its first record: error %v", err)
+	}
+	res, err = run(whole[:24])
+	if err != nil || res.Result.Packets != 0 || len(res.Warnings) != 1 || res.Warnings[0] != "the capture holds no packets" {
+		t.Errorf("a capture of no packets: error %v, warnings %q", err, res.Warnings)
+	}
+}
