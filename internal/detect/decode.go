@@ -119,8 +119,8 @@ func frameOnly(data []byte, ci gopacket.CaptureInfo) Packet {
 type Decoder struct {
 	eth     layers.Ethernet
 	dot1q   layers.Dot1Q
-	ip4     layers.IPv4
-	ip6     layers.IPv6
+	ip4     ipv4First
+	ip6     ipv6First
 	ext     layers.IPv6ExtensionSkipper
 	tcp     layers.TCP
 	udp     layers.UDP
@@ -217,6 +217,7 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 		return
 	}
 	d.decoded = d.decoded[:0]
+	d.ip4.n, d.ip6.n, d.ip6.salvaged = 0, 0, false
 	if err := parser.DecodeLayers(data, &d.decoded); err != nil {
 		d.Stats.Malformed++
 	}
@@ -225,7 +226,7 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 
 // fill copies the decoded layers into p following Kitsune's tshark rules.
 func (d *Decoder) fill(p *Packet) {
-	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6 bool
+	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6, fragment bool
 	var transportFrom []byte // the IP payload, for ports of a truncated header
 layers:
 	for _, t := range d.decoded {
@@ -245,26 +246,40 @@ layers:
 			d.Stats.VLANTagged++
 		case layers.LayerTypeIPv4:
 			if haveIP4 || haveIP6 {
-				continue // tshark's first occurrence: the outer header
+				// A tunnel's inner header: the addresses are the outer's
+				// (tshark's first occurrence), the ports the inner's (the
+				// first TCP or UDP header), unless the outer is a fragment.
+				ip := &d.ip4.IPv4
+				if transportFrom == nil && !fragment && ip.Flags&layers.IPv4MoreFragments == 0 && ip.FragOffset == 0 &&
+					(ip.Protocol == layers.IPProtocolTCP || ip.Protocol == layers.IPProtocolUDP) {
+					transportFrom = ip.Payload
+				}
+				continue
 			}
 			haveIP4 = true
-			p.Src, p.Dst = hostIPv4(d.ip4.SrcIP), hostIPv4(d.ip4.DstIP)
-			if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
+			ip := &d.ip4.first
+			p.Src, p.Dst = hostIPv4(ip.SrcIP), hostIPv4(ip.DstIP)
+			if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 				d.Stats.Fragments++
-			} else if d.ip4.Protocol == layers.IPProtocolTCP || d.ip4.Protocol == layers.IPProtocolUDP {
-				transportFrom = d.ip4.Payload
+				fragment = true
+			} else if ip.Protocol == layers.IPProtocolTCP || ip.Protocol == layers.IPProtocolUDP {
+				transportFrom = ip.Payload
 			}
 		case layers.LayerTypeIPv6:
 			if haveIP4 || haveIP6 {
+				if next := d.ip6.NextLayerType(); transportFrom == nil && !fragment && (next == layers.LayerTypeTCP || next == layers.LayerTypeUDP) {
+					transportFrom = d.ip6.Payload
+				}
 				continue
 			}
 			haveIP6 = true
-			p.Src, p.Dst = hostIPv6(d.ip6.SrcIP), hostIPv6(d.ip6.DstIP)
-			if d.ip6.HopByHop != nil {
+			ip := &d.ip6.first
+			p.Src, p.Dst = hostIPv6(ip.SrcIP), hostIPv6(ip.DstIP)
+			if d.ip6.firstHopByHop {
 				d.Stats.IPv6ExtHdrs++ // gopacket decodes hop-by-hop inside IPv6
 			}
-			if next := d.ip6.NextLayerType(); next == layers.LayerTypeTCP || next == layers.LayerTypeUDP {
-				transportFrom = d.ip6.Payload
+			if next := d.ip6.firstNext; next == layers.LayerTypeTCP || next == layers.LayerTypeUDP {
+				transportFrom = ip.Payload
 			}
 		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
 			d.Stats.IPv6ExtHdrs++
@@ -313,6 +328,13 @@ layers:
 	}
 	if !haveTransport && haveICMP6 && d.icmp6.TypeCode.Type() >= 1 && d.icmp6.TypeCode.Type() <= 4 && len(d.icmp6.Payload) >= 4 {
 		haveTransport = quotedPortsIPv6(d.icmp6.Payload[4:], p)
+	}
+	if !haveIP4 && !haveIP6 && d.ip6.salvaged {
+		// gopacket refuses an IPv6 packet whose header is whole for what
+		// follows it (no next header and a length of 0, a hop-by-hop
+		// header past the end); tshark still reports its addresses.
+		haveIP6 = true
+		p.Src, p.Dst = hostIPv6(d.ip6.SrcIP), hostIPv6(d.ip6.DstIP)
 	}
 	haveIP := haveIP4 || haveIP6
 	switch {
@@ -445,6 +467,54 @@ func (s *linuxSLL) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) erro
 	s.protocol = layers.EthernetType(binary.BigEndian.Uint16(data[14:16]))
 	s.BaseLayer = layers.BaseLayer{Contents: data[:16], Payload: data[16:]}
 	return nil
+}
+
+// ipv4First is gopacket's IPv4 layer keeping the frame's first header
+// (first, once n > 0): the parser decodes a tunnel's inner header into the
+// same layer, and tshark (Kitsune) reports the first occurrence, the outer
+// header.
+type ipv4First struct {
+	layers.IPv4
+	first layers.IPv4
+	n     int // headers decoded in the frame
+}
+
+func (l *ipv4First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	err := l.IPv4.DecodeFromBytes(data, df)
+	if err == nil {
+		if l.n == 0 {
+			l.first = l.IPv4
+		}
+		l.n++
+	}
+	return err
+}
+
+// ipv6First is ipv4First for IPv6, with what fill needs of the first
+// header beside it. When the frame's first IPv6 header is whole but
+// gopacket refuses the packet, salvaged says its addresses are in SrcIP
+// and DstIP.
+type ipv6First struct {
+	layers.IPv6
+	first         layers.IPv6
+	firstHopByHop bool
+	firstNext     gopacket.LayerType
+	n             int
+	salvaged      bool
+}
+
+func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	err := l.IPv6.DecodeFromBytes(data, df)
+	switch {
+	case err == nil && l.n == 0:
+		l.first, l.firstHopByHop, l.firstNext = l.IPv6, l.HopByHop != nil, l.NextLayerType()
+		l.n++
+	case err == nil:
+		l.n++
+	case l.n == 0 && len(data) >= 40 && data[0]>>4 == 6:
+		l.salvaged = true
+	}
+	return err
 }
 
 // linuxSLL2 decodes the 20-byte header of a Linux cooked capture v2

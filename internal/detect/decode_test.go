@@ -129,6 +129,25 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 			check: func(s DecodeStats) bool { return s.ICMPQuoted == 1 },
 		},
 		{
+			name: "an IP-in-IP tunnel has the outer header's hosts and the inner datagram's ports, as tshark's first occurrences",
+			data: frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolIPv4),
+				&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{192, 0, 2, 2}},
+				&layers.UDP{SrcPort: 1111, DstPort: 2222}),
+			want: Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 1111, DstPort: 2222},
+		},
+		{
+			name: "an IPv6 packet with no next header keeps its hosts",
+			data: frame(t, eth(layers.EthernetTypeIPv6), gopacket.Payload(append([]byte{0x60, 0, 0, 0, 0, 0, byte(layers.IPProtocolNoNextHeader), 64}, append(slices.Clone([]byte(ip6A)), ip6B...)...))),
+			want: Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B)},
+			check: func(s DecodeStats) bool { return s.NonIP == 0 },
+		},
+		{
+			name: "an IPv6 packet whose hop-by-hop header runs past its end keeps its hosts",
+			data: frame(t, eth(layers.EthernetTypeIPv6), gopacket.Payload(append(append([]byte{0x60, 0, 0, 0, 0, 8, 0, 64}, append(slices.Clone([]byte(ip6A)), ip6B...)...), 0, 255, 0, 0, 0, 0, 0, 0))),
+			want: Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B)},
+			check: func(s DecodeStats) bool { return s.NonIP == 0 && s.Malformed == 1 },
+		},
+		{
 			name:  "a frame without IP is keyed by its MAC addresses",
 			data:  frame(t, eth(layers.EthernetTypeLLC), gopacket.Payload(bytes.Repeat([]byte{0}, 46))),
 			want:  Packet{Src: hostMAC(macAKey), Dst: hostMAC(macBKey)},
