@@ -736,3 +736,33 @@ func TestReaderFailsAPcapngBlockOfImpossibleLengthsWithoutAllocating(t *testing.
 		})
 	}
 }
+
+// pcapgo keeps a large record of each interface a pcapng section
+// describes; past maxInterfaces of them, the file is refused.
+func TestReaderRefusesAPcapngOfTooManyInterfaces(t *testing.T) {
+	for _, extra := range []int{maxInterfaces - 1, maxInterfaces} {
+		var buf bytes.Buffer
+		w, err := pcapgo.NewNgWriterInterface(&buf, pcapgo.NgInterface{LinkType: layers.LinkTypeEthernet}, pcapgo.DefaultNgWriterOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range extra {
+			if _, err := w.AddInterface(pcapgo.NgInterface{LinkType: layers.LinkTypeEthernet}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(f), Length: len(f)}, f); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		r, err := NewReader(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = r.Next()
+		if tooMany := extra+1 > maxInterfaces; tooMany != (err != nil) || tooMany && !strings.Contains(err.Error(), "more than 4096 interfaces") {
+			t.Errorf("%d interfaces: %v", extra+1, err)
+		}
+	}
+}

@@ -278,14 +278,22 @@ func (w *blockWalker) Read(p []byte) (int, error) {
 		p = p[:min(uint64(len(p)), w.length-w.off)]
 	}
 	if w.corrupt {
-		return 0, fmt.Errorf("pcapng block of type %#x has impossible lengths", w.typ)
+		return 0, w.corruption()
 	}
 	n, err := w.r.Read(p)
 	w.walk(p[:n])
 	if w.corrupt {
-		return n, fmt.Errorf("pcapng block of type %#x has impossible lengths", w.typ)
+		return n, w.corruption()
 	}
 	return n, err
+}
+
+// corruption says what is wrong with the block the walker refused.
+func (w *blockWalker) corruption() error {
+	if w.typ == blockInterfaceDescription && len(w.links) == maxInterfaces {
+		return fmt.Errorf("pcapng section describes more than %d interfaces", maxInterfaces)
+	}
+	return fmt.Errorf("pcapng block of type %#x has impossible lengths", w.typ)
 }
 
 func (w *blockWalker) uint32At(i int) uint32 {
@@ -325,6 +333,10 @@ func (w *blockWalker) walk(b []byte) {
 			case w.probing:
 			case w.typ == magicPcapng:
 				w.links = w.links[:0]
+			case w.typ == blockInterfaceDescription && len(w.links) == maxInterfaces:
+				// pcapgo keeps a large record of each interface: two
+				// million descriptions took 1.6 GB.
+				w.corrupt = true
 			case w.typ == blockInterfaceDescription:
 				link := binary.LittleEndian.Uint16(w.prefix[8:])
 				if w.bigEndian {
@@ -351,6 +363,10 @@ func (w *blockWalker) walk(b []byte) {
 		}
 	}
 }
+
+// maxInterfaces is the most interface descriptions a pcapng section may
+// have: a capture has one per interface it was taken on.
+const maxInterfaces = 4096
 
 // minBlockLength is the least total length of a pcapng block of type typ
 // that holds the fixed fields pcapgo reads from it.
