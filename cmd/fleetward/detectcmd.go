@@ -205,7 +205,7 @@ device pages plot.
 					return fmt.Errorf("detect: --plot %s: %w", path, err)
 				}
 			}
-			out := detectOutput{File: cmd.String("pcap"), Result: res}
+			out := detectOutput{File: cmd.String("pcap"), Result: res, Alerts: []alert.Alert{}}
 			if n := res.Decode.Panicked; n > 0 {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("%d frames crashed the decoder or the rules and were kept without addresses (a bug: please report it with this): %s",
 					n, res.FirstPanic))
@@ -241,7 +241,10 @@ device pages plot.
 			if labels != nil && len(labels) != res.Packets {
 				return fmt.Errorf("detect: --labels has %d labels for %d packets", len(labels), res.Packets)
 			}
-			if labels != nil && res.Packets > res.Trained {
+			if scored := labels[min(res.Trained, len(labels)):]; labels != nil && (!slices.Contains(scored, true) || !slices.Contains(scored, false)) {
+				// AUC, EER and TPR compare the two kinds.
+				out.Warnings = append(out.Warnings, "--labels marks the scored packets all benign or all malicious: there is nothing to evaluate the scores on")
+			} else if labels != nil {
 				ev := detect.Evaluate(res.Scores[res.Trained:], labels[res.Trained:])
 				out.Evaluation = &ev
 				sm := detect.Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
@@ -346,7 +349,7 @@ type detectOutput struct {
 	// Smoothed evaluates the per-source smoothed scores the alerts use.
 	Smoothed   *detect.Evaluation `json:"evaluation_smoothed,omitempty"`
 	AlertCheck *alertCheck        `json:"alert_check,omitempty"`
-	Alerts     []alert.Alert      `json:"alerts"`
+	Alerts     []alert.Alert      `json:"alerts"` // [] for none, never null
 	// Sent is how many signals went to --server.
 	Sent int `json:"sent_to_server,omitempty"`
 	// SummariesSent is how many score summaries went to --server.

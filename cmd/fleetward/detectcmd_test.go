@@ -438,3 +438,37 @@ func TestDetectSaysWhenACaptureIsCorrupt(t *testing.T) {
 		t.Errorf("a capture of no packets: error %v, warnings %q", err, res.Warnings)
 	}
 }
+
+// Labels that mark every scored packet benign give no AUC or alert
+// check (a 0 and a year-1 "first malicious packet" before), and a
+// result without alerts lists none as [], not null.
+func TestDetectSaysWhenLabelsHaveNothingToEvaluate(t *testing.T) {
+	dir := t.TempDir()
+	path := writeTestCapture(t, dir, 300)
+	labels := filepath.Join(dir, "labels.csv")
+	if err := os.WriteFile(labels, []byte(strings.Repeat("0\n", 300)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := captureStdout(t, func() error {
+		return rootCommand().Run(context.Background(), []string{"fleetward", "detect", "--pcap", path, "--labels", labels, "--fm", "20", "--ad", "50", "--no-rules", "--json"})
+	})
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var res map[string]json.RawMessage
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res["evaluation"]; ok {
+		t.Errorf("an evaluation of all-benign labels: %s", res["evaluation"])
+	}
+	if _, ok := res["alert_check"]; ok {
+		t.Errorf("an alert check without a malicious packet: %s", res["alert_check"])
+	}
+	if !strings.Contains(string(res["warnings"]), "nothing to evaluate") {
+		t.Errorf("warnings %s", res["warnings"])
+	}
+	if a := strings.TrimSpace(string(res["alerts"])); !strings.HasPrefix(a, "[") {
+		t.Errorf("alerts %s, want a list", a)
+	}
+}
