@@ -112,12 +112,30 @@ func (m *decayMemo) one(dt float64) *factors {
 }
 
 // decayAll ages a stream's statistics to time t; time never runs
-// backwards for them.
+// backwards for them, but for a stream whose clock a packet far ahead of
+// t set (rewound).
 func decayAll(s *windows, t float64, m *decayMemo) {
 	if f := m.one(t - s.last); f != nil {
 		applyStatDecay(s, t, f)
+	} else if rewound(t, s.last) {
+		s.last = t
 	}
 }
+
+// clockReset is how many capture seconds a packet may be behind a
+// stream's clock (its last packet's time) before the stream takes the
+// packet's time as its own.
+const clockReset = 60
+
+// rewound reports whether a packet at t is more than clockReset behind a
+// clock at last. Kitsune never moves a stream's clock back: a packets a
+// few microseconds out of order leave it, but one bogus timestamp years
+// ahead (a corrupt or crafted file, a sensor's clock set wrong for a
+// moment) would stop the decay of every stream it touched until capture
+// time caught up, and their statistics would grow without bound. Such a
+// stream restarts its clock at the first packet back in the present, its
+// statistics already decayed to nothing by the leap.
+func rewound(t, last float64) bool { return t < last-clockReset }
 
 // applyStatDecay multiplies each window by its factor f[i] = 2^(-λΔt) and
 // moves the stream to t.
@@ -254,6 +272,8 @@ func (l *link) update(s, other *stream2D, side int, v, t float64, m *decayMemo) 
 	decayAll(&other.windows, t, m)
 	if f := m.one(t - l.last); f != nil {
 		l.applyCovDecay(side, t, f)
+	} else if rewound(t, l.last) {
+		l.last = t
 	}
 	l.addResiduals(s, side, v)
 }
@@ -421,6 +441,8 @@ func (tb *table2D) update(srcKey, dstKey hashed, v, t float64, every bool, m *de
 	// depend only on that window's, so all windows of src go first.
 	if f[0] != nil {
 		applyStatDecay(&src.windows, t, f[0])
+	} else if rewound(t, src.last) {
+		src.last = t
 	}
 	for i := range src.s {
 		src.s[i].add(v)
@@ -458,9 +480,13 @@ func (tb *table2D) update(srcKey, dstKey hashed, v, t float64, every bool, m *de
 	} else {
 		if f[1] != nil {
 			applyStatDecay(&dst.windows, t, f[1])
+		} else if rewound(t, dst.last) {
+			dst.last = t
 		}
 		if f[2] != nil {
 			l.applyCovDecay(side, t, f[2])
+		} else if rewound(t, l.last) {
+			l.last = t
 		}
 		l.addResiduals(src, side, v)
 	}
@@ -510,6 +536,7 @@ type AfterImage struct {
 	MaxStreams int
 	shed       uint64
 	lastSweep  float64
+	lastTime   float64 // the last packet's
 	// evicting holds the streams a sweep removes, between finding and
 	// removing them.
 	evicting []entry
@@ -793,10 +820,15 @@ func (a *AfterImage) Update(p *Packet, out []float64) {
 // update is Update with p's keys at hand (keysOf).
 func (a *AfterImage) update(p *Packet, k *keys, out []float64) {
 	t, v := p.Time, float64(p.Length)
-	if t-a.lastSweep >= EvictInterval || t < a.lastSweep {
-		a.Evict(t)
-		a.lastSweep = t
+	// Sweeps go by the earlier of this packet's time and the last one's:
+	// one packet stamped far ahead (see rewound) must not make every
+	// stream look idle and evict them all. A real leap forward waits one
+	// packet.
+	if now := min(t, a.lastTime); now-a.lastSweep >= EvictInterval || now < a.lastSweep {
+		a.Evict(now)
+		a.lastSweep = now
 	}
+	a.lastTime = t
 	if a.Streams() >= a.maxStreams() {
 		a.shedOldest()
 	}

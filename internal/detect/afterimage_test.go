@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,5 +156,46 @@ func TestAfterImageGivesNumbersForAPeerThatOnlyReceivedLongAgo(t *testing.T) {
 				t.Fatalf("at %v s feature %d is %v", at, i, v)
 			}
 		}
+	}
+}
+
+// One packet stamped ten years ahead neither evicts every stream (they
+// would all look idle at its time) nor stops the decay of the streams it
+// touched: once packets are back in the present, flows it did not touch
+// have the features they would have had without it, and the flow it
+// touched has statistics no heavier than a fresh flow's.
+func TestAfterImageOutlivesOnePacketFromTheFuture(t *testing.T) {
+	clean, bogus := NewAfterImage(), NewAfterImage()
+	outClean, outBogus := make([]float64, NumFeatures), make([]float64, NumFeatures)
+	sendClean, sendBogus := telnetSender(clean, outClean), telnetSender(bogus, outBogus)
+	at := 1000.0
+	for range 2000 {
+		at += 0.5
+		sendClean(at, 1, 2)
+		sendBogus(at, 1, 2)
+		sendClean(at+0.1, 3, 4)
+		sendBogus(at+0.1, 3, 4)
+	}
+	sendBogus(at+10*365*86400, 3, 4)
+	for i := range 4000 {
+		at += 0.5
+		sendClean(at, 1, 2)
+		sendBogus(at, 1, 2)
+		if !slices.Equal(outClean, outBogus) {
+			t.Fatalf("packet %d after the leap: the untouched flow's features differ", i)
+		}
+		sendBogus(at+0.1, 3, 4)
+	}
+	// The touched flow's slowest window weighs what 4,000 packets in
+	// 2,000 s give it, not 4,000 undecayed.
+	fresh := NewAfterImage()
+	outFresh := make([]float64, NumFeatures)
+	sendFresh := telnetSender(fresh, outFresh)
+	for i := range 4000 {
+		sendFresh(float64(i)*0.5, 3, 4)
+	}
+	slow := offsetMACIP + 3*(NumLambdas-1)
+	if w, want := outBogus[slow], outFresh[slow]; w > 1.01*want {
+		t.Errorf("the touched flow's slowest weight is %.1f after the leap; a fresh flow's is %.1f", w, want)
 	}
 }

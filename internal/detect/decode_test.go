@@ -136,15 +136,15 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 			want: Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 1111, DstPort: 2222},
 		},
 		{
-			name: "an IPv6 packet with no next header keeps its hosts",
-			data: frame(t, eth(layers.EthernetTypeIPv6), gopacket.Payload(append([]byte{0x60, 0, 0, 0, 0, 0, byte(layers.IPProtocolNoNextHeader), 64}, append(slices.Clone([]byte(ip6A)), ip6B...)...))),
-			want: Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B)},
+			name:  "an IPv6 packet with no next header keeps its hosts",
+			data:  frame(t, eth(layers.EthernetTypeIPv6), gopacket.Payload(append([]byte{0x60, 0, 0, 0, 0, 0, byte(layers.IPProtocolNoNextHeader), 64}, append(slices.Clone([]byte(ip6A)), ip6B...)...))),
+			want:  Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B)},
 			check: func(s DecodeStats) bool { return s.NonIP == 0 },
 		},
 		{
-			name: "an IPv6 packet whose hop-by-hop header runs past its end keeps its hosts",
-			data: frame(t, eth(layers.EthernetTypeIPv6), gopacket.Payload(append(append([]byte{0x60, 0, 0, 0, 0, 8, 0, 64}, append(slices.Clone([]byte(ip6A)), ip6B...)...), 0, 255, 0, 0, 0, 0, 0, 0))),
-			want: Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B)},
+			name:  "an IPv6 packet whose hop-by-hop header runs past its end keeps its hosts",
+			data:  frame(t, eth(layers.EthernetTypeIPv6), gopacket.Payload(append(append([]byte{0x60, 0, 0, 0, 0, 8, 0, 64}, append(slices.Clone([]byte(ip6A)), ip6B...)...), 0, 255, 0, 0, 0, 0, 0, 0))),
+			want:  Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B)},
 			check: func(s DecodeStats) bool { return s.NonIP == 0 && s.Malformed == 1 },
 		},
 		{
