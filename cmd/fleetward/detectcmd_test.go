@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/fleetward/fleetward/internal/auth"
 	"github.com/fleetward/fleetward/internal/datasets"
 	"github.com/fleetward/fleetward/internal/detect"
+	"github.com/fleetward/fleetward/internal/flow"
 	"github.com/fleetward/fleetward/internal/inventory"
 	"github.com/fleetward/fleetward/internal/telemetry"
 )
@@ -470,5 +472,30 @@ func TestDetectSaysWhenLabelsHaveNothingToEvaluate(t *testing.T) {
 	}
 	if a := strings.TrimSpace(string(res["alerts"])); !strings.HasPrefix(a, "[") {
 		t.Errorf("alerts %s, want a list", a)
+	}
+}
+
+// detect --zeek --server sends the signals in batches as the log is read,
+// every one of them, and a failed send fails the run.
+func TestDetectFlowsSendsSignalsInBatches(t *testing.T) {
+	log := datasets.Path(t, filepath.Join("iot23", "CTU-Malware-Capture-8-1-labeled.csv"))
+	var batches []int
+	rep, err := detectFlows(context.Background(), log, flow.Rules{}, func(_ context.Context, sigs []alert.Signal) error {
+		batches = append(batches, len(sigs))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, n := range batches {
+		sum += n
+	}
+	if rep.Signals < 2000 || sum != rep.Signals || rep.Sent != rep.Signals || len(batches) < rep.Signals/1100 {
+		t.Errorf("%d signals, %d sent in %d batches %v", rep.Signals, rep.Sent, len(batches), batches)
+	}
+	_, err = detectFlows(context.Background(), log, flow.Rules{}, func(context.Context, []alert.Signal) error { return errors.New("server down") })
+	if err == nil || !strings.Contains(err.Error(), "server down") {
+		t.Errorf("a failed send: %v", err)
 	}
 }

@@ -16,9 +16,12 @@ import (
 
 // flowReport is what `detect --zeek` found in a conn.log.
 type flowReport struct {
-	File       string         `json:"file"`
-	Flows      int            `json:"flows"`
-	Skipped    int            `json:"skipped"`
+	File    string `json:"file"`
+	Flows   int    `json:"flows"`
+	Skipped int    `json:"skipped"`
+	// Late counts the connections that started more than an hour before
+	// one already read (flow.Reorderer): scored out of order.
+	Late       int            `json:"late,omitempty"`
 	LastError  string         `json:"last_error,omitempty"`
 	Seconds    float64        `json:"seconds"`
 	FlowsPerS  float64        `json:"flows_per_second"`
@@ -40,9 +43,10 @@ type flowLabels struct {
 	FalsePositive    float64 `json:"false_positive_rate"`
 }
 
-// detectFlows runs the flow rules over a conn.log (the records are sorted
-// by start time first: Zeek writes a connection when it ends), folds the
-// signals into alerts and, with send, hands the signals to a server.
+// detectFlows runs the flow rules over a conn.log (the records in order
+// of their start, flow.Reorderer: Zeek writes a connection when it ends),
+// folds the signals into alerts and, with send, hands the signals to a
+// server.
 func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(context.Context, []alert.Signal) error) (flowReport, error) {
 	rep := flowReport{File: path, Behaviours: map[string]int{}}
 	f, err := os.Open(path)
@@ -51,22 +55,6 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 	}
 	defer f.Close()
 	r := flow.NewReader(f)
-	var conns []flow.Conn
-	for {
-		c, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return rep, fmt.Errorf("%s: %w", path, err)
-		}
-		conns = append(conns, c)
-	}
-	rep.Skipped = r.Skipped
-	if r.LastError != nil {
-		rep.LastError = r.LastError.Error()
-	}
-	flow.SortByTime(conns)
 	start := time.Now()
 	d := flow.NewDetector(rules)
 	agg := alert.NewAggregator(0, nil)
@@ -74,7 +62,16 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 	var labels flowLabels
 	hasLabels := false
 	var pending []alert.Signal
-	for _, c := range conns {
+	var sendErr error
+	sendBatch := func() error {
+		if err := send(ctx, pending); err != nil {
+			return fmt.Errorf("send signals to the server: %w", err)
+		}
+		rep.Sent += len(pending)
+		pending = pending[:0]
+		return nil
+	}
+	observe := func(c flow.Conn) {
 		sigs := d.Observe(c)
 		rep.Flows++
 		rep.Signals += len(sigs)
@@ -85,7 +82,13 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 				alerts[a.ID] = a
 			}
 		}
-		pending = append(pending, sigs...)
+		if send != nil && sendErr == nil {
+			// In batches as they come: a day's log raises too many to hold.
+			pending = append(pending, sigs...)
+			if len(pending) >= 1000 {
+				sendErr = sendBatch()
+			}
+		}
 		if c.Label != "" {
 			hasLabels = true
 			if c.Malicious() {
@@ -101,11 +104,33 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 			}
 		}
 	}
+	// The rules take connections in order of their start; Zeek writes
+	// them as they end.
+	var order flow.Reorderer
+	for {
+		c, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", path, err)
+		}
+		order.Push(c, observe)
+	}
+	order.Flush(observe)
+	rep.Late = order.Late
+	rep.Skipped = r.Skipped
+	if r.LastError != nil {
+		rep.LastError = r.LastError.Error()
+	}
 	rep.Seconds = time.Since(start).Seconds()
 	if rep.Seconds > 0 {
 		rep.FlowsPerS = float64(rep.Flows) / rep.Seconds
 	}
 	rep.Alerts = slices.SortedFunc(maps.Values(alerts), func(a, b alert.Alert) int { return a.FirstSeen.Compare(b.FirstSeen) })
+	if rep.Alerts == nil {
+		rep.Alerts = []alert.Alert{} // [] for none, never null
+	}
 	if hasLabels {
 		if labels.Malicious > 0 {
 			labels.Recall = float64(labels.FlaggedMalicious) / float64(labels.Malicious)
@@ -115,17 +140,10 @@ func detectFlows(ctx context.Context, path string, rules flow.Rules, send func(c
 		}
 		rep.Labelled = &labels
 	}
-	if send != nil {
-		for len(pending) > 0 {
-			n := min(len(pending), 1000)
-			if err := send(ctx, pending[:n]); err != nil {
-				return rep, fmt.Errorf("send signals to the server: %w", err)
-			}
-			rep.Sent += n
-			pending = pending[n:]
-		}
+	if send != nil && sendErr == nil && len(pending) > 0 {
+		sendErr = sendBatch()
 	}
-	return rep, nil
+	return rep, sendErr
 }
 
 // plural counts n of noun, "1 signal" or "3 signals".
