@@ -87,6 +87,14 @@ device pages plot.
 				if cmd.String("pcap") != "" {
 					return fmt.Errorf("detect: give --pcap or --zeek, not both")
 				}
+				// The flow rules take --rule, --server and --json; a packet
+				// option would be ignored without a word.
+				for _, name := range []string{"iface", "plot", "save-model", "load-model", "count", "fm", "ad", "labels", "kitsune-links", "scores",
+					"no-rules", "warmup", "learn", "learn-below", "summary-interval", "target-fpr", "threshold-scale", "threshold", "persist", "window", "idle-gap"} {
+					if cmd.IsSet(name) {
+						return fmt.Errorf("detect: --%s is an option of packet detection (--pcap, --iface), not of --zeek", name)
+					}
+				}
 				var send func(context.Context, []alert.Signal) error
 				if cmd.String("server") != "" {
 					c, err := newAPIClient(cmd)
@@ -118,6 +126,12 @@ device pages plot.
 			}
 			if cmd.Int("fm") <= 0 || cmd.Int("ad") <= 0 {
 				return fmt.Errorf("detect: --fm and --ad must be positive")
+			}
+			if cmd.Int("count") < 0 {
+				return fmt.Errorf("detect: --count must be positive (or 0, the default, for no limit)")
+			}
+			if cmd.Duration("summary-interval") <= 0 {
+				return fmt.Errorf("detect: --summary-interval must be positive")
 			}
 			var labels []bool
 			if path := cmd.String("labels"); path != "" {

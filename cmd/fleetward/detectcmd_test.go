@@ -93,6 +93,10 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 		{"a window past the bound", []string{"--pcap", pcap, "--window", "100000000"}, "--window 100000000: want"},
 		{"persistence longer than the window", []string{"--pcap", pcap, "--persist", "11"}, "--persist 11: want a number of packets from 1 to --window (10)"},
 		{"a zero idle gap", []string{"--pcap", pcap, "--idle-gap", "0s"}, "--idle-gap 0s: want a positive duration"},
+		{"a directory for a capture", []string{"--pcap", dir}, "a directory, not a pcap or pcapng file"},
+		{"a packet option with --zeek", []string{"--zeek", pcap, "--labels", badLabels}, "--labels is an option of packet detection"},
+		{"a negative count", []string{"--pcap", pcap, "--count", "-1"}, "--count must be positive"},
+		{"a zero summary interval", []string{"--pcap", pcap, "--summary-interval", "0s"}, "--summary-interval must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,6 +173,9 @@ func (s packetSocket) close() {
 func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
+		if names := interfaceNames(); names != "" {
+			return packetSocket{}, fmt.Errorf("capture on %s: no such interface; this host has %s", name, names)
+		}
 		return packetSocket{}, fmt.Errorf("capture on %s: %w", name, err)
 	}
 	hw, err := hardwareType(name)
@@ -269,6 +273,20 @@ func hardwareType(name string) (uint16, error) {
 	}
 	// The answer is a struct sockaddr whose family is the hardware type.
 	return ifr.Uint16(), nil
+}
+
+// interfaceNames lists the host's interfaces, "eth0, lo", for the error
+// that names one missing; "" if they cannot be listed.
+func interfaceNames() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	names := make([]string, len(ifs))
+	for i, ifi := range ifs {
+		names[i] = ifi.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // captureLinkType returns the link type of the frames captured on the

@@ -135,6 +135,11 @@ func loadAE(s savedAutoencoder, name string) (*autoencoder, error) {
 			}
 		}
 	}
+	if !(s.LR > 0 && s.LR <= 1) {
+		// Continued learning (--learn) steps by it: a negative or huge step
+		// would climb the error instead of descending it.
+		return nil, apperr.InvalidField("model", "%s has a learning rate of %g; want one in (0, 1]", name, s.LR)
+	}
 	a := newAutoencoderWeights(nv, nh, s.LR, s.W)
 	a.hbias, a.vbias, a.lo, a.hi = s.HBias, s.VBias, s.Lo, s.Hi
 	return a.prepare(), nil

@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"math/rand/v2"
 	"slices"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,7 @@ func TestLoadingABadModelFileFailsClearly(t *testing.T) {
 		{"a model of other features is refused", strings.Replace(good, `"features":100`, `"features":12`, 1), "12 features"},
 		{"a cut file is refused", good[:len(good)/2], "not a model file"},
 		{"a feature index out of range is refused", strings.Replace(good, `"feature_map":[[`, `"feature_map":[[999,`, 1), "feature group 0"},
+		{"a negative learning rate is refused", regexp.MustCompile(`"learning_rate":[0-9.e-]+`).ReplaceAllString(good, `"learning_rate":-1`), "learning rate of -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,6 +110,10 @@ func OpenFile(path string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open capture %s: %w", path, err)
 	}
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("open capture %s: %w", path, apperr.InvalidField("capture", "a directory, not a pcap or pcapng file"))
+	}
 	r, err := NewReader(f)
 	if err != nil {
 		f.Close()
