@@ -27,6 +27,13 @@ type Rules struct {
 	// addresses many times a second. Default 10 in 10 s.
 	TelnetScanHosts  int           `json:"telnet_scan_hosts"`
 	TelnetScanWindow time.Duration `json:"telnet_scan_window"`
+	// HostScanHosts distinct hosts sent a TCP SYN on one port other than
+	// Telnet's by one source within HostScanWindow: a sweep for one
+	// exploitable service (Android debugging on 5555, the router exploits
+	// of Mirai's heirs on 37215 and 52869, SSH). Default 50 in 10 s: well
+	// above a recorder reconnecting to its cameras.
+	HostScanHosts  int           `json:"host_scan_hosts"`
+	HostScanWindow time.Duration `json:"host_scan_window"`
 	// SYNFloodRate, UDPFloodRate and ACKFloodRate are packets from one
 	// source to one destination within RateWindow: bare SYNs not followed
 	// by the ACK that completes their handshake, UDP datagrams, and bare
@@ -83,7 +90,7 @@ type Rules struct {
 }
 
 // DefaultRules are the documented defaults.
-var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second,
+var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second, HostScanHosts: 50, HostScanWindow: 10 * time.Second,
 	SYNFloodRate: 1000, UDPFloodRate: 10000, ACKFloodRate: 3000, RateWindow: time.Second,
 	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
 	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
@@ -104,6 +111,8 @@ func (r Rules) withDefaults() Rules {
 	}
 	pick(&r.TelnetScanHosts, d.TelnetScanHosts)
 	pickD(&r.TelnetScanWindow, d.TelnetScanWindow)
+	pick(&r.HostScanHosts, d.HostScanHosts)
+	pickD(&r.HostScanWindow, d.HostScanWindow)
 	pick(&r.SYNFloodRate, d.SYNFloodRate)
 	pick(&r.UDPFloodRate, d.UDPFloodRate)
 	pick(&r.ACKFloodRate, d.ACKFloodRate)
@@ -144,6 +153,12 @@ const bulkSegment = 512
 const maxRuleKeys = 1 << 18
 
 type hostPair struct{ src, dst Host }
+
+// servicePort is a source and a destination port.
+type servicePort struct {
+	src  Host
+	port uint16
+}
 
 type serviceKey struct {
 	src, dst Host
@@ -216,10 +231,11 @@ const (
 // maxRuleKeys) and idle entries are evicted as capture time moves. Not
 // safe for concurrent use.
 type RuleDetector struct {
-	r      Rules
-	telnet map[Host]*distinctSet[Host]
-	ports  map[hostPair]*distinctSet[uint16]
-	syn    map[hostPair]*counter
+	r        Rules
+	telnet   map[Host]*distinctSet[Host]
+	hostScan map[servicePort]*distinctSet[Host]
+	ports    map[hostPair]*distinctSet[uint16]
+	syn      map[hostPair]*counter
 	// bulk holds when each source last sent a full TCP segment
 	// (bulkSegment) to each destination.
 	bulk map[hostPair]float64
@@ -240,7 +256,7 @@ type RuleDetector struct {
 // NewRuleDetector returns a RuleDetector with rules r (zero fields take
 // their defaults).
 func NewRuleDetector(r Rules) *RuleDetector {
-	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
+	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, hostScan: map[servicePort]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
 		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, bulk: map[hostPair]float64{},
 		synIn: map[Host]*counter{}, udpIn: map[Host]*counter{}, ackIn: map[Host]*counter{}, brute: map[serviceKey]*counter{},
 		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
@@ -277,6 +293,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 				out = append(out, d.signal(p, "telnet_scan", alert.SeverityHigh, n, r.TelnetScanHosts,
 					fmt.Sprintf("TCP SYN to 23/2323 of %d hosts within %s (threshold %d): Mirai-style Telnet scanning", n, r.TelnetScanWindow, r.TelnetScanHosts)))
 			}
+		} else if n, fire := distinct(d.hostScan, servicePort{p.Src, p.DstPort}, p.Dst, t, r.HostScanWindow, r.HostScanHosts); fire {
+			out = append(out, d.signal(p, "host_scan", alert.SeverityHigh, n, r.HostScanHosts,
+				fmt.Sprintf("TCP SYN to port %d of %d hosts within %s (threshold %d): a sweep for one service", p.DstPort, n, r.HostScanWindow, r.HostScanHosts)))
 		}
 		if n, fire := distinct(d.ports, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
 			out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
@@ -569,6 +588,7 @@ func forgetEnded[K comparable, W ruleWindow](m map[K]W, now float64, length time
 // The tables evict reads, each on its own schedule.
 const (
 	sweepTelnet = iota
+	sweepHostScan
 	sweepPorts
 	sweepRates
 	sweepBrute
@@ -594,6 +614,9 @@ func (d *RuleDetector) evict(now float64) {
 	}
 	if due(sweepTelnet, r.TelnetScanWindow.Seconds()) {
 		forgetEnded(d.telnet, now, r.TelnetScanWindow)
+	}
+	if due(sweepHostScan, r.HostScanWindow.Seconds()) {
+		forgetEnded(d.hostScan, now, r.HostScanWindow)
 	}
 	if due(sweepPorts, r.PortScanWindow.Seconds()) {
 		forgetEnded(d.ports, now, r.PortScanWindow)
@@ -640,7 +663,7 @@ func (d *RuleDetector) evict(now float64) {
 
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) + len(d.bulk) +
+	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) + len(d.bulk) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
 }
 

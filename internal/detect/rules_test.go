@@ -130,6 +130,32 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
+			name: "a bot sending SYNs to port 5555 of 60 hosts in 6 s is a host scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 60 {
+					fs = append(fs, crafted{time.Duration(i) * 100 * ms, tcpFrame(t, botIP, net.IP{198, 51, byte(i), 7}, 40000, 5555, "S", nil)})
+				}
+				return fs
+			},
+			want: "host_scan",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.66" || s.Score != 50 || !strings.Contains(s.Explanation, "port 5555 of 50 hosts") {
+					t.Errorf("signal %+v", s)
+				}
+			},
+		},
+		{
+			name: "a recorder reconnecting to 30 cameras on 554 in 3 s is no host scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					fs = append(fs, crafted{time.Duration(i) * 100 * ms, tcpFrame(t, botIP, net.IP{10, 200, 3, byte(i)}, uint16(40000+i), 554, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
 			name: "SYNs to 23 of 5 hosts are not a scan",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
