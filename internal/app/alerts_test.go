@@ -92,12 +92,8 @@ func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
 // address the inventory does not have.
 func TestSignalsResolveTheirDeviceByIPBeforeMAC(t *testing.T) {
 	dir := t.TempDir()
+	s, _ := startServer(t, dir, false)
 	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
-	s, err := app.Start(ctx, app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Log: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
 	for _, d := range []inventory.Device{
 		{ID: "router-1", Name: "Router", Class: "router", IPs: []string{"10.99.0.1"}, MACs: []string{"1e:36:f2:ff:db:22"}},
 		{ID: "cam-2", Name: "Camera behind it", Class: "camera", IPs: []string{"10.99.1.3"}},
