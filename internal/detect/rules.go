@@ -245,6 +245,7 @@ type RuleDetector struct {
 	synIn, udpIn, ackIn map[Host]*counter
 	brute               map[serviceKey]*counter
 	beacons             map[serviceKey]*beacon
+	knownPorts          map[servicePort]struct{} // the ports of known beacons (beacon.known)
 	creds               map[connKey]*credState
 	dests               map[Host]*destClasses
 	packets             int
@@ -259,7 +260,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, hostScan: map[servicePort]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
 		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, bulk: map[hostPair]float64{},
 		synIn: map[Host]*counter{}, udpIn: map[Host]*counter{}, ackIn: map[Host]*counter{}, brute: map[serviceKey]*counter{},
-		beacons: map[serviceKey]*beacon{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
+		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
 }
 
 // Rules returns the thresholds in force, defaults filled in.
@@ -441,6 +442,9 @@ func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
 		// never needs it.
 		b = &beacon{known: p.Time-d.start <= r.BeaconLearning.Seconds()}
 		d.beacons[key] = b
+		if sp := (servicePort{p.Src, p.DstPort}); b.known && len(d.knownPorts) < maxRuleKeys {
+			d.knownPorts[sp] = struct{}{}
+		}
 	}
 	if b.known {
 		return out
@@ -471,8 +475,16 @@ func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
 		return out
 	}
 	b.fired = true
-	return append(out, d.signal(p, "c2_beaconing", alert.SeverityHigh, len(b.times), r.BeaconConnections,
-		fmt.Sprintf("%d connections to %s every %.1f s (jitter %.3f, at most %.2f): a timer calling home", len(b.times), peerString(p), mean, cv, r.BeaconJitter)))
+	why := fmt.Sprintf("%d connections to %s every %.1f s (jitter %.3f, at most %.2f): a timer calling home", len(b.times), peerString(p), mean, cv, r.BeaconJitter)
+	severity := alert.SeverityHigh
+	if _, ok := d.knownPorts[servicePort{p.Src, p.DstPort}]; ok {
+		// Cloud services move between addresses: a device that called
+		// this port of other public addresses while learning may be
+		// calling its own service at a new one.
+		severity = alert.SeverityMedium
+		why += fmt.Sprintf("; the device called port %d of other public addresses while learning, so this may be its own cloud service at a new address", p.DstPort)
+	}
+	return append(out, d.signal(p, "c2_beaconing", severity, len(b.times), r.BeaconConnections, why))
 }
 
 // shedBeacons makes room in the full beacon table. The destinations

@@ -304,8 +304,33 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				}
 				return fs
 			},
-			want:  "c2_beaconing",
-			check: func(t *testing.T, s alert.Signal) { checkPeer(t, s, "203.0.113.9:443") },
+			want: "c2_beaconing",
+			check: func(t *testing.T, s alert.Signal) {
+				checkPeer(t, s, "203.0.113.9:443")
+				if s.Severity != alert.SeverityHigh {
+					t.Errorf("severity %s, want high", s.Severity)
+				}
+			},
+		},
+		{
+			name: "a device's call home moving to a new address on its port is medium beaconing",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 20 { // to its cloud while learning, then to a new address of it
+					to := net.IP{52, 1, 2, 3}
+					if i >= 12 {
+						to = net.IP{52, 1, 9, 9}
+					}
+					fs = append(fs, crafted{time.Duration(i) * time.Minute, tcpFrame(t, botIP, to, uint16(40000+i), 8883, "S", nil)})
+				}
+				return fs
+			},
+			want: "c2_beaconing",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.Severity != alert.SeverityMedium || !strings.Contains(s.Explanation, "its own cloud service at a new address") {
+					t.Errorf("signal %+v", s)
+				}
+			},
 		},
 		{
 			name: "regular connections to a destination known from the learning period are not beaconing",
