@@ -264,6 +264,9 @@ device pages plot.
 				sm := detect.Evaluate(res.Smoothed[res.Trained:], labels[res.Trained:])
 				out.Smoothed = &sm
 				out.AlertCheck = checkAlerts(res, labels)
+				if err := out.AlertCheck.nameInfected(cmd.String("pcap"), labels); err != nil {
+					return fmt.Errorf("detect: --labels: %w", err)
+				}
 			}
 			if sender != nil {
 				if err := sender.signals.Add(ctx, true, res.Signals...); err != nil {
@@ -445,6 +448,45 @@ type alertCheck struct {
 	// BenignSignals counts the signals raised on benign-labelled packets
 	// after training, wherever they are in the capture.
 	BenignSignals int `json:"benign_signals"`
+	// Infected is the source of most malicious-labelled packets, the
+	// infected device (the labels also mark the replies of the hosts it
+	// attacks), and FirstAlertNamesIt whether the first alert is its.
+	Infected          string `json:"infected_source,omitempty"`
+	FirstAlertNamesIt bool   `json:"first_alert_names_infected"`
+	firstAlertIP      string
+}
+
+// nameInfected finds the capture's infected device from its labels and
+// says whether the first alert named it: an alert on time on the wrong
+// device is no detection.
+func (c *alertCheck) nameInfected(path string, labels []bool) error {
+	r, err := detect.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	dec := detect.NewDecoder(r.LinkType())
+	counts := map[string]int{}
+	var p detect.Packet
+	for i := 0; i < len(labels); i++ {
+		data, ci, err := r.Next()
+		if err != nil {
+			break // the scoring pass read as far, and said why it stopped
+		}
+		if labels[i] {
+			dec.Decode(data, ci, &p)
+			if src := p.Src.String(); src != "" {
+				counts[src]++
+			}
+		}
+	}
+	for src, n := range counts {
+		if n > counts[c.Infected] || n == counts[c.Infected] && src < c.Infected {
+			c.Infected = src
+		}
+	}
+	c.FirstAlertNamesIt = c.Infected != "" && c.firstAlertIP == c.Infected
+	return nil
 }
 
 func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
@@ -462,7 +504,7 @@ func checkAlerts(res *detect.ScoreResult, labels []bool) *alertCheck {
 			continue
 		}
 		if c.FirstAlert.IsZero() {
-			c.FirstAlert, c.FirstAlertSource = s.Time, s.SrcIP+" "+s.SrcMAC+" ("+s.Behaviour+")"
+			c.FirstAlert, c.FirstAlertSource, c.firstAlertIP = s.Time, s.SrcIP+" "+s.SrcMAC+" ("+s.Behaviour+")", s.SrcIP
 			c.DelaySeconds = s.Time.Sub(c.FirstMalicious).Seconds()
 		}
 	}
@@ -513,8 +555,12 @@ func printDetect(w io.Writer, out detectOutput) {
 			ev.AUC, ev.EER, ev.TPRAt1, ev.TPRAt01, res.Threshold)
 	}
 	if c := out.AlertCheck; c != nil {
-		fmt.Fprintf(w, "first malicious packet %s; first alert %s on %s (%.3f s later); %s on benign scored packets\n",
-			c.FirstMalicious.Format(time.RFC3339Nano), c.FirstAlert.Format(time.RFC3339Nano), c.FirstAlertSource, c.DelaySeconds, plural(c.BenignSignals, "signal"))
+		named := "the infected device, " + c.Infected
+		if !c.FirstAlertNamesIt {
+			named = "not the infected device, " + c.Infected
+		}
+		fmt.Fprintf(w, "first malicious packet %s; first alert %s on %s (%.3f s later; %s); %s on benign scored packets\n",
+			c.FirstMalicious.Format(time.RFC3339Nano), c.FirstAlert.Format(time.RFC3339Nano), c.FirstAlertSource, c.DelaySeconds, named, plural(c.BenignSignals, "signal"))
 	}
 	fmt.Fprintf(w, "%s\n", plural(len(out.Alerts), "alert"))
 	for _, a := range out.Alerts {

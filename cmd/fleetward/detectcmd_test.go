@@ -503,3 +503,25 @@ func TestDetectFlowsSendsSignalsInBatches(t *testing.T) {
 		t.Errorf("a failed send: %v", err)
 	}
 }
+
+// The alert check names the infected device, the source of most
+// malicious-labelled packets, and says whether the first alert was its.
+func TestAlertCheckNamesTheInfectedDevice(t *testing.T) {
+	pcap := writeTestCapture(t, t.TempDir(), 300) // every packet from 10.200.0.1
+	labels := make([]bool, 300)
+	for i := 100; i < 200; i++ {
+		labels[i] = true
+	}
+	for _, tc := range []struct {
+		first string
+		want  bool
+	}{{"10.200.0.1", true}, {"10.200.0.3", false}} {
+		c := &alertCheck{firstAlertIP: tc.first}
+		if err := c.nameInfected(pcap, labels); err != nil {
+			t.Fatal(err)
+		}
+		if c.Infected != "10.200.0.1" || c.FirstAlertNamesIt != tc.want {
+			t.Errorf("first alert on %s: infected %q, names it %v", tc.first, c.Infected, c.FirstAlertNamesIt)
+		}
+	}
+}

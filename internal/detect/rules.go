@@ -694,6 +694,9 @@ func packetTime(t float64) time.Time {
 	return time.UnixMicro(int64(math.Round(t * 1e6))).UTC()
 }
 
+// String formats a host as its address ("" for none).
+func (h Host) String() string { return hostString(h) }
+
 // hostString formats a host as its address ("" for none).
 func hostString(h Host) string {
 	switch h.Kind {
