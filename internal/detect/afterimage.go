@@ -115,7 +115,13 @@ func (m *decayMemo) one(dt float64) *factors {
 // backwards for them, but for a stream whose clock a packet far ahead of
 // t set (rewound).
 func decayAll(s *windows, t float64, m *decayMemo) {
-	if f := m.one(t - s.last); f != nil {
+	decayStats(s, t, m.one(t-s.last))
+}
+
+// decayStats is decayAll with the factors of t - s.last at hand: nil
+// when time does not move forward for the stream.
+func decayStats(s *windows, t float64, f *factors) {
+	if f != nil {
 		applyStatDecay(s, t, f)
 	} else if rewound(t, s.last) {
 		s.last = t
@@ -270,12 +276,18 @@ func unhandle(h uint32) (l uint32, side int) { return h >> 1, int(h & 1) }
 // been updated with v already and other is the link's other stream.
 func (l *link) update(s, other *stream2D, side int, v, t float64, m *decayMemo) {
 	decayAll(&other.windows, t, m)
-	if f := m.one(t - l.last); f != nil {
+	l.decayCov(side, t, m.one(t-l.last))
+	l.addResiduals(s, side, v)
+}
+
+// decayCov is decayStats for the link's covariances, side being the
+// sending stream's.
+func (l *link) decayCov(side int, t float64, f *factors) {
+	if f != nil {
 		l.applyCovDecay(side, t, f)
 	} else if rewound(t, l.last) {
 		l.last = t
 	}
-	l.addResiduals(s, side, v)
 }
 
 // applyCovDecay is applyStatDecay for the link's covariances, side being
@@ -439,11 +451,7 @@ func (tb *table2D) update(srcKey, dstKey hashed, v, t float64, every bool, m *de
 	m.get(dts[:], f[:])
 	// Window by window, as Kitsune does; a window's link statistics
 	// depend only on that window's, so all windows of src go first.
-	if f[0] != nil {
-		applyStatDecay(&src.windows, t, f[0])
-	} else if rewound(t, src.last) {
-		src.last = t
-	}
+	decayStats(&src.windows, t, f[0])
 	for i := range src.s {
 		src.s[i].add(v)
 	}
@@ -478,16 +486,8 @@ func (tb *table2D) update(srcKey, dstKey hashed, v, t float64, every bool, m *de
 	if every {
 		l.update(src, tb.streams.at(l.other(side)), side, v, t, m)
 	} else {
-		if f[1] != nil {
-			applyStatDecay(&dst.windows, t, f[1])
-		} else if rewound(t, dst.last) {
-			dst.last = t
-		}
-		if f[2] != nil {
-			l.applyCovDecay(side, t, f[2])
-		} else if rewound(t, l.last) {
-			l.last = t
-		}
+		decayStats(&dst.windows, t, f[1])
+		l.decayCov(side, t, f[2])
 		l.addResiduals(src, side, v)
 	}
 	a, b := tb.streams.at(l.a), tb.streams.at(l.b)
