@@ -144,22 +144,17 @@ func (r *Reader) LinkType() LinkType {
 	if r.ng == nil {
 		return r.link
 	}
-	if _, err := r.ng.Interface(0); err == nil {
-		return r.interfaceLink(0, nil)
+	if first, err := r.ng.Interface(0); err == nil {
+		return r.interfaceLink(0, first.LinkType)
 	}
 	return LinkEthernet
 }
 
 // interfaceLink is the link type of the pcapng interface i, as its
 // description gives it (the walker's), unless pcapgo's record of it
-// (got, one byte; nil to ask pcapgo) disagrees in the byte they share.
-func (r *Reader) interfaceLink(i int, got any) LinkType {
-	short, ok := got.(layers.LinkType)
-	if got == nil {
-		intf, err := r.ng.Interface(i)
-		short, ok = intf.LinkType, err == nil
-	}
-	if links := r.blocks.links; i < len(links) && (!ok || uint8(links[i]) == uint8(short)) {
+// (short, one byte) disagrees in the byte they share.
+func (r *Reader) interfaceLink(i int, short layers.LinkType) LinkType {
+	if links := r.blocks.links; i < len(links) && uint8(links[i]) == uint8(short) {
 		return links[i]
 	}
 	return LinkType(short)
@@ -197,8 +192,10 @@ func (r *Reader) Next() ([]byte, gopacket.CaptureInfo, error) {
 	}
 	r.good += 16 + int64(len(data)) // a pcap record header and its bytes
 	if r.ng != nil && len(ci.AncillaryData) > 0 {
-		r.ancil[0] = r.interfaceLink(ci.InterfaceIndex, ci.AncillaryData[0])
-		ci.AncillaryData = r.ancil[:]
+		if short, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+			r.ancil[0] = r.interfaceLink(ci.InterfaceIndex, short)
+			ci.AncillaryData = r.ancil[:]
+		}
 	}
 	if ci.Length < len(data) {
 		// A wire length below the captured length is corrupt; the captured
