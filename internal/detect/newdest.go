@@ -83,11 +83,11 @@ func wellKnown(port uint16) (name string, id uint16, ok bool) {
 
 // answers reports whether p goes from the server side of its conversation
 // to the client side, as far as one packet tells: a TCP SYN opens, and a
-// SYN-ACK or a refusal (RST-ACK) answers; any other TCP segment or UDP datagram answers when it
-// comes from a well-known service port to a port that is not one, or,
-// neither port being one, from a port of 1024 or more to a higher one (a
-// client's ephemeral port, most likely). Packets without TCP or UDP ports
-// never answer.
+// SYN-ACK or a refusal (RST-ACK) answers; any other TCP segment or UDP
+// datagram answers when it comes from a well-known service port to a port
+// that is not one, or, neither port being one, from a port of 1024 or
+// more to a higher one (a client's ephemeral port, most likely). Packets
+// without TCP or UDP ports never answer.
 func answers(p *Packet) bool {
 	if p.Ports != PortNumber || (p.Proto != layers.IPProtocolTCP && p.Proto != layers.IPProtocolUDP) {
 		return false
@@ -102,7 +102,8 @@ func answers(p *Packet) bool {
 		// A refusal (what a closed port answers a SYN with: RST and ACK)
 		// answers whatever its ports, so that the victim of a port scan is
 		// not charged with the replies the scan draws from it.
-		if p.TCPFlags&(FlagRST|FlagACK) == FlagRST|FlagACK && p.TCPFlags&FlagSYN == 0 {
+		// Segments with SYN set were settled by the switch.
+		if p.TCPFlags&(FlagRST|FlagACK) == FlagRST|FlagACK {
 			return true
 		}
 	}
