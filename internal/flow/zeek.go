@@ -15,7 +15,6 @@ import (
 	"io"
 	"math"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -334,10 +333,4 @@ func parseTime(v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither epoch seconds nor RFC 3339", v)
 	}
 	return t.UTC(), nil
-}
-
-// SortByTime orders connections by start time (stable), as the rules need:
-// Zeek writes a connection when it ends.
-func SortByTime(cs []Conn) {
-	slices.SortStableFunc(cs, func(a, b Conn) int { return a.Time.Compare(b.Time) })
 }
