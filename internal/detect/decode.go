@@ -217,7 +217,7 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 		return
 	}
 	d.decoded = d.decoded[:0]
-	d.ip4.n, d.ip6.n, d.ip6.salvaged = 0, 0, false
+	d.ip4.seen, d.ip6.seen, d.ip6.salvaged = false, false, false
 	if err := parser.DecodeLayers(data, &d.decoded); err != nil {
 		d.Stats.Malformed++
 	}
@@ -470,22 +470,19 @@ func (s *linuxSLL) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) erro
 }
 
 // ipv4First is gopacket's IPv4 layer keeping the frame's first header
-// (first, once n > 0): the parser decodes a tunnel's inner header into the
+// (first, once seen): the parser decodes a tunnel's inner header into the
 // same layer, and tshark (Kitsune) reports the first occurrence, the outer
 // header.
 type ipv4First struct {
 	layers.IPv4
 	first layers.IPv4
-	n     int // headers decoded in the frame
+	seen  bool // a header was decoded in the frame
 }
 
 func (l *ipv4First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	err := l.IPv4.DecodeFromBytes(data, df)
-	if err == nil {
-		if l.n == 0 {
-			l.first = l.IPv4
-		}
-		l.n++
+	if err == nil && !l.seen {
+		l.first, l.seen = l.IPv4, true
 	}
 	return err
 }
@@ -499,19 +496,18 @@ type ipv6First struct {
 	first         layers.IPv6
 	firstHopByHop bool
 	firstNext     gopacket.LayerType
-	n             int
+	seen          bool
 	salvaged      bool
 }
 
 func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	err := l.IPv6.DecodeFromBytes(data, df)
 	switch {
-	case err == nil && l.n == 0:
-		l.first, l.firstHopByHop, l.firstNext = l.IPv6, l.HopByHop != nil, l.NextLayerType()
-		l.n++
+	case l.seen:
 	case err == nil:
-		l.n++
-	case l.n == 0 && len(data) >= 40 && data[0]>>4 == 6:
+		l.first, l.firstHopByHop, l.firstNext = l.IPv6, l.HopByHop != nil, l.NextLayerType()
+		l.seen = true
+	case len(data) >= 40 && data[0]>>4 == 6:
 		l.salvaged = true
 	}
 	return err
