@@ -63,6 +63,9 @@ type Packet struct {
 	Proto layers.IPProtocol
 	// TCPFlags holds the TCP flags (FIN 0x01 … CWR 0x80) of a TCP packet.
 	TCPFlags uint8
+	// Seq and Ack are a TCP packet's sequence and acknowledgement numbers
+	// (zero for ports quoted in an ICMP error).
+	Seq, Ack uint32
 	// Payload is the start of the transport payload, at most
 	// Decoder.PayloadPrefix bytes (MaxPayloadPrefix at most). It is nil
 	// unless the decoder was asked for payloads, and it points into the
@@ -300,6 +303,7 @@ layers:
 				p.SrcPort, p.DstPort = uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
 				p.Proto = layers.IPProtocolTCP
 				p.TCPFlags = tcpFlags(&d.tcp)
+				p.Seq, p.Ack = d.tcp.Seq, d.tcp.Ack
 				d.copyPayload(p, d.tcp.Payload)
 			}
 		case layers.LayerTypeUDP:
@@ -404,6 +408,7 @@ func (d *Decoder) decodeFast(data []byte, p *Packet) bool {
 			return false
 		}
 		flags, payload = seg[13], seg[start:]
+		p.Seq, p.Ack = binary.BigEndian.Uint32(seg[4:8]), binary.BigEndian.Uint32(seg[8:12])
 	case layers.IPProtocolUDP:
 		if len(seg) < 8 {
 			return false

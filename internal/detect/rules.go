@@ -36,7 +36,8 @@ type Rules struct {
 	HostScanWindow time.Duration `json:"host_scan_window"`
 	// SYNFloodRate, UDPFloodRate and ACKFloodRate are packets from one
 	// source to one destination within RateWindow: bare SYNs not followed
-	// by the ACK that completes their handshake, UDP datagrams, and bare
+	// by the ACK that completes their handshake (after the destination's
+	// SYN-ACK, with the sequence numbers it must carry), UDP datagrams, and bare
 	// ACKs without payload but those of a download (to a host that sent
 	// the source a segment of 512 bytes or more within RateWindow).
 	// Defaults 1000, 10000 and 3000 in 1 s: well above a busy device's own
@@ -50,7 +51,9 @@ type Rules struct {
 	ACKFloodRate int           `json:"ack_flood_rate"`
 	RateWindow   time.Duration `json:"rate_window"`
 	// PortScanPorts distinct TCP ports of one host sent a bare SYN by one
-	// source within PortScanWindow. Default 20 in 60 s.
+	// source within PortScanWindow, or as many UDP ports sent a datagram
+	// that does not answer one (see answers: a DNS server's replies to a
+	// client's ephemeral ports are no scan). Default 20 in 60 s.
 	PortScanPorts  int           `json:"port_scan_ports"`
 	PortScanWindow time.Duration `json:"port_scan_window"`
 	// BruteForceAttempts TCP connections (SYNs) from one source to one
@@ -235,6 +238,7 @@ type RuleDetector struct {
 	telnet   map[Host]*distinctSet[Host]
 	hostScan map[servicePort]*distinctSet[Host]
 	ports    map[hostPair]*distinctSet[uint16]
+	udpPorts map[hostPair]*distinctSet[uint16]
 	syn      map[hostPair]*counter
 	// bulk holds when each source last sent a full TCP segment
 	// (bulkSegment) to each destination.
@@ -248,6 +252,7 @@ type RuleDetector struct {
 	knownPorts          map[servicePort]struct{} // the ports of known beacons (beacon.known)
 	creds               map[connKey]*credState
 	dests               map[Host]*destClasses
+	handshakes          handshakes // the SYNs whose completing ACK takes them off the SYN counts
 	packets             int
 	swept               [numSweeps]float64 // when evict last read each table
 	start               float64            // the first packet's time
@@ -258,7 +263,8 @@ type RuleDetector struct {
 // their defaults).
 func NewRuleDetector(r Rules) *RuleDetector {
 	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, hostScan: map[servicePort]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
-		syn: map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, bulk: map[hostPair]float64{},
+		udpPorts: map[hostPair]*distinctSet[uint16]{},
+		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, bulk: map[hostPair]float64{},
 		synIn: map[Host]*counter{}, udpIn: map[Host]*counter{}, ackIn: map[Host]*counter{}, brute: map[serviceKey]*counter{},
 		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
 }
@@ -302,6 +308,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
 				fmt.Sprintf("TCP SYN to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))
 		}
+		d.handshakes.syn(p)
 		out = d.flood(p, d.syn, d.synIn, "syn_flood", "TCP SYNs", r.SYNFloodRate, out)
 		if loginPort(p.DstPort) {
 			if n, fire := count(d.brute, serviceKey{p.Src, p.Dst, p.DstPort}, t, r.BruteForceWindow, r.BruteForceAttempts); fire {
@@ -310,17 +317,21 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			}
 		}
 		out = d.beacon(p, out)
+	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN|FlagACK:
+		d.handshakes.synAck(p)
 	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 && p.Length <= 66:
 		// A bare ACK: no payload (the prefix is empty and the frame no
 		// longer than headers with options), so that bulk data is not
-		// counted. One that completes a handshake takes its SYN off the
-		// SYN counts: a thousand devices reconnecting to their broker at
-		// once are no SYN flood, spoofed sources never answer. And the
+		// counted. One that completes a handshake (handshakes) takes its
+		// SYN off the SYN counts: a thousand devices reconnecting to their
+		// broker at once are no SYN flood, spoofed sources never answer,
+		// and a flooder's own ACKs complete nothing. And the
 		// ACKs of a download, to a host sending full segments to this
 		// one, are no ACK flood.
-		pair := hostPair{p.Src, p.Dst}
-		if c := d.syn[pair]; c != nil && c.n > 0 {
-			c.n--
+		if d.handshakes.completes(p) {
+			if c := d.syn[hostPair{p.Src, p.Dst}]; c != nil && c.n > 0 {
+				c.n--
+			}
 			if in := d.synIn[p.Dst]; in != nil && in.n > 0 {
 				in.n--
 			}
@@ -336,6 +347,12 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		}
 		d.bulk[pair] = t
 	case p.Proto == layers.IPProtocolUDP:
+		if !answers(p) {
+			if n, fire := distinct(d.udpPorts, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
+				out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
+					fmt.Sprintf("UDP datagrams to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))
+			}
+		}
 		out = d.flood(p, d.udp, d.udpIn, "udp_flood", "UDP datagrams", r.UDPFloodRate, out)
 	}
 	if !r.NoCredentials && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
@@ -632,6 +649,7 @@ func (d *RuleDetector) evict(now float64) {
 	}
 	if due(sweepPorts, r.PortScanWindow.Seconds()) {
 		forgetEnded(d.ports, now, r.PortScanWindow)
+		forgetEnded(d.udpPorts, now, r.PortScanWindow)
 	}
 	if due(sweepRates, r.RateWindow.Seconds()) {
 		for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
@@ -675,7 +693,7 @@ func (d *RuleDetector) evict(now float64) {
 
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) + len(d.bulk) +
+	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) + len(d.bulk) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
 }
 

@@ -34,7 +34,13 @@ var (
 // tcpFrame builds an Ethernet/IPv4/TCP frame from src to dst.
 func tcpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags string, payload []byte) []byte {
 	t.Helper()
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Window: 1024, Seq: 1,
+	return tcpSeqFrame(t, src, dst, sport, dport, flags, 1, 0, payload)
+}
+
+// tcpSeqFrame is tcpFrame with the sequence and acknowledgement numbers given.
+func tcpSeqFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags string, seq, ack uint32, payload []byte) []byte {
+	t.Helper()
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Window: 1024, Seq: seq, Ack: ack,
 		SYN: strings.Contains(flags, "S"), ACK: strings.Contains(flags, "A"), PSH: strings.Contains(flags, "P"),
 		FIN: strings.Contains(flags, "F"), RST: strings.Contains(flags, "R")}
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
@@ -242,12 +248,36 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				for i := range 1500 {
 					dev := net.IP{10, 201, byte(i >> 8), byte(i)}
 					at := time.Duration(i) * 600 * time.Microsecond
-					fs = append(fs, crafted{at, tcpFrame(t, dev, victimIP, 40000, 8883, "S", nil)},
-						crafted{at + 200*time.Microsecond, tcpFrame(t, victimIP, dev, 8883, 40000, "SA", nil)},
-						crafted{at + 400*time.Microsecond, tcpFrame(t, dev, victimIP, 40000, 8883, "A", nil)})
+					isn, serverISN := uint32(i)*7919, ^uint32(i)
+					fs = append(fs, crafted{at, tcpSeqFrame(t, dev, victimIP, 40000, 8883, "S", isn, 0, nil)},
+						crafted{at + 200*time.Microsecond, tcpSeqFrame(t, victimIP, dev, 8883, 40000, "SA", serverISN, isn+1, nil)},
+						crafted{at + 400*time.Microsecond, tcpSeqFrame(t, dev, victimIP, 40000, 8883, "A", isn+1, serverISN+1, nil)})
 				}
 				return fs
 			},
+		},
+		{
+			name: "a flooder answering its own SYNs with ACKs, before the server or past it, still floods",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 2000 {
+					at := time.Duration(i) * 250 * time.Microsecond
+					isn, sport := uint32(i)*104729, uint16(1024+i)
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, sport, 80, "S", isn, 0, nil)})
+					switch i % 3 {
+					case 0: // an ACK with the right sequence before any SYN-ACK
+						fs = append(fs, crafted{at + 10*time.Microsecond, tcpSeqFrame(t, botIP, victimIP, sport, 80, "A", isn+1, 12345, nil)})
+					case 1: // the server answers; the flooder's ACK guesses its number wrong
+						fs = append(fs, crafted{at + 50*time.Microsecond, tcpSeqFrame(t, victimIP, botIP, 80, sport, "SA", 777, isn+1, nil)},
+							crafted{at + 100*time.Microsecond, tcpSeqFrame(t, botIP, victimIP, sport, 80, "A", isn+1, 12345, nil)})
+					default: // an ACK of another connection altogether
+						fs = append(fs, crafted{at + 10*time.Microsecond, tcpSeqFrame(t, botIP, victimIP, sport+1, 80, "A", isn+1, 1, nil)})
+					}
+				}
+				return fs
+			},
+			want: "syn_flood",
+			only: true,
 		},
 		{
 			name: "4,000 bare ACKs to one host in a second are an ACK flood",
@@ -281,6 +311,36 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 			want:  "port_scan",
 			check: func(t *testing.T, s alert.Signal) { checkPeerHost(t, s, "10.200.1.7") },
+		},
+		{
+			name: "UDP datagrams to 100 ports of one host are a port scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 100 {
+					fs = append(fs, crafted{time.Duration(i) * 10 * ms, udpFrame(t, botIP, victimIP, 40000, uint16(1+i*10), nil)})
+				}
+				return fs
+			},
+			want: "port_scan",
+			check: func(t *testing.T, s alert.Signal) {
+				checkPeerHost(t, s, "10.200.1.7")
+				if s.SrcIP != "10.200.1.66" || !strings.HasPrefix(s.Explanation, "UDP datagrams to 20 ports") {
+					t.Errorf("signal %+v", s)
+				}
+			},
+			only: true,
+		},
+		{
+			name: "a DNS server answering 100 queries, each from its own port, is no port scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 100 {
+					at := time.Duration(i) * 10 * ms
+					fs = append(fs, crafted{at, udpFrame(t, victimIP, botIP, uint16(30000+i*7), 53, nil)},
+						crafted{at + ms, udpFrame(t, botIP, victimIP, 53, uint16(30000+i*7), nil)})
+				}
+				return fs
+			},
 		},
 		{
 			name: "20 connections to SSH in 40 s are a brute-force login",
