@@ -539,8 +539,8 @@ func printDetect(w io.Writer, out detectOutput) {
 		out.File, res.Packets, time.Duration(res.Seconds*float64(time.Second)).Round(time.Millisecond), res.PacketsPerSec,
 		float64(res.Packets)/max(res.FeatureSeconds, 1e-9), res.Autoencoders)
 	d := res.Decode
-	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports, %d VLAN-tagged, %d with IPv6 extension headers, %d of an unknown link type\n",
-		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted, d.VLANTagged, d.IPv6ExtHdrs, d.UnknownLink)
+	fmt.Fprintf(w, "decoded: %d non-IP, %d fragments, %d truncated, %d malformed, %d ICMP errors with quoted ports, %d VLAN-tagged, %d with IPv6 extension headers, %d IPsec AH headers, %d of an unknown link type\n",
+		d.NonIP, d.Fragments, d.Truncated, d.Malformed, d.ICMPQuoted, d.VLANTagged, d.IPv6ExtHdrs, d.IPsecAH, d.UnknownLink)
 	fmt.Fprintf(w, "trained on the first %d packets, scored %d\n", res.Trained, res.Packets-res.Trained)
 	for _, warning := range out.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warning)

@@ -101,6 +101,7 @@ type DecodeStats struct {
 	UnknownLink uint64 `json:"unknown_link"`  // frames of a link type the decoder does not handle
 	IPv6ExtHdrs uint64 `json:"ipv6_ext_hdrs"` // IPv6 packets with extension headers
 	VLANTagged  uint64 `json:"vlan_tagged"`   // frames with an 802.1Q tag
+	IPsecAH     uint64 `json:"ipsec_ah"`      // IPsec Authentication Headers stepped over
 	// UnknownLinkType is the link type of the first frame counted in
 	// UnknownLink, for the warning that names it (a capture rarely
 	// mixes several unsupported ones).
@@ -120,8 +121,9 @@ func frameOnly(data []byte, ci gopacket.CaptureInfo) Packet {
 // reusing its layers so that decoding allocates nothing per packet. It is
 // not safe for concurrent use; give each goroutine its own.
 type Decoder struct {
-	eth     layers.Ethernet
-	dot1q   layers.Dot1Q
+	eth     ethernet
+	dot1q   dot1Q
+	ah      ipsecAH
 	ip4     ipv4First
 	ip6     ipv6First
 	ext     layers.IPv6ExtensionSkipper
@@ -164,7 +166,7 @@ type Decoder struct {
 // interface's, and a file's interfaces may differ.
 func NewDecoder(link LinkType) *Decoder {
 	d := &Decoder{link: link, decoded: make([]gopacket.LayerType, 0, 12)}
-	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp, &d.loop, &d.sll, &d.sll2}
+	ls := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.ext, &d.ah, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.arp, &d.loop, &d.sll, &d.sll2}
 	parser := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
 		p := gopacket.NewDecodingLayerParser(first, ls...)
 		p.IgnoreUnsupported = true
@@ -288,6 +290,11 @@ layers:
 			d.Stats.IPv6ExtHdrs++
 			if d.ext.NextHeader == layers.IPProtocolTCP || d.ext.NextHeader == layers.IPProtocolUDP {
 				transportFrom = d.ext.Payload
+			}
+		case layers.LayerTypeIPSecAH:
+			d.Stats.IPsecAH++
+			if !fragment && (d.ah.next == layers.IPProtocolTCP || d.ah.next == layers.IPProtocolUDP) {
+				transportFrom = d.ah.Payload
 			}
 		case layers.LayerTypeIPv6Fragment:
 			d.Stats.IPv6ExtHdrs++
@@ -516,6 +523,53 @@ func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 		l.salvaged = true
 	}
 	return err
+}
+
+// ipsecAH steps over an IPsec Authentication Header (IP protocol 51, in
+// IPv4 or among IPv6's extension headers) to the header it protects, as
+// tshark does; gopacket's IPSecAH is no DecodingLayer. Its length field
+// counts 4-byte words less 2.
+type ipsecAH struct {
+	layers.BaseLayer
+	next layers.IPProtocol
+}
+
+func (a *ipsecAH) CanDecode() gopacket.LayerClass    { return layers.LayerTypeIPSecAH }
+func (a *ipsecAH) NextLayerType() gopacket.LayerType { return a.next.LayerType() }
+
+func (a *ipsecAH) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 12 {
+		df.SetTruncated()
+		return errors.New("IPsec AH header cut short")
+	}
+	n := (int(data[1]) + 2) * 4
+	if n > len(data) {
+		df.SetTruncated()
+		return errors.New("IPsec AH header longer than what was captured")
+	}
+	a.next = layers.IPProtocol(data[0])
+	a.BaseLayer = layers.BaseLayer{Contents: data[:n], Payload: data[n:]}
+	return nil
+}
+
+// ethernet and dot1Q are gopacket's layers taking 0x9100, the tag type
+// of QinQ before 802.1ad gave it 0x88a8 (still common on switches), as a
+// VLAN tag.
+type ethernet struct{ layers.Ethernet }
+
+func (e *ethernet) NextLayerType() gopacket.LayerType { return vlanNext(e.EthernetType) }
+
+type dot1Q struct{ layers.Dot1Q }
+
+func (q *dot1Q) NextLayerType() gopacket.LayerType { return vlanNext(q.Type) }
+
+const ethernetTypeQinQ9100 layers.EthernetType = 0x9100
+
+func vlanNext(t layers.EthernetType) gopacket.LayerType {
+	if t == ethernetTypeQinQ9100 {
+		return layers.LayerTypeDot1Q
+	}
+	return t.LayerType()
 }
 
 // linuxSLL2 decodes the 20-byte header of a Linux cooked capture v2

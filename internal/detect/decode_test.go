@@ -106,6 +106,37 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 			check: func(s DecodeStats) bool { return s.IPv6ExtHdrs == 1 },
 		},
 		{
+			name: "a TCP segment behind an IPsec AH header keeps its ports",
+			data: frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolAH),
+				gopacket.Payload(append([]byte{byte(layers.IPProtocolTCP), 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9}, make([]byte, 12)...)), // a 24-byte AH: 12 of ICV
+				&layers.TCP{SrcPort: 40000, DstPort: 443, SYN: true, Window: 1}),
+			want:  Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 40000, DstPort: 443},
+			check: func(s DecodeStats) bool { return s.IPsecAH == 1 && s.Malformed == 0 },
+		},
+		{
+			name: "an IPv6 datagram behind a destination options and an AH header keeps its ports",
+			data: frame(t, eth(layers.EthernetTypeIPv6),
+				&layers.IPv6{Version: 6, NextHeader: layers.IPProtocolIPv6Destination, HopLimit: 1, SrcIP: ip6A, DstIP: ip6B},
+				gopacket.Payload{byte(layers.IPProtocolAH), 0, 1, 4, 0, 0, 0, 0},
+				gopacket.Payload(append([]byte{byte(layers.IPProtocolUDP), 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9}, make([]byte, 12)...)),
+				&layers.UDP{SrcPort: 546, DstPort: 547}),
+			want:  Packet{Src: hostIPv6(ip6A), Dst: hostIPv6(ip6B), Ports: PortNumber, SrcPort: 546, DstPort: 547},
+			check: func(s DecodeStats) bool { return s.IPsecAH == 1 && s.IPv6ExtHdrs == 1 },
+		},
+		{
+			name:  "an AH header longer than the packet is malformed; the hosts stay",
+			data:  frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolAH), gopacket.Payload([]byte{byte(layers.IPProtocolTCP), 200, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9, 1, 2, 3, 4})),
+			want:  Packet{Src: hostA, Dst: hostB},
+			check: func(s DecodeStats) bool { return s.IPsecAH == 0 && s.Malformed == 1 },
+		},
+		{
+			name: "a QinQ frame with the old 0x9100 outer tag is decoded through both tags",
+			data: frame(t, eth(ethernetTypeQinQ9100), &layers.Dot1Q{VLANIdentifier: 100, Type: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4}, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 68, DstPort: 67}),
+			want:  Packet{Src: hostA, Dst: hostB, Ports: PortNumber, SrcPort: 68, DstPort: 67},
+			check: func(s DecodeStats) bool { return s.VLANTagged == 2 },
+		},
+		{
 			name:  "an IPv4 fragment has hosts but no ports",
 			data:  frame(t, eth(layers.EthernetTypeIPv4), &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ipA, DstIP: ipB, FragOffset: 185}, gopacket.Payload(bytes.Repeat([]byte{1}, 16))),
 			want:  Packet{Src: hostA, Dst: hostB},
@@ -160,7 +191,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 			tt.want.Time, tt.want.Length = 1500000000.25, len(tt.data)
 			tt.want.SrcMAC, tt.want.DstMAC = macAKey, macBKey
 			// The rule fields (protocol, flags, payload) have their own test.
-			got.Proto, got.TCPFlags, got.Payload = 0, 0, nil
+			got.Proto, got.TCPFlags, got.Seq, got.Ack, got.Payload = 0, 0, 0, 0, nil
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
 			}
