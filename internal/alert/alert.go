@@ -181,6 +181,28 @@ func (g *Aggregator) Add(sig Signal) (Alert, bool, error) {
 	return out, started, nil
 }
 
+// ResolveOpen asks the resolver again for the device of each open alert
+// that has none (the inventory changed) and returns the alerts it gave one.
+func (g *Aggregator) ResolveOpen() []Alert {
+	if g.resolve == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Alert
+	for _, a := range g.open {
+		if a.DeviceID != "" {
+			continue
+		}
+		if a.DeviceID = g.resolve(a.SrcIP, a.SrcMAC); a.DeviceID != "" {
+			c := *a
+			c.Peers = slices.Clone(a.Peers)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Expire forgets alerts whose window has passed at now, so memory stays
 // bounded by the sources active within a window.
 func (g *Aggregator) Expire(now time.Time) int {

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -139,6 +140,62 @@ func TestStoreKeepsAlertsAndRecordsRaiseAndCloseOnEveryEngine(t *testing.T) {
 		}
 		if _, err := s.List(ctx, Filter{Status: "maybe"}); apperr.As(err) == nil {
 			t.Error("a bad status filter was accepted")
+		}
+	})
+}
+
+func TestStoreAttributesAlertsRaisedWithoutADeviceOnEveryEngine(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
+		master := make([]byte, secrets.KeySize)
+		rand.Read(master)
+		kr, _ := secrets.New(master)
+		l, err := ledger.Open(context.Background(), e.DB, ledger.Options{Sealer: kr, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewStore(e.DB, l)
+		ctx := actor.With(context.Background(), actor.Actor{Name: "system:detect"})
+		g := NewAggregator(time.Minute, nil)
+		ids := map[string]string{}
+		for _, sig := range []Signal{
+			{SrcIP: "10.0.0.5"},
+			{SrcIP: "10.0.0.6", SrcMAC: "1E:36:F2:00:00:07"},
+			{SrcIP: "10.0.0.8"},
+			{DeviceID: "cam-1"},
+		} {
+			sig.Time, sig.Detector, sig.Behaviour, sig.Severity = t0, "rule", "port_scan", SeverityMedium
+			a, started, err := g.Add(sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Save(ctx, a, started); err != nil {
+				t.Fatal(err)
+			}
+			ids[cmp.Or(sig.DeviceID, sig.SrcIP)] = a.ID
+		}
+		got, err := s.Unattributed(ctx, []string{"10.0.0.5", "10.0.0.9"}, []string{"1e:36:f2:00:00:07"})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("Unattributed = %+v, %v; want the alerts of 10.0.0.5 and of the MAC (any case)", got, err)
+		}
+		if got, err := s.Unattributed(ctx, nil, []string{"1e:36:f2:00:00:99"}); err != nil || len(got) != 0 {
+			t.Fatalf("Unattributed of an unknown MAC = %+v, %v", got, err)
+		}
+		if done, err := s.Attribute(ctx, ids["10.0.0.5"], "cam-5"); !done || err != nil {
+			t.Fatalf("Attribute = %v, %v", done, err)
+		}
+		// Attributed once: a second attribution, or one of an alert that
+		// has a device, changes nothing.
+		for _, id := range []string{ids["10.0.0.5"], ids["cam-1"], "alert-nope"} {
+			if done, err := s.Attribute(ctx, id, "cam-6"); done || err != nil {
+				t.Errorf("Attribute(%s) again = %v, %v; want false", id, done, err)
+			}
+		}
+		if a, _ := s.Get(ctx, ids["10.0.0.5"]); a.DeviceID != "cam-5" {
+			t.Errorf("alert after attribution = %+v", a)
+		}
+		es, _ := l.EntriesBySubject(ctx, "cam-5", 10)
+		if len(es) != 1 || es[0].Type != EventAlertAttributed {
+			t.Errorf("ledger of cam-5 = %+v; want one attribution", es)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fleetward/fleetward/internal/actor"
@@ -21,6 +22,9 @@ import (
 const (
 	EventAlertRaised = "security.alert_raised" // Data: the alert as raised
 	EventAlertClosed = "security.alert_closed" // Data: {"id", "reason"}
+	// EventAlertAttributed: an alert raised before its source was in the
+	// inventory now has its device. Data: {"id", "device_id"}.
+	EventAlertAttributed = "security.alert_attributed"
 )
 
 // Ledger records events in a transaction.
@@ -158,6 +162,64 @@ func (s *Store) Close(ctx context.Context, id, reason string) (Alert, error) {
 		return Alert{}, fmt.Errorf("close alert %s: %w", id, err)
 	}
 	return s.Get(ctx, id)
+}
+
+// maxUnattributed bounds the alerts Unattributed returns.
+const maxUnattributed = 1000
+
+// Unattributed returns the alerts without a device whose source IP is
+// one of ips or whose source MAC is one of macs (lower case), newest
+// first, at most 1,000.
+func (s *Store) Unattributed(ctx context.Context, ips, macs []string) ([]Alert, error) {
+	if len(ips) == 0 && len(macs) == 0 {
+		return nil, nil
+	}
+	var args []any
+	var match []string
+	for _, set := range []struct {
+		column string
+		values []string
+	}{{"src_ip", ips}, {"lower(src_mac)", macs}} {
+		if len(set.values) == 0 {
+			continue
+		}
+		match = append(match, set.column+` IN (?`+strings.Repeat(`, ?`, len(set.values)-1)+`)`)
+		for _, v := range set.values {
+			args = append(args, v)
+		}
+	}
+	q := `SELECT ` + alertColumns + ` FROM alerts WHERE device_id = '' AND (` + strings.Join(match, ` OR `) + `) ORDER BY last_seen DESC, id LIMIT ?`
+	out, err := store.QueryAll(ctx, s.db, scanAlert, q, append(args, maxUnattributed)...)
+	if err != nil {
+		return nil, fmt.Errorf("list unattributed alerts: %w", err)
+	}
+	return out, nil
+}
+
+// Attribute gives an alert without a device the device deviceID, and
+// records that in the ledger. It reports false when the alert has a
+// device already (or is gone).
+func (s *Store) Attribute(ctx context.Context, id, deviceID string) (bool, error) {
+	done := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE alerts SET device_id = ? WHERE id = ? AND device_id = ''`, deviceID, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		done = true
+		ev, err := event(ctx, EventAlertAttributed, deviceID, map[string]string{"id": id, "device_id": deviceID})
+		if err != nil {
+			return err
+		}
+		return s.ledger.RecordTx(ctx, tx, ev)
+	})
+	if err != nil {
+		return false, fmt.Errorf("attribute alert %s to %s: %w", id, deviceID, err)
+	}
+	return done, nil
 }
 
 func scanAlert(r store.RowScanner) (Alert, error) {

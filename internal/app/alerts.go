@@ -3,6 +3,8 @@ package app
 import (
 	"cmp"
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"github.com/fleetward/fleetward/internal/api"
 	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/auth"
+	"github.com/fleetward/fleetward/internal/bus"
 	"github.com/fleetward/fleetward/internal/inventory"
 )
 
@@ -30,12 +33,128 @@ type alerts struct {
 	byID     map[string][2]string // a device's first IP and MAC
 	forwards map[string]bool      // routers and gateways
 	indexAt  time.Time
+
+	// changed holds the devices created or updated since attribute last
+	// ran (inventoryChanged); wake tells attributeLoop there are some.
+	changedMu sync.Mutex
+	changed   map[string]bool
+	wake      chan struct{}
 }
 
 func newAlerts(core *Core) *alerts {
-	a := &alerts{store: alert.NewStore(core.DB, core.Ledger), inv: core.Inventory}
+	a := &alerts{store: alert.NewStore(core.DB, core.Ledger), inv: core.Inventory, changed: map[string]bool{}, wake: make(chan struct{}, 1)}
 	a.agg = alert.NewAggregator(alert.DefaultWindow, a.resolve)
 	return a
+}
+
+// inventoryChanged hears the inventory's committed events (through
+// deviceAccess) and notes the devices created or updated, whose addresses
+// may now name the source of alerts raised without a device. It returns
+// at once: attributeLoop does the work, once per burst of changes (an
+// import of a fleet is one).
+func (a *alerts) inventoryChanged(ev bus.Event) {
+	if ev.Type != inventory.EventDeviceCreated && ev.Type != inventory.EventDeviceUpdated {
+		return
+	}
+	a.changedMu.Lock()
+	if len(a.changed) < maxChangedDevices {
+		a.changed[ev.Subject] = true
+	}
+	a.changedMu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxChangedDevices bounds the devices attribute handles in one pass;
+// past it, the others wait for their next change (an import of more
+// devices than that at once attributes the first ones' alerts).
+const maxChangedDevices = 10000
+
+// attributeSettle is how long attributeLoop waits after a change for
+// others of the same burst.
+const attributeSettle = 500 * time.Millisecond
+
+// attributeLoop runs attribute after each burst of inventory changes
+// until ctx ends.
+func (a *alerts) attributeLoop(ctx context.Context, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(attributeSettle):
+		}
+		if n, err := a.attribute(ctx); err != nil {
+			log.Warn("attributing alerts to changed devices", "err", err)
+		} else if n > 0 {
+			log.Info("alerts raised before their device was in the inventory now have it", "alerts", n)
+		}
+	}
+}
+
+// attribute gives the changed devices the alerts, open in the aggregator
+// or stored, that were raised without a device and that their addresses
+// now resolve to them (by resolve's rules: a router's MAC does not claim
+// routed addresses). Each is recorded in the ledger. It returns how many
+// alerts it attributed.
+func (a *alerts) attribute(ctx context.Context) (int, error) {
+	a.changedMu.Lock()
+	changed := a.changed
+	a.changed = map[string]bool{}
+	a.changedMu.Unlock()
+	if len(changed) == 0 {
+		return 0, nil
+	}
+	a.mu.Lock()
+	a.indexAt = time.Time{}
+	a.refreshIndex()
+	var ips, macs []string
+	for ip, id := range a.byIP {
+		if changed[id] {
+			ips = append(ips, ip)
+		}
+	}
+	for mac, id := range a.byMAC {
+		if changed[id] {
+			macs = append(macs, mac)
+		}
+	}
+	a.mu.Unlock()
+	n := 0
+	var errs []error
+	give := func(id, deviceID string) {
+		if done, err := a.store.Attribute(ctx, id, deviceID); err != nil {
+			errs = append(errs, err)
+		} else if done {
+			n++
+		}
+	}
+	for _, al := range a.agg.ResolveOpen() {
+		give(al.ID, al.DeviceID)
+	}
+	// In batches: a query's parameters are limited (SQLite: 32,766).
+	const batch = 500
+	for len(ips) > 0 || len(macs) > 0 {
+		bi, bm := ips[:min(batch, len(ips))], macs[:min(batch, len(macs))]
+		ips, macs = ips[len(bi):], macs[len(bm):]
+		stored, err := a.store.Unattributed(ctx, bi, bm)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, al := range stored {
+			if id := a.resolve(al.SrcIP, al.SrcMAC); id != "" && changed[id] {
+				give(al.ID, id)
+			}
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // resolve finds the device a signal's source is, by its address. The IP

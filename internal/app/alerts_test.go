@@ -132,3 +132,92 @@ func TestSignalsResolveTheirDeviceByIPBeforeMAC(t *testing.T) {
 		}
 	}
 }
+
+// An alert raised before its device is in the inventory joins the device
+// once it is enrolled or given the address: both the alert still open in
+// the aggregator and one stored long ago. A router enrolled with the MAC
+// of routed signals does not claim them.
+func TestAlertsRaisedBeforeTheirDeviceIsKnownJoinIt(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := startServer(t, dir, false)
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	sensor, _, _ := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	c := newAPIClient(t, s, dir, sensor)
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, sig := range []struct {
+		at              time.Time
+		behaviour, ip   string
+		mac             string
+		deviceAfterward string
+	}{
+		{now, "telnet_scan", "10.98.0.5", "", "cam-new"},                      // open in the aggregator
+		{now.Add(-48 * time.Hour), "brute_force", "10.98.0.5", "", "cam-new"}, // stored, its window long past
+		{now, "port_scan", "10.98.0.6", "1E:36:F2:00:00:07", "plug-7"},        // known later by its MAC alone
+		{now, "host_scan", "198.51.100.9", "1e:36:f2:ff:db:99", ""},           // routed in from outside
+		{now, "syn_flood", "10.98.0.77", "", ""},                              // nobody's
+	} {
+		body := fmt.Sprintf(`{"signals":[{"time":%q,"detector":"rule","behaviour":%q,"severity":"high","src_ip":%q,"src_mac":%q,"explanation":"x"}]}`,
+			sig.at.Format(time.RFC3339), sig.behaviour, sig.ip, sig.mac)
+		if st, _ := c.do("POST", "/api/v1/signals", body, nil); st != 200 {
+			t.Fatalf("submit %s = %d", sig.behaviour, st)
+		}
+	}
+	var before struct{ Alerts []alert.Alert }
+	c.do("GET", "/api/v1/alerts", "", &before)
+	for _, a := range before.Alerts {
+		if a.DeviceID != "" {
+			t.Fatalf("alert %s has device %q before any device was enrolled", a.Behaviour, a.DeviceID)
+		}
+	}
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "cam-new", Name: "New camera", Class: "camera", IPs: []string{"10.98.0.5"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "plug-7", Name: "Lights", Class: "lighting"}); err != nil {
+		t.Fatal(err)
+	}
+	macs := []string{"1e:36:f2:00:00:07"}
+	if _, err := s.Inventory.UpdateDevice(ctx, "plug-7", inventory.DevicePatch{MACs: &macs}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "router-9", Name: "Router", Class: "router", IPs: []string{"10.98.0.1"}, MACs: []string{"1e:36:f2:ff:db:99"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"telnet_scan": "cam-new", "brute_force": "cam-new", "port_scan": "plug-7", "host_scan": "", "syn_flood": ""}
+	got := map[string]string{}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var list struct{ Alerts []alert.Alert }
+		c.do("GET", "/api/v1/alerts?since="+now.Add(-72*time.Hour).Format(time.RFC3339), "", &list)
+		clear(got)
+		for _, a := range list.Alerts {
+			got[a.Behaviour] = a.DeviceID
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			break
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("devices of the alerts after enrolment = %v; want %v", got, want)
+	}
+	// A new signal of the open alert folds into it, now on the device.
+	body := fmt.Sprintf(`{"signals":[{"time":%q,"detector":"rule","behaviour":"telnet_scan","severity":"high","src_ip":"10.98.0.5","explanation":"x"}]}`,
+		now.Add(time.Second).Format(time.RFC3339))
+	var res struct{ Alerts []string }
+	if st, _ := c.do("POST", "/api/v1/signals", body, &res); st != 200 {
+		t.Fatalf("submit = %d", st)
+	}
+	var list struct{ Alerts []alert.Alert }
+	c.do("GET", "/api/v1/alerts?device=cam-new", "", &list)
+	if len(list.Alerts) != 2 || list.Alerts[0].Behaviour != "telnet_scan" || list.Alerts[0].Signals != 2 || list.Alerts[0].ID != res.Alerts[0] {
+		t.Errorf("alerts of cam-new after one more signal = %+v; want the telnet scan with 2 signals, and the brute force", list.Alerts)
+	}
+	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-new", 20)
+	attributed := 0
+	for _, e := range es {
+		if e.Type == alert.EventAlertAttributed {
+			attributed++
+		}
+	}
+	if attributed != 2 {
+		t.Errorf("%d alert_attributed entries for cam-new in the ledger, want 2", attributed)
+	}
+}

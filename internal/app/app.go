@@ -185,6 +185,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.audit = newAuditor(core, policies, cfg.scanAllowed, log.With("component", "audit"))
 	registerAuditAPI(s.API, s.audit)
 	s.alerts = newAlerts(core)
+	core.access.watchInventory(s.alerts.inventoryChanged)
 	registerAlertAPI(s.API, s.alerts)
 	registerScoreAPI(s.API, s.alerts, core.Telemetry)
 	if cfg.MQTTAddr != "" && !cfg.MetricDetectOff {
@@ -265,8 +266,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Broker != nil {
 		s.audit.sessions = s.Broker.Sessions
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() { defer s.wg.Done(); s.audit.schedule(runCtx, cfg) }()
+	go func() { defer s.wg.Done(); s.alerts.attributeLoop(runCtx, log.With("component", "alerts")) }()
 	go func() { defer s.wg.Done(); core.Ledger.Run(runCtx) }()
 	go func() { defer s.wg.Done(); s.relay(runCtx) }()
 	if s.Broker != nil {

@@ -38,6 +38,16 @@ type deviceAccess struct {
 	mu      sync.RWMutex
 	broker  *broker.Broker      // nil until the broker starts
 	revoked map[string]struct{} // certificate serials (identity.SerialString)
+	// watchers hear every committed inventory event (watchInventory).
+	watchers []func(bus.Event)
+}
+
+// watchInventory adds f to what hears the inventory's committed events.
+// f runs on the path of the change, so it must return at once.
+func (a *deviceAccess) watchInventory(f func(bus.Event)) {
+	a.mu.Lock()
+	a.watchers = append(a.watchers, f)
+	a.mu.Unlock()
 }
 
 func newDeviceAccess(ca *identity.CA, log *slog.Logger) *deviceAccess {
@@ -135,6 +145,12 @@ func (a *deviceAccess) disconnect(deviceID, reason string) {
 // (it is not the bus: the ledger relay is the only path there). A device
 // leaving the active status, or deleted, is disconnected.
 func (a *deviceAccess) Publish(_ context.Context, ev bus.Event) error {
+	a.mu.RLock()
+	watchers := a.watchers
+	a.mu.RUnlock()
+	for _, f := range watchers {
+		f(ev)
+	}
 	switch ev.Type {
 	case inventory.EventDeviceStatusChanged:
 		var change struct {
