@@ -63,6 +63,9 @@ type Packet struct {
 	Proto layers.IPProtocol
 	// TCPFlags holds the TCP flags (FIN 0x01 … CWR 0x80) of a TCP packet.
 	TCPFlags uint8
+	// Cut says the frame was captured shorter than it was on the wire
+	// (snaplen): Payload may then be empty though the packet had one.
+	Cut bool
 	// Seq and Ack are a TCP packet's sequence and acknowledgement numbers
 	// (zero for ports quoted in an ICMP error).
 	Seq, Ack uint32
@@ -114,7 +117,7 @@ type DecodeStats struct {
 // frameOnly is a frame's Packet before decoding: its time and its length
 // on the wire (at least what was captured), no addresses.
 func frameOnly(data []byte, ci gopacket.CaptureInfo) Packet {
-	return Packet{Time: epochSeconds(ci.Timestamp.Unix(), int64(ci.Timestamp.Nanosecond())), Length: max(ci.Length, len(data))}
+	return Packet{Time: epochSeconds(ci.Timestamp.Unix(), int64(ci.Timestamp.Nanosecond())), Length: max(ci.Length, len(data)), Cut: len(data) < ci.Length}
 }
 
 // A Decoder turns frames into Packets with gopacket's DecodingLayerParser,

@@ -319,10 +319,14 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		out = d.beacon(p, out)
 	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN|FlagACK:
 		d.handshakes.synAck(p)
-	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 && p.Length <= 66:
-		// A bare ACK: no payload (the prefix is empty and the frame no
-		// longer than headers with options), so that bulk data is not
-		// counted. One that completes a handshake (handshakes) takes its
+	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 &&
+		(p.Length <= 66 || !r.NoCredentials && !p.Cut):
+		// A bare ACK: no payload, so that bulk data is not counted. The
+		// payload prefix says so when it is copied (the credential rule
+		// wants it) and the frame was captured whole, whatever the
+		// headers' options or IP version; otherwise the frame must be
+		// no longer than Ethernet, IPv4 and TCP headers with 12 bytes of
+		// options (timestamps). One that completes a handshake (handshakes) takes its
 		// SYN off the SYN counts: a thousand devices reconnecting to their
 		// broker at once are no SYN flood, spoofed sources never answer,
 		// and a flooder's own ACKs complete nothing. And the

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -40,12 +41,27 @@ func tcpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags string, 
 // tcpSeqFrame is tcpFrame with the sequence and acknowledgement numbers given.
 func tcpSeqFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags string, seq, ack uint32, payload []byte) []byte {
 	t.Helper()
+	return tcpOptionsFrame(t, src, dst, sport, dport, flags, seq, ack, nil, payload)
+}
+
+// tcpOptionsFrame is tcpSeqFrame with TCP options, over IPv6 when src is
+// an IPv6 address.
+func tcpOptionsFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags string, seq, ack uint32, opts []layers.TCPOption, payload []byte) []byte {
+	t.Helper()
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Window: 1024, Seq: seq, Ack: ack,
 		SYN: strings.Contains(flags, "S"), ACK: strings.Contains(flags, "A"), PSH: strings.Contains(flags, "P"),
-		FIN: strings.Contains(flags, "F"), RST: strings.Contains(flags, "R")}
+		FIN: strings.Contains(flags, "F"), RST: strings.Contains(flags, "R"), Options: opts}
+	if src.To4() == nil {
+		ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, SrcIP: src, DstIP: dst}
+		return frame(t, eth(layers.EthernetTypeIPv6), ip, tcp, gopacket.Payload(payload))
+	}
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
 	return frame(t, eth(layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
 }
+
+// timestamps is the TCP timestamps option, with the no-ops that align it.
+var timestamps = []layers.TCPOption{{OptionType: layers.TCPOptionKindNop, OptionLength: 1}, {OptionType: layers.TCPOptionKindNop, OptionLength: 1},
+	{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 1, 0, 0, 0, 2, 0}}}
 
 func udpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, payload []byte) []byte {
 	t.Helper()
@@ -255,6 +271,46 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				}
 				return fs
 			},
+		},
+		{
+			name: "1,500 devices reconnecting over IPv6 with TCP timestamps are no SYN flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				broker := net.ParseIP("fd00::1")
+				for i := range 1500 {
+					dev := net.ParseIP(fmt.Sprintf("fd00::1:%x", i+1))
+					at := time.Duration(i) * 600 * time.Microsecond
+					isn, serverISN := uint32(i)*7919, ^uint32(i)
+					fs = append(fs, crafted{at, tcpOptionsFrame(t, dev, broker, 40000, 8883, "S", isn, 0, timestamps, nil)},
+						crafted{at + 200*time.Microsecond, tcpOptionsFrame(t, broker, dev, 8883, 40000, "SA", serverISN, isn+1, timestamps, nil)},
+						crafted{at + 400*time.Microsecond, tcpOptionsFrame(t, dev, broker, 40000, 8883, "A", isn+1, serverISN+1, timestamps, nil)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "4,000 bare ACKs over IPv6 with timestamps are an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 4000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond,
+						tcpOptionsFrame(t, net.ParseIP("fd00::66"), net.ParseIP("fd00::7"), uint16(1024+i), 80, "A", 1, 1, timestamps, nil)})
+				}
+				return fs
+			},
+			want: "ack_flood",
+		},
+		{
+			name: "4,000 bare ACKs padded with 40 bytes of TCP options are an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				padding := []layers.TCPOption{{OptionType: 30, OptionLength: 40, OptionData: make([]byte, 38)}}
+				for i := range 4000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, tcpOptionsFrame(t, botIP, victimIP, uint16(1024+i), 80, "A", 1, 1, padding, nil)})
+				}
+				return fs
+			},
+			want: "ack_flood",
 		},
 		{
 			name: "a flooder answering its own SYNs with ACKs, before the server or past it, still floods",
