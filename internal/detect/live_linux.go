@@ -201,7 +201,7 @@ func openPacketSocket(name string, opts LiveOptions) (packetSocket, error) {
 	// The ring is set up before the socket is bound, so that no frame
 	// waits outside it.
 	var reader frameReader
-	ring, ringErr := newRxRing(fd, opts.ringBlockSize, opts.ringBlocks)
+	ring, ringErr := newRxRing(fd, opts.ringBlockSize, opts.ringBlocks, link == LinkEthernet)
 	if ringErr == nil {
 		reader = ring
 	} else {

@@ -407,6 +407,70 @@ func testPromiscuous(t *testing.T, opts LiveOptions) {
 	}
 }
 
+// TestLiveCapturePutsBackVLANTags sends 802.1Q-tagged and QinQ (802.1ad
+// outside 802.1Q) frames over a veth: the kernel takes the outer tag off
+// before the capture sees the frame, and the ring's reader puts it back,
+// so the decoder counts the tags and reads the IP datagram inside.
+func TestLiveCapturePutsBackVLANTags(t *testing.T) {
+	n := newNetns(t, "fwvln")
+	suffix := testSuffix()
+	port, sender := "fwvp"+suffix, "fwvs"+suffix
+	n.ip(t, "link", "add", port, "type", "veth", "peer", "name", sender)
+	for _, dev := range []string{port, sender} {
+		n.ip(t, "link", "set", dev, "up")
+	}
+	lc := n.openCapture(t, port, LiveOptions{})
+	if lc.Mode() != CaptureRing {
+		t.Skipf("the kernel refused the ring (%s): recvfrom does not see tags", lc.Mode())
+	}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, 201, 0, 1}, DstIP: net.IP{10, 201, 0, 2}}
+	udp := &layers.UDP{SrcPort: 4000, DstPort: 5683}
+	broadcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	sendFrames(t, n, sender, func(src net.HardwareAddr) [][]byte {
+		return [][]byte{
+			frame(t, &layers.Ethernet{SrcMAC: src, DstMAC: broadcast, EthernetType: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 7, Priority: 5, Type: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload("vlan")),
+			frame(t, &layers.Ethernet{SrcMAC: src, DstMAC: broadcast, EthernetType: layers.EthernetTypeQinQ},
+				&layers.Dot1Q{VLANIdentifier: 100, Type: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 8, Type: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload("qinq")),
+		}
+	})
+	dec := NewDecoder(lc.LinkType())
+	var p Packet
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && len(seen) < 2; {
+		data, ci, err := lc.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kind string
+		switch {
+		case bytes.Contains(data, []byte("vlan")):
+			kind = "vlan"
+		case bytes.Contains(data, []byte("qinq")):
+			kind = "qinq"
+		default:
+			continue
+		}
+		before := dec.Stats.VLANTagged
+		dec.Decode(data, ci, &p)
+		tags := dec.Stats.VLANTagged - before
+		tpid, tci := binary.BigEndian.Uint16(data[12:14]), binary.BigEndian.Uint16(data[14:16])
+		switch {
+		case kind == "vlan" && (tpid != 0x8100 || tci != 5<<13|7 || tags != 1):
+			t.Errorf("802.1Q frame: type %#04x, TCI %#04x, %d tags decoded; want 0x8100, priority 5 VLAN 7, 1 tag", tpid, tci, tags)
+		case kind == "qinq" && (tpid != 0x88a8 || tci != 100 || tags != 2):
+			t.Errorf("QinQ frame: outer type %#04x, TCI %#04x, %d tags decoded; want 0x88a8, VLAN 100, 2 tags", tpid, tci, tags)
+		case p.Src != hostIPv4(net.IP{10, 201, 0, 1}) || p.DstPort != 5683 || !bytes.Equal(p.SrcMAC[:], data[6:12]) || ci.CaptureLength != len(data):
+			t.Errorf("%s frame decoded as %+v (captured %d of %d bytes)", kind, p, ci.CaptureLength, len(data))
+		}
+		seen[kind] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("captured only %v of the tagged frames within 5 s", seen)
+	}
+}
+
 // sendFrames sends the Ethernet frames that frames builds from the
 // sender's MAC address out of the interface sender, in the namespace n,
 // every 20 ms until the test ends.

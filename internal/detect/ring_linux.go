@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -8,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,13 +55,26 @@ type rxRing struct {
 	// detached: Close came while a frame of the ring was still in use, so
 	// the mapping was swapped for zero pages; they are unmapped later.
 	detached bool
+	// vlan: the frames are Ethernet and each has room for a VLAN tag
+	// before it (PACKET_RESERVE), where read puts back the tag the kernel
+	// took off.
+	vlan bool
 }
+
+// vlanTagLen is the length of an 802.1Q tag: its type and its TCI.
+const vlanTagLen = 4
 
 // newRxRing sets up a TPACKET_V3 receive ring of blocks × blockSize bytes
 // (the defaults when 0) on the packet socket fd, which must not be bound
 // yet, and maps it. It returns an error naming the step the kernel
 // refused; the socket is then in an unknown state and should be closed.
-func newRxRing(fd, blockSize, blocks int) (*rxRing, error) {
+//
+// With vlan (Ethernet frames), each frame gets room for a VLAN tag in
+// front of it: the kernel takes the tag off a tagged frame before any
+// packet socket sees it and reports it beside the frame, and read puts it
+// back, as libpcap does, so that the decoder sees the frame as it was on
+// the wire.
+func newRxRing(fd, blockSize, blocks int, vlan bool) (*rxRing, error) {
 	if blockSize == 0 {
 		blockSize = ringBlockSize
 	}
@@ -68,6 +83,11 @@ func newRxRing(fd, blockSize, blocks int) (*rxRing, error) {
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
+	}
+	if vlan {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_RESERVE, vlanTagLen); err != nil {
+			return nil, fmt.Errorf("PACKET_RESERVE: %w", err)
+		}
 	}
 	frameSize := min(ringFrameSize, blockSize)
 	req := unix.TpacketReq3{
@@ -84,7 +104,7 @@ func newRxRing(fd, blockSize, blocks int) (*rxRing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap of the %d-byte ring: %w", blocks*blockSize, err)
 	}
-	return &rxRing{mem: mem, blockSize: blockSize, blocks: blocks}, nil
+	return &rxRing{mem: mem, blockSize: blockSize, blocks: blocks, vlan: vlan}, nil
 }
 
 func (r *rxRing) mode() string { return CaptureRing }
@@ -135,6 +155,20 @@ func (r *rxRing) read(fd int) ([]byte, gopacket.CaptureInfo, bool, error) {
 			Timestamp:     time.Unix(int64(hdr.Sec), int64(hdr.Nsec)),
 			CaptureLength: int(hdr.Snaplen),
 			Length:        int(hdr.Len),
+		}
+		// The reserved room lies between the sockaddr_ll and the frame.
+		if r.vlan && hdr.Status&unix.TP_STATUS_VLAN_VALID != 0 && hdr.Snaplen >= 12 &&
+			int(hdr.Mac) >= frameLinkAddrOffset+unix.SizeofSockaddrLinklayer+vlanTagLen {
+			tpid := uint16(layers.EthernetTypeDot1Q)
+			if hdr.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+				tpid = hdr.Hv1.Vlan_tpid
+			}
+			start -= vlanTagLen
+			copy(r.mem[start:start+12], r.mem[start+vlanTagLen:start+vlanTagLen+12]) // the MAC addresses
+			binary.BigEndian.PutUint16(r.mem[start+12:], tpid)
+			binary.BigEndian.PutUint16(r.mem[start+14:], uint16(hdr.Hv1.Vlan_tci))
+			ci.CaptureLength += vlanTagLen
+			ci.Length += vlanTagLen
 		}
 		return r.mem[start:end:end], ci, from.Pkttype == unix.PACKET_OUTGOING, nil
 	}
