@@ -245,3 +245,34 @@ func readConns(t *testing.T, r *Reader) []Conn {
 		got = append(got, c)
 	}
 }
+
+// The distinct-target windows slide: a target leaves when its last
+// sighting is older than the window, one seen again stays, and a set past
+// maxDistinct keeps the newest.
+func TestDistinctWindowsSlide(t *testing.T) {
+	d := NewDetector(Rules{})
+	t0 := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for i, step := range []struct {
+		target string
+		at     int
+		want   int
+	}{
+		{"a", 0, 1}, {"b", 10, 2}, {"c", 20, 3},
+		{"a", 50, 3},  // seen again: its window starts over
+		{"d", 71, 3},  // b (10) has left; a, c, d
+		{"e", 81, 3},  // c (20) has left; a, d, e
+		{"f", 111, 3}, // a (50) has left; d, e, f
+		{"g", 500, 1},
+	} {
+		if n := d.distinctCount("k", step.target, at(step.at), time.Minute); n != step.want {
+			t.Fatalf("step %d (%s at %d s): %d distinct, want %d", i, step.target, step.at, n, step.want)
+		}
+	}
+	for i := range maxDistinct + 10 {
+		d.distinctCount("big", strconv.Itoa(i), t0, time.Minute)
+	}
+	if n := len(d.distinct["big"].last); n != maxDistinct {
+		t.Errorf("a set fed %d targets holds %d, want %d", maxDistinct+10, n, maxDistinct)
+	}
+}

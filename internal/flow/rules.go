@@ -78,15 +78,15 @@ var loginPorts = map[int]bool{21: true, 22: true, 23: true, 2323: true, 3389: tr
 // than the longest window are forgotten. Not safe for concurrent use.
 type Detector struct {
 	r        Rules
-	times    map[string][]time.Time          // counted windows, by rule and key
-	distinct map[string]map[string]time.Time // distinct-target windows, by rule and source
-	lastSeen map[string]time.Time            // newest time per state key, for eviction
+	times    map[string][]time.Time  // counted windows, by rule and key
+	distinct map[string]*distinctSet // distinct-target windows, by rule and source
+	lastSeen map[string]time.Time    // newest time per state key, for eviction
 	observed int
 }
 
 // NewDetector returns a Detector with rules r (zero fields: defaults).
 func NewDetector(r Rules) *Detector {
-	return &Detector{r: r.withDefaults(), times: map[string][]time.Time{}, distinct: map[string]map[string]time.Time{}, lastSeen: map[string]time.Time{}}
+	return &Detector{r: r.withDefaults(), times: map[string][]time.Time{}, distinct: map[string]*distinctSet{}, lastSeen: map[string]time.Time{}}
 }
 
 // Observe feeds one connection and returns the signals it triggers: one
@@ -157,25 +157,54 @@ func (d *Detector) count(key string, t time.Time, window time.Duration) int {
 	return len(ts)
 }
 
+// distinctSet is a window of distinct targets: when each was last seen,
+// and the sightings in time order, so that the ones that left the window
+// are found from the front without reading the whole set (a scan of tens
+// of thousands of targets a minute made that quadratic).
+type distinctSet struct {
+	last  map[string]time.Time
+	queue []sighting // since the window's start, oldest first
+	head  int        // queue[head:] are still in the window
+}
+
+type sighting struct {
+	target string
+	at     time.Time
+}
+
+// maxDistinct bounds a distinct set: past it, the count is far beyond
+// every threshold and the oldest sightings go first.
+const maxDistinct = 100000
+
 // distinctCount adds target to key's set and returns how many targets were
 // seen within the window.
 func (d *Detector) distinctCount(key, target string, t time.Time, window time.Duration) int {
 	set := d.distinct[key]
 	if set == nil {
-		set = map[string]time.Time{}
+		set = &distinctSet{last: map[string]time.Time{}}
 		d.distinct[key] = set
 	}
-	set[target] = t
-	n := 0
-	for k, seen := range set {
-		if t.Sub(seen) > window {
-			delete(set, k)
-			continue
+	set.last[target] = t
+	set.queue = append(set.queue, sighting{target, t})
+	for set.head < len(set.queue) {
+		s := set.queue[set.head]
+		if t.Sub(s.at) <= window && len(set.queue)-set.head <= maxDistinct {
+			break
 		}
-		n++
+		// A target seen again since stays, by its later sighting.
+		if last, ok := set.last[s.target]; ok && last.Equal(s.at) {
+			delete(set.last, s.target)
+		}
+		set.queue[set.head] = sighting{}
+		set.head++
+	}
+	// Drop the spent front once it is half the queue: amortized O(1).
+	if set.head > len(set.queue)/2 {
+		set.queue = append(set.queue[:0], set.queue[set.head:]...)
+		set.head = 0
 	}
 	d.lastSeen[key] = t
-	return n
+	return len(set.last)
 }
 
 // evict forgets keys idle for longer than every window.
