@@ -1,29 +1,53 @@
 package detect
 
-import "hash/maphash"
+import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
+)
+
+// The rules follow TCP connections in two small direct-mapped tables:
+// a connection lands in the slot its hash picks and displaces whatever
+// was there. Under a flood, real connections may be displaced; each table
+// says what that costs. Both are fixed in size, allocated at first use.
+
+// connHash hashes one direction of a TCP connection (source, destination,
+// ports) with seed. It is never 0, which marks an empty slot. Seeded per
+// detector, so that no one can aim packets at a chosen slot.
+func connHash(seed uint64, src, dst Host, sport, dport uint16) uint64 {
+	h := seed ^ uint64(src.Kind)<<8 ^ uint64(dst.Kind)
+	for _, w := range [5]uint64{
+		binary.LittleEndian.Uint64(src.Addr[:8]), binary.LittleEndian.Uint64(src.Addr[8:]),
+		binary.LittleEndian.Uint64(dst.Addr[:8]), binary.LittleEndian.Uint64(dst.Addr[8:]),
+		uint64(sport)<<16 | uint64(dport),
+	} {
+		hi, lo := bits.Mul64(h^w, 0x9e3779b97f4a7c15)
+		h = hi ^ lo
+	}
+	return h | 1
+}
 
 // handshakeSlots is the size of the table of handshakes in progress: a
 // power of two. A slot is 16 bytes, so the table is 1 MiB.
 const handshakeSlots = 1 << 16
 
 // handshakes follows TCP handshakes far enough to tell the ACK that
-// completes one from any other bare ACK: the client's SYN (sequence X),
-// the server's SYN-ACK acknowledging it (X+1, with its own sequence Y),
-// then the client's ACK with sequence X+1 acknowledging Y+1. Only that ACK
+// completes one from any other: the client's SYN (sequence X), the
+// server's SYN-ACK acknowledging it (X+1, with its own sequence Y), then
+// the client's ACK with sequence X+1 acknowledging Y+1. Only that ACK
 // takes the SYN off the SYN-flood counts. A flooder that sends ACKs of its
 // own alongside its SYNs, or that answers its SYNs before the server does,
 // completes nothing: a server answers only SYNs, and never with the numbers
-// the flooder would have to guess.
+// the flooder would have to guess. It also tells a retransmitted SYN (the
+// same connection and sequence number) from a new connection.
 //
-// The table is direct-mapped and fixed in size: a handshake lands in the
-// slot its connection hashes to and displaces whatever was there. Under a
-// flood, real handshakes may be displaced before they complete; their SYNs
-// then stay counted, which is a SYN each against its own source and
-// destination, far from any threshold. A sensor that sees one direction
-// only never sees a SYN-ACK, so there no ACK completes anything.
+// A handshake displaced before it completes leaves its SYN counted: a SYN
+// each against its own source and destination, far from any threshold. A
+// sensor that sees one direction only never sees a SYN-ACK, so there no
+// ACK completes anything.
 type handshakes struct {
-	seed  maphash.Seed
-	slots []handshake // allocated at the first SYN
+	seed  uint64
+	slots []handshake
 }
 
 type handshake struct {
@@ -33,23 +57,25 @@ type handshake struct {
 	clientNext, serverNext uint32
 }
 
-// handshakeTag hashes a connection; never 0, which marks an empty slot.
-func (h *handshakes) tag(k connKey) uint64 {
-	return maphash.Comparable(h.seed, k) | 1
-}
-
 func (h *handshakes) slot(tag uint64) *handshake {
 	return &h.slots[tag&(handshakeSlots-1)]
 }
 
-// syn records a client's SYN.
-func (h *handshakes) syn(p *Packet) {
+// syn records a client's SYN and reports whether it retransmits one
+// recorded already (same connection and sequence number, not yet
+// answered).
+func (h *handshakes) syn(p *Packet) (retransmit bool) {
 	if h.slots == nil {
-		h.seed = maphash.MakeSeed()
+		h.seed = rand.Uint64()
 		h.slots = make([]handshake, handshakeSlots)
 	}
-	tag := h.tag(connKey{p.Src, p.Dst, p.SrcPort, p.DstPort})
-	*h.slot(tag) = handshake{tag: tag, clientNext: p.Seq + 1}
+	tag := connHash(h.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	s := h.slot(tag)
+	if s.tag == tag && s.clientNext == p.Seq+1 && s.serverNext == 0 {
+		return true
+	}
+	*s = handshake{tag: tag, clientNext: p.Seq + 1}
+	return false
 }
 
 // synAck records a server's SYN-ACK if it answers a recorded SYN.
@@ -57,7 +83,7 @@ func (h *handshakes) synAck(p *Packet) {
 	if h.slots == nil {
 		return
 	}
-	tag := h.tag(connKey{p.Dst, p.Src, p.DstPort, p.SrcPort})
+	tag := connHash(h.seed, p.Dst, p.Src, p.DstPort, p.SrcPort)
 	if s := h.slot(tag); s.tag == tag && s.serverNext == 0 && p.Ack == s.clientNext {
 		// Y+1 may wrap to 0; 1 then stands for "answered" and cannot be
 		// matched, which costs one handshake in four billion.
@@ -65,17 +91,69 @@ func (h *handshakes) synAck(p *Packet) {
 	}
 }
 
-// completes reports whether a client's bare ACK completes a recorded,
-// answered handshake, and forgets the handshake if it does.
+// completes reports whether a client's ACK completes a recorded, answered
+// handshake, and forgets the handshake if it does.
 func (h *handshakes) completes(p *Packet) bool {
 	if h.slots == nil {
 		return false
 	}
-	tag := h.tag(connKey{p.Src, p.Dst, p.SrcPort, p.DstPort})
+	tag := connHash(h.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	s := h.slot(tag)
 	if s.tag != tag || s.serverNext == 0 || p.Seq != s.clientNext || p.Ack != s.serverNext {
 		return false
 	}
 	*s = handshake{}
 	return true
+}
+
+// talkingSlots is the size of the table of talking connection directions.
+// A slot is 16 bytes, so the table is 4 MiB.
+const talkingSlots = 1 << 18
+
+// talkingWindow is how long after its last segment a direction of a
+// connection still counts as talking.
+const talkingWindow = 60.0 // seconds
+
+// talking remembers, for each direction of a TCP connection, when it last
+// carried a segment that was not a reset. An ACK belongs to a live
+// connection when the other direction is talking: the server's SYN-ACK,
+// data or ACKs. An ACK flood's segments (Mirai's carry 512 bytes of
+// payload, with PSH) belong to no connection: the target answers each with
+// a reset, or not at all.
+//
+// A direction displaced by another connection is seen talking again at its
+// next segment; in between, an ACK of its connection counts toward a flood
+// of its own source and destination, far from any threshold. A sensor that
+// sees one direction only sees nothing talking back: there every ACK
+// counts, and an upload faster than ACKFloodRate segments a second raises
+// ack_flood (raise the rate there).
+type talking struct {
+	seed  uint64
+	slots []talk
+}
+
+type talk struct {
+	tag  uint64
+	last float64
+}
+
+// saw records a TCP segment of p's direction.
+func (c *talking) saw(p *Packet) {
+	if c.slots == nil {
+		c.seed = rand.Uint64()
+		c.slots = make([]talk, talkingSlots)
+	}
+	tag := connHash(c.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	c.slots[tag&(talkingSlots-1)] = talk{tag, p.Time}
+}
+
+// answered reports whether the other direction of p's connection has
+// been talking within talkingWindow.
+func (c *talking) answered(p *Packet) bool {
+	if c.slots == nil {
+		return false
+	}
+	tag := connHash(c.seed, p.Dst, p.Src, p.DstPort, p.SrcPort)
+	s := c.slots[tag&(talkingSlots-1)]
+	return s.tag == tag && p.Time-s.last <= talkingWindow && p.Time >= s.last-talkingWindow
 }

@@ -37,9 +37,11 @@ type Rules struct {
 	// SYNFloodRate, UDPFloodRate and ACKFloodRate are packets from one
 	// source to one destination within RateWindow: bare SYNs not followed
 	// by the ACK that completes their handshake (after the destination's
-	// SYN-ACK, with the sequence numbers it must carry), UDP datagrams, and bare
-	// ACKs without payload but those of a download (to a host that sent
-	// the source a segment of 512 bytes or more within RateWindow).
+	// SYN-ACK, with the sequence numbers it must carry), UDP datagrams,
+	// and ACKs, bare or with data, of no connection: the other direction
+	// of their connection has not talked (anything but a reset) within a
+	// minute (Mirai's ACK flood sends 512 bytes with each; the ACKs of a
+	// download and the segments of an upload are answered).
 	// Defaults 1000, 10000 and 3000 in 1 s: well above a busy device's own
 	// traffic (a camera's 4K stream is 2,500 datagrams a second; 10,000 of
 	// 1,200 bytes are 100 Mbit/s). The same rates to one destination from
@@ -146,10 +148,6 @@ func loginPort(port uint16) bool {
 	return false
 }
 
-// bulkSegment is the least frame length of a TCP segment whose
-// acknowledgements are a download's, not an ACK flood's.
-const bulkSegment = 512
-
 // maxRuleKeys bounds each table of rule state; past it, the table is
 // cleared of idle entries, and if still full, emptied (a flood of spoofed
 // sources must not exhaust memory).
@@ -240,19 +238,17 @@ type RuleDetector struct {
 	ports    map[hostPair]*distinctSet[uint16]
 	udpPorts map[hostPair]*distinctSet[uint16]
 	syn      map[hostPair]*counter
-	// bulk holds when each source last sent a full TCP segment
-	// (bulkSegment) to each destination.
-	bulk map[hostPair]float64
-	udp  map[hostPair]*counter
-	ack  map[hostPair]*counter
+	udp      map[hostPair]*counter
+	ack      map[hostPair]*counter
 	// synIn, udpIn and ackIn count the same packets by destination alone.
-	synIn, udpIn, ackIn map[Host]*counter
+	synIn, udpIn, ackIn map[Host]*destCounter
 	brute               map[serviceKey]*counter
 	beacons             map[serviceKey]*beacon
 	knownPorts          map[servicePort]struct{} // the ports of known beacons (beacon.known)
 	creds               map[connKey]*credState
 	dests               map[Host]*destClasses
 	handshakes          handshakes // the SYNs whose completing ACK takes them off the SYN counts
+	talking             talking    // the connection directions talking, whose other side's ACKs are no flood
 	packets             int
 	swept               [numSweeps]float64 // when evict last read each table
 	start               float64            // the first packet's time
@@ -264,8 +260,8 @@ type RuleDetector struct {
 func NewRuleDetector(r Rules) *RuleDetector {
 	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, hostScan: map[servicePort]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
-		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{}, bulk: map[hostPair]float64{},
-		synIn: map[Host]*counter{}, udpIn: map[Host]*counter{}, ackIn: map[Host]*counter{}, brute: map[serviceKey]*counter{},
+		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
+		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
 		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
 }
 
@@ -292,9 +288,14 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	if !d.started {
 		d.start, d.started = t, true
 	}
-	syn := p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN
+	tcp := p.Proto == layers.IPProtocolTCP
+	flags := p.TCPFlags & (FlagSYN | FlagACK | FlagRST | FlagFIN)
+	if tcp && flags&FlagRST == 0 {
+		d.talking.saw(p)
+	}
 	switch {
-	case syn:
+	case tcp && flags == FlagSYN:
+		retransmit := d.handshakes.syn(p)
 		if p.DstPort == 23 || p.DstPort == 2323 {
 			if n, fire := distinct(d.telnet, p.Src, p.Dst, t, r.TelnetScanWindow, r.TelnetScanHosts); fire {
 				out = append(out, d.signal(p, "telnet_scan", alert.SeverityHigh, n, r.TelnetScanHosts,
@@ -308,31 +309,29 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
 				fmt.Sprintf("TCP SYN to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))
 		}
-		d.handshakes.syn(p)
 		out = d.flood(p, d.syn, d.synIn, "syn_flood", "TCP SYNs", r.SYNFloodRate, out)
-		if loginPort(p.DstPort) {
+		// A retransmitted SYN is the same attempt again (a client
+		// retrying a server that is down), not another login.
+		if loginPort(p.DstPort) && !retransmit {
 			if n, fire := count(d.brute, serviceKey{p.Src, p.Dst, p.DstPort}, t, r.BruteForceWindow, r.BruteForceAttempts); fire {
 				out = append(out, d.signal(p, "brute_force", alert.SeverityHigh, n, r.BruteForceAttempts,
 					fmt.Sprintf("%d connections to the login service %s within %s (threshold %d)", n, peerString(p), r.BruteForceWindow, r.BruteForceAttempts)))
 			}
 		}
 		out = d.beacon(p, out)
-	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagSYN|FlagACK:
+	case tcp && flags == FlagSYN|FlagACK:
 		d.handshakes.synAck(p)
-	case p.Proto == layers.IPProtocolTCP && p.TCPFlags&(FlagSYN|FlagACK|FlagRST|FlagFIN) == FlagACK && len(p.Payload) == 0 &&
-		(p.Length <= 66 || !r.NoCredentials && !p.Cut):
-		// A bare ACK: no payload, so that bulk data is not counted. The
-		// payload prefix says so when it is copied (the credential rule
-		// wants it) and the frame was captured whole, whatever the
-		// headers' options or IP version; otherwise the frame must be
-		// no longer than Ethernet, IPv4 and TCP headers with 12 bytes of
-		// options (timestamps). One that completes a handshake (handshakes) takes its
-		// SYN off the SYN counts: a thousand devices reconnecting to their
-		// broker at once are no SYN flood, spoofed sources never answer,
-		// and a flooder's own ACKs complete nothing. And the
-		// ACKs of a download, to a host sending full segments to this
-		// one, are no ACK flood.
-		if d.handshakes.completes(p) {
+	case tcp && flags == FlagACK:
+		// An ACK, bare or with data. A bare one (no payload: the payload
+		// prefix says so when it is copied, as the credential rule wants,
+		// and the frame was captured whole, whatever its options or IP
+		// version; otherwise the frame must be no longer than Ethernet,
+		// IPv4 and TCP headers with timestamps) that completes a handshake
+		// takes its SYN off the SYN counts: a thousand devices
+		// reconnecting to their broker at once are no SYN flood, spoofed
+		// sources never answer, and a flooder's own ACKs complete nothing.
+		bare := len(p.Payload) == 0 && (p.Length <= 66 || !r.NoCredentials && !p.Cut)
+		if bare && d.handshakes.completes(p) {
 			if c := d.syn[hostPair{p.Src, p.Dst}]; c != nil && c.n > 0 {
 				c.n--
 			}
@@ -340,16 +339,12 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 				in.n--
 			}
 		}
-		if last, ok := d.bulk[hostPair{p.Dst, p.Src}]; ok && t >= last && t-last <= r.RateWindow.Seconds() {
-			break
+		// An ACK of a connection whose other side is talking (the ACKs of
+		// a download, the segments of an upload) is no flood; one that
+		// nothing answers is.
+		if !d.talking.answered(p) {
+			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection", r.ACKFloodRate, out)
 		}
-		out = d.flood(p, d.ack, d.ackIn, "ack_flood", "bare TCP ACKs", r.ACKFloodRate, out)
-	case p.Proto == layers.IPProtocolTCP && p.Length >= bulkSegment:
-		pair := hostPair{p.Src, p.Dst}
-		if _, ok := d.bulk[pair]; !ok && len(d.bulk) >= maxRuleKeys {
-			clear(d.bulk)
-		}
-		d.bulk[pair] = t
 	case p.Proto == layers.IPProtocolUDP:
 		if !answers(p) {
 			if n, fire := distinct(d.udpPorts, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
@@ -378,17 +373,18 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 // reach the rate with no one source sending half of them, the flood is
 // spoofed or distributed: it signals behaviour+"_received" on the
 // destination, the device under attack, since the sources say nothing.
-func (d *RuleDetector) flood(p *Packet, bySource map[hostPair]*counter, byDest map[Host]*counter, behaviour, what string, rate int, out []alert.Signal) []alert.Signal {
+func (d *RuleDetector) flood(p *Packet, bySource map[hostPair]*counter, byDest map[Host]*destCounter, behaviour, what string, rate int, out []alert.Signal) []alert.Signal {
 	window := d.r.RateWindow
 	pair, fire := count(bySource, hostPair{p.Src, p.Dst}, p.Time, window, rate)
 	if fire {
 		out = append(out, d.signal(p, behaviour, alert.SeverityCritical, pair, rate,
 			fmt.Sprintf("%d %s to %s within %s (threshold %d)", pair, what, hostString(p.Dst), window, rate)))
 	}
-	if n, fire := count(byDest, p.Dst, p.Time, window, rate); fire && pair < rate/2 {
+	if in, fire := countDest(byDest, p.Dst, p.Src, pair, p.Time, window, rate); fire && in.topN < rate/2 {
+		n := in.n
 		s := d.signal(p, behaviour+"_received", alert.SeverityHigh, n, rate,
-			fmt.Sprintf("%d %s from many sources within %s (threshold %d; the last from %s, which sent %d): a spoofed or distributed flood",
-				n, what, window, rate, hostPort(p.Src, p.SrcPort, true), pair))
+			fmt.Sprintf("%d %s from many sources within %s (threshold %d; the most from one source, %s: %d): a spoofed or distributed flood",
+				n, what, window, rate, hostString(in.top), in.topN))
 		s.SrcIP, s.SrcMAC, s.Peer = hostString(p.Dst), "", hostPort(p.Src, p.SrcPort, true)
 		if p.DstMAC != ([6]byte{}) && p.DstMAC[0]&1 == 0 {
 			s.SrcMAC = net.HardwareAddr(p.DstMAC[:]).String()
@@ -396,6 +392,41 @@ func (d *RuleDetector) flood(p *Packet, bySource map[hostPair]*counter, byDest m
 		out = append(out, s)
 	}
 	return out
+}
+
+// destCounter counts packets to one destination, and which source sent
+// the most of them: a flood from one source is that source's, not a
+// distributed one.
+type destCounter struct {
+	counter
+	top  Host
+	topN int // top's count in its own window when it was last the most
+}
+
+// countDest adds one packet from src, which has sent srcN in its own
+// window, to dst's window; it reports the window and whether it has just
+// reached the threshold.
+func countDest(m map[Host]*destCounter, dst, src Host, srcN int, t float64, window time.Duration, threshold int) (*destCounter, bool) {
+	c := m[dst]
+	if c == nil {
+		if len(m) >= maxRuleKeys {
+			clear(m)
+		}
+		c = &destCounter{counter: counter{start: t}}
+		m[dst] = c
+	}
+	if t-c.start > window.Seconds() || t < c.start {
+		*c = destCounter{counter: counter{start: t}}
+	}
+	c.n++
+	if srcN > c.topN || src == c.top {
+		c.top, c.topN = src, srcN
+	}
+	if c.n >= threshold && !c.fired {
+		c.fired = true
+		return c, true
+	}
+	return c, false
 }
 
 // count adds one packet to key's window and reports the count and whether
@@ -659,13 +690,8 @@ func (d *RuleDetector) evict(now float64) {
 		for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
 			forgetEnded(m, now, r.RateWindow)
 		}
-		for _, m := range []map[Host]*counter{d.synIn, d.udpIn, d.ackIn} {
+		for _, m := range []map[Host]*destCounter{d.synIn, d.udpIn, d.ackIn} {
 			forgetEnded(m, now, r.RateWindow)
-		}
-		for k, last := range d.bulk {
-			if now-last > r.RateWindow.Seconds() {
-				delete(d.bulk, k)
-			}
 		}
 	}
 	if due(sweepBrute, r.BruteForceWindow.Seconds()) {
@@ -697,7 +723,7 @@ func (d *RuleDetector) evict(now float64) {
 
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) + len(d.bulk) +
+	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
 }
 

@@ -2,9 +2,9 @@ package detect
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -223,6 +223,16 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
+			name: "999 SYNs from one source and 1 from another are no flood from many sources",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 999 {
+					fs = append(fs, crafted{time.Duration(i) * 500 * time.Microsecond, tcpFrame(t, botIP, victimIP, uint16(1024+i), 80, "S", nil)})
+				}
+				return append(fs, crafted{600 * time.Millisecond, tcpFrame(t, net.IP{10, 200, 1, 77}, victimIP, 5555, 80, "S", nil)})
+			},
+		},
+		{
 			name: "12,000 UDP datagrams to one host in a second are a UDP flood",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
@@ -347,11 +357,48 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			want: "ack_flood",
 		},
 		{
-			name: "4,000 ACKs carrying data are a transfer, not an ACK flood",
+			name: "an upload of 4,000 segments a second, acknowledged by the receiver, is no ACK flood",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
-				for i := range 4000 {
-					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, tcpFrame(t, botIP, victimIP, 40000, 80, "A", make([]byte, 1400))})
+				for i := range 8000 {
+					at := time.Duration(i) * 250 * time.Microsecond
+					fs = append(fs, crafted{at, tcpFrame(t, botIP, victimIP, 40000, 80, "PA", make([]byte, 1400))})
+					if i%2 == 1 {
+						fs = append(fs, crafted{at + 20*time.Microsecond, tcpFrame(t, victimIP, botIP, 80, 40000, "A", nil)})
+					}
+				}
+				return fs
+			},
+		},
+		{
+			name: "Mirai's ACK flood, PSH-ACKs with 512 bytes to random ports answered by resets, is an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 6000 {
+					at := time.Duration(i) * 150 * time.Microsecond
+					sport, dport := uint16(1024+i*7), uint16(1+i*13)
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, sport, dport, "PA", uint32(i)*2654435761, uint32(i), make([]byte, 512))},
+						crafted{at + 30*time.Microsecond, tcpFrame(t, victimIP, botIP, dport, sport, "R", nil)})
+				}
+				return fs
+			},
+			want: "ack_flood",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.66" || !strings.Contains(s.Explanation, "outside any connection") {
+					t.Errorf("signal %+v", s)
+				}
+			},
+			only: true,
+		},
+		{
+			name: "3 attempts to log in to an SSH server that is down, each SYN retransmitted 4 times, are no brute force",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for a := range 3 {
+					start := time.Duration(a) * 20 * time.Second
+					for _, after := range []time.Duration{0, 1, 3, 7, 15} {
+						fs = append(fs, crafted{start + after*time.Second, tcpSeqFrame(t, botIP, victimIP, uint16(50000+a), 22, "S", uint32(a)*1000, 0, nil)})
+					}
 				}
 				return fs
 			},
