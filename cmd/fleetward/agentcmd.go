@@ -116,7 +116,7 @@ naming this sensor.`,
 					ScoreInterval:   cmd.Duration("sensor-score-interval"),
 					Anomaly:         anomaly,
 				}
-				if err := setRules(cmd, "sensor-rule", cfg.Sensor.Rules.Set); err != nil {
+				if err := setRules(cmd, "sensor-rule", &cfg.Sensor.Rules); err != nil {
 					return err
 				}
 				if path := cmd.String("sensor-model"); path != "" {

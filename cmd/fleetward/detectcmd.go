@@ -56,7 +56,7 @@ device pages plot.
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "pcap", Usage: "pcap or pcapng file to score"},
 			&cli.StringFlag{Name: "iface", Usage: "network interface to capture on live (AF_PACKET; needs root or CAP_NET_RAW); runs until interrupted or --count packets"},
-			&cli.StringFlag{Name: "plot", Usage: "draw the per-source smoothed scores (coloured by --labels) and the alert threshold to this PNG file"},
+			&cli.StringFlag{Name: "plot", Usage: "draw the per-source smoothed scores (coloured by --labels) and the alert threshold to this PNG file (--pcap only)"},
 			&cli.StringFlag{Name: "save-model", Usage: "write the trained model to this file (versioned JSON) after the capture"},
 			&cli.StringFlag{Name: "load-model", Usage: "score with the model in this file (from --save-model) instead of training; --fm and --ad are ignored"},
 			&cli.IntFlag{Name: "count", Usage: "with --iface: stop after this many packets"},
@@ -67,9 +67,9 @@ device pages plot.
 			&cli.StringFlag{Name: "cacert", Usage: "PEM file to trust for --server (e.g. DATA/tls/ca.crt)", Sources: cli.EnvVars("FLEETWARD_CACERT")},
 			&cli.IntFlag{Name: "fm", Value: 5000, Usage: "packets for the feature-mapping grace period"},
 			&cli.IntFlag{Name: "ad", Value: 50000, Usage: "packets for the autoencoder training grace period"},
-			&cli.StringFlag{Name: "labels", Usage: "file of per-packet labels (0 benign, 1 malicious) to evaluate the scores against"},
+			&cli.StringFlag{Name: "labels", Usage: "file of per-packet labels (0 benign, 1 malicious) to evaluate the scores against (--pcap only)"},
 			&cli.BoolFlag{Name: "kitsune-links", Usage: "compute Kitsune's exact features (update every link of the sender; slower on scanning traffic)"},
-			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse)"},
+			&cli.StringFlag{Name: "scores", Usage: "write the per-packet scores to this CSV file (idx,rmse; --pcap only)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on standard output"},
 			&cli.BoolFlag{Name: "no-rules", Usage: "with --pcap: do not apply the packet rules"},
 			&cli.StringSliceFlag{Name: "rule", Usage: "change a rule threshold, NAME=VALUE (repeatable), e.g. telnet_scan_hosts=20, brute_force_window=2m, no_new_destination=true; packet rules (--pcap, --iface): " +
@@ -106,7 +106,7 @@ device pages plot.
 					}
 				}
 				var rules flow.Rules
-				if err := setRules(cmd, "rule", rules.Set); err != nil {
+				if err := setRules(cmd, "rule", &rules); err != nil {
 					return fmt.Errorf("detect: %w", err)
 				}
 				rep, err := detectFlows(ctx, path, rules, send)
@@ -123,6 +123,13 @@ device pages plot.
 			}
 			if (cmd.String("pcap") == "") == (cmd.String("iface") == "") {
 				return fmt.Errorf("detect: give one of --pcap FILE, --iface IF or --zeek FILE")
+			}
+			if cmd.String("iface") != "" {
+				for _, name := range []string{"plot", "scores", "labels"} {
+					if cmd.IsSet(name) {
+						return fmt.Errorf("detect: --%s is an option of --pcap: it needs every packet of a capture that ends, numbered, and a live capture has neither", name)
+					}
+				}
 			}
 			if cmd.Int("fm") <= 0 || cmd.Int("ad") <= 0 {
 				return fmt.Errorf("detect: --fm and --ad must be positive")
@@ -424,13 +431,19 @@ func alertConfig(cmd *cli.Command, prefix string) (detect.AnomalyConfig, error) 
 
 // setRules applies each NAME=VALUE of the repeatable flag (--rule,
 // --sensor-rule) with set.
-func setRules(cmd *cli.Command, flag string, set func(name, value string) error) error {
+func setRules(cmd *cli.Command, flag string, rules interface{ Set(name, value string) error }) error {
 	for _, kv := range cmd.StringSlice(flag) {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok {
 			return fmt.Errorf("--%s %q: want NAME=VALUE", flag, kv)
 		}
-		if err := set(name, value); err != nil {
+		if err := rules.Set(name, value); err != nil {
+			return fmt.Errorf("--%s: %w", flag, err)
+		}
+	}
+	// Values good alone may not be together (a minimum above its maximum).
+	if v, ok := rules.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
 			return fmt.Errorf("--%s: %w", flag, err)
 		}
 	}

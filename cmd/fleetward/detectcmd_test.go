@@ -97,6 +97,11 @@ func TestDetectCommandRefusesBadInput(t *testing.T) {
 		{"a packet option with --zeek", []string{"--zeek", pcap, "--labels", badLabels}, "--labels is an option of packet detection"},
 		{"a negative count", []string{"--pcap", pcap, "--count", "-1"}, "--count must be positive"},
 		{"a zero summary interval", []string{"--pcap", pcap, "--summary-interval", "0s"}, "--summary-interval must be positive"},
+		{"beaconing of fewer than 3 connections", []string{"--pcap", pcap, "--rule", "beacon_connections=1"}, "beacon_connections: 1: beaconing needs at least 3"},
+		{"a beacon period minimum above its maximum", []string{"--pcap", pcap, "--rule", "beacon_min_period=2h", "--rule", "beacon_max_period=1m"}, "beacon_min_period: 2h0m0s is not below beacon_max_period 1m0s"},
+		{"a score plot of a live capture", []string{"--iface", "lo", "--plot", filepath.Join(dir, "p.png")}, "--plot is an option of --pcap"},
+		{"a score file of a live capture", []string{"--iface", "lo", "--scores", filepath.Join(dir, "s.csv")}, "--scores is an option of --pcap"},
+		{"labels for a live capture", []string{"--iface", "lo", "--labels", badLabels}, "--labels is an option of --pcap"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

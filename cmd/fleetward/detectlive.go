@@ -39,7 +39,7 @@ func scoreOptions(cmd *cli.Command) (detect.ScoreOptions, error) {
 	}
 	if !cmd.Bool("no-rules") {
 		opts.Rules = &detect.Rules{}
-		if err := setRules(cmd, "rule", opts.Rules.Set); err != nil {
+		if err := setRules(cmd, "rule", opts.Rules); err != nil {
 			return opts, fmt.Errorf("detect: %w", err)
 		}
 	}
@@ -172,7 +172,7 @@ func detectLive(ctx context.Context, cmd *cli.Command, iface string, sender *sen
 	opts.Discard = true
 	opts.Batch = 1 // a quiet network must not hold packets back
 	agg := alert.NewAggregator(0, nil)
-	rep := liveReport{Interface: iface}
+	rep := liveReport{Interface: iface, Alerts: []alert.Alert{}} // [], never null, for scripts
 	var sendErr error
 	var sendMu sync.Mutex // guards sendErr
 	if sender != nil {

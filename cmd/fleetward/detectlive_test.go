@@ -40,9 +40,13 @@ func TestDetectLiveSendsScoreSummariesToARealServer(t *testing.T) {
 		SummariesSent int     `json:"summaries_sent_to_server"`
 		CaptureDrops  *uint64 `json:"capture_drops"`
 		CaptureMode   string  `json:"capture_mode"`
+		Alerts        json.RawMessage
 	}
 	if err := json.Unmarshal(b, &rep); err != nil || rep.SummariesSent == 0 {
 		t.Fatalf("sent %d score summaries (%v): %s", rep.SummariesSent, err, b)
+	}
+	if len(rep.Alerts) == 0 || string(rep.Alerts) == "null" {
+		t.Errorf("alerts is %q in the JSON report; want a list, [] when there are none", rep.Alerts)
 	}
 	if rep.CaptureDrops == nil || rep.CaptureMode != detect.CaptureRing {
 		t.Errorf("the report has no capture_drops, or a capture_mode other than %q: %s", detect.CaptureRing, b)

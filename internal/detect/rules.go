@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/fleetward/fleetward/internal/alert"
+	"github.com/fleetward/fleetward/internal/apperr"
 	"github.com/fleetward/fleetward/internal/ascii"
 	"github.com/fleetward/fleetward/internal/setting"
 )
@@ -89,6 +90,9 @@ type Rules struct {
 	NewDestinationOpens    int           `json:"new_destination_opens"`
 	NewDestinationWindow   time.Duration `json:"new_destination_window"`
 	NoNewDestination       bool          `json:"no_new_destination"`
+	// CredentialWindow: plaintext_credentials fires once per client,
+	// server and service within it. Default 10 min.
+	CredentialWindow time.Duration `json:"credential_window"`
 	// NoCredentials turns off the plaintext-credential rule, and with it
 	// the copying of payload prefixes.
 	NoCredentials bool `json:"no_credentials"`
@@ -100,7 +104,7 @@ var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second
 	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
 	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
 	BeaconLearning: 10 * time.Minute, NewDestinationLearning: 10 * time.Minute,
-	NewDestinationOpens: 3, NewDestinationWindow: time.Minute}
+	NewDestinationOpens: 3, NewDestinationWindow: time.Minute, CredentialWindow: 10 * time.Minute}
 
 func (r Rules) withDefaults() Rules {
 	d := DefaultRules
@@ -136,6 +140,7 @@ func (r Rules) withDefaults() Rules {
 	pickD(&r.NewDestinationLearning, d.NewDestinationLearning)
 	pick(&r.NewDestinationOpens, d.NewDestinationOpens)
 	pickD(&r.NewDestinationWindow, d.NewDestinationWindow)
+	pickD(&r.CredentialWindow, d.CredentialWindow)
 	return r
 }
 
@@ -246,6 +251,7 @@ type RuleDetector struct {
 	beacons             map[serviceKey]*beacon
 	knownPorts          map[servicePort]struct{} // the ports of known beacons (beacon.known)
 	creds               map[connKey]*credState
+	credsSeen           map[serviceKey]*counter // the credential signals of the window
 	dests               map[Host]*destClasses
 	handshakes          handshakes // the SYNs whose completing ACK takes them off the SYN counts
 	talking             talking    // the connection directions talking, whose other side's ACKs are no flood
@@ -262,7 +268,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
-		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, dests: map[Host]*destClasses{}}
+		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
 }
 
 // Rules returns the thresholds in force, defaults filled in.
@@ -562,7 +568,13 @@ func (d *RuleDetector) shedBeacons() {
 // password.
 func (d *RuleDetector) credentials(p *Packet, out []alert.Signal) []alert.Signal {
 	pl := p.Payload
+	// Once per client, server and service within CredentialWindow: a
+	// device polling with HTTP Basic every 10 s is one finding, not a
+	// signal a request.
 	report := func(proto string, user []byte) []alert.Signal {
+		if _, fire := count(d.credsSeen, serviceKey{p.Src, p.Dst, p.DstPort}, p.Time, d.r.CredentialWindow, 1); !fire {
+			return out
+		}
 		return append(out, d.signal(p, "plaintext_credentials", alert.SeverityMedium, 1, 1,
 			fmt.Sprintf("%s password for user %q sent in clear to %s", proto, printable(user), peerString(p))))
 	}
@@ -571,12 +583,17 @@ func (d *RuleDetector) credentials(p *Packet, out []alert.Signal) []alert.Signal
 	}
 	switch {
 	case p.DstPort == 21:
+		// A client may send several commands in one segment.
 		st := d.conn(connKey{p.Src, p.Dst, p.SrcPort, p.DstPort}, p.Time)
-		switch line := firstLine(pl); {
-		case hasPrefixFold(line, "USER "):
-			st.user = append(st.user[:0], line[5:min(len(line), 5+64)]...)
-		case hasPrefixFold(line, "PASS "):
-			return report("FTP", st.user)
+		for rest := pl; len(rest) > 0; {
+			line := firstLine(rest)
+			rest = rest[min(len(line)+1, len(rest)):]
+			switch {
+			case hasPrefixFold(line, "USER "):
+				st.user = append(st.user[:0], line[5:min(len(line), 5+64)]...)
+			case hasPrefixFold(line, "PASS "):
+				return report("FTP", st.user)
+			}
 		}
 	case p.DstPort == 1883:
 		if user, ok := mqttConnectUser(pl); ok {
@@ -710,6 +727,7 @@ func (d *RuleDetector) evict(now float64) {
 				delete(d.creds, k)
 			}
 		}
+		forgetEnded(d.credsSeen, now, r.CredentialWindow)
 	}
 	// A source that opened nothing for a day is gone, or will learn anew.
 	if due(sweepDests, 86400) {
@@ -724,7 +742,7 @@ func (d *RuleDetector) evict(now float64) {
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
 	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
-		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.dests)
+		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.dests)
 }
 
 func (d *RuleDetector) signal(p *Packet, behaviour, severity string, score, threshold int, why string) alert.Signal {
@@ -882,7 +900,11 @@ func mqttConnectUser(b []byte) ([]byte, bool) {
 	if flags&0x80 == 0 || flags&0x40 == 0 {
 		return nil, false // no user name or no password
 	}
-	if level == 5 { // MQTT 5: connect properties, a varint length then bytes
+	// MQTT 5 properties: a varint length, then that many bytes.
+	skipProperties := func() {
+		if level != 5 {
+			return
+		}
 		n, shift := 0, 0
 		for k := 0; k < 4 && i < len(b); k++ {
 			c := b[i]
@@ -895,13 +917,12 @@ func mqttConnectUser(b []byte) ([]byte, bool) {
 		}
 		i += n
 	}
+	skipProperties()         // the connect properties
 	if _, ok := str(); !ok { // client id
 		return nil, false
 	}
 	if flags&0x04 != 0 { // will: (properties in 5,) topic and message
-		if level == 5 {
-			return nil, false // rare; not worth parsing will properties
-		}
+		skipProperties()
 		if _, ok := str(); !ok {
 			return nil, false
 		}
@@ -910,6 +931,22 @@ func mqttConnectUser(b []byte) ([]byte, bool) {
 		}
 	}
 	return str()
+}
+
+// Validate reports thresholds that are good alone but not together, or
+// that no traffic could meet, as Invalid errors naming the field; zero
+// fields stand for their defaults.
+func (r *Rules) Validate() error {
+	v := r.withDefaults()
+	switch {
+	case v.BeaconConnections < 3:
+		return apperr.InvalidField("beacon_connections", "%d: beaconing needs at least 3 connections (2 intervals) to measure a period and its jitter", v.BeaconConnections)
+	case v.BeaconMinPeriod >= v.BeaconMaxPeriod:
+		return apperr.InvalidField("beacon_min_period", "%s is not below beacon_max_period %s", v.BeaconMinPeriod, v.BeaconMaxPeriod)
+	case v.BeaconJitter >= 1:
+		return apperr.InvalidField("beacon_jitter", "%g: a standard deviation as large as the mean interval is no timer", v.BeaconJitter)
+	}
+	return nil
 }
 
 // Set changes one threshold by its JSON name ("telnet_scan_hosts",

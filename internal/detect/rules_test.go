@@ -596,6 +596,35 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			check: checkUserNotPassword("iot", "pa55"),
 		},
 		{
+			name: "FTP USER and PASS pipelined in one segment name the user",
+			frames: func(t testing.TB) []crafted {
+				return []crafted{{0, tcpFrame(t, botIP, victimIP, 40000, 21, "PA", []byte("USER root\r\nPASS toor\r\n"))}}
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("root", "toor"),
+		},
+		{
+			name: "an MQTT 5 CONNECT with properties, a will and a password names the user",
+			frames: func(t testing.TB) []crafted {
+				return []crafted{{0, tcpFrame(t, botIP, victimIP, 40000, 1883, "PA", mqtt5ConnectWithWill("sensor-1", "iot", "pa55"))}}
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("iot", "pa55"),
+		},
+		{
+			name: "a camera polled with HTTP Basic every 10 s for 8 minutes is one signal",
+			frames: func(t testing.TB) []crafted {
+				req := "GET /snap.jpg HTTP/1.1\r\nAuthorization: Basic " + base64.StdEncoding.EncodeToString([]byte("admin:admin")) + "\r\n\r\n"
+				var fs []crafted
+				for i := range 48 {
+					fs = append(fs, crafted{time.Duration(i) * 10 * time.Second, tcpFrame(t, botIP, victimIP, uint16(40000+i), 80, "PA", []byte(req))})
+				}
+				return fs
+			},
+			want:  "plaintext_credentials",
+			check: checkUserNotPassword("admin", "admin:"),
+		},
+		{
 			name: "an MQTT CONNECT without a password is not a credential",
 			frames: func(t testing.TB) []crafted {
 				c := mqttConnect("sensor-1", "iot", "pa55")
@@ -681,6 +710,23 @@ func mqttConnect(client, user, password string) []byte {
 	body.Write(str("MQTT"))
 	body.Write([]byte{4, 0xc2, 0, 60})
 	body.Write(str(client))
+	body.Write(str(user))
+	body.Write(str(password))
+	return append([]byte{0x10, byte(body.Len())}, body.Bytes()...)
+}
+
+// mqtt5ConnectWithWill builds an MQTT 5 CONNECT with connect properties,
+// a will (with its own properties), a user name and a password.
+func mqtt5ConnectWithWill(client, user, password string) []byte {
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	var body bytes.Buffer
+	body.Write(str("MQTT"))
+	body.Write([]byte{5, 0xc2 | 0x04, 0, 60})
+	body.Write([]byte{5, 0x11, 0, 0, 0, 30}) // properties: session expiry 30 s
+	body.Write(str(client))
+	body.Write([]byte{2, 0x01, 1}) // will properties: payload format UTF-8
+	body.Write(str("devices/" + client + "/status"))
+	body.Write(str("offline"))
 	body.Write(str(user))
 	body.Write(str(password))
 	return append([]byte{0x10, byte(body.Len())}, body.Bytes()...)
