@@ -431,7 +431,9 @@ func alertConfig(cmd *cli.Command, prefix string) (detect.AnomalyConfig, error) 
 
 // setRules applies each NAME=VALUE of the repeatable flag (--rule,
 // --sensor-rule) with set.
-func setRules(cmd *cli.Command, flag string, rules interface{ Set(name, value string) error }) error {
+func setRules(cmd *cli.Command, flag string, rules interface {
+	Set(name, value string) error
+}) error {
 	for _, kv := range cmd.StringSlice(flag) {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok {
