@@ -429,11 +429,16 @@ func alertConfig(cmd *cli.Command, prefix string) (detect.AnomalyConfig, error) 
 	return c, nil
 }
 
-// setRules applies each NAME=VALUE of the repeatable flag (--rule,
-// --sensor-rule) with set.
-func setRules(cmd *cli.Command, flag string, rules interface {
+// ruleSetter is a set of rule thresholds that takes NAME=VALUE settings
+// (detect.Rules, flow.Rules); one that also has Validate is checked as a
+// whole once every setting is in.
+type ruleSetter interface {
 	Set(name, value string) error
-}) error {
+}
+
+// setRules applies each NAME=VALUE of the repeatable flag (--rule,
+// --sensor-rule) to rules.
+func setRules(cmd *cli.Command, flag string, rules ruleSetter) error {
 	for _, kv := range cmd.StringSlice(flag) {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok {
