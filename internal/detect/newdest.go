@@ -223,8 +223,23 @@ func (s *destClasses) class(key uint32) *newClass {
 	return nil
 }
 
-// maxClassesPerSource bounds a source's classes; a source past it (a
-// scanner opening every port band) stops being tracked until evicted.
+// pendingSlot returns the class to forget for a new one when the list is
+// full: of the classes opened after learning and not yet past the
+// threshold, the one whose window began first (so a source that once
+// probed 64 services, each below the threshold, still raises the rule for
+// the next class it keeps opening). Nil when every class is known.
+func (s *destClasses) pendingSlot() *newClass {
+	var oldest *newClass
+	for i := range s.classes {
+		if k := &s.classes[i]; !k.known && (oldest == nil || k.start < oldest.start) {
+			oldest = k
+		}
+	}
+	return oldest
+}
+
+// maxClassesPerSource bounds a source's classes; past it, a new class
+// takes the place of a pending one (pendingSlot).
 const maxClassesPerSource = 64
 
 // newDestination records the class p opens for its source and fires when
@@ -246,11 +261,15 @@ func (d *RuleDetector) newDestination(p *Packet, out []alert.Signal) []alert.Sig
 	learnt := p.Time - s.first
 	nc := s.class(c.key())
 	if nc == nil {
-		if len(s.classes) >= maxClassesPerSource {
-			return out
+		fresh := newClass{key: c.key(), start: p.Time, known: learnt < d.r.NewDestinationLearning.Seconds()}
+		if len(s.classes) < maxClassesPerSource {
+			s.classes = append(s.classes, fresh)
+			nc = &s.classes[len(s.classes)-1]
+		} else if nc = s.pendingSlot(); nc == nil {
+			return out // 64 classes known: a scanner, which the scan rules see
+		} else {
+			*nc = fresh
 		}
-		s.classes = append(s.classes, newClass{key: c.key(), start: p.Time, known: learnt < d.r.NewDestinationLearning.Seconds()})
-		nc = &s.classes[len(s.classes)-1]
 	}
 	if nc.known {
 		return out

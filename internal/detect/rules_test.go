@@ -542,6 +542,25 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
+			name: "a device that first probed 100 services once each still has a new destination class when it keeps opening Telnet",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					fs = append(fs, crafted{time.Duration(i) * 30 * time.Second, tcpFrame(t, botIP, net.IP{203, 0, 113, 9}, uint16(40000+i), 443, "S", nil)})
+				}
+				for i := range 100 { // one datagram to each of 100 low ports of 100 hosts, 3 s apart: below every rule
+					fs = append(fs, crafted{16*time.Minute + time.Duration(i)*3*time.Second, udpFrame(t, botIP, net.IP{203, 0, 113, byte(50 + i)}, 40000, uint16(200+i), nil)})
+				}
+				for i := range 3 {
+					fs = append(fs, crafted{22*time.Minute + time.Duration(i)*time.Second, tcpFrame(t, botIP, net.IP{198, 51, 100, byte(i)}, uint16(41000+i), 23, "S", nil)})
+				}
+				return fs
+			},
+			want:  "new_destination",
+			check: func(t *testing.T, s alert.Signal) { checkPeer(t, s, "198.51.100.2:23") },
+			only:  true,
+		},
+		{
 			name: "a single probe of a new class is not a new destination class",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
