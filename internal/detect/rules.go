@@ -35,6 +35,13 @@ type Rules struct {
 	// above a recorder reconnecting to its cameras.
 	HostScanHosts  int           `json:"host_scan_hosts"`
 	HostScanWindow time.Duration `json:"host_scan_window"`
+	// RandomScanTargets distinct host:port pairs, other than Telnet's,
+	// sent a TCP SYN by one source within RandomScanWindow: a scan that
+	// never repeats a host or a port (random addresses, random ports), which
+	// port_scan (by host) and host_scan (by port) do not see. Default 100
+	// in 10 s.
+	RandomScanTargets int           `json:"random_scan_targets"`
+	RandomScanWindow  time.Duration `json:"random_scan_window"`
 	// SYNFloodRate, UDPFloodRate and ACKFloodRate are packets from one
 	// source to one destination within RateWindow: bare SYNs not followed
 	// by the ACK that completes their handshake (after the destination's
@@ -100,6 +107,7 @@ type Rules struct {
 
 // DefaultRules are the documented defaults.
 var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second, HostScanHosts: 50, HostScanWindow: 10 * time.Second,
+	RandomScanTargets: 100, RandomScanWindow: 10 * time.Second,
 	SYNFloodRate: 1000, UDPFloodRate: 10000, ACKFloodRate: 3000, RateWindow: time.Second,
 	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
 	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
@@ -122,6 +130,8 @@ func (r Rules) withDefaults() Rules {
 	pickD(&r.TelnetScanWindow, d.TelnetScanWindow)
 	pick(&r.HostScanHosts, d.HostScanHosts)
 	pickD(&r.HostScanWindow, d.HostScanWindow)
+	pick(&r.RandomScanTargets, d.RandomScanTargets)
+	pickD(&r.RandomScanWindow, d.RandomScanWindow)
 	pick(&r.SYNFloodRate, d.SYNFloodRate)
 	pick(&r.UDPFloodRate, d.UDPFloodRate)
 	pick(&r.ACKFloodRate, d.ACKFloodRate)
@@ -240,11 +250,14 @@ type RuleDetector struct {
 	r        Rules
 	telnet   map[Host]*distinctSet[Host]
 	hostScan map[servicePort]*distinctSet[Host]
-	ports    map[hostPair]*distinctSet[uint16]
-	udpPorts map[hostPair]*distinctSet[uint16]
-	syn      map[hostPair]*counter
-	udp      map[hostPair]*counter
-	ack      map[hostPair]*counter
+	// randomScan holds each source's host:port targets (servicePort's
+	// src is the target host here).
+	randomScan map[Host]*distinctSet[servicePort]
+	ports      map[hostPair]*distinctSet[uint16]
+	udpPorts   map[hostPair]*distinctSet[uint16]
+	syn        map[hostPair]*counter
+	udp        map[hostPair]*counter
+	ack        map[hostPair]*counter
 	// synIn, udpIn and ackIn count the same packets by destination alone.
 	synIn, udpIn, ackIn map[Host]*destCounter
 	brute               map[serviceKey]*counter
@@ -264,7 +277,7 @@ type RuleDetector struct {
 // NewRuleDetector returns a RuleDetector with rules r (zero fields take
 // their defaults).
 func NewRuleDetector(r Rules) *RuleDetector {
-	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, hostScan: map[servicePort]*distinctSet[Host]{}, ports: map[hostPair]*distinctSet[uint16]{},
+	return &RuleDetector{r: r.withDefaults(), telnet: map[Host]*distinctSet[Host]{}, hostScan: map[servicePort]*distinctSet[Host]{}, randomScan: map[Host]*distinctSet[servicePort]{}, ports: map[hostPair]*distinctSet[uint16]{},
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
@@ -307,9 +320,15 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 				out = append(out, d.signal(p, "telnet_scan", alert.SeverityHigh, n, r.TelnetScanHosts,
 					fmt.Sprintf("TCP SYN to 23/2323 of %d hosts within %s (threshold %d): Mirai-style Telnet scanning", n, r.TelnetScanWindow, r.TelnetScanHosts)))
 			}
-		} else if n, fire := distinct(d.hostScan, servicePort{p.Src, p.DstPort}, p.Dst, t, r.HostScanWindow, r.HostScanHosts); fire {
-			out = append(out, d.signal(p, "host_scan", alert.SeverityHigh, n, r.HostScanHosts,
-				fmt.Sprintf("TCP SYN to port %d of %d hosts within %s (threshold %d): a sweep for one service", p.DstPort, n, r.HostScanWindow, r.HostScanHosts)))
+		} else {
+			if n, fire := distinct(d.hostScan, servicePort{p.Src, p.DstPort}, p.Dst, t, r.HostScanWindow, r.HostScanHosts); fire {
+				out = append(out, d.signal(p, "host_scan", alert.SeverityHigh, n, r.HostScanHosts,
+					fmt.Sprintf("TCP SYN to port %d of %d hosts within %s (threshold %d): a sweep for one service", p.DstPort, n, r.HostScanWindow, r.HostScanHosts)))
+			}
+			if n, fire := distinct(d.randomScan, p.Src, servicePort{p.Dst, p.DstPort}, t, r.RandomScanWindow, r.RandomScanTargets); fire {
+				out = append(out, d.signal(p, "random_scan", alert.SeverityHigh, n, r.RandomScanTargets,
+					fmt.Sprintf("TCP SYN to %d distinct host:port pairs within %s (threshold %d): a scan of random addresses and ports", n, r.RandomScanWindow, r.RandomScanTargets)))
+			}
 		}
 		if n, fire := distinct(d.ports, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
 			out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
@@ -670,6 +689,7 @@ func forgetEnded[K comparable, W ruleWindow](m map[K]W, now float64, length time
 const (
 	sweepTelnet = iota
 	sweepHostScan
+	sweepRandomScan
 	sweepPorts
 	sweepRates
 	sweepBrute
@@ -698,6 +718,9 @@ func (d *RuleDetector) evict(now float64) {
 	}
 	if due(sweepHostScan, r.HostScanWindow.Seconds()) {
 		forgetEnded(d.hostScan, now, r.HostScanWindow)
+	}
+	if due(sweepRandomScan, r.RandomScanWindow.Seconds()) {
+		forgetEnded(d.randomScan, now, r.RandomScanWindow)
 	}
 	if due(sweepPorts, r.PortScanWindow.Seconds()) {
 		forgetEnded(d.ports, now, r.PortScanWindow)
@@ -741,7 +764,7 @@ func (d *RuleDetector) evict(now float64) {
 
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
-	return len(d.telnet) + len(d.hostScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
+	return len(d.telnet) + len(d.hostScan) + len(d.randomScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.dests)
 }
 

@@ -188,6 +188,42 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
+			name: "3,000 SYNs to random hosts on random ports in 10 s are a random scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				x := uint32(2463534242)
+				for i := range 3000 {
+					x ^= x << 13
+					x ^= x >> 17
+					x ^= x << 5
+					dst := net.IP{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)}
+					fs = append(fs, crafted{time.Duration(i) * 3 * ms, tcpFrame(t, botIP, dst, uint16(40000+i%1000), uint16(x%60000+1000), "S", nil)})
+				}
+				return fs
+			},
+			want: "random_scan",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.66" || s.Score != 100 || s.Severity != alert.SeverityHigh {
+					t.Errorf("signal %+v", s)
+				}
+			},
+			only: true,
+		},
+		{
+			name: "a smart TV opening 60 connections to CDN hosts on 443 and 80 in 10 s is no scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 60 {
+					port := uint16(443)
+					if i >= 45 {
+						port = 80
+					}
+					fs = append(fs, crafted{time.Duration(i) * 150 * ms, tcpFrame(t, botIP, net.IP{151, 101, byte(i), 1}, uint16(40000+i), port, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
 			name: "2,000 SYNs to one host in half a second are a SYN flood",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
