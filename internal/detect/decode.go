@@ -66,6 +66,15 @@ type Packet struct {
 	// Cut says the frame was captured shorter than it was on the wire
 	// (snaplen): Payload may then be empty though the packet had one.
 	Cut bool
+	// FragProto, FragLen and FragHead describe the first fragment of a
+	// fragmented IPv4 packet, which has no ports here (Kitsune's tshark
+	// fields give none): its IP protocol (0 for any other packet), how
+	// many bytes of the transport header on it the fragment carries on the
+	// wire, and the first 20 of those captured. The rules read them, so
+	// that fragmenting a scan does not hide it.
+	FragProto layers.IPProtocol
+	FragLen   uint16
+	FragHead  [20]byte
 	// Seq and Ack are a TCP packet's sequence and acknowledgement numbers
 	// (zero for ports quoted in an ICMP error).
 	Seq, Ack uint32
@@ -270,6 +279,12 @@ layers:
 			if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 				d.Stats.Fragments++
 				fragment = true
+				// Only when what the fragment carries of the transport header
+				// (up to 20 bytes) was captured.
+				if n := max(int(ip.Length)-int(ip.IHL)*4, 0); ip.FragOffset == 0 && len(ip.Payload) >= min(n, len(p.FragHead)) {
+					p.FragProto, p.FragLen = ip.Protocol, uint16(n)
+					copy(p.FragHead[:], ip.Payload)
+				}
 			} else if ip.Protocol == layers.IPProtocolTCP || ip.Protocol == layers.IPProtocolUDP {
 				transportFrom = ip.Payload
 			}

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net"
@@ -264,6 +265,7 @@ type RuleDetector struct {
 	beacons             map[serviceKey]*beacon
 	knownPorts          map[servicePort]struct{} // the ports of known beacons (beacon.known)
 	creds               map[connKey]*credState
+	tiny                map[Host]*counter       // the tiny_fragment signals of the window
 	credsSeen           map[serviceKey]*counter // the credential signals of the window
 	dests               map[Host]*destClasses
 	handshakes          handshakes // the SYNs whose completing ACK takes them off the SYN counts
@@ -281,7 +283,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
-		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
+		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, tiny: map[Host]*counter{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
 }
 
 // Rules returns the thresholds in force, defaults filled in.
@@ -299,6 +301,9 @@ func (d *RuleDetector) PayloadPrefix() int {
 // Observe applies the rules to one packet and appends the signals it
 // triggers to out, which it returns.
 func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
+	if p.FragProto == layers.IPProtocolTCP || p.FragProto == layers.IPProtocolUDP {
+		return d.firstFragment(p, out)
+	}
 	if p.Ports != PortNumber || (p.Src.Kind != AddrIPv4 && p.Src.Kind != AddrIPv6) {
 		return out
 	}
@@ -390,6 +395,39 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		d.evict(t)
 	}
 	return out
+}
+
+// firstFragment applies the rules to the first fragment of a fragmented
+// TCP or UDP packet as to the whole packet, from the transport header it
+// carries (the later fragments carry none and are not counted). A first
+// fragment too short for the whole TCP header is itself the signal: no
+// stack splits a header across fragments (RFC 1858 calls it an attack on
+// filters); scanners do, so that the flags and ports escape inspection
+// (nmap -f).
+func (d *RuleDetector) firstFragment(p *Packet, out []alert.Signal) []alert.Signal {
+	whole := 8 // a UDP header
+	if p.FragProto == layers.IPProtocolTCP {
+		whole = 20
+	}
+	if int(p.FragLen) < whole {
+		if _, fire := count(d.tiny, p.Src, p.Time, d.r.PortScanWindow, 1); fire {
+			s := d.signal(p, "tiny_fragment", alert.SeverityHigh, int(p.FragLen), whole,
+				fmt.Sprintf("an IPv4 first fragment to %s carrying %d bytes of its %s header (under %d): a header split across fragments hides its flags and ports from filters (RFC 1858; nmap -f)",
+					hostString(p.Dst), p.FragLen, p.FragProto, whole))
+			out = append(out, s)
+		}
+		return out
+	}
+	h := p.FragHead[:]
+	q := new(Packet)
+	*q = *p
+	q.FragProto, q.Ports, q.Proto = 0, PortNumber, p.FragProto
+	q.SrcPort, q.DstPort = binary.BigEndian.Uint16(h[0:2]), binary.BigEndian.Uint16(h[2:4])
+	q.Payload = nil // the rules' payload reading skips fragments
+	if q.Proto == layers.IPProtocolTCP {
+		q.Seq, q.Ack, q.TCPFlags = binary.BigEndian.Uint32(h[4:8]), binary.BigEndian.Uint32(h[8:12]), h[13]
+	}
+	return d.Observe(q, out)
 }
 
 // flood counts p toward the flood of its kind (behaviour, what) from its
@@ -724,6 +762,7 @@ func (d *RuleDetector) evict(now float64) {
 	}
 	if due(sweepPorts, r.PortScanWindow.Seconds()) {
 		forgetEnded(d.ports, now, r.PortScanWindow)
+		forgetEnded(d.tiny, now, r.PortScanWindow)
 		forgetEnded(d.udpPorts, now, r.PortScanWindow)
 	}
 	if due(sweepRates, r.RateWindow.Seconds()) {
@@ -765,7 +804,7 @@ func (d *RuleDetector) evict(now float64) {
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
 	return len(d.telnet) + len(d.hostScan) + len(d.randomScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
-		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.dests)
+		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.tiny) + len(d.dests)
 }
 
 func (d *RuleDetector) signal(p *Packet, behaviour, severity string, score, threshold int, why string) alert.Signal {

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -222,6 +223,40 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				}
 				return fs
 			},
+		},
+		{
+			name: "SYNs to port 23 of 30 hosts, each split into 8-byte fragments as nmap -f does, are tiny fragments",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					for j, f := range fragmentFrame(t, tcpFrame(t, botIP, net.IP{10, 200, 2, byte(i)}, 40000, 23, "S", nil), 8) {
+						fs = append(fs, crafted{time.Duration(i)*100*ms + time.Duration(j)*time.Microsecond, f})
+					}
+				}
+				return fs
+			},
+			want: "tiny_fragment",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.66" || s.Score != 8 || !strings.Contains(s.Explanation, "8 bytes of its TCP header") {
+					t.Errorf("signal %+v", s)
+				}
+			},
+			only: true,
+		},
+		{
+			name: "SYNs to port 23 of 30 hosts in 24-byte first fragments are a Telnet scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 30 {
+					for j, f := range fragmentFrame(t, tcpFrame(t, botIP, net.IP{10, 200, 2, byte(i)}, 40000, 23, "S", make([]byte, 40)), 24) {
+						fs = append(fs, crafted{time.Duration(i)*100*ms + time.Duration(j)*time.Microsecond, f})
+					}
+				}
+				return fs
+			},
+			want:  "telnet_scan",
+			check: func(t *testing.T, s alert.Signal) { checkPeer(t, s, "10.200.2.9:23") },
+			only:  true,
 		},
 		{
 			name: "2,000 SYNs to one host in half a second are a SYN flood",
@@ -756,6 +791,37 @@ func checkUserNotPassword(user, password string) func(*testing.T, alert.Signal) 
 			t.Errorf("explanation %q reveals the password", s.Explanation)
 		}
 	}
+}
+
+// fragmentFrame splits the IPv4 packet of an Ethernet frame (IHL 5) into
+// fragments of size bytes of payload (a multiple of 8; the last holds the
+// rest), as a sender fragmenting on purpose would.
+func fragmentFrame(t testing.TB, f []byte, size int) [][]byte {
+	t.Helper()
+	ip, payload := f[14:34], f[34:]
+	var out [][]byte
+	for off := 0; off < len(payload); off += size {
+		end := min(off+size, len(payload))
+		frag := append(append(append([]byte{}, f[:14]...), ip...), payload[off:end]...)
+		h := frag[14:34]
+		binary.BigEndian.PutUint16(h[2:4], uint16(20+end-off))
+		flags := uint16(off / 8)
+		if end < len(payload) {
+			flags |= 0x2000 // more fragments
+		}
+		binary.BigEndian.PutUint16(h[6:8], flags)
+		h[10], h[11] = 0, 0
+		var sum uint32
+		for i := 0; i < 20; i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(h[i:]))
+		}
+		for sum > 0xffff {
+			sum = sum&0xffff + sum>>16
+		}
+		binary.BigEndian.PutUint16(h[10:12], ^uint16(sum))
+		out = append(out, frag)
+	}
+	return out
 }
 
 // mqttConnect builds an MQTT 3.1.1 CONNECT with a user name and password.
