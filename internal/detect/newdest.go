@@ -202,6 +202,9 @@ type destClasses struct {
 	first   float64    // when the source first opened traffic
 	last    float64    // and last
 	classes []newClass // at most maxClassesPerSource: a list is smaller than a map, and as quick
+	// knownBeacons counts the public destinations the source contacted
+	// while learning (beacon.known), at most maxKnownBeacons.
+	knownBeacons int
 }
 
 // newClass follows a class (by destClass.key) opened after the learning
@@ -258,6 +261,9 @@ func (d *RuleDetector) newDestination(p *Packet, out []alert.Signal) []alert.Sig
 		d.dests[p.Src] = s
 	}
 	s.last = p.Time
+	if d.r.NoNewDestination {
+		return out // the source's first and last times are kept for beaconing
+	}
 	learnt := p.Time - s.first
 	nc := s.class(c.key())
 	if nc == nil {

@@ -77,10 +77,13 @@ type Rules struct {
 	// (standard deviation over mean) and average between BeaconMinPeriod
 	// and BeaconMaxPeriod: a bot calling home on a timer. Defaults 8
 	// connections, jitter 0.1, period 5 s to 1 h. Only public destinations
-	// first contacted after BeaconLearning of capture time count: IoT
-	// devices keep up their own clock-regular calls to their vendor's
-	// cloud (the Mirai splice's cameras call home every 12 to 24 s), and
-	// those are established before a device is compromised. Default
+	// a source first contacts more than BeaconLearning after it first
+	// opened any traffic count: IoT devices keep up their own
+	// clock-regular calls to their vendor's cloud (the Mirai splice's
+	// cameras call home every 12 to 24 s), and those are established
+	// before a device is compromised. The learning is each source's, so a
+	// device that joins later, or comes back with a new address from
+	// DHCP, learns its clouds too (at most 64 destinations each). Default
 	// learning 10 min.
 	BeaconLearning    time.Duration `json:"beacon_learning"`
 	BeaconConnections int           `json:"beacon_connections"`
@@ -163,6 +166,10 @@ func loginPort(port uint16) bool {
 	}
 	return false
 }
+
+// maxKnownBeacons bounds the public destinations a source learns as its
+// own (beacon.known).
+const maxKnownBeacons = 64
 
 // maxRuleKeys bounds each table of rule state; past it, the table is
 // cleared of idle entries, and if still full, emptied (a flood of spoofed
@@ -272,8 +279,6 @@ type RuleDetector struct {
 	talking             talking    // the connection directions talking, whose other side's ACKs are no flood
 	packets             int
 	swept               [numSweeps]float64 // when evict last read each table
-	start               float64            // the first packet's time
-	started             bool
 }
 
 // NewRuleDetector returns a RuleDetector with rules r (zero fields take
@@ -309,9 +314,6 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	}
 	r := &d.r
 	t := p.Time
-	if !d.started {
-		d.start, d.started = t, true
-	}
 	tcp := p.Proto == layers.IPProtocolTCP
 	flags := p.TCPFlags & (FlagSYN | FlagACK | FlagRST | FlagFIN)
 	if tcp && flags&FlagRST == 0 {
@@ -387,9 +389,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	if !r.NoCredentials && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
 		out = d.credentials(p, out)
 	}
-	if !r.NoNewDestination {
-		out = d.newDestination(p, out)
-	}
+	// Also with NoNewDestination: it keeps when each source first opened
+	// traffic, from which beaconing counts its learning period.
+	out = d.newDestination(p, out)
 	d.packets++
 	if d.packets%8192 == 0 {
 		d.evict(t)
@@ -554,8 +556,27 @@ func (d *RuleDetector) beacon(p *Packet, out []alert.Signal) []alert.Signal {
 			d.shedBeacons()
 		}
 		// times is allocated by the first append: a known destination
-		// never needs it.
-		b = &beacon{known: p.Time-d.start <= r.BeaconLearning.Seconds()}
+		// never needs it. The learning period is the source's own, from
+		// the first traffic it opened: a device that joins later, or
+		// comes back with a new address from DHCP, learns its cloud
+		// services too. Known entries are never idle-swept (a device off
+		// for hours still knows its cloud).
+		// A source keeps at most maxKnownBeacons: one that scans the
+		// internet while it learns is no device calling its clouds, and
+		// must not fill the table with known entries.
+		src := d.dests[p.Src]
+		first := p.Time
+		if src != nil {
+			first = src.first
+		}
+		learning := p.Time-first <= r.BeaconLearning.Seconds()
+		if learning && src != nil {
+			if src.knownBeacons >= maxKnownBeacons {
+				return out
+			}
+			src.knownBeacons++
+		}
+		b = &beacon{known: learning}
 		d.beacons[key] = b
 		if sp := (servicePort{p.Src, p.DstPort}); b.known && len(d.knownPorts) < maxRuleKeys {
 			d.knownPorts[sp] = struct{}{}

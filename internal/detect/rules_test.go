@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -564,6 +566,50 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				if s.Severity != alert.SeverityMedium || !strings.Contains(s.Explanation, "its own cloud service at a new address") {
 					t.Errorf("signal %+v", s)
 				}
+			},
+		},
+		{
+			name: "a device that joins after 30 minutes and calls its cloud every 30 s is not beaconing",
+			frames: func(t testing.TB) []crafted {
+				fs := []crafted{{0, udpFrame(t, victimIP, net.IP{10, 200, 1, 1}, 5000, 53, nil)}} // the capture starts with someone else
+				for i := range 40 {
+					fs = append(fs, crafted{30*time.Minute + time.Duration(i)*30*time.Second, tcpFrame(t, botIP, net.IP{52, 1, 2, 3}, uint16(40000+i), 443, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "a device that DHCP moves to a new address keeps calling its cloud every 30 s: not beaconing",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 80 {
+					src := net.IP{192, 168, 1, 50}
+					if i >= 40 {
+						src = net.IP{192, 168, 1, 77}
+					}
+					fs = append(fs, crafted{time.Duration(i) * 30 * time.Second, tcpFrame(t, src, net.IP{52, 1, 2, 3}, uint16(40000+i), 443, "S", nil)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "a device switched off for 3 hours calls its cloud again every 30 s: not beaconing",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 80 {
+					at := time.Duration(i) * 30 * time.Second
+					if i >= 40 {
+						at += 3 * time.Hour
+					}
+					fs = append(fs, crafted{at, tcpFrame(t, botIP, net.IP{52, 1, 2, 3}, uint16(40000+i), 443, "S", nil)})
+				}
+				// Others talk meanwhile, enough packets for idle state to be
+				// swept.
+				for i := range 10000 {
+					fs = append(fs, crafted{21*time.Minute + time.Duration(i)*time.Second, udpFrame(t, victimIP, net.IP{10, 200, 1, 1}, 5000, 5000, nil)})
+				}
+				slices.SortStableFunc(fs, func(a, b crafted) int { return cmp.Compare(a.at, b.at) })
+				return fs
 			},
 		},
 		{
