@@ -27,19 +27,32 @@ func connHash(seed uint64, src, dst Host, sport, dport uint16) uint64 {
 	return h | 1
 }
 
+// macPair hashes the source and destination MAC addresses of a frame.
+// A reply on the same link carries them the other way round: the
+// forged "reply" of a host on the LAN carries its own MAC, unless it
+// forges that too (and teaches the switch to send it the victim's
+// traffic). Links without MACs (raw IP) give every frame the same pair.
+func macPair(src, dst [6]byte) uint64 {
+	a := uint64(src[0]) | uint64(src[1])<<8 | uint64(src[2])<<16 | uint64(src[3])<<24 | uint64(src[4])<<32 | uint64(src[5])<<40
+	b := uint64(dst[0]) | uint64(dst[1])<<8 | uint64(dst[2])<<16 | uint64(dst[3])<<24 | uint64(dst[4])<<32 | uint64(dst[5])<<40
+	hi, lo := bits.Mul64(a^0x9e3779b97f4a7c15, b^0xc2b2ae3d27d4eb4f)
+	return hi ^ lo
+}
+
 // handshakeSlots is the size of the table of handshakes in progress: a
-// power of two. A slot is 16 bytes, so the table is 1 MiB.
+// power of two. A slot is 24 bytes, so the table is 1.5 MiB.
 const handshakeSlots = 1 << 16
 
 // handshakes follows TCP handshakes far enough to tell the ACK that
 // completes one from any other: the client's SYN (sequence X), the
 // server's SYN-ACK acknowledging it (X+1, with its own sequence Y), then
-// the client's ACK with sequence X+1 acknowledging Y+1. Only that ACK
-// takes the SYN off the SYN-flood counts. A flooder that sends ACKs of its
-// own alongside its SYNs, or that answers its SYNs before the server does,
-// completes nothing: a server answers only SYNs, and never with the numbers
-// the flooder would have to guess. It also tells a retransmitted SYN (the
-// same connection and sequence number) from a new connection.
+// the client's ACK with sequence X+1 acknowledging Y+1, each frame between
+// the same two MAC addresses (macPair). Only that ACK takes the SYN off the
+// SYN-flood counts. A flooder that sends ACKs of its own alongside its SYNs
+// completes nothing; one that forges the server's SYN-ACK too sends it
+// from its own MAC address, not the one its SYN went to, unless it forges
+// that as well. It also tells a retransmitted SYN (the same connection and
+// sequence number) from a new connection.
 //
 // A handshake displaced before it completes leaves its SYN counted: a SYN
 // each against its own source and destination, far from any threshold. A
@@ -51,7 +64,8 @@ type handshakes struct {
 }
 
 type handshake struct {
-	tag uint64 // the connection's hash; 0 for an empty slot
+	tag  uint64 // the connection's hash; 0 for an empty slot
+	macs uint64 // the SYN's macPair
 	// clientNext is X+1; serverNext is Y+1 once the SYN-ACK was seen, 0
 	// before.
 	clientNext, serverNext uint32
@@ -71,10 +85,11 @@ func (h *handshakes) syn(p *Packet) (retransmit bool) {
 	}
 	tag := connHash(h.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	s := h.slot(tag)
-	if s.tag == tag && s.clientNext == p.Seq+1 && s.serverNext == 0 {
+	macs := macPair(p.SrcMAC, p.DstMAC)
+	if s.tag == tag && s.clientNext == p.Seq+1 && s.serverNext == 0 && s.macs == macs {
 		return true
 	}
-	*s = handshake{tag: tag, clientNext: p.Seq + 1}
+	*s = handshake{tag: tag, macs: macs, clientNext: p.Seq + 1}
 	return false
 }
 
@@ -84,7 +99,7 @@ func (h *handshakes) synAck(p *Packet) {
 		return
 	}
 	tag := connHash(h.seed, p.Dst, p.Src, p.DstPort, p.SrcPort)
-	if s := h.slot(tag); s.tag == tag && s.serverNext == 0 && p.Ack == s.clientNext {
+	if s := h.slot(tag); s.tag == tag && s.serverNext == 0 && p.Ack == s.clientNext && s.macs == macPair(p.DstMAC, p.SrcMAC) {
 		// Y+1 may wrap to 0; 1 then stands for "answered" and cannot be
 		// matched, which costs one handshake in four billion.
 		s.serverNext = max(p.Seq+1, 1)
@@ -99,7 +114,7 @@ func (h *handshakes) completes(p *Packet) bool {
 	}
 	tag := connHash(h.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	s := h.slot(tag)
-	if s.tag != tag || s.serverNext == 0 || p.Seq != s.clientNext || p.Ack != s.serverNext {
+	if s.tag != tag || s.serverNext == 0 || p.Seq != s.clientNext || p.Ack != s.serverNext || s.macs != macPair(p.SrcMAC, p.DstMAC) {
 		return false
 	}
 	*s = handshake{}
@@ -107,19 +122,18 @@ func (h *handshakes) completes(p *Packet) bool {
 }
 
 // talkingSlots is the size of the table of talking connection directions.
-// A slot is 16 bytes, so the table is 4 MiB.
+// A slot is 24 bytes, so the table is 6 MiB.
 const talkingSlots = 1 << 18
 
-// talkingWindow is how long after its last segment a direction of a
-// connection still counts as talking.
-const talkingWindow = 60.0 // seconds
-
 // talking remembers, for each direction of a TCP connection, when it last
-// carried a segment that was not a reset. An ACK belongs to a live
-// connection when the other direction is talking: the server's SYN-ACK,
+// carried a segment that was not a reset, and between which MAC addresses.
+// An ACK belongs to a live connection when the other direction has talked
+// within the rate window, back along the same link: the server's SYN-ACK,
 // data or ACKs. An ACK flood's segments (Mirai's carry 512 bytes of
 // payload, with PSH) belong to no connection: the target answers each with
-// a reset, or not at all.
+// a reset, or not at all, and a "reply" the flooder forges carries its own
+// MAC address. A flood inside one real connection (the target's occasional
+// duplicate ACKs keep it talking) looks like a transfer and is not seen.
 //
 // A direction displaced by another connection is seen talking again at its
 // next segment; in between, an ACK of its connection counts toward a flood
@@ -134,6 +148,7 @@ type talking struct {
 
 type talk struct {
 	tag  uint64
+	macs uint64
 	last float64
 }
 
@@ -144,16 +159,16 @@ func (c *talking) saw(p *Packet) {
 		c.slots = make([]talk, talkingSlots)
 	}
 	tag := connHash(c.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
-	c.slots[tag&(talkingSlots-1)] = talk{tag, p.Time}
+	c.slots[tag&(talkingSlots-1)] = talk{tag, macPair(p.SrcMAC, p.DstMAC), p.Time}
 }
 
 // answered reports whether the other direction of p's connection has
-// been talking within talkingWindow.
-func (c *talking) answered(p *Packet) bool {
+// talked back along the same link within window seconds.
+func (c *talking) answered(p *Packet, window float64) bool {
 	if c.slots == nil {
 		return false
 	}
 	tag := connHash(c.seed, p.Dst, p.Src, p.DstPort, p.SrcPort)
 	s := c.slots[tag&(talkingSlots-1)]
-	return s.tag == tag && p.Time-s.last <= talkingWindow && p.Time >= s.last-talkingWindow
+	return s.tag == tag && s.macs == macPair(p.DstMAC, p.SrcMAC) && p.Time-s.last <= window && p.Time >= s.last-window
 }

@@ -353,7 +353,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		out = d.beacon(p, out)
 	case tcp && flags == FlagSYN|FlagACK:
 		d.handshakes.synAck(p)
-	case tcp && flags == FlagACK:
+	case tcp && flags&(FlagSYN|FlagRST|FlagACK) == FlagACK: // FIN-ACKs too: a flood may set FIN
 		// An ACK, bare or with data. A bare one (no payload: the payload
 		// prefix says so when it is copied, as the credential rule wants,
 		// and the frame was captured whole, whatever its options or IP
@@ -362,7 +362,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		// takes its SYN off the SYN counts: a thousand devices
 		// reconnecting to their broker at once are no SYN flood, spoofed
 		// sources never answer, and a flooder's own ACKs complete nothing.
-		bare := len(p.Payload) == 0 && (p.Length <= 66 || !r.NoCredentials && !p.Cut)
+		bare := flags == FlagACK && len(p.Payload) == 0 && (p.Length <= 66 || !r.NoCredentials && !p.Cut)
 		if bare && d.handshakes.completes(p) {
 			if c := d.syn[hostPair{p.Src, p.Dst}]; c != nil && c.n > 0 {
 				c.n--
@@ -374,7 +374,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		// An ACK of a connection whose other side is talking (the ACKs of
 		// a download, the segments of an upload) is no flood; one that
 		// nothing answers is.
-		if !d.talking.answered(p) {
+		if !d.talking.answered(p, r.RateWindow.Seconds()) {
 			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection", r.ACKFloodRate, out)
 		}
 	case p.Proto == layers.IPProtocolUDP:
@@ -445,7 +445,11 @@ func (d *RuleDetector) flood(p *Packet, bySource map[hostPair]*counter, byDest m
 		out = append(out, d.signal(p, behaviour, alert.SeverityCritical, pair, rate,
 			fmt.Sprintf("%d %s to %s within %s (threshold %d)", pair, what, hostString(p.Dst), window, rate)))
 	}
-	if in, fire := countDest(byDest, p.Dst, p.Src, pair, p.Time, window, rate); fire && in.topN < rate/2 {
+	// Checked at every packet past the rate, not only the one that
+	// reached it: a source that sends half the rate first must not mask
+	// the spoofed flood that follows in the same window.
+	if in := countDest(byDest, p.Dst, p.Src, pair, p.Time, window); in.n >= rate && !in.fired && in.topN*2 < in.n {
+		in.fired = true
 		n := in.n
 		s := d.signal(p, behaviour+"_received", alert.SeverityHigh, n, rate,
 			fmt.Sprintf("%d %s from many sources within %s (threshold %d; the most from one source, %s: %d): a spoofed or distributed flood",
@@ -469,9 +473,8 @@ type destCounter struct {
 }
 
 // countDest adds one packet from src, which has sent srcN in its own
-// window, to dst's window; it reports the window and whether it has just
-// reached the threshold.
-func countDest(m map[Host]*destCounter, dst, src Host, srcN int, t float64, window time.Duration, threshold int) (*destCounter, bool) {
+// window, to dst's window and returns the window.
+func countDest(m map[Host]*destCounter, dst, src Host, srcN int, t float64, window time.Duration) *destCounter {
 	c := m[dst]
 	if c == nil {
 		if len(m) >= maxRuleKeys {
@@ -487,11 +490,7 @@ func countDest(m map[Host]*destCounter, dst, src Host, srcN int, t float64, wind
 	if srcN > c.topN || src == c.top {
 		c.top, c.topN = src, srcN
 	}
-	if c.n >= threshold && !c.fired {
-		c.fired = true
-		return c, true
-	}
-	return c, false
+	return c
 }
 
 // count adds one packet to key's window and reports the count and whether

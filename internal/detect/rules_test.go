@@ -56,10 +56,27 @@ func tcpOptionsFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags s
 		FIN: strings.Contains(flags, "F"), RST: strings.Contains(flags, "R"), Options: opts}
 	if src.To4() == nil {
 		ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, SrcIP: src, DstIP: dst}
-		return frame(t, eth(layers.EthernetTypeIPv6), ip, tcp, gopacket.Payload(payload))
+		return frame(t, hostEth(src, dst, layers.EthernetTypeIPv6), ip, tcp, gopacket.Payload(payload))
 	}
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
-	return frame(t, eth(layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
+	return frame(t, hostEth(src, dst, layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
+}
+
+// hostEth is an Ethernet header from src's MAC address to dst's, as on a
+// LAN: botIP has macA, victimIP macB, any other host a MAC made of its
+// address, so that a reply carries the two the other way round.
+func hostEth(src, dst net.IP, typ layers.EthernetType) *layers.Ethernet {
+	mac := func(ip net.IP) net.HardwareAddr {
+		switch {
+		case ip.Equal(botIP):
+			return macA
+		case ip.Equal(victimIP):
+			return macB
+		}
+		b := ip.To16()
+		return net.HardwareAddr{0x02, 0x01, b[12], b[13], b[14], b[15]}
+	}
+	return &layers.Ethernet{SrcMAC: mac(src), DstMAC: mac(dst), EthernetType: typ}
 }
 
 // timestamps is the TCP timestamps option, with the no-ops that align it.
@@ -69,7 +86,7 @@ var timestamps = []layers.TCPOption{{OptionType: layers.TCPOptionKindNop, Option
 func udpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, payload []byte) []byte {
 	t.Helper()
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src, DstIP: dst}
-	return frame(t, eth(layers.EthernetTypeIPv4), ip, &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}, gopacket.Payload(payload))
+	return frame(t, hostEth(src, dst, layers.EthernetTypeIPv4), ip, &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}, gopacket.Payload(payload))
 }
 
 // writeCraftedCapture writes frames to a pcap file with pcapgo and returns its path.
@@ -296,6 +313,27 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			},
 		},
 		{
+			name: "500 SYNs from one source, then 2,000 from spoofed ones in the same second, are a SYN flood received",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 500 {
+					fs = append(fs, crafted{time.Duration(i) * 100 * time.Microsecond, tcpFrame(t, net.IP{10, 9, 9, 9}, victimIP, uint16(1024+i), 80, "S", nil)})
+				}
+				for i := range 2000 {
+					spoofed := net.IP{100, byte(i >> 8), byte(i), 1}
+					fs = append(fs, crafted{50*ms + time.Duration(i)*400*time.Microsecond, tcpFrame(t, spoofed, victimIP, uint16(1024+i), 80, "S", nil)})
+				}
+				return fs
+			},
+			want: "syn_flood_received",
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != "10.200.1.7" || !strings.Contains(s.Explanation, "the most from one source, 10.9.9.9: 500") {
+					t.Errorf("signal %+v", s)
+				}
+			},
+			only: true,
+		},
+		{
 			name: "999 SYNs from one source and 1 from another are no flood from many sources",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
@@ -394,6 +432,50 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				return fs
 			},
 			want: "ack_flood",
+		},
+		{
+			name: "a flooder forging the server's SYN-ACK from its own MAC, then completing the handshake, still floods",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 2000 {
+					at := time.Duration(i) * 250 * time.Microsecond
+					isn, sport := uint32(i)*104729, uint16(1024+i)
+					forged := tcpSeqFrame(t, victimIP, botIP, 80, sport, "SA", 5, isn+1, nil)
+					copy(forged[6:12], macA) // the "server's" frame comes from the flooder
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, sport, 80, "S", isn, 0, nil)},
+						crafted{at + 10*time.Microsecond, forged},
+						crafted{at + 20*time.Microsecond, tcpSeqFrame(t, botIP, victimIP, sport, 80, "A", isn+1, 6, nil)})
+				}
+				return fs
+			},
+			want: "syn_flood",
+			only: true,
+		},
+		{
+			name: "an ACK flood behind a reply forged from the flooder's MAC is an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				forged := tcpFrame(t, victimIP, botIP, 80, 40000, "A", nil)
+				copy(forged[6:12], macA)
+				fs := []crafted{{0, forged}}
+				for i := range 5000 {
+					fs = append(fs, crafted{ms + time.Duration(i)*200*time.Microsecond, tcpFrame(t, botIP, victimIP, 40000, 80, "PA", make([]byte, 512))})
+				}
+				return fs
+			},
+			want: "ack_flood",
+			only: true,
+		},
+		{
+			name: "5,000 FIN-PSH-ACKs with data to one host in a second are an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 5000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, tcpFrame(t, botIP, victimIP, uint16(1024+i), 80, "FPA", make([]byte, 512))})
+				}
+				return fs
+			},
+			want: "ack_flood",
+			only: true,
 		},
 		{
 			name: "a flooder answering its own SYNs with ACKs, before the server or past it, still floods",
