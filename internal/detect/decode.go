@@ -246,7 +246,7 @@ func (d *Decoder) fill(p *Packet) {
 	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6, fragment bool
 	var transportFrom []byte // the IP payload, for ports of a truncated header
 layers:
-	for _, t := range d.decoded {
+	for i, t := range d.decoded {
 		switch t {
 		case layers.LayerTypeEthernet:
 			copy(p.SrcMAC[:], d.eth.SrcMAC)
@@ -316,6 +316,17 @@ layers:
 			}
 		case layers.LayerTypeIPv6Fragment:
 			d.Stats.IPv6ExtHdrs++
+			// An atomic fragment (offset 0, no more to come: RFC 6946) is
+			// the whole packet, read as one. The parser reuses one layer
+			// for every extension header, so d.ext is this one only when
+			// no other follows.
+			if last := i+1 == len(d.decoded) || !isIPv6Extension(d.decoded[i+1]); last && len(d.ext.Contents) >= 4 &&
+				binary.BigEndian.Uint16(d.ext.Contents[2:4])&0xfff9 == 0 {
+				if !fragment && (d.ext.NextHeader == layers.IPProtocolTCP || d.ext.NextHeader == layers.IPProtocolUDP) {
+					transportFrom = d.ext.Payload
+				}
+				continue
+			}
 			d.Stats.Fragments++
 			transportFrom = nil
 			// The parser goes on to decode whatever follows a fragment header;
@@ -541,6 +552,16 @@ func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 		l.salvaged = true
 	}
 	return err
+}
+
+// isIPv6Extension reports whether t is one of the IPv6 extension headers
+// the parser's IPv6ExtensionSkipper decodes.
+func isIPv6Extension(t gopacket.LayerType) bool {
+	switch t {
+	case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination, layers.LayerTypeIPv6Fragment:
+		return true
+	}
+	return false
 }
 
 // ipsecAH steps over an IPsec Authentication Header (IP protocol 51, in
