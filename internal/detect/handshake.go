@@ -93,17 +93,21 @@ func (h *handshakes) syn(p *Packet) (retransmit bool) {
 	return false
 }
 
-// synAck records a server's SYN-ACK if it answers a recorded SYN.
-func (h *handshakes) synAck(p *Packet) {
+// synAck records a server's SYN-ACK if it answers a recorded SYN, and
+// reports whether it did.
+func (h *handshakes) synAck(p *Packet) bool {
 	if h.slots == nil {
-		return
+		return false
 	}
 	tag := connHash(h.seed, p.Dst, p.Src, p.DstPort, p.SrcPort)
-	if s := h.slot(tag); s.tag == tag && s.serverNext == 0 && p.Ack == s.clientNext && s.macs == macPair(p.DstMAC, p.SrcMAC) {
-		// Y+1 may wrap to 0; 1 then stands for "answered" and cannot be
-		// matched, which costs one handshake in four billion.
-		s.serverNext = max(p.Seq+1, 1)
+	s := h.slot(tag)
+	if s.tag != tag || s.serverNext != 0 || p.Ack != s.clientNext || s.macs != macPair(p.DstMAC, p.SrcMAC) {
+		return false
 	}
+	// Y+1 may wrap to 0; 1 then stands for "answered" and cannot be
+	// matched, which costs one handshake in four billion.
+	s.serverNext = max(p.Seq+1, 1)
+	return true
 }
 
 // completes reports whether a client's ACK completes a recorded, answered

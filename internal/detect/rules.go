@@ -229,6 +229,18 @@ func (s *distinctSet[T]) add(target T) {
 	}
 }
 
+// remove takes target out of the window, unless it has fired.
+func (s *distinctSet[T]) remove(target T) {
+	switch {
+	case s.fired:
+	case s.seen != nil:
+		delete(s.seen, target)
+		s.n = len(s.seen)
+	case s.n == 1 && s.first == target:
+		s.n = 0
+	}
+}
+
 type beacon struct {
 	times []float64 // the last BeaconConnections connection times
 	fired bool
@@ -352,7 +364,17 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		}
 		out = d.beacon(p, out)
 	case tcp && flags == FlagSYN|FlagACK:
-		d.handshakes.synAck(p)
+		// An accepted connection is no scan's: the sweeps that count
+		// targets regardless of what answers forget it (a recorder
+		// connecting to its cameras, a TV to its CDN hosts).
+		if d.handshakes.synAck(p) {
+			if s := d.randomScan[p.Dst]; s != nil {
+				s.remove(servicePort{p.Src, p.SrcPort})
+			}
+			if s := d.hostScan[servicePort{p.Dst, p.SrcPort}]; s != nil {
+				s.remove(p.Src)
+			}
+		}
 	case tcp && flags&(FlagSYN|FlagRST|FlagACK) == FlagACK: // FIN-ACKs too: a flood may set FIN
 		// An ACK, bare or with data. A bare one (no payload: the payload
 		// prefix says so when it is copied, as the credential rule wants,

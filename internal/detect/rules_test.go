@@ -62,6 +62,17 @@ func tcpOptionsFrame(t testing.TB, src, dst net.IP, sport, dport uint16, flags s
 	return frame(t, hostEth(src, dst, layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
 }
 
+// tcpHandshake is a TCP handshake from client to server starting at at:
+// SYN, SYN-ACK 1 ms later, ACK 2 ms later.
+func tcpHandshake(t testing.TB, at time.Duration, client, server net.IP, cport, sport uint16) []crafted {
+	isn, serverISN := uint32(cport)*7919, uint32(sport)*104729+uint32(cport)
+	return []crafted{
+		{at, tcpSeqFrame(t, client, server, cport, sport, "S", isn, 0, nil)},
+		{at + time.Millisecond, tcpSeqFrame(t, server, client, sport, cport, "SA", serverISN, isn+1, nil)},
+		{at + 2*time.Millisecond, tcpSeqFrame(t, client, server, cport, sport, "A", isn+1, serverISN+1, nil)},
+	}
+}
+
 // hostEth is an Ethernet header from src's MAC address to dst's, as on a
 // LAN: botIP has macA, victimIP macB, any other host a MAC made of its
 // address, so that a reply carries the two the other way round.
@@ -228,6 +239,29 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				}
 			},
 			only: true,
+		},
+		{
+			name: "a recorder completing 135 connections to 45 cameras on 80, 554 and 8000 in 4 s is no scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 135 {
+					cam := net.IP{10, 200, 3, byte(10 + i/3)}
+					port := []uint16{80, 554, 8000}[i%3]
+					at := time.Duration(i) * 30 * ms
+					fs = append(fs, tcpHandshake(t, at, botIP, cam, uint16(40000+i), port)...)
+				}
+				return fs
+			},
+		},
+		{
+			name: "a browser completing 110 connections to CDN hosts on 443 in 6 s is no scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 110 {
+					fs = append(fs, tcpHandshake(t, time.Duration(i)*55*ms, botIP, net.IP{151, 101, byte(i), 1}, uint16(40000+i), 443)...)
+				}
+				return fs
+			},
 		},
 		{
 			name: "a smart TV opening 60 connections to CDN hosts on 443 and 80 in 10 s is no scan",
