@@ -400,7 +400,15 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection", r.ACKFloodRate, out)
 		}
 	case p.Proto == layers.IPProtocolUDP:
-		if !answers(p) {
+		// A datagram back from a port takes it off the other way's scan:
+		// it answered (a TFTP server's transfer port, a game or media
+		// peer's); a scan's closed ports answer with ICMP, if at all.
+		if s := d.udpPorts[hostPair{p.Dst, p.Src}]; s != nil {
+			s.remove(p.SrcPort)
+		}
+		// Discovery broadcasts to many ports (SSDP, mDNS and every vendor's
+		// own) and traceroute's probes (33434 and up) are no scan.
+		if !answers(p) && !groupAddress(p.Dst) && (p.DstPort < 33434 || p.DstPort > 33534) {
 			if n, fire := distinct(d.udpPorts, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
 				out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
 					fmt.Sprintf("UDP datagrams to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))

@@ -623,6 +623,26 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			only: true,
 		},
 		{
+			name: "a hub broadcasting discovery to 22 ports, a traceroute and 25 TFTP transfers are no port scan",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 22 {
+					fs = append(fs, crafted{time.Duration(i) * 1500 * ms, udpFrame(t, botIP, net.IP{255, 255, 255, 255}, 40000, uint16(1900+i*113), nil)})
+				}
+				for i := range 30 {
+					fs = append(fs, crafted{time.Duration(i) * 100 * ms, udpFrame(t, botIP, net.IP{93, 184, 216, 34}, 45000, uint16(33434+i), nil)})
+				}
+				for i := range 25 { // the server answers each request from a transfer port above the client's
+					at := time.Duration(i) * 2 * time.Second
+					client, tid := uint16(40000+i), uint16(50000+i)
+					fs = append(fs, crafted{at, udpFrame(t, botIP, victimIP, client, 69, []byte("\x00\x01fw.bin\x00octet\x00"))},
+						crafted{at + ms, udpFrame(t, victimIP, botIP, tid, client, make([]byte, 516))},
+						crafted{at + 2*ms, udpFrame(t, botIP, victimIP, client, tid, []byte{0, 4, 0, 1})})
+				}
+				return fs
+			},
+		},
+		{
 			name: "a DNS server answering 100 queries, each from its own port, is no port scan",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
