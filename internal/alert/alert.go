@@ -182,8 +182,9 @@ func (g *Aggregator) Add(sig Signal) (Alert, bool, error) {
 }
 
 // ResolveOpen asks the resolver again for the device of each open alert
-// that has none (the inventory changed) and returns the alerts it gave one.
-func (g *Aggregator) ResolveOpen() []Alert {
+// that has none, last seen at since or later (the inventory changed), and
+// returns the alerts it gave one.
+func (g *Aggregator) ResolveOpen(since time.Time) []Alert {
 	if g.resolve == nil {
 		return nil
 	}
@@ -191,7 +192,7 @@ func (g *Aggregator) ResolveOpen() []Alert {
 	defer g.mu.Unlock()
 	var out []Alert
 	for _, a := range g.open {
-		if a.DeviceID != "" {
+		if a.DeviceID != "" || a.LastSeen.Before(since) {
 			continue
 		}
 		if a.DeviceID = g.resolve(a.SrcIP, a.SrcMAC); a.DeviceID != "" {

@@ -173,11 +173,14 @@ func TestStoreAttributesAlertsRaisedWithoutADeviceOnEveryEngine(t *testing.T) {
 			}
 			ids[cmp.Or(sig.DeviceID, sig.SrcIP)] = a.ID
 		}
-		got, err := s.Unattributed(ctx, []string{"10.0.0.5", "10.0.0.9"}, []string{"1e:36:f2:00:00:07"})
+		got, err := s.Unattributed(ctx, t0.Add(-time.Hour), []string{"10.0.0.5", "10.0.0.9"}, []string{"1e:36:f2:00:00:07"})
 		if err != nil || len(got) != 2 {
 			t.Fatalf("Unattributed = %+v, %v; want the alerts of 10.0.0.5 and of the MAC (any case)", got, err)
 		}
-		if got, err := s.Unattributed(ctx, nil, []string{"1e:36:f2:00:00:99"}); err != nil || len(got) != 0 {
+		if got, err := s.Unattributed(ctx, t0.Add(time.Hour), []string{"10.0.0.5"}, nil); err != nil || len(got) != 0 {
+			t.Fatalf("Unattributed of alerts older than since = %+v, %v", got, err)
+		}
+		if got, err := s.Unattributed(ctx, t0.Add(-time.Hour), nil, []string{"1e:36:f2:00:00:99"}); err != nil || len(got) != 0 {
 			t.Fatalf("Unattributed of an unknown MAC = %+v, %v", got, err)
 		}
 		if done, err := s.Attribute(ctx, ids["10.0.0.5"], "cam-5"); !done || err != nil {

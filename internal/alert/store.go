@@ -164,17 +164,17 @@ func (s *Store) Close(ctx context.Context, id, reason string) (Alert, error) {
 	return s.Get(ctx, id)
 }
 
-// maxUnattributed bounds the alerts Unattributed returns.
-const maxUnattributed = 1000
+// MaxUnattributed bounds the alerts Unattributed returns.
+const MaxUnattributed = 1000
 
-// Unattributed returns the alerts without a device whose source IP is
-// one of ips or whose source MAC is one of macs (lower case), newest
-// first, at most 1,000.
-func (s *Store) Unattributed(ctx context.Context, ips, macs []string) ([]Alert, error) {
+// Unattributed returns the alerts without a device, last seen at since or
+// later, whose source IP is one of ips or whose source MAC is one of macs
+// (lower case), newest first, at most MaxUnattributed.
+func (s *Store) Unattributed(ctx context.Context, since time.Time, ips, macs []string) ([]Alert, error) {
 	if len(ips) == 0 && len(macs) == 0 {
 		return nil, nil
 	}
-	var args []any
+	args := []any{store.Nanos(since)}
 	var match []string
 	for _, set := range []struct {
 		column string
@@ -188,8 +188,8 @@ func (s *Store) Unattributed(ctx context.Context, ips, macs []string) ([]Alert, 
 			args = append(args, v)
 		}
 	}
-	q := `SELECT ` + alertColumns + ` FROM alerts WHERE device_id = '' AND (` + strings.Join(match, ` OR `) + `) ORDER BY last_seen DESC, id LIMIT ?`
-	out, err := store.QueryAll(ctx, s.db, scanAlert, q, append(args, maxUnattributed)...)
+	q := `SELECT ` + alertColumns + ` FROM alerts WHERE device_id = '' AND last_seen >= ? AND (` + strings.Join(match, ` OR `) + `) ORDER BY last_seen DESC, id LIMIT ?`
+	out, err := store.QueryAll(ctx, s.db, scanAlert, q, append(args, MaxUnattributed)...)
 	if err != nil {
 		return nil, fmt.Errorf("list unattributed alerts: %w", err)
 	}

@@ -72,6 +72,10 @@ func (a *alerts) inventoryChanged(ev bus.Event) {
 // devices than that at once attributes the first ones' alerts).
 const maxChangedDevices = 10000
 
+// attributeHorizon is how far back attribute looks: an address names a
+// device over days, not months (DHCP gives it to another).
+const attributeHorizon = 7 * 24 * time.Hour
+
 // attributeSettle is how long attributeLoop waits after a change for
 // others of the same burst.
 const attributeSettle = 500 * time.Millisecond
@@ -121,7 +125,9 @@ func (a *alerts) attribute(ctx context.Context) (int, error) {
 		}
 	}
 	for mac, id := range a.byMAC {
-		if changed[id] {
+		// A router's MAC is on every routed packet: it names the router
+		// for no stored alert but link-local ones, which its IPs name too.
+		if changed[id] && !a.forwards[id] {
 			macs = append(macs, mac)
 		}
 	}
@@ -135,22 +141,31 @@ func (a *alerts) attribute(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	for _, al := range a.agg.ResolveOpen() {
+	since := time.Now().Add(-attributeHorizon)
+	for _, al := range a.agg.ResolveOpen(since) {
 		give(al.ID, al.DeviceID)
 	}
-	// In batches: a query's parameters are limited (SQLite: 32,766).
+	// In batches: a query's parameters are limited (SQLite: 32,766). A
+	// batch is asked again while it fills a page and gives some alert a
+	// device (those are then no longer unattributed).
 	const batch = 500
 	for len(ips) > 0 || len(macs) > 0 {
 		bi, bm := ips[:min(batch, len(ips))], macs[:min(batch, len(macs))]
 		ips, macs = ips[len(bi):], macs[len(bm):]
-		stored, err := a.store.Unattributed(ctx, bi, bm)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, al := range stored {
-			if id := a.resolve(al.SrcIP, al.SrcMAC); id != "" && changed[id] {
-				give(al.ID, id)
+		for {
+			stored, err := a.store.Unattributed(ctx, since, bi, bm)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			before := n
+			for _, al := range stored {
+				if id := a.resolve(al.SrcIP, al.SrcMAC); id != "" && changed[id] {
+					give(al.ID, id)
+				}
+			}
+			if len(stored) < alert.MaxUnattributed || n == before {
+				break
 			}
 		}
 	}

@@ -155,6 +155,7 @@ func TestAlertsRaisedBeforeTheirDeviceIsKnownJoinIt(t *testing.T) {
 		{now, "port_scan", "10.98.0.6", "1E:36:F2:00:00:07", "plug-7"},        // known later by its MAC alone
 		{now, "host_scan", "198.51.100.9", "1e:36:f2:ff:db:99", ""},           // routed in from outside
 		{now, "syn_flood", "10.98.0.77", "", ""},                              // nobody's
+		{now.Add(-10 * 24 * time.Hour), "udp_flood", "10.98.0.5", "", ""},     // too old: the address was someone else's
 	} {
 		body := fmt.Sprintf(`{"signals":[{"time":%q,"detector":"rule","behaviour":%q,"severity":"high","src_ip":%q,"src_mac":%q,"explanation":"x"}]}`,
 			sig.at.Format(time.RFC3339), sig.behaviour, sig.ip, sig.mac)
@@ -182,11 +183,11 @@ func TestAlertsRaisedBeforeTheirDeviceIsKnownJoinIt(t *testing.T) {
 	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "router-9", Name: "Router", Class: "router", IPs: []string{"10.98.0.1"}, MACs: []string{"1e:36:f2:ff:db:99"}}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"telnet_scan": "cam-new", "brute_force": "cam-new", "port_scan": "plug-7", "host_scan": "", "syn_flood": ""}
+	want := map[string]string{"telnet_scan": "cam-new", "brute_force": "cam-new", "port_scan": "plug-7", "host_scan": "", "syn_flood": "", "udp_flood": ""}
 	got := map[string]string{}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var list struct{ Alerts []alert.Alert }
-		c.do("GET", "/api/v1/alerts?since="+now.Add(-72*time.Hour).Format(time.RFC3339), "", &list)
+		c.do("GET", "/api/v1/alerts?since="+now.Add(-30*24*time.Hour).Format(time.RFC3339), "", &list)
 		clear(got)
 		for _, a := range list.Alerts {
 			got[a.Behaviour] = a.DeviceID
@@ -219,5 +220,47 @@ func TestAlertsRaisedBeforeTheirDeviceIsKnownJoinIt(t *testing.T) {
 	}
 	if attributed != 2 {
 		t.Errorf("%d alert_attributed entries for cam-new in the ledger, want 2", attributed)
+	}
+}
+
+// A router's MAC is on every routed packet: a thousand alerts of outside
+// addresses carrying it must not crowd out the router's own alert when
+// the router is enrolled.
+func TestEnrollingARouterTakesItsOwnAlertNotTheRoutedOnes(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := startServer(t, dir, false)
+	ctx := actor.With(context.Background(), actor.Actor{Name: "test"})
+	sensor, _, _ := s.Auth.CreateToken(ctx, "sensor-1", auth.RoleOperator, nil, time.Hour)
+	c := newAPIClient(t, s, dir, sensor)
+	now := time.Now().UTC().Truncate(time.Second)
+	own := fmt.Sprintf(`{"signals":[{"time":%q,"detector":"rule","behaviour":"port_scan","severity":"medium","src_ip":"10.97.0.1","src_mac":"1e:36:f2:ff:db:97","explanation":"x"}]}`,
+		now.Add(-time.Hour).Format(time.RFC3339))
+	if st, _ := c.do("POST", "/api/v1/signals", own, nil); st != 200 {
+		t.Fatalf("submit = %d", st)
+	}
+	var routed []string
+	for i := range 1100 {
+		routed = append(routed, fmt.Sprintf(`{"time":%q,"detector":"rule","behaviour":"host_scan","severity":"high","src_ip":"198.51.%d.%d","src_mac":"1e:36:f2:ff:db:97","explanation":"x"}`,
+			now.Format(time.RFC3339), i/250, i%250))
+	}
+	for i := 0; i < len(routed); i += 1000 {
+		body := `{"signals":[` + strings.Join(routed[i:min(i+1000, len(routed))], ",") + `]}`
+		if st, _ := c.do("POST", "/api/v1/signals", body, nil); st != 200 {
+			t.Fatalf("submit routed = %d", st)
+		}
+	}
+	if _, err := s.Inventory.CreateDevice(ctx, inventory.Device{ID: "router-7", Name: "Router", Class: "router", IPs: []string{"10.97.0.1"}, MACs: []string{"1e:36:f2:ff:db:97"}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []alert.Alert
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var list struct{ Alerts []alert.Alert }
+		c.do("GET", "/api/v1/alerts?device=router-7&limit=1000", "", &list)
+		if got = list.Alerts; len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 || got[0].SrcIP != "10.97.0.1" {
+		t.Fatalf("alerts of router-7 = %d (%+v); want its own port scan alone", len(got), got)
 	}
 }
