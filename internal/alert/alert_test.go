@@ -102,16 +102,22 @@ func TestAggregatorRefusesMalformedSignals(t *testing.T) {
 	}
 }
 
+// newTestStore returns a Store on engine e and the ledger it records in.
+func newTestStore(t *testing.T, e storetest.Engine) (*Store, *ledger.Ledger) {
+	t.Helper()
+	master := make([]byte, secrets.KeySize)
+	rand.Read(master)
+	kr, _ := secrets.New(master)
+	l, err := ledger.Open(context.Background(), e.DB, ledger.Options{Sealer: kr, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewStore(e.DB, l), l
+}
+
 func TestStoreKeepsAlertsAndRecordsRaiseAndCloseOnEveryEngine(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
-		master := make([]byte, secrets.KeySize)
-		rand.Read(master)
-		kr, _ := secrets.New(master)
-		l, err := ledger.Open(context.Background(), e.DB, ledger.Options{Sealer: kr, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := NewStore(e.DB, l)
+		s, l := newTestStore(t, e)
 		ctx := actor.With(context.Background(), actor.Actor{Name: "system:detect"})
 		g := NewAggregator(time.Minute, func(string, string) string { return "cam-5" })
 		for i := range 10 {
@@ -146,14 +152,7 @@ func TestStoreKeepsAlertsAndRecordsRaiseAndCloseOnEveryEngine(t *testing.T) {
 
 func TestStoreAttributesAlertsRaisedWithoutADeviceOnEveryEngine(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, e storetest.Engine) {
-		master := make([]byte, secrets.KeySize)
-		rand.Read(master)
-		kr, _ := secrets.New(master)
-		l, err := ledger.Open(context.Background(), e.DB, ledger.Options{Sealer: kr, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := NewStore(e.DB, l)
+		s, l := newTestStore(t, e)
 		ctx := actor.With(context.Background(), actor.Actor{Name: "system:detect"})
 		g := NewAggregator(time.Minute, nil)
 		ids := map[string]string{}
