@@ -320,8 +320,8 @@ layers:
 			// the whole packet, read as one. The parser reuses one layer
 			// for every extension header, so d.ext is this one only when
 			// no other follows.
-			if last := i+1 == len(d.decoded) || !isIPv6Extension(d.decoded[i+1]); last && len(d.ext.Contents) >= 4 &&
-				binary.BigEndian.Uint16(d.ext.Contents[2:4])&0xfff9 == 0 {
+			last := i+1 == len(d.decoded) || !isIPv6Extension(d.decoded[i+1])
+			if last && len(d.ext.Contents) >= 4 && binary.BigEndian.Uint16(d.ext.Contents[2:4])&0xfff9 == 0 {
 				if !fragment && (d.ext.NextHeader == layers.IPProtocolTCP || d.ext.NextHeader == layers.IPProtocolUDP) {
 					transportFrom = d.ext.Payload
 				}
@@ -329,6 +329,14 @@ layers:
 			}
 			d.Stats.Fragments++
 			transportFrom = nil
+			// A first fragment tells the rules what it carries of its
+			// transport header, as an IPv4 one does (FragProto), when it
+			// was captured whole.
+			if next := d.ext.NextHeader; last && !p.Cut && !haveIP4 && len(d.ext.Contents) >= 4 && binary.BigEndian.Uint16(d.ext.Contents[2:4])&0xfff8 == 0 &&
+				(next == layers.IPProtocolTCP || next == layers.IPProtocolUDP) {
+				p.FragProto, p.FragLen = next, uint16(min(len(d.ext.Payload), 0xffff))
+				copy(p.FragHead[:], d.ext.Payload)
+			}
 			// The parser goes on to decode whatever follows a fragment header;
 			// only an unfragmented first piece would be trustworthy, and tshark
 			// would reassemble, so take no ports from any fragment.

@@ -210,6 +210,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 			tt.want.SrcMAC, tt.want.DstMAC = macAKey, macBKey
 			// The rule fields (protocol, flags, payload) have their own test.
 			got.Proto, got.TCPFlags, got.Seq, got.Ack, got.Payload = 0, 0, 0, 0, nil
+			got.FragProto, got.FragLen, got.FragHead = 0, 0, [20]byte{}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
 			}

@@ -444,7 +444,7 @@ func (d *RuleDetector) firstFragment(p *Packet, out []alert.Signal) []alert.Sign
 	if int(p.FragLen) < whole {
 		if _, fire := count(d.tiny, p.Src, p.Time, d.r.PortScanWindow, 1); fire {
 			s := d.signal(p, "tiny_fragment", alert.SeverityHigh, int(p.FragLen), whole,
-				fmt.Sprintf("an IPv4 first fragment to %s carrying %d bytes of its %s header (under %d): a header split across fragments hides its flags and ports from filters (RFC 1858; nmap -f)",
+				fmt.Sprintf("a first fragment to %s carrying %d bytes of its %s header (under %d): a header split across fragments hides its flags and ports from filters (RFC 1858; nmap -f)",
 					hostString(p.Dst), p.FragLen, p.FragProto, whole))
 			out = append(out, s)
 		}

@@ -312,6 +312,19 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 			only:  true,
 		},
 		{
+			name:   "SYNs to port 23 of 30 hosts over IPv6 in 24-byte fragments are a Telnet scan",
+			frames: func(t testing.TB) []crafted { return ipv6FragmentedTelnetScan(t, 24) },
+			want:   "telnet_scan",
+			check:  func(t *testing.T, s alert.Signal) { checkPeer(t, s, "[fd00::2:a]:23") },
+			only:   true,
+		},
+		{
+			name:   "SYNs to port 23 of 30 hosts over IPv6 in 8-byte fragments are tiny fragments",
+			frames: func(t testing.TB) []crafted { return ipv6FragmentedTelnetScan(t, 8) },
+			want:   "tiny_fragment",
+			only:   true,
+		},
+		{
 			name: "2,000 SYNs to one host in half a second are a SYN flood",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
@@ -1002,6 +1015,44 @@ func fragmentFrame(t testing.TB, f []byte, size int) [][]byte {
 		}
 		binary.BigEndian.PutUint16(h[10:12], ^uint16(sum))
 		out = append(out, frag)
+	}
+	return out
+}
+
+// ipv6FragmentedTelnetScan is SYNs to port 23 of 30 hosts over IPv6, each
+// split into fragments of size bytes.
+func ipv6FragmentedTelnetScan(t testing.TB, size int) []crafted {
+	var fs []crafted
+	for i := range 30 {
+		dst := net.ParseIP(fmt.Sprintf("fd00::2:%x", i+1))
+		syn := tcpOptionsFrame(t, net.ParseIP("fd00::66"), dst, 40000, 23, "S", 7, 0, nil, make([]byte, 40))
+		for j, f := range fragmentFrame6(t, syn, size) {
+			fs = append(fs, crafted{time.Duration(i)*100*time.Millisecond + time.Duration(j)*time.Microsecond, f})
+		}
+	}
+	return fs
+}
+
+// fragmentFrame6 splits the IPv6 packet of an Ethernet frame (no
+// extension headers) into fragments of size bytes of payload (a multiple
+// of 8; the last holds the rest), each behind a fragment header.
+func fragmentFrame6(t testing.TB, f []byte, size int) [][]byte {
+	t.Helper()
+	ip, payload := f[14:54], f[54:]
+	next := ip[6]
+	var out [][]byte
+	for off := 0; off < len(payload); off += size {
+		end := min(off+size, len(payload))
+		frag := append(append([]byte{}, f[:14]...), ip...)
+		binary.BigEndian.PutUint16(frag[14+4:], uint16(8+end-off))
+		frag[14+6] = byte(layers.IPProtocolIPv6Fragment)
+		more := uint16(0)
+		if end < len(payload) {
+			more = 1
+		}
+		frag = append(frag, next, 0, 0, 0, 0, 0, 0, 42)
+		binary.BigEndian.PutUint16(frag[54+2:], uint16(off/8)<<3|more)
+		out = append(out, append(frag, payload[off:end]...))
 	}
 	return out
 }
