@@ -269,6 +269,23 @@ func TestDistinctWindowsSlide(t *testing.T) {
 			t.Fatalf("step %d (%s at %d s): %d distinct, want %d", i, step.target, step.at, n, step.want)
 		}
 	}
+	// Records out of order: one late within the window counts and keeps
+	// the target's later sighting; one later than the window counts not.
+	for i, step := range []struct {
+		target string
+		at     int
+		want   int
+	}{
+		{"x", 1000, 1}, {"y", 1030, 2},
+		{"x", 1010, 2}, // late, within the window: x is now last seen at 1010 s
+		{"z", 900, 2},  // late past the window: not counted
+		{"w", 1065, 3}, // x (1010 s) is 55 s back: y, x, w
+		{"v", 1071, 3}, // x left (61 s back): y, w, v
+	} {
+		if n := d.distinctCount("late", step.target, at(step.at), time.Minute); n != step.want {
+			t.Fatalf("late step %d (%s at %d s): %d distinct, want %d", i, step.target, step.at, n, step.want)
+		}
+	}
 	for i := range maxDistinct + 10 {
 		d.distinctCount("big", strconv.Itoa(i), t0, time.Minute)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/fleetward/fleetward/internal/alert"
@@ -162,9 +163,10 @@ func (d *Detector) count(key string, t time.Time, window time.Duration) int {
 // are found from the front without reading the whole set (a scan of tens
 // of thousands of targets a minute made that quadratic).
 type distinctSet struct {
-	last  map[string]time.Time
-	queue []sighting // since the window's start, oldest first
-	head  int        // queue[head:] are still in the window
+	last   map[string]time.Time
+	queue  []sighting // since the window's start, oldest first
+	head   int        // queue[head:] are still in the window
+	newest time.Time  // the newest sighting: the window ends there
 }
 
 type sighting struct {
@@ -184,11 +186,29 @@ func (d *Detector) distinctCount(key, target string, t time.Time, window time.Du
 		set = &distinctSet{last: map[string]time.Time{}}
 		d.distinct[key] = set
 	}
-	set.last[target] = t
-	set.queue = append(set.queue, sighting{target, t})
+	// A record that comes late (out of order) counts if it is still
+	// within the window that ends at the newest; a target keeps its latest
+	// sighting.
+	if t.After(set.newest) {
+		set.newest = t
+	}
+	if set.newest.Sub(t) > window {
+		d.lastSeen[key] = set.newest
+		return len(set.last)
+	}
+	if last, ok := set.last[target]; !ok || t.After(last) {
+		set.last[target] = t
+	}
+	// In time order: a late record goes in its place (rare: detect --zeek
+	// reorders records within an hour, longer than every window).
+	at := len(set.queue)
+	if at > set.head && t.Before(set.queue[at-1].at) {
+		at = set.head + sort.Search(len(set.queue)-set.head, func(i int) bool { return set.queue[set.head+i].at.After(t) })
+	}
+	set.queue = slices.Insert(set.queue, at, sighting{target, t})
 	for set.head < len(set.queue) {
 		s := set.queue[set.head]
-		if t.Sub(s.at) <= window && len(set.queue)-set.head <= maxDistinct {
+		if set.newest.Sub(s.at) <= window && len(set.queue)-set.head <= maxDistinct {
 			break
 		}
 		// A target seen again since stays, by its later sighting.
@@ -203,7 +223,7 @@ func (d *Detector) distinctCount(key, target string, t time.Time, window time.Du
 		set.queue = append(set.queue[:0], set.queue[set.head:]...)
 		set.head = 0
 	}
-	d.lastSeen[key] = t
+	d.lastSeen[key] = set.newest
 	return len(set.last)
 }
 
