@@ -176,9 +176,7 @@ func (g *Aggregator) Add(sig Signal) (Alert, bool, error) {
 			a.PeersDropped++
 		}
 	}
-	out := *a
-	out.Peers = slices.Clone(a.Peers)
-	return out, started, nil
+	return a.clone(), started, nil
 }
 
 // ResolveOpen asks the resolver again for the device of each open alert
@@ -196,12 +194,17 @@ func (g *Aggregator) ResolveOpen(since time.Time) []Alert {
 			continue
 		}
 		if a.DeviceID = g.resolve(a.SrcIP, a.SrcMAC); a.DeviceID != "" {
-			c := *a
-			c.Peers = slices.Clone(a.Peers)
-			out = append(out, c)
+			out = append(out, a.clone())
 		}
 	}
 	return out
+}
+
+// clone is a copy of a that shares nothing with it.
+func (a *Alert) clone() Alert {
+	c := *a
+	c.Peers = slices.Clone(a.Peers)
+	return c
 }
 
 // Expire forgets alerts whose window has passed at now, so memory stays

@@ -268,7 +268,7 @@ layers:
 				// first TCP or UDP header), unless the outer is a fragment.
 				ip := &d.ip4.IPv4
 				if transportFrom == nil && !fragment && ip.Flags&layers.IPv4MoreFragments == 0 && ip.FragOffset == 0 &&
-					(ip.Protocol == layers.IPProtocolTCP || ip.Protocol == layers.IPProtocolUDP) {
+					hasPorts(ip.Protocol) {
 					transportFrom = ip.Payload
 				}
 				continue
@@ -285,7 +285,7 @@ layers:
 					p.FragProto, p.FragLen = ip.Protocol, uint16(n)
 					copy(p.FragHead[:], ip.Payload)
 				}
-			} else if ip.Protocol == layers.IPProtocolTCP || ip.Protocol == layers.IPProtocolUDP {
+			} else if hasPorts(ip.Protocol) {
 				transportFrom = ip.Payload
 			}
 		case layers.LayerTypeIPv6:
@@ -306,12 +306,12 @@ layers:
 			}
 		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
 			d.Stats.IPv6ExtHdrs++
-			if d.ext.NextHeader == layers.IPProtocolTCP || d.ext.NextHeader == layers.IPProtocolUDP {
+			if hasPorts(d.ext.NextHeader) {
 				transportFrom = d.ext.Payload
 			}
 		case layers.LayerTypeIPSecAH:
 			d.Stats.IPsecAH++
-			if !fragment && (d.ah.next == layers.IPProtocolTCP || d.ah.next == layers.IPProtocolUDP) {
+			if !fragment && hasPorts(d.ah.next) {
 				transportFrom = d.ah.Payload
 			}
 		case layers.LayerTypeIPv6Fragment:
@@ -321,8 +321,13 @@ layers:
 			// for every extension header, so d.ext is this one only when
 			// no other follows.
 			last := i+1 == len(d.decoded) || !isIPv6Extension(d.decoded[i+1])
-			if last && len(d.ext.Contents) >= 4 && binary.BigEndian.Uint16(d.ext.Contents[2:4])&0xfff9 == 0 {
-				if !fragment && (d.ext.NextHeader == layers.IPProtocolTCP || d.ext.NextHeader == layers.IPProtocolUDP) {
+			first, more := false, true // unknown: neither atomic nor first
+			if c := d.ext.Contents; last && len(c) >= 4 {
+				field := binary.BigEndian.Uint16(c[2:4]) // offset in 8-byte units, 2 reserved bits, M
+				first, more = field>>3 == 0, field&1 != 0
+			}
+			if first && !more {
+				if !fragment && hasPorts(d.ext.NextHeader) {
 					transportFrom = d.ext.Payload
 				}
 				continue
@@ -332,9 +337,8 @@ layers:
 			// A first fragment tells the rules what it carries of its
 			// transport header, as an IPv4 one does (FragProto), when it
 			// was captured whole.
-			if next := d.ext.NextHeader; last && !p.Cut && !haveIP4 && len(d.ext.Contents) >= 4 && binary.BigEndian.Uint16(d.ext.Contents[2:4])&0xfff8 == 0 &&
-				(next == layers.IPProtocolTCP || next == layers.IPProtocolUDP) {
-				p.FragProto, p.FragLen = next, uint16(min(len(d.ext.Payload), 0xffff))
+			if first && !p.Cut && !haveIP4 && hasPorts(d.ext.NextHeader) {
+				p.FragProto, p.FragLen = d.ext.NextHeader, uint16(min(len(d.ext.Payload), 0xffff))
 				copy(p.FragHead[:], d.ext.Payload)
 			}
 			// The parser goes on to decode whatever follows a fragment header;
@@ -560,6 +564,11 @@ func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 		l.salvaged = true
 	}
 	return err
+}
+
+// hasPorts reports whether proto is a transport with ports: TCP or UDP.
+func hasPorts(proto layers.IPProtocol) bool {
+	return proto == layers.IPProtocolTCP || proto == layers.IPProtocolUDP
 }
 
 // isIPv6Extension reports whether t is one of the IPv6 extension headers

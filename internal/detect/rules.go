@@ -48,15 +48,16 @@ type Rules struct {
 	// by the ACK that completes their handshake (after the destination's
 	// SYN-ACK, with the sequence numbers it must carry), UDP datagrams,
 	// and ACKs, bare or with data, of no connection: the other direction
-	// of their connection has not talked (anything but a reset) within a
-	// minute (Mirai's ACK flood sends 512 bytes with each; the ACKs of a
-	// download and the segments of an upload are answered).
+	// of their connection has not talked back (anything but a reset,
+	// between the same MAC addresses) within RateWindow (Mirai's ACK flood
+	// sends 512 bytes with each; the ACKs of a download and the segments
+	// of an upload are answered).
 	// Defaults 1000, 10000 and 3000 in 1 s: well above a busy device's own
 	// traffic (a camera's 4K stream is 2,500 datagrams a second; 10,000 of
 	// 1,200 bytes are 100 Mbit/s). The same rates to one destination from
-	// many sources (no one source sending half of them: spoofed or
-	// distributed) raise *_flood_received on the destination, the device
-	// under attack.
+	// many sources (the source that sent the most having sent less than
+	// half of them: spoofed or distributed) raise *_flood_received on the
+	// destination, the device under attack.
 	SYNFloodRate int           `json:"syn_flood_rate"`
 	UDPFloodRate int           `json:"udp_flood_rate"`
 	ACKFloodRate int           `json:"ack_flood_rate"`
@@ -318,7 +319,7 @@ func (d *RuleDetector) PayloadPrefix() int {
 // Observe applies the rules to one packet and appends the signals it
 // triggers to out, which it returns.
 func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
-	if p.FragProto == layers.IPProtocolTCP || p.FragProto == layers.IPProtocolUDP {
+	if hasPorts(p.FragProto) {
 		return d.firstFragment(p, out)
 	}
 	if p.Ports != PortNumber || (p.Src.Kind != AddrIPv4 && p.Src.Kind != AddrIPv6) {
@@ -451,21 +452,21 @@ func (d *RuleDetector) firstFragment(p *Packet, out []alert.Signal) []alert.Sign
 		return out
 	}
 	h := p.FragHead[:]
-	q := new(Packet)
-	*q = *p
+	q := *p
 	q.FragProto, q.Ports, q.Proto = 0, PortNumber, p.FragProto
 	q.SrcPort, q.DstPort = binary.BigEndian.Uint16(h[0:2]), binary.BigEndian.Uint16(h[2:4])
 	q.Payload = nil // the rules' payload reading skips fragments
 	if q.Proto == layers.IPProtocolTCP {
 		q.Seq, q.Ack, q.TCPFlags = binary.BigEndian.Uint32(h[4:8]), binary.BigEndian.Uint32(h[8:12]), h[13]
 	}
-	return d.Observe(q, out)
+	return d.Observe(&q, out)
 }
 
 // flood counts p toward the flood of its kind (behaviour, what) from its
 // source to its destination (bySource), which signals on the source, and
 // toward all packets of that kind to its destination (byDest). When those
-// reach the rate with no one source sending half of them, the flood is
+// reach the rate and the source that sent the most sent less than half of
+// them, the flood is
 // spoofed or distributed: it signals behaviour+"_received" on the
 // destination, the device under attack, since the sources say nothing.
 func (d *RuleDetector) flood(p *Packet, bySource map[hostPair]*counter, byDest map[Host]*destCounter, behaviour, what string, rate int, out []alert.Signal) []alert.Signal {
@@ -513,7 +514,7 @@ func countDest(m map[Host]*destCounter, dst, src Host, srcN int, t float64, wind
 		c = &destCounter{counter: counter{start: t}}
 		m[dst] = c
 	}
-	if t-c.start > window.Seconds() || t < c.start {
+	if windowEnded(c.start, t, window) {
 		*c = destCounter{counter: counter{start: t}}
 	}
 	c.n++
@@ -521,6 +522,12 @@ func countDest(m map[Host]*destCounter, dst, src Host, srcN int, t float64, wind
 		c.top, c.topN = src, srcN
 	}
 	return c
+}
+
+// windowEnded reports whether a fixed window that began at start is over
+// at t: past its length, or t before it (the capture's clock went back).
+func windowEnded(start, t float64, window time.Duration) bool {
+	return t-start > window.Seconds() || t < start
 }
 
 // count adds one packet to key's window and reports the count and whether
@@ -534,7 +541,7 @@ func count[K comparable](m map[K]*counter, key K, t float64, window time.Duratio
 		c = &counter{start: t}
 		m[key] = c
 	}
-	if t-c.start > window.Seconds() || t < c.start {
+	if windowEnded(c.start, t, window) {
 		*c = counter{start: t}
 	}
 	c.n++
@@ -556,7 +563,7 @@ func distinct[K, T comparable](m map[K]*distinctSet[T], key K, target T, t float
 		s = &distinctSet[T]{start: t}
 		m[key] = s
 	}
-	if t-s.start > window.Seconds() || t < s.start {
+	if windowEnded(s.start, t, window) {
 		s.start, s.fired, s.n = t, false, 0
 		clear(s.seen)
 	}
