@@ -45,14 +45,7 @@ func TestSensorSignalsBecomeOneAlertOnTheRightDevice(t *testing.T) {
 	if len(list.Alerts) != 1 || list.Alerts[0].Signals != 30 || list.Alerts[0].MaxScore != 49 || len(list.Alerts[0].Peers) != 30 {
 		t.Fatalf("alerts of cam-9 = %+v", list.Alerts)
 	}
-	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-9", 10)
-	raised := 0
-	for _, e := range es {
-		if e.Type == alert.EventAlertRaised {
-			raised++
-		}
-	}
-	if raised != 1 {
+	if raised := countEntries(t, s, "cam-9", alert.EventAlertRaised); raised != 1 {
 		t.Errorf("%d alert_raised entries in the ledger, want 1 (not one per signal)", raised)
 	}
 	// A sensor that knows the device names it; no address is needed.
@@ -211,14 +204,7 @@ func TestAlertsRaisedBeforeTheirDeviceIsKnownJoinIt(t *testing.T) {
 	if len(list.Alerts) != 2 || list.Alerts[0].Behaviour != "telnet_scan" || list.Alerts[0].Signals != 2 || list.Alerts[0].ID != res.Alerts[0] {
 		t.Errorf("alerts of cam-new after one more signal = %+v; want the telnet scan with 2 signals, and the brute force", list.Alerts)
 	}
-	es, _ := s.Ledger.EntriesBySubject(ctx, "cam-new", 20)
-	attributed := 0
-	for _, e := range es {
-		if e.Type == alert.EventAlertAttributed {
-			attributed++
-		}
-	}
-	if attributed != 2 {
+	if attributed := countEntries(t, s, "cam-new", alert.EventAlertAttributed); attributed != 2 {
 		t.Errorf("%d alert_attributed entries for cam-new in the ledger, want 2", attributed)
 	}
 }
@@ -263,4 +249,17 @@ func TestEnrollingARouterTakesItsOwnAlertNotTheRoutedOnes(t *testing.T) {
 	if len(got) != 1 || got[0].SrcIP != "10.97.0.1" {
 		t.Fatalf("alerts of router-7 = %d (%+v); want its own port scan alone", len(got), got)
 	}
+}
+
+// countEntries counts the ledger's entries of type typ about subject
+// (ledgerEntries).
+func countEntries(t *testing.T, s *app.Server, subject, typ string) int {
+	t.Helper()
+	n := 0
+	for _, e := range ledgerEntries(t, s.Ledger, typ) {
+		if e.Type == typ && e.Subject == subject {
+			n++
+		}
+	}
+	return n
 }
