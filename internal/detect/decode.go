@@ -78,6 +78,14 @@ type Packet struct {
 	// Seq and Ack are a TCP packet's sequence and acknowledgement numbers
 	// (zero for ports quoted in an ICMP error).
 	Seq, Ack uint32
+	// PayloadLen is a TCP packet's payload length on the wire, from the IP
+	// lengths (whatever the snaplen kept of it); 0 when they do not say
+	// (a header cut short, an IPv6 jumbogram).
+	PayloadLen int
+	// IPProto is the IP protocol of an unfragmented packet that carries
+	// no TCP or UDP header (GRE, ESP, ICMP, any other), for the flood of
+	// such packets; 0 for every other packet.
+	IPProto layers.IPProtocol
 	// Payload is the start of the transport payload, at most
 	// Decoder.PayloadPrefix bytes (MaxPayloadPrefix at most). It is nil
 	// unless the decoder was asked for payloads, and it points into the
@@ -245,6 +253,8 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 func (d *Decoder) fill(p *Packet) {
 	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6, fragment bool
 	var transportFrom []byte // the IP payload, for ports of a truncated header
+	wire := 0                // transportFrom's length on the wire, from the IP lengths (0: unknown)
+	var ipProto layers.IPProtocol
 layers:
 	for i, t := range d.decoded {
 		switch t {
@@ -269,13 +279,14 @@ layers:
 				ip := &d.ip4.IPv4
 				if transportFrom == nil && !fragment && ip.Flags&layers.IPv4MoreFragments == 0 && ip.FragOffset == 0 &&
 					hasPorts(ip.Protocol) {
-					transportFrom = ip.Payload
+					transportFrom, wire = ip.Payload, int(ip.Length)-int(ip.IHL)*4
 				}
 				continue
 			}
 			haveIP4 = true
 			ip := &d.ip4.first
 			p.Src, p.Dst = hostIPv4(ip.SrcIP), hostIPv4(ip.DstIP)
+			ipProto, wire = ip.Protocol, int(ip.Length)-int(ip.IHL)*4
 			if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 				d.Stats.Fragments++
 				fragment = true
@@ -291,13 +302,14 @@ layers:
 		case layers.LayerTypeIPv6:
 			if haveIP4 || haveIP6 {
 				if next := d.ip6.NextLayerType(); transportFrom == nil && !fragment && (next == layers.LayerTypeTCP || next == layers.LayerTypeUDP) {
-					transportFrom = d.ip6.Payload
+					transportFrom, wire = d.ip6.Payload, int(d.ip6.Length)
 				}
 				continue
 			}
 			haveIP6 = true
 			ip := &d.ip6.first
 			p.Src, p.Dst = hostIPv6(ip.SrcIP), hostIPv6(ip.DstIP)
+			ipProto, wire = d.ip6.firstProto, d.ip6.firstWire
 			if d.ip6.firstHopByHop {
 				d.Stats.IPv6ExtHdrs++ // gopacket decodes hop-by-hop inside IPv6
 			}
@@ -306,11 +318,13 @@ layers:
 			}
 		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
 			d.Stats.IPv6ExtHdrs++
+			ipProto, wire = d.ext.NextHeader, wire-len(d.ext.Contents)
 			if hasPorts(d.ext.NextHeader) {
 				transportFrom = d.ext.Payload
 			}
 		case layers.LayerTypeIPSecAH:
 			d.Stats.IPsecAH++
+			ipProto, wire = d.ah.next, wire-len(d.ah.Contents)
 			if !fragment && hasPorts(d.ah.next) {
 				transportFrom = d.ah.Payload
 			}
@@ -327,13 +341,14 @@ layers:
 				first, more = field>>3 == 0, field&1 != 0
 			}
 			if first && !more {
+				ipProto, wire = d.ext.NextHeader, wire-len(d.ext.Contents)
 				if !fragment && hasPorts(d.ext.NextHeader) {
 					transportFrom = d.ext.Payload
 				}
 				continue
 			}
 			d.Stats.Fragments++
-			transportFrom = nil
+			fragment, transportFrom = true, nil
 			// A first fragment tells the rules what it carries of its
 			// transport header, as an IPv4 one does (FragProto), when it
 			// was captured whole.
@@ -352,6 +367,9 @@ layers:
 				p.Proto = layers.IPProtocolTCP
 				p.TCPFlags = tcpFlags(&d.tcp)
 				p.Seq, p.Ack = d.tcp.Seq, d.tcp.Ack
+				if n := wire - len(d.tcp.Contents); wire > 0 && n > 0 {
+					p.PayloadLen = n
+				}
 				d.copyPayload(p, d.tcp.Payload)
 			}
 		case layers.LayerTypeUDP:
@@ -407,6 +425,9 @@ layers:
 		d.Stats.NonIP++
 		p.Src, p.Dst = hostMAC(p.SrcMAC), hostMAC(p.DstMAC)
 	}
+	if haveIP && !haveTransport && !fragment && !hasPorts(ipProto) {
+		p.IPProto = ipProto
+	}
 }
 
 // decodeFast decodes the commonest frames straight from the bytes and
@@ -457,6 +478,7 @@ func (d *Decoder) decodeFast(data []byte, p *Packet) bool {
 		}
 		flags, payload = seg[13], seg[start:]
 		p.Seq, p.Ack = binary.BigEndian.Uint32(seg[4:8]), binary.BigEndian.Uint32(seg[8:12])
+		p.PayloadLen = max(total-20-start, 0)
 	case layers.IPProtocolUDP:
 		if len(seg) < 8 {
 			return false
@@ -549,8 +571,13 @@ type ipv6First struct {
 	first         layers.IPv6
 	firstHopByHop bool
 	firstNext     gopacket.LayerType
-	seen          bool
-	salvaged      bool
+	// firstProto and firstWire are the protocol after the first header
+	// (and the hop-by-hop header gopacket decodes inside it) and the
+	// length on the wire of what follows them.
+	firstProto layers.IPProtocol
+	firstWire  int
+	seen       bool
+	salvaged   bool
 }
 
 func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
@@ -559,6 +586,10 @@ func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 	case l.seen:
 	case err == nil:
 		l.first, l.firstHopByHop, l.firstNext = l.IPv6, l.HopByHop != nil, l.NextLayerType()
+		l.firstProto, l.firstWire = l.NextHeader, int(l.Length)
+		if l.HopByHop != nil {
+			l.firstProto, l.firstWire = l.HopByHop.NextHeader, l.firstWire-len(l.HopByHop.Contents)
+		}
 		l.seen = true
 	case len(data) >= 40 && data[0]>>4 == 6:
 		l.salvaged = true

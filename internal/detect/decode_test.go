@@ -144,7 +144,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 		{
 			name:  "an AH header longer than the packet is malformed; the hosts stay",
 			data:  frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolAH), gopacket.Payload([]byte{byte(layers.IPProtocolTCP), 200, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9, 1, 2, 3, 4})),
-			want:  Packet{Src: hostA, Dst: hostB},
+			want:  Packet{Src: hostA, Dst: hostB, IPProto: layers.IPProtocolAH},
 			check: func(s DecodeStats) bool { return s.IPsecAH == 0 && s.Malformed == 1 },
 		},
 		{
@@ -169,7 +169,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 		{
 			name: "an ICMP echo is an icmp socket",
 			data: frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}),
-			want: Packet{Src: hostA, Dst: hostB, Ports: PortICMP},
+			want: Packet{Src: hostA, Dst: hostB, Ports: PortICMP, IPProto: layers.IPProtocolICMPv4},
 		},
 		{
 			name:  "an ICMP error carries the quoted transport ports, as tshark reports them",
@@ -231,6 +231,61 @@ func TestDecoderTakesWireLengthAndPortsOfSnaplenTruncatedPackets(t *testing.T) {
 		if keep < len(full) && stats.Truncated != 1 {
 			t.Errorf("kept %d bytes: truncation not counted: %+v", keep, stats)
 		}
+	}
+}
+
+// The rules read a TCP segment's payload length on the wire (the STOMP
+// flood's sequence check) and the protocol of a packet without ports (the
+// IP flood), whatever the snaplen kept; the fast path and gopacket's
+// agree on them.
+func TestDecoderReadsPayloadLengthsAndPortlessProtocols(t *testing.T) {
+	tcp := func() *layers.TCP { return &layers.TCP{SrcPort: 1234, DstPort: 80, ACK: true, Window: 1} }
+	withTimestamps := tcp()
+	withTimestamps.Options = timestamps
+	ip6 := func(next layers.IPProtocol) *layers.IPv6 {
+		return &layers.IPv6{Version: 6, NextHeader: next, HopLimit: 64, SrcIP: ip6A, DstIP: ip6B}
+	}
+	destOpts := gopacket.Payload{byte(layers.IPProtocolTCP), 0, 1, 4, 0, 0, 0, 0} // next TCP, 8 bytes: a PadN option
+	tests := []struct {
+		name    string
+		data    []byte
+		keep    int // bytes captured, 0 for all
+		payload int
+		proto   layers.IPProtocol
+	}{
+		{"an IPv4 segment of 400 bytes", frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), tcp(), gopacket.Payload(make([]byte, 400))), 0, 400, 0},
+		{"an IPv4 segment of 400 bytes cut to 100 by the snaplen", frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), tcp(), gopacket.Payload(make([]byte, 400))), 100, 400, 0},
+		{"an IPv4 segment with timestamps", frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), withTimestamps, gopacket.Payload(make([]byte, 100))), 0, 100, 0},
+		{"a bare IPv4 ACK padded to Ethernet's minimum", append(frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), tcp()), 0, 0, 0, 0, 0, 0), 0, 0, 0},
+		{"an IPv6 segment behind a destination options header", frame(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6Destination), destOpts, tcp(), gopacket.Payload(make([]byte, 300))), 0, 300, 0},
+		{"an IPv6 segment behind a hop-by-hop header, cut short", frame(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6HopByHop), destOpts, tcp(), gopacket.Payload(make([]byte, 300))), 120, 300, 0},
+		{"an IPv4 segment behind an IPsec AH header", frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolAH),
+			gopacket.Payload(append([]byte{byte(layers.IPProtocolTCP), 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9}, make([]byte, 12)...)), tcp(), gopacket.Payload(make([]byte, 50))), 0, 50, 0},
+		{"a UDP datagram", frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2}, gopacket.Payload(make([]byte, 40))), 0, 0, 0},
+		{"a GRE packet", frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolGRE), &layers.GRE{Protocol: layers.EthernetTypeIPv4}, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2}), 0, 0, layers.IPProtocolGRE},
+		{"an IPv6 ESP packet", frame(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolESP), gopacket.Payload(make([]byte, 64))), 0, 0, layers.IPProtocolESP},
+		{"an IPv6 ESP packet behind a destination options header", frame(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6Destination), gopacket.Payload{byte(layers.IPProtocolESP), 0, 1, 4, 0, 0, 0, 0}, gopacket.Payload(make([]byte, 64))), 0, 0, layers.IPProtocolESP},
+		{"an IPv4 fragment of a GRE packet", frame(t, eth(layers.EthernetTypeIPv4), &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolGRE, SrcIP: ipA, DstIP: ipB, FragOffset: 185}, gopacket.Payload(make([]byte, 64))), 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := tt.data
+			if tt.keep > 0 {
+				data = data[:tt.keep]
+			}
+			ci := gopacket.CaptureInfo{CaptureLength: len(data), Length: len(tt.data)}
+			fast, general := NewDecoder(LinkEthernet), NewDecoder(LinkEthernet)
+			general.general = true
+			var a, b Packet
+			fast.Decode(data, ci, &a)
+			general.Decode(data, ci, &b)
+			if !samePacket(&a, &b) {
+				t.Errorf("fast %+v, gopacket %+v", a, b)
+			}
+			if b.PayloadLen != tt.payload || b.IPProto != tt.proto {
+				t.Errorf("payload length %d and protocol %v, want %d and %v", b.PayloadLen, b.IPProto, tt.payload, tt.proto)
+			}
+		})
 	}
 }
 

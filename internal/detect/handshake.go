@@ -126,7 +126,7 @@ func (h *handshakes) completes(p *Packet) bool {
 }
 
 // talkingSlots is the size of the table of talking connection directions.
-// A slot is 24 bytes, so the table is 6 MiB.
+// A slot is 32 bytes, so the table is 8 MiB.
 const talkingSlots = 1 << 18
 
 // talking remembers, for each direction of a TCP connection, when it last
@@ -136,8 +136,9 @@ const talkingSlots = 1 << 18
 // data or ACKs. An ACK flood's segments (Mirai's carry 512 bytes of
 // payload, with PSH) belong to no connection: the target answers each with
 // a reset, or not at all, and a "reply" the flooder forges carries its own
-// MAC address. A flood inside one real connection (the target's occasional
-// duplicate ACKs keep it talking) looks like a transfer and is not seen.
+// MAC address. A flood inside one real connection (Mirai's STOMP: the
+// target's duplicate ACKs keep it talking) is seen by its sequence
+// numbers instead: its segments do not follow on from each other (saw).
 //
 // A direction displaced by another connection is seen talking again at its
 // next segment; in between, an ACK of its connection counts toward a flood
@@ -154,16 +155,34 @@ type talk struct {
 	tag  uint64
 	macs uint64
 	last float64
+	next uint32 // where the direction's data goes on: the furthest end of its segments
+	data bool   // next is known
 }
 
-// saw records a TCP segment of p's direction.
-func (c *talking) saw(p *Packet) {
+// saw records a TCP segment of p's direction and reports whether it is a
+// stray: data that does not start where the direction's data so far
+// ended, a retransmission or a forged segment (a STOMP flood's, whose
+// sequence numbers step by less, or more, than their payloads).
+func (c *talking) saw(p *Packet) (stray bool) {
 	if c.slots == nil {
 		c.seed = rand.Uint64()
 		c.slots = make([]talk, talkingSlots)
 	}
 	tag := connHash(c.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
-	c.slots[tag&(talkingSlots-1)] = talk{tag, macPair(p.SrcMAC, p.DstMAC), p.Time}
+	s := &c.slots[tag&(talkingSlots-1)]
+	macs := macPair(p.SrcMAC, p.DstMAC)
+	next, data := s.next, s.data && s.tag == tag && s.macs == macs
+	if p.PayloadLen > 0 && p.TCPFlags&FlagSYN == 0 {
+		stray = data && p.Seq != next
+		// The end moves only forward (in sequence space, which wraps):
+		// a retransmission is one stray, not two.
+		if end := p.Seq + uint32(p.PayloadLen); !data || int32(end-next) > 0 {
+			next = end
+		}
+		data = true
+	}
+	*s = talk{tag, macs, p.Time, next, data}
+	return stray
 }
 
 // answered reports whether the other direction of p's connection has

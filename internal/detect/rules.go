@@ -58,10 +58,46 @@ type Rules struct {
 	// many sources (the source that sent the most having sent less than
 	// half of them: spoofed or distributed) raise *_flood_received on the
 	// destination, the device under attack.
+	//
+	// An ACK with data also counts when its connection's direction has
+	// carried data before and this segment does not start where the last
+	// one ended: Mirai's STOMP flood opens a real connection, then sends
+	// PSH-ACKs of 768 bytes whose sequence numbers step by one (or by
+	// 65,536: it byte-swaps them), which the target answers with duplicate
+	// ACKs that keep the connection talking. A transfer's segments follow
+	// on from each other, save the few it retransmits.
 	SYNFloodRate int           `json:"syn_flood_rate"`
 	UDPFloodRate int           `json:"udp_flood_rate"`
 	ACKFloodRate int           `json:"ack_flood_rate"`
 	RateWindow   time.Duration `json:"rate_window"`
+	// IPFloodRate is unfragmented packets without ports (GRE, ESP, ICMP,
+	// any IP protocol but TCP and UDP) from one source to one unicast
+	// destination within RateWindow, that the destination has not
+	// answered with the same protocol (between the same MAC addresses,
+	// reversed) within RateWindow: Mirai's GRE floods, which wrap random
+	// UDP datagrams in GRE, as IP packets (greip) or Ethernet frames
+	// (greeth). A tunnel's peers, and a host answering pings, talk back.
+	// Default 3000 in 1 s; many sources to one destination raise
+	// ip_flood_received.
+	IPFloodRate int `json:"ip_flood_rate"`
+	// HTTPFloodRate is HTTP requests (TCP payloads that start with a
+	// method and a space) from one source to one destination within
+	// RateWindow: Mirai's HTTP flood, which asks a web server for pages as
+	// fast as it answers, over connections that complete their handshakes
+	// and so are no SYN flood. Default 200 in 1 s (a browser opens 6
+	// connections to a host; a page of 100 images over plain HTTP is a
+	// few hundred milliseconds' worth). Many sources to one server raise
+	// http_flood_received.
+	HTTPFloodRate int `json:"http_flood_rate"`
+	// DNSSubdomains distinct first labels under one parent name (the query
+	// name less its first label, of at least two labels) asked by one
+	// source in DNS queries over UDP within DNSWindow: Mirai's DNS water
+	// torture, which asks the resolver for random names under its
+	// target's domain, so that every query reaches the target's
+	// authoritative servers past every cache. Reverse lookups
+	// (in-addr.arpa, ip6.arpa) do not count. Default 100 in 10 s.
+	DNSSubdomains int           `json:"dns_subdomains"`
+	DNSWindow     time.Duration `json:"dns_window"`
 	// PortScanPorts distinct TCP ports of one host sent a bare SYN by one
 	// source within PortScanWindow, or as many UDP ports sent a datagram
 	// that does not answer one (see answers: a DNS server's replies to a
@@ -105,15 +141,19 @@ type Rules struct {
 	// CredentialWindow: plaintext_credentials fires once per client,
 	// server and service within it. Default 10 min.
 	CredentialWindow time.Duration `json:"credential_window"`
-	// NoCredentials turns off the plaintext-credential rule, and with it
-	// the copying of payload prefixes.
+	// NoCredentials turns off the plaintext-credential rule.
 	NoCredentials bool `json:"no_credentials"`
+	// NoPayloads turns off every rule that reads payloads (plaintext
+	// credentials, HTTP floods, DNS water torture), and with them the
+	// copying of payload prefixes.
+	NoPayloads bool `json:"no_payloads"`
 }
 
 // DefaultRules are the documented defaults.
 var DefaultRules = Rules{TelnetScanHosts: 10, TelnetScanWindow: 10 * time.Second, HostScanHosts: 50, HostScanWindow: 10 * time.Second,
 	RandomScanTargets: 100, RandomScanWindow: 10 * time.Second,
-	SYNFloodRate: 1000, UDPFloodRate: 10000, ACKFloodRate: 3000, RateWindow: time.Second,
+	SYNFloodRate: 1000, UDPFloodRate: 10000, ACKFloodRate: 3000, IPFloodRate: 3000, HTTPFloodRate: 200, RateWindow: time.Second,
+	DNSSubdomains: 100, DNSWindow: 10 * time.Second,
 	PortScanPorts: 20, PortScanWindow: time.Minute, BruteForceAttempts: 15, BruteForceWindow: time.Minute,
 	BeaconConnections: 8, BeaconJitter: 0.1, BeaconMinPeriod: 5 * time.Second, BeaconMaxPeriod: time.Hour,
 	BeaconLearning: 10 * time.Minute, NewDestinationLearning: 10 * time.Minute,
@@ -140,6 +180,10 @@ func (r Rules) withDefaults() Rules {
 	pick(&r.SYNFloodRate, d.SYNFloodRate)
 	pick(&r.UDPFloodRate, d.UDPFloodRate)
 	pick(&r.ACKFloodRate, d.ACKFloodRate)
+	pick(&r.IPFloodRate, d.IPFloodRate)
+	pick(&r.HTTPFloodRate, d.HTTPFloodRate)
+	pick(&r.DNSSubdomains, d.DNSSubdomains)
+	pickD(&r.DNSWindow, d.DNSWindow)
 	pickD(&r.RateWindow, d.RateWindow)
 	pick(&r.PortScanPorts, d.PortScanPorts)
 	pickD(&r.PortScanWindow, d.PortScanWindow)
@@ -279,19 +323,24 @@ type RuleDetector struct {
 	syn        map[hostPair]*counter
 	udp        map[hostPair]*counter
 	ack        map[hostPair]*counter
-	// synIn, udpIn and ackIn count the same packets by destination alone.
-	synIn, udpIn, ackIn map[Host]*destCounter
-	brute               map[serviceKey]*counter
-	beacons             map[serviceKey]*beacon
-	knownPorts          map[servicePort]struct{} // the ports of known beacons (beacon.known)
-	creds               map[connKey]*credState
-	tiny                map[Host]*counter       // the tiny_fragment signals of the window
-	credsSeen           map[serviceKey]*counter // the credential signals of the window
-	dests               map[Host]*destClasses
-	handshakes          handshakes // the SYNs whose completing ACK takes them off the SYN counts
-	talking             talking    // the connection directions talking, whose other side's ACKs are no flood
-	packets             int
-	swept               [numSweeps]float64 // when evict last read each table
+	ip         map[hostPair]*counter // packets without ports
+	http       map[hostPair]*counter // HTTP requests
+	// synIn, udpIn, ackIn, ipIn and httpIn count the same packets by
+	// destination alone.
+	synIn, udpIn, ackIn, ipIn, httpIn map[Host]*destCounter
+	dns                               map[dnsKey]*distinctSet[uint64] // first labels asked under a parent name
+	ipWhat                            [256]string                     // ip_flood's words for each protocol, made at its first flood packet
+	brute                             map[serviceKey]*counter
+	beacons                           map[serviceKey]*beacon
+	knownPorts                        map[servicePort]struct{} // the ports of known beacons (beacon.known)
+	creds                             map[connKey]*credState
+	tiny                              map[Host]*counter       // the tiny_fragment signals of the window
+	credsSeen                         map[serviceKey]*counter // the credential signals of the window
+	dests                             map[Host]*destClasses
+	handshakes                        handshakes // the SYNs whose completing ACK takes them off the SYN counts
+	talking                           talking    // the connection directions talking, whose other side's ACKs are no flood
+	packets                           int
+	swept                             [numSweeps]float64 // when evict last read each table
 }
 
 // NewRuleDetector returns a RuleDetector with rules r (zero fields take
@@ -301,6 +350,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
+		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{},
 		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, tiny: map[Host]*counter{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
 }
 
@@ -310,7 +360,7 @@ func (d *RuleDetector) Rules() Rules { return d.r }
 // PayloadPrefix is the Decoder.PayloadPrefix the rules need: 0 when no
 // rule reads payloads.
 func (d *RuleDetector) PayloadPrefix() int {
-	if d.r.NoCredentials {
+	if d.r.NoPayloads {
 		return 0
 	}
 	return MaxPayloadPrefix
@@ -322,6 +372,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	if hasPorts(p.FragProto) {
 		return d.firstFragment(p, out)
 	}
+	if p.IPProto != 0 {
+		return d.portless(p, out)
+	}
 	if p.Ports != PortNumber || (p.Src.Kind != AddrIPv4 && p.Src.Kind != AddrIPv6) {
 		return out
 	}
@@ -329,8 +382,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	t := p.Time
 	tcp := p.Proto == layers.IPProtocolTCP
 	flags := p.TCPFlags & (FlagSYN | FlagACK | FlagRST | FlagFIN)
+	stray := false // a data segment that does not follow on from its direction's last
 	if tcp && flags&FlagRST == 0 {
-		d.talking.saw(p)
+		stray = d.talking.saw(p)
 	}
 	switch {
 	case tcp && flags == FlagSYN:
@@ -385,7 +439,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		// takes its SYN off the SYN counts: a thousand devices
 		// reconnecting to their broker at once are no SYN flood, spoofed
 		// sources never answer, and a flooder's own ACKs complete nothing.
-		bare := flags == FlagACK && len(p.Payload) == 0 && (p.Length <= 66 || !r.NoCredentials && !p.Cut)
+		bare := flags == FlagACK && len(p.Payload) == 0 && (p.Length <= 66 || !r.NoPayloads && !p.Cut)
 		if bare && d.handshakes.completes(p) {
 			if c := d.syn[hostPair{p.Src, p.Dst}]; c != nil && c.n > 0 {
 				c.n--
@@ -397,8 +451,11 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		// An ACK of a connection whose other side is talking (the ACKs of
 		// a download, the segments of an upload) is no flood; one that
 		// nothing answers is.
-		if !d.talking.answered(p, r.RateWindow.Seconds()) {
-			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection", r.ACKFloodRate, out)
+		if stray || !d.talking.answered(p, r.RateWindow.Seconds()) {
+			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection or out of its sequence", r.ACKFloodRate, out)
+		}
+		if !r.NoPayloads && httpRequest(p.Payload) {
+			out = d.flood(p, d.http, d.httpIn, "http_flood", "HTTP requests", r.HTTPFloodRate, out)
 		}
 	case p.Proto == layers.IPProtocolUDP:
 		// A datagram back from a port takes it off the other way's scan:
@@ -416,8 +473,11 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			}
 		}
 		out = d.flood(p, d.udp, d.udpIn, "udp_flood", "UDP datagrams", r.UDPFloodRate, out)
+		if p.DstPort == 53 && !r.NoPayloads {
+			out = d.waterTorture(p, out)
+		}
 	}
-	if !r.NoCredentials && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
+	if !r.NoCredentials && !r.NoPayloads && len(p.Payload) > 0 && p.Proto == layers.IPProtocolTCP {
 		out = d.credentials(p, out)
 	}
 	// Also with NoNewDestination: it keeps when each source first opened
@@ -791,6 +851,7 @@ const (
 	sweepBeacons
 	sweepCreds
 	sweepDests
+	sweepDNS
 	numSweeps
 )
 
@@ -823,12 +884,15 @@ func (d *RuleDetector) evict(now float64) {
 		forgetEnded(d.udpPorts, now, r.PortScanWindow)
 	}
 	if due(sweepRates, r.RateWindow.Seconds()) {
-		for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack} {
+		for _, m := range []map[hostPair]*counter{d.syn, d.udp, d.ack, d.ip, d.http} {
 			forgetEnded(m, now, r.RateWindow)
 		}
-		for _, m := range []map[Host]*destCounter{d.synIn, d.udpIn, d.ackIn} {
+		for _, m := range []map[Host]*destCounter{d.synIn, d.udpIn, d.ackIn, d.ipIn, d.httpIn} {
 			forgetEnded(m, now, r.RateWindow)
 		}
+	}
+	if due(sweepDNS, r.DNSWindow.Seconds()) {
+		forgetEnded(d.dns, now, r.DNSWindow)
 	}
 	if due(sweepBrute, r.BruteForceWindow.Seconds()) {
 		forgetEnded(d.brute, now, r.BruteForceWindow)
@@ -861,6 +925,7 @@ func (d *RuleDetector) evict(now float64) {
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
 	return len(d.telnet) + len(d.hostScan) + len(d.randomScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
+		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.tiny) + len(d.dests)
 }
 

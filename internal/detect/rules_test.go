@@ -163,6 +163,221 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 		only   bool // no signal but want's
 	}{
 		{
+			name: "Mirai's GRE flood, 5,000 GRE-wrapped UDP datagrams of 512 bytes to one host in a second, is an IP flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 5000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, greFrame(t, botIP, victimIP, false, uint16(i), 512)})
+				}
+				return fs
+			},
+			want: "ip_flood",
+			only: true,
+			check: func(t *testing.T, s alert.Signal) {
+				checkPeer(t, s, victimIP.String())
+				if !strings.Contains(s.Explanation, "GRE") {
+					t.Errorf("explanation %q does not name GRE", s.Explanation)
+				}
+			},
+		},
+		{
+			name: "Mirai's GRE Ethernet flood (greeth) is an IP flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 5000 {
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, greFrame(t, botIP, victimIP, true, uint16(i), 512)})
+				}
+				return fs
+			},
+			want: "ip_flood",
+			only: true,
+		},
+		{
+			name: "a GRE flood from 5,000 spoofed sources is an IP flood the victim receives",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 5000 {
+					src := net.IP{100, 64, byte(i >> 8), byte(i)}
+					fs = append(fs, crafted{time.Duration(i) * 200 * time.Microsecond, greFrame(t, src, victimIP, false, uint16(i), 512)})
+				}
+				return fs
+			},
+			want: "ip_flood_received",
+			only: true,
+			check: func(t *testing.T, s alert.Signal) {
+				if s.SrcIP != victimIP.String() {
+					t.Errorf("signal on %s, want the victim %s", s.SrcIP, victimIP)
+				}
+			},
+		},
+		{
+			name: "a GRE tunnel carrying 4,000 packets a second each way is no flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 8000 {
+					at := time.Duration(i) * 250 * time.Microsecond
+					fs = append(fs, crafted{at, greFrame(t, botIP, victimIP, false, uint16(i), 512)},
+						crafted{at + 100*time.Microsecond, greFrame(t, victimIP, botIP, false, uint16(i), 512)})
+				}
+				return fs
+			},
+		},
+		{
+			name: "4,000 pings a second that nothing answers are an IP flood; as many answered are none",
+			frames: func(t testing.TB) []crafted {
+				other := net.IP{10, 200, 1, 8}
+				var fs []crafted
+				for i := range 4000 {
+					at := time.Duration(i) * 250 * time.Microsecond
+					fs = append(fs, crafted{at, icmpEchoFrame(t, botIP, victimIP, 8, uint16(i))},
+						crafted{at + 10*time.Microsecond, icmpEchoFrame(t, botIP, other, 8, uint16(i))},
+						crafted{at + 50*time.Microsecond, icmpEchoFrame(t, other, botIP, 0, uint16(i))})
+				}
+				return fs
+			},
+			want: "ip_flood",
+			only: true,
+			check: func(t *testing.T, s alert.Signal) {
+				checkPeer(t, s, victimIP.String())
+				if !strings.Contains(s.Explanation, "ICMPv4") {
+					t.Errorf("explanation %q does not name ICMP", s.Explanation)
+				}
+			},
+		},
+		{
+			name: "Mirai's STOMP flood, 768-byte PSH-ACKs inside a real connection whose sequence steps by one, is an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				fs := tcpHandshake(t, 0, botIP, victimIP, 40000, 80)
+				isn, serverISN := uint32(40000)*7919+1, uint32(80)*104729+40000+1
+				for i := range 5000 {
+					at := 3*time.Millisecond + time.Duration(i)*200*time.Microsecond
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, 40000, 80, "PA", isn+uint32(i), serverISN, make([]byte, 768))})
+					if i%10 == 0 { // the target's duplicate ACKs keep the connection talking
+						fs = append(fs, crafted{at + 50*time.Microsecond, tcpSeqFrame(t, victimIP, botIP, 80, 40000, "A", serverISN, isn, nil)})
+					}
+				}
+				return fs
+			},
+			want:  "ack_flood",
+			only:  true,
+			check: func(t *testing.T, s alert.Signal) { checkPeer(t, s, victimIP.String()+":80") },
+		},
+		{
+			name: "STOMP from a little-endian bot, its sequence numbers stepping by 65,536, is an ACK flood",
+			frames: func(t testing.TB) []crafted {
+				fs := tcpHandshake(t, 0, botIP, victimIP, 40000, 80)
+				for i := range 5000 {
+					at := 3*time.Millisecond + time.Duration(i)*200*time.Microsecond
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, 40000, 80, "PA", uint32(i)<<16, 77, make([]byte, 768))})
+					if i%10 == 0 {
+						fs = append(fs, crafted{at + 50*time.Microsecond, tcpSeqFrame(t, victimIP, botIP, 80, 40000, "A", 9, 1, nil)})
+					}
+				}
+				return fs
+			},
+			want: "ack_flood",
+			only: true,
+		},
+		{
+			// Each retransmission counts once (200 a second here), not again at
+			// the segment after it, which carries on from the furthest end.
+			name:  "an upload of 4,000 segments a second that retransmits one in 20 is no ACK flood, even at a rate of 300",
+			rules: Rules{ACKFloodRate: 300},
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for i := range 8000 {
+					at := time.Duration(i) * 250 * time.Microsecond
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, 40000, 80, "PA", 1+uint32(i)*1400, 1, make([]byte, 1400))})
+					if i%20 == 19 { // the segment 10 back, again
+						fs = append(fs, crafted{at + 10*time.Microsecond, tcpSeqFrame(t, botIP, victimIP, 40000, 80, "PA", 1+uint32(i-10)*1400, 1, make([]byte, 1400))})
+					}
+					if i%2 == 1 {
+						fs = append(fs, crafted{at + 20*time.Microsecond, tcpSeqFrame(t, victimIP, botIP, 80, 40000, "A", 1, 1+uint32(i-12)*1400, nil)})
+					}
+				}
+				return fs
+			},
+		},
+		{
+			name: "Mirai's HTTP flood, 400 GET requests a second over 4 kept-alive connections, is an HTTP flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for c := range 4 {
+					fs = append(fs, tcpHandshake(t, time.Duration(c)*time.Millisecond, botIP, victimIP, uint16(40000+c), 80)...)
+				}
+				req := []byte("GET / HTTP/1.1\r\nHost: 10.200.1.7\r\nUser-Agent: Mozilla/5.0\r\nConnection: keep-alive\r\n\r\n")
+				resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+				var sent, got [4]uint32
+				for i := range 600 {
+					c := i % 4
+					cport := uint16(40000 + c)
+					isn, serverISN := uint32(cport)*7919+1, uint32(80)*104729+uint32(cport)+1
+					at := 10*time.Millisecond + time.Duration(i)*2500*time.Microsecond
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, cport, 80, "PA", isn+sent[c], serverISN+got[c], req)})
+					sent[c] += uint32(len(req))
+					fs = append(fs, crafted{at + 500*time.Microsecond, tcpSeqFrame(t, victimIP, botIP, 80, cport, "PA", serverISN+got[c], isn+sent[c], resp)})
+					got[c] += uint32(len(resp))
+				}
+				return fs
+			},
+			want:  "http_flood",
+			only:  true,
+			check: func(t *testing.T, s alert.Signal) { checkPeerHost(t, s, victimIP.String()) },
+		},
+		{
+			name: "a browser fetching a page and its 120 images over 6 connections is no HTTP flood",
+			frames: func(t testing.TB) []crafted {
+				var fs []crafted
+				for c := range 6 {
+					fs = append(fs, tcpHandshake(t, time.Duration(c)*time.Millisecond, botIP, victimIP, uint16(40000+c), 80)...)
+				}
+				var sent [6]uint32
+				for i := range 121 {
+					c := i % 6
+					cport := uint16(40000 + c)
+					isn, serverISN := uint32(cport)*7919+1, uint32(80)*104729+uint32(cport)+1
+					req := []byte(fmt.Sprintf("GET /img/%d.jpg HTTP/1.1\r\nHost: nas.local\r\n\r\n", i))
+					at := 10*time.Millisecond + time.Duration(i)*5*time.Millisecond
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, cport, 80, "PA", isn+sent[c], serverISN, req)})
+					sent[c] += uint32(len(req))
+				}
+				return fs
+			},
+		},
+		{
+			name: "Mirai's DNS water torture, queries for 150 random names under one domain in 3 s, is water torture",
+			frames: func(t testing.TB) []crafted {
+				resolver := net.IP{10, 200, 1, 1}
+				var fs []crafted
+				for i := range 150 {
+					name := fmt.Sprintf("%012x.Target-Shop.example", uint64(i)*0x9e3779b97f4a7c15>>16)
+					fs = append(fs, crafted{time.Duration(i) * 20 * time.Millisecond, udpFrame(t, botIP, resolver, uint16(30000+i), 53, dnsQuery(uint16(i), name))})
+				}
+				return fs
+			},
+			want: "dns_water_torture",
+			only: true,
+			check: func(t *testing.T, s alert.Signal) {
+				if !strings.Contains(s.Explanation, "target-shop.example") && !strings.Contains(s.Explanation, "Target-Shop.example") {
+					t.Errorf("explanation %q does not name the domain", s.Explanation)
+				}
+			},
+		},
+		{
+			name: "150 reverse lookups of one /24, and 40 names under one CDN domain, are no water torture",
+			frames: func(t testing.TB) []crafted {
+				resolver := net.IP{10, 200, 1, 1}
+				var fs []crafted
+				for i := range 150 {
+					fs = append(fs, crafted{time.Duration(i) * 20 * time.Millisecond, udpFrame(t, botIP, resolver, uint16(30000+i), 53, dnsQuery(uint16(i), fmt.Sprintf("%d.2.0.192.in-addr.arpa", i)))})
+				}
+				for i := range 40 {
+					fs = append(fs, crafted{3*time.Second + time.Duration(i)*20*time.Millisecond, udpFrame(t, botIP, resolver, uint16(31000+i), 53, dnsQuery(uint16(i), fmt.Sprintf("img%d.cdn.example", i)))})
+				}
+				return fs
+			},
+		},
+		{
 			name: "a bot sending SYNs to port 23 of 50 hosts in 5 s is a Telnet scan",
 			frames: func(t testing.TB) []crafted {
 				var fs []crafted
@@ -417,9 +632,9 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				var fs []crafted
 				for i := range 8600 {
 					at := time.Duration(i) * 116 * time.Microsecond
-					fs = append(fs, crafted{at, tcpFrame(t, victimIP, botIP, 443, 40000, "A", make([]byte, 1448))})
+					fs = append(fs, crafted{at, tcpSeqFrame(t, victimIP, botIP, 443, 40000, "A", 1+uint32(i)*1448, 1, make([]byte, 1448))})
 					if i%2 == 1 {
-						fs = append(fs, crafted{at + 20*time.Microsecond, tcpFrame(t, botIP, victimIP, 40000, 443, "A", nil)})
+						fs = append(fs, crafted{at + 20*time.Microsecond, tcpSeqFrame(t, botIP, victimIP, 40000, 443, "A", 1, 1+uint32(i+1)*1448, nil)})
 					}
 				}
 				return fs
@@ -564,9 +779,9 @@ func TestRulesOnCraftedCaptures(t *testing.T) {
 				var fs []crafted
 				for i := range 8000 {
 					at := time.Duration(i) * 250 * time.Microsecond
-					fs = append(fs, crafted{at, tcpFrame(t, botIP, victimIP, 40000, 80, "PA", make([]byte, 1400))})
+					fs = append(fs, crafted{at, tcpSeqFrame(t, botIP, victimIP, 40000, 80, "PA", 1+uint32(i)*1400, 1, make([]byte, 1400))})
 					if i%2 == 1 {
-						fs = append(fs, crafted{at + 20*time.Microsecond, tcpFrame(t, victimIP, botIP, 80, 40000, "A", nil)})
+						fs = append(fs, crafted{at + 20*time.Microsecond, tcpSeqFrame(t, victimIP, botIP, 80, 40000, "A", 1, 1+uint32(i+1)*1400, nil)})
 					}
 				}
 				return fs
@@ -1269,4 +1484,54 @@ func TestDestinationClassKeysMatchTheirNames(t *testing.T) {
 	if len(byKey) < 2000 {
 		t.Errorf("only %d classes over all ports of TCP and UDP", len(byKey))
 	}
+}
+
+// greFrame is one packet of Mirai's GRE floods: GRE wrapping a UDP
+// datagram of size bytes to a random port, as an IP packet (greip) or in
+// an Ethernet frame (greeth, transparent Ethernet bridging).
+func greFrame(t testing.TB, src, dst net.IP, ethernet bool, port uint16, size int) []byte {
+	t.Helper()
+	outer := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolGRE, SrcIP: src, DstIP: dst}
+	inner := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src, DstIP: dst}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(port ^ 0x5a5a), DstPort: layers.UDPPort(port)}
+	if ethernet {
+		return frame(t, hostEth(src, dst, layers.EthernetTypeIPv4), outer, &layers.GRE{Protocol: layers.EthernetTypeTransparentEthernetBridging},
+			&layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}, inner, udp, gopacket.Payload(make([]byte, size)))
+	}
+	return frame(t, hostEth(src, dst, layers.EthernetTypeIPv4), outer, &layers.GRE{Protocol: layers.EthernetTypeIPv4}, inner, udp, gopacket.Payload(make([]byte, size)))
+}
+
+// icmpEchoFrame is an ICMP echo request (typ 8) or reply (typ 0).
+func icmpEchoFrame(t testing.TB, src, dst net.IP, typ uint8, seq uint16) []byte {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: src, DstIP: dst}
+	return frame(t, hostEth(src, dst, layers.EthernetTypeIPv4), ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: 7, Seq: seq}, gopacket.Payload(make([]byte, 56)))
+}
+
+// dnsQuery is a DNS query (recursion desired) for an A record of name.
+func dnsQuery(id uint16, name string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, id)
+	b = append(b, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0)
+	for label := range strings.SplitSeq(name, ".") {
+		b = append(append(b, byte(len(label))), label...)
+	}
+	return append(b, 0, 0, 1, 0, 1)
+}
+
+func FuzzDNSQuestion(f *testing.F) {
+	f.Add(dnsQuery(1, "abc.example.com"))
+	f.Add(dnsQuery(2, "1.2.0.192.in-addr.arpa"))
+	f.Add([]byte("\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		label, parent, ok := dnsQuestion(b)
+		if !ok {
+			return
+		}
+		if len(label) == 0 || len(label) > 63 || len(parent) < 4 || len(parent)+len(label)+1 > 255 {
+			t.Fatalf("label %q, parent %q", label, parent)
+		}
+		if name := nameString(parent); len(name) == 0 || len(name) >= len(parent) {
+			t.Fatalf("parent %q read as %q", parent, name)
+		}
+	})
 }
