@@ -36,7 +36,8 @@ type Signal struct {
 	// Detector names what found it: "rule", "model", "flow", "metric".
 	Detector string `json:"detector"`
 	// Behaviour is what the source did: "telnet_scan", "brute_force",
-	// "syn_flood", "udp_flood", "ack_flood", "port_scan", "c2_beaconing",
+	// "syn_flood", "udp_flood", "ack_flood", "ip_flood", "http_flood",
+	// "dns_water_torture", "port_scan", "c2_beaconing",
 	// "plaintext_credentials", "new_destination", "anomaly", …
 	Behaviour string `json:"behaviour"`
 	Severity  string `json:"severity"`

@@ -25,7 +25,7 @@ func (d *RuleDetector) portless(p *Packet, out []alert.Signal) []alert.Signal {
 	q := *p
 	q.SrcPort, q.DstPort = uint16(p.IPProto), uint16(p.IPProto)
 	d.talking.saw(&q)
-	if groupAddress(p.Dst) || d.talking.answered(&q, d.r.RateWindow.Seconds()) {
+	if talked, _ := d.talking.answered(&q, d.r.RateWindow.Seconds()); talked || groupAddress(p.Dst) {
 		return out
 	}
 	what := &d.ipWhat[p.IPProto]

@@ -126,7 +126,7 @@ func (h *handshakes) completes(p *Packet) bool {
 }
 
 // talkingSlots is the size of the table of talking connection directions.
-// A slot is 32 bytes, so the table is 8 MiB.
+// A slot is 48 bytes, so the table is 12 MiB.
 const talkingSlots = 1 << 18
 
 // talking remembers, for each direction of a TCP connection, when it last
@@ -136,9 +136,16 @@ const talkingSlots = 1 << 18
 // data or ACKs. An ACK flood's segments (Mirai's carry 512 bytes of
 // payload, with PSH) belong to no connection: the target answers each with
 // a reset, or not at all, and a "reply" the flooder forges carries its own
-// MAC address. A flood inside one real connection (Mirai's STOMP: the
-// target's duplicate ACKs keep it talking) is seen by its sequence
-// numbers instead: its segments do not follow on from each other (saw).
+// MAC address.
+//
+// A flood inside one real connection (Mirai's STOMP) keeps the connection
+// talking: the target answers its segments with duplicate ACKs. It is seen
+// by its sequence numbers instead: its segments do not follow on from
+// each other (strays, see saw), and the target acknowledges none of them.
+// A fast transfer that loses segments has strays too (the gap, then the
+// retransmission), but its receiver's acknowledgement number keeps moving
+// forward; so a stray counts only when the other direction has not
+// acknowledged anything new within the rate window.
 //
 // A direction displaced by another connection is seen talking again at its
 // next segment; in between, an ACK of its connection counts toward a flood
@@ -152,17 +159,21 @@ type talking struct {
 }
 
 type talk struct {
-	tag  uint64
-	macs uint64
-	last float64
-	next uint32 // where the direction's data goes on: the furthest end of its segments
-	data bool   // next is known
+	tag    uint64
+	macs   uint64
+	last   float64
+	acked  float64 // when the direction's acknowledgement number last moved forward (0: never seen to)
+	next   uint32  // where the direction's data goes on: the furthest end of its segments
+	ack    uint32  // the direction's last acknowledgement number
+	data   bool    // next is known
+	hasAck bool    // ack is known
 }
 
 // saw records a TCP segment of p's direction and reports whether it is a
 // stray: data that does not start where the direction's data so far
-// ended, a retransmission or a forged segment (a STOMP flood's, whose
-// sequence numbers step by less, or more, than their payloads).
+// ended, a retransmission, data past a segment the sensor did not see, or
+// a forged segment (a STOMP flood's, whose sequence numbers step by less,
+// or more, than their payloads).
 func (c *talking) saw(p *Packet) (stray bool) {
 	if c.slots == nil {
 		c.seed = rand.Uint64()
@@ -171,27 +182,44 @@ func (c *talking) saw(p *Packet) (stray bool) {
 	tag := connHash(c.seed, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	s := &c.slots[tag&(talkingSlots-1)]
 	macs := macPair(p.SrcMAC, p.DstMAC)
-	next, data := s.next, s.data && s.tag == tag && s.macs == macs
+	t := talk{tag: tag, macs: macs, last: p.Time}
+	if s.tag == tag && s.macs == macs {
+		t.acked, t.next, t.ack, t.data, t.hasAck = s.acked, s.next, s.ack, s.data, s.hasAck
+	}
 	if p.PayloadLen > 0 && p.TCPFlags&FlagSYN == 0 {
-		stray = data && p.Seq != next
+		stray = t.data && p.Seq != t.next
 		// The end moves only forward (in sequence space, which wraps):
 		// a retransmission is one stray, not two.
-		if end := p.Seq + uint32(p.PayloadLen); !data || int32(end-next) > 0 {
-			next = end
+		if end := p.Seq + uint32(p.PayloadLen); !t.data || int32(end-t.next) > 0 {
+			t.next = end
 		}
-		data = true
+		t.data = true
 	}
-	*s = talk{tag, macs, p.Time, next, data}
+	if p.TCPFlags&FlagACK != 0 {
+		if t.hasAck && int32(p.Ack-t.ack) > 0 {
+			t.acked = p.Time
+		}
+		if !t.hasAck || int32(p.Ack-t.ack) > 0 {
+			t.ack = p.Ack
+		}
+		t.hasAck = true
+	}
+	*s = t
 	return stray
 }
 
 // answered reports whether the other direction of p's connection has
-// talked back along the same link within window seconds.
-func (c *talking) answered(p *Packet, window float64) bool {
+// talked back along the same link within window seconds, and whether it
+// has acknowledged new data within window seconds as well.
+func (c *talking) answered(p *Packet, window float64) (talked, acked bool) {
 	if c.slots == nil {
-		return false
+		return false, false
 	}
 	tag := connHash(c.seed, p.Dst, p.Src, p.DstPort, p.SrcPort)
 	s := c.slots[tag&(talkingSlots-1)]
-	return s.tag == tag && s.macs == macPair(p.DstMAC, p.SrcMAC) && p.Time-s.last <= window && p.Time >= s.last-window
+	within := func(t float64) bool { return p.Time-t <= window && p.Time >= t-window }
+	if s.tag != tag || s.macs != macPair(p.DstMAC, p.SrcMAC) || !within(s.last) {
+		return false, false
+	}
+	return true, s.acked != 0 && within(s.acked)
 }

@@ -451,7 +451,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		// An ACK of a connection whose other side is talking (the ACKs of
 		// a download, the segments of an upload) is no flood; one that
 		// nothing answers is.
-		if stray || !d.talking.answered(p, r.RateWindow.Seconds()) {
+		// A stray segment counts when the other side acknowledges nothing
+		// new: a STOMP flood's, not a lossy transfer's retransmission.
+		if talked, acked := d.talking.answered(p, r.RateWindow.Seconds()); !talked || stray && !acked {
 			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection or out of its sequence", r.ACKFloodRate, out)
 		}
 		if !r.NoPayloads && httpRequest(p.Payload) {
