@@ -27,6 +27,8 @@ command -v mosquitto_pub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_pkgs+=(dropbear-bin)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_pkgs+=(iproute2)
+# The packet rules' real-kernel test drops 2% of a download with nft (internal/detect TestRulesOnRealKernelTraffic).
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
 # The detector reads what tcpdump -i any writes (internal/detect TestReaderReadsTcpdumpAnyCaptures).
 command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || need_pkgs+=(tcpdump)
 if ((${#need_pkgs[@]})); then
