@@ -1437,14 +1437,19 @@ func FuzzRulesOnPayloads(f *testing.F) {
 	f.Add(uint16(21), []byte("USER x\r\n"))
 	f.Add(uint16(23), []byte("\xff\xfb\x01root\r\n"))
 	f.Add(uint16(80), []byte("\xff\nAuthoriZATion:")) // once a panic: ToLower lengthened the copy it searched
+	f.Add(uint16(53), dnsQuery(7, "x1.example.com"))
 	f.Fuzz(func(t *testing.T, port uint16, payload []byte) {
-		det := NewRuleDetector(Rules{})
-		p := Packet{Ports: PortNumber, Proto: layers.IPProtocolTCP, TCPFlags: FlagACK | FlagPSH, DstPort: port, SrcPort: port,
-			Payload: payload[:min(len(payload), MaxPayloadPrefix)]}
-		p.Src.Kind, p.Dst.Kind = AddrIPv4, AddrIPv4
-		for _, s := range det.Observe(&p, nil) {
-			if err := s.Validate(); err != nil {
-				t.Errorf("invalid signal %+v: %v", s, err)
+		// Each payload goes to a detector that fires at once (a threshold
+		// of 1), over TCP and over UDP (port 53: the DNS rule).
+		det := NewRuleDetector(Rules{DNSSubdomains: 1, HTTPFloodRate: 1})
+		for i, proto := range []layers.IPProtocol{layers.IPProtocolTCP, layers.IPProtocolUDP} {
+			p := Packet{Time: float64(i), Ports: PortNumber, Proto: proto, TCPFlags: FlagACK | FlagPSH, DstPort: port, SrcPort: port,
+				Payload: payload[:min(len(payload), MaxPayloadPrefix)], PayloadLen: len(payload)}
+			p.Src.Kind, p.Dst.Kind = AddrIPv4, AddrIPv4
+			for _, s := range det.Observe(&p, nil) {
+				if err := s.Validate(); err != nil {
+					t.Errorf("invalid signal %+v: %v", s, err)
+				}
 			}
 		}
 	})
