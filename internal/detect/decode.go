@@ -301,8 +301,16 @@ layers:
 			}
 		case layers.LayerTypeIPv6:
 			if haveIP4 || haveIP6 {
-				if next := d.ip6.NextLayerType(); transportFrom == nil && !fragment && (next == layers.LayerTypeTCP || next == layers.LayerTypeUDP) {
-					transportFrom, wire = d.ip6.Payload, int(d.ip6.Length)
+				if transportFrom == nil && !fragment {
+					// What follows is the inner packet's: its extension
+					// headers come off its own length.
+					wire = int(d.ip6.Length)
+					if d.ip6.HopByHop != nil {
+						wire -= len(d.ip6.HopByHop.Contents)
+					}
+					if next := d.ip6.NextLayerType(); next == layers.LayerTypeTCP || next == layers.LayerTypeUDP {
+						transportFrom = d.ip6.Payload
+					}
 				}
 				continue
 			}
@@ -425,7 +433,10 @@ layers:
 		d.Stats.NonIP++
 		p.Src, p.Dst = hostMAC(p.SrcMAC), hostMAC(p.DstMAC)
 	}
-	if haveIP && !haveTransport && !fragment && !hasPorts(ipProto) {
+	// An ICMP error answers a packet (a flood's, often): it is no flood
+	// packet itself.
+	icmpError := haveICMP4 && icmp4Quotes(d.icmp4.TypeCode.Type()) || haveICMP6 && d.icmp6.TypeCode.Type() < 128
+	if haveIP && !haveTransport && !fragment && !icmpError && !hasPorts(ipProto) {
 		p.IPProto = ipProto
 	}
 }

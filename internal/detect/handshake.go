@@ -31,8 +31,13 @@ func connHash(seed uint64, src, dst Host, sport, dport uint16) uint64 {
 // A reply on the same link carries them the other way round: the
 // forged "reply" of a host on the LAN carries its own MAC, unless it
 // forges that too (and teaches the switch to send it the victim's
-// traffic). Links without MACs (raw IP) give every frame the same pair.
+// traffic). Links without MACs (raw IP) give every frame the same pair,
+// and so do links that carry the sender's alone (Linux cooked captures,
+// what tcpdump -i any writes): a frame there has no pair to reverse.
 func macPair(src, dst [6]byte) uint64 {
+	if src == ([6]byte{}) || dst == ([6]byte{}) {
+		src, dst = [6]byte{}, [6]byte{}
+	}
 	a := uint64(src[0]) | uint64(src[1])<<8 | uint64(src[2])<<16 | uint64(src[3])<<24 | uint64(src[4])<<32 | uint64(src[5])<<40
 	b := uint64(dst[0]) | uint64(dst[1])<<8 | uint64(dst[2])<<16 | uint64(dst[3])<<24 | uint64(dst[4])<<32 | uint64(dst[5])<<40
 	hi, lo := bits.Mul64(a^0x9e3779b97f4a7c15, b^0xc2b2ae3d27d4eb4f)

@@ -485,11 +485,17 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	// Also with NoNewDestination: it keeps when each source first opened
 	// traffic, from which beaconing counts its learning period.
 	out = d.newDestination(p, out)
+	d.counted(t)
+	return out
+}
+
+// counted counts a packet the rules took and every 8,192 reads the
+// tables for state gone idle.
+func (d *RuleDetector) counted(t float64) {
 	d.packets++
 	if d.packets%8192 == 0 {
 		d.evict(t)
 	}
-	return out
 }
 
 // firstFragment applies the rules to the first fragment of a fragmented
