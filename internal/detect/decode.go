@@ -82,10 +82,12 @@ type Packet struct {
 	// lengths (whatever the snaplen kept of it); 0 when they do not say
 	// (a header cut short, an IPv6 jumbogram).
 	PayloadLen int
-	// IPProto is the IP protocol of an unfragmented packet that carries
-	// no TCP or UDP header (GRE, ESP, ICMP, any other), for the flood of
-	// such packets; 0 for every other packet.
-	IPProto layers.IPProtocol
+	// Portless marks an unfragmented IP packet that carries no TCP or UDP
+	// header and is no ICMP error (GRE, ESP, ICMP echo, any other
+	// protocol, 0 included), for the flood of such packets; IPProto is its
+	// protocol.
+	Portless bool
+	IPProto  layers.IPProtocol
 	// Payload is the start of the transport payload, at most
 	// Decoder.PayloadPrefix bytes (MaxPayloadPrefix at most). It is nil
 	// unless the decoder was asked for payloads, and it points into the
@@ -106,8 +108,9 @@ const (
 )
 
 // MaxPayloadPrefix bounds Decoder.PayloadPrefix: the rules that read
-// payloads (plaintext credentials) need only a login line.
-const MaxPayloadPrefix = 256
+// payloads need a login line, a request line, or a DNS query with the
+// longest name (12 bytes of header, 255 of name, 4 of type and class).
+const MaxPayloadPrefix = 320
 
 // DecodeStats counts what a Decoder met. Nothing is ever dropped silently:
 // each frame is counted as decoded or as one of the skipped kinds.
@@ -254,6 +257,7 @@ func (d *Decoder) fill(p *Packet) {
 	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6, fragment bool
 	var transportFrom []byte // the IP payload, for ports of a truncated header
 	wire := 0                // transportFrom's length on the wire, from the IP lengths (0: unknown)
+	lastIPv6 := false        // the last IP header was IPv6's, so extension headers may follow
 	var ipProto layers.IPProtocol
 layers:
 	for i, t := range d.decoded {
@@ -272,6 +276,7 @@ layers:
 		case layers.LayerTypeDot1Q:
 			d.Stats.VLANTagged++
 		case layers.LayerTypeIPv4:
+			lastIPv6 = false
 			if haveIP4 || haveIP6 {
 				// A tunnel's inner header: the addresses are the outer's
 				// (tshark's first occurrence), the ports the inner's (the
@@ -300,6 +305,7 @@ layers:
 				transportFrom = ip.Payload
 			}
 		case layers.LayerTypeIPv6:
+			lastIPv6 = true
 			if haveIP4 || haveIP6 {
 				if transportFrom == nil && !fragment {
 					// What follows is the inner packet's: its extension
@@ -325,6 +331,11 @@ layers:
 				transportFrom = ip.Payload
 			}
 		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
+			if !lastIPv6 {
+				// After an IPv4 header (protocol 0, 43 or 60) this is no
+				// extension header but the payload of a raw packet.
+				break layers
+			}
 			d.Stats.IPv6ExtHdrs++
 			ipProto, wire = d.ext.NextHeader, wire-len(d.ext.Contents)
 			if hasPorts(d.ext.NextHeader) {
@@ -337,6 +348,9 @@ layers:
 				transportFrom = d.ah.Payload
 			}
 		case layers.LayerTypeIPv6Fragment:
+			if !lastIPv6 {
+				break layers
+			}
 			d.Stats.IPv6ExtHdrs++
 			// An atomic fragment (offset 0, no more to come: RFC 6946) is
 			// the whole packet, read as one. The parser reuses one layer
@@ -437,7 +451,7 @@ layers:
 	// packet itself.
 	icmpError := haveICMP4 && icmp4Quotes(d.icmp4.TypeCode.Type()) || haveICMP6 && d.icmp6.TypeCode.Type() < 128
 	if haveIP && !haveTransport && !fragment && !icmpError && !hasPorts(ipProto) {
-		p.IPProto = ipProto
+		p.Portless, p.IPProto = true, ipProto
 	}
 }
 

@@ -144,7 +144,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 		{
 			name:  "an AH header longer than the packet is malformed; the hosts stay",
 			data:  frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolAH), gopacket.Payload([]byte{byte(layers.IPProtocolTCP), 200, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9, 1, 2, 3, 4})),
-			want:  Packet{Src: hostA, Dst: hostB, IPProto: layers.IPProtocolAH},
+			want:  Packet{Src: hostA, Dst: hostB},
 			check: func(s DecodeStats) bool { return s.IPsecAH == 0 && s.Malformed == 1 },
 		},
 		{
@@ -169,7 +169,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 		{
 			name: "an ICMP echo is an icmp socket",
 			data: frame(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}),
-			want: Packet{Src: hostA, Dst: hostB, Ports: PortICMP, IPProto: layers.IPProtocolICMPv4},
+			want: Packet{Src: hostA, Dst: hostB, Ports: PortICMP},
 		},
 		{
 			name:  "an ICMP error carries the quoted transport ports, as tshark reports them",
@@ -211,6 +211,7 @@ func TestDecoderFollowsKitsunesParsingRules(t *testing.T) {
 			// The rule fields (protocol, flags, payload) have their own test.
 			got.Proto, got.TCPFlags, got.Seq, got.Ack, got.Payload = 0, 0, 0, 0, nil
 			got.FragProto, got.FragLen, got.FragHead = 0, 0, [20]byte{}
+			got.PayloadLen, got.Portless, got.IPProto = 0, false, 0
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("decoded\n %+v\nwant\n %+v", got, tt.want)
 			}
@@ -282,7 +283,7 @@ func TestDecoderReadsPayloadLengthsAndPortlessProtocols(t *testing.T) {
 			if !samePacket(&a, &b) {
 				t.Errorf("fast %+v, gopacket %+v", a, b)
 			}
-			if b.PayloadLen != tt.payload || b.IPProto != tt.proto {
+			if b.PayloadLen != tt.payload || b.IPProto != tt.proto || b.Portless != (tt.proto != 0) {
 				t.Errorf("payload length %d and protocol %v, want %d and %v", b.PayloadLen, b.IPProto, tt.payload, tt.proto)
 			}
 		})

@@ -1,110 +1,96 @@
 package detect
 
 import (
-	"bytes"
 	"fmt"
 	"hash/maphash"
+	"strings"
+
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/fleetward/fleetward/internal/alert"
 )
 
-// dnsKey is a source and a parent name it asked about (its hash).
+// dnsKey is a host and a registered domain (its hash).
 type dnsKey struct {
-	src    Host
-	parent uint64
+	host   Host
+	domain uint64
 }
 
 // dnsSeed keys the hashes of DNS names.
 var dnsSeed = maphash.MakeSeed()
 
-// waterTorture counts a DNS query's first label under its parent name:
-// many distinct ones from one source within DNSWindow are a water-torture
-// attack on the parent's authoritative servers.
+// waterTorture counts a DNS query's name under its registered domain (the
+// public suffix and one label more): many distinct names from one source
+// within DNSWindow are a water-torture attack on the domain's
+// authoritative servers, whichever labels the attacker randomises. A
+// source that was itself asked for names under the domain within the
+// window is a resolver passing its clients' queries on (the LAN router's
+// forwarder): its client is the one to blame, and is counted on its own.
 func (d *RuleDetector) waterTorture(p *Packet, out []alert.Signal) []alert.Signal {
-	label, parent, ok := dnsQuestion(p.Payload)
+	name, ok := dnsQuestion(p.Payload)
 	if !ok {
 		return out
 	}
+	domain, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		return out // a public suffix itself, or no name
+	}
 	r := &d.r
-	key := dnsKey{p.Src, hashName(parent)}
-	if n, fire := distinct(d.dns, key, hashName(label), p.Time, r.DNSWindow, r.DNSSubdomains); fire {
+	key := dnsKey{p.Src, maphash.String(dnsSeed, domain)}
+	asked := dnsKey{p.Dst, key.domain}
+	if len(d.dnsAsked) >= maxRuleKeys {
+		clear(d.dnsAsked)
+	}
+	d.dnsAsked[asked] = p.Time
+	if t, ok := d.dnsAsked[key]; ok && !windowEnded(t, p.Time, r.DNSWindow) {
+		return out
+	}
+	if n, fire := distinct(d.dns, key, maphash.String(dnsSeed, name), p.Time, r.DNSWindow, r.DNSSubdomains); fire {
 		out = append(out, d.signal(p, "dns_water_torture", alert.SeverityHigh, n, r.DNSSubdomains,
-			fmt.Sprintf("DNS queries for %d different names under %s within %s (threshold %d), e.g. %q: random subdomains that no cache holds, a DNS water-torture flood of %s's name servers",
-				n, printable(nameString(parent)), r.DNSWindow, r.DNSSubdomains, printable(label), printable(nameString(parent)))))
+			fmt.Sprintf("DNS queries for %d different names under %s within %s (threshold %d), e.g. %q: random names that no cache holds, a DNS water-torture flood of %s's name servers",
+				n, printable([]byte(domain)), r.DNSWindow, r.DNSSubdomains, printable([]byte(name)), printable([]byte(domain)))))
 	}
 	return out
 }
 
 // dnsQuestion reads a DNS query (over UDP: no length prefix) with one
-// question and returns the wire form of its name's first label and of the
-// rest, the parent, which must have two labels at least. It declines
-// responses, other opcodes, compressed or truncated names, and reverse
-// lookups.
-func dnsQuestion(b []byte) (label, parent []byte, ok bool) {
+// question and returns its name, lower-case and dotted. It declines
+// responses, other opcodes, compressed or cut names, names with dots or
+// bytes outside printable ASCII in a label, and reverse lookups.
+func dnsQuestion(b []byte) (string, bool) {
 	if len(b) < 12+1 || b[2]&0x80 != 0 || b[2]>>3&0x0f != 0 || b[4] != 0 || b[5] != 1 {
-		return nil, nil, false
+		return "", false
 	}
-	name := b[12:]
-	labels, end := 0, 0
-	for {
-		if end >= len(name) {
-			return nil, nil, false // cut short
+	var buf [255]byte
+	name := buf[:0]
+	for i := 12; ; {
+		if i >= len(b) {
+			return "", false // cut short
 		}
-		n := int(name[end])
+		n := int(b[i])
 		if n == 0 {
 			break
 		}
-		if n > 63 { // a pointer, or a label type no query uses
-			return nil, nil, false
+		if n > 63 || i+1+n > len(b) || len(name)+n+1 > len(buf) { // a pointer, a label type no query uses, or too long
+			return "", false
 		}
-		end += 1 + n
-		labels++
-	}
-	if labels < 3 || end > 255 {
-		return nil, nil, false
-	}
-	first := 1 + int(name[0])
-	label, parent = name[1:first], name[first:end]
-	if hasSuffixFold(parent, inAddrArpa) || hasSuffixFold(parent, ip6Arpa) {
-		return nil, nil, false
-	}
-	return label, parent, true
-}
-
-// The reverse-lookup zones, in wire form.
-var inAddrArpa, ip6Arpa = []byte("\x07in-addr\x04arpa"), []byte("\x03ip6\x04arpa")
-
-// hashName hashes a name or label case-insensitively: DNS names are.
-func hashName(b []byte) uint64 {
-	var buf [255]byte
-	n := copy(buf[:], b)
-	for i := range n {
-		if c := buf[i]; c >= 'A' && c <= 'Z' {
-			buf[i] = c + 'a' - 'A'
+		if len(name) > 0 {
+			name = append(name, '.')
 		}
-	}
-	return maphash.Bytes(dnsSeed, buf[:n])
-}
-
-// hasSuffixFold reports whether b ends with suffix, ignoring ASCII case.
-func hasSuffixFold(b, suffix []byte) bool {
-	return len(b) >= len(suffix) && bytes.EqualFold(b[len(b)-len(suffix):], suffix)
-}
-
-// nameString turns the wire form of labels (length-prefixed, no root)
-// into dotted text.
-func nameString(b []byte) []byte {
-	var s []byte
-	for i := 0; i < len(b); {
-		n := int(b[i])
-		if i+1+n > len(b) {
-			return append(s, b[i:]...)
+		for _, c := range b[i+1 : i+1+n] {
+			if c <= ' ' || c >= 0x7f || c == '.' {
+				return "", false
+			}
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			name = append(name, c)
 		}
-		if len(s) > 0 {
-			s = append(s, '.')
-		}
-		s = append(s, b[i+1:i+1+n]...)
 		i += 1 + n
 	}
-	return s
+	s := string(name)
+	if s == "" || strings.HasSuffix(s, ".in-addr.arpa") || strings.HasSuffix(s, ".ip6.arpa") {
+		return "", false
+	}
+	return s, true
 }

@@ -44,26 +44,44 @@ func protocolName(proto layers.IPProtocol) string {
 	return fmt.Sprintf("IP protocol %d", uint8(proto))
 }
 
-// httpMethods are the request methods an HTTP flood uses, each with the
-// space that follows it in a request line.
-var httpMethods = [][]byte{[]byte("GET "), []byte("POST "), []byte("HEAD "), []byte("PUT "), []byte("DELETE "),
-	[]byte("OPTIONS "), []byte("PATCH "), []byte("CONNECT "), []byte("TRACE ")}
-
 // httpRequest reports whether a TCP payload starts an HTTP/1 request: a
-// method, a space and a target that starts with '/', '*' or a letter (an
-// absolute URI or a CONNECT authority).
+// method (any token: Mirai's HTTP flood sends whatever method it is told),
+// a space, and a target in origin form ("/…") or "*", or any target on a
+// line that names an HTTP/1 version. Empty lines before it are skipped, as
+// servers do (RFC 9112, 2.2). A request written in pieces, its first
+// segment shorter than its method and a space, is not seen.
 func httpRequest(payload []byte) bool {
-	if len(payload) < 5 || payload[0] < 'A' || payload[0] > 'T' {
+	b := payload
+	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+		b = b[2:]
+	}
+	i := 0
+	for i < len(b) && i <= maxMethod && tokenChar(b[i]) {
+		i++
+	}
+	if i == 0 || i > maxMethod || i+1 >= len(b) || b[i] != ' ' {
 		return false
 	}
-	for _, m := range httpMethods {
-		if bytes.HasPrefix(payload, m) {
-			if len(payload) == len(m) {
-				return false
-			}
-			c := payload[len(m)]
-			return c == '/' || c == '*' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		}
+	target := b[i+1:]
+	if target[0] == '/' || target[0] == '*' {
+		return true
 	}
-	return false
+	if end := bytes.IndexByte(target, '\n'); end >= 0 {
+		target = target[:end]
+	}
+	return bytes.Contains(target, httpVersion)
+}
+
+// maxMethod bounds the length of a method httpRequest reads.
+const maxMethod = 24
+
+var httpVersion = []byte(" HTTP/1.")
+
+// tokenChar reports whether c may be part of an HTTP token (RFC 9110, 5.6.2).
+func tokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

@@ -178,8 +178,13 @@ type talk struct {
 // stray: data that does not start where the direction's data so far
 // ended, a retransmission, data past a segment the sensor did not see, or
 // a forged segment (a STOMP flood's, whose sequence numbers step by less,
-// or more, than their payloads).
-func (c *talking) saw(p *Packet) (stray bool) {
+// or more, than their payloads). A sliver is a stray that starts behind
+// that end and reaches past it by less than half its length: mostly old
+// bytes and a few new ones, which no retransmission sends (it resends
+// what was sent) and a STOMP variant stepping by one from the real
+// sequence number sends every time, its target acknowledging the one new
+// byte of each.
+func (c *talking) saw(p *Packet) (stray, sliver bool) {
 	if c.slots == nil {
 		c.seed = rand.Uint64()
 		c.slots = make([]talk, talkingSlots)
@@ -193,9 +198,12 @@ func (c *talking) saw(p *Packet) (stray bool) {
 	}
 	if p.PayloadLen > 0 && p.TCPFlags&FlagSYN == 0 {
 		stray = t.data && p.Seq != t.next
+		end := p.Seq + uint32(p.PayloadLen)
+		ahead := int32(end - t.next)
+		sliver = stray && int32(p.Seq-t.next) < 0 && ahead > 0 && int(ahead)*2 < p.PayloadLen
 		// The end moves only forward (in sequence space, which wraps):
 		// a retransmission is one stray, not two.
-		if end := p.Seq + uint32(p.PayloadLen); !t.data || int32(end-t.next) > 0 {
+		if !t.data || ahead > 0 {
 			t.next = end
 		}
 		t.data = true
@@ -210,7 +218,7 @@ func (c *talking) saw(p *Packet) (stray bool) {
 		t.hasAck = true
 	}
 	*s = t
-	return stray
+	return stray, sliver
 }
 
 // answered reports whether the other direction of p's connection has

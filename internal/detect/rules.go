@@ -89,13 +89,14 @@ type Rules struct {
 	// few hundred milliseconds' worth). Many sources to one server raise
 	// http_flood_received.
 	HTTPFloodRate int `json:"http_flood_rate"`
-	// DNSSubdomains distinct first labels under one parent name (the query
-	// name less its first label, of at least two labels) asked by one
+	// DNSSubdomains distinct names under one registered domain (a public
+	// suffix and one label more: example.co.uk, not co.uk) asked by one
 	// source in DNS queries over UDP within DNSWindow: Mirai's DNS water
 	// torture, which asks the resolver for random names under its
 	// target's domain, so that every query reaches the target's
 	// authoritative servers past every cache. Reverse lookups
-	// (in-addr.arpa, ip6.arpa) do not count. Default 100 in 10 s.
+	// (in-addr.arpa, ip6.arpa) do not count, nor do the queries of a
+	// resolver passing on names it was asked for. Default 100 in 10 s.
 	DNSSubdomains int           `json:"dns_subdomains"`
 	DNSWindow     time.Duration `json:"dns_window"`
 	// PortScanPorts distinct TCP ports of one host sent a bare SYN by one
@@ -328,7 +329,8 @@ type RuleDetector struct {
 	// synIn, udpIn, ackIn, ipIn and httpIn count the same packets by
 	// destination alone.
 	synIn, udpIn, ackIn, ipIn, httpIn map[Host]*destCounter
-	dns                               map[dnsKey]*distinctSet[uint64] // first labels asked under a parent name
+	dns                               map[dnsKey]*distinctSet[uint64] // the names each source asked under a registered domain
+	dnsAsked                          map[dnsKey]float64              // when each host was last asked for a name under a domain
 	ipWhat                            [256]string                     // ip_flood's words for each protocol, made at its first flood packet
 	brute                             map[serviceKey]*counter
 	beacons                           map[serviceKey]*beacon
@@ -350,7 +352,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
-		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{},
+		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{}, dnsAsked: map[dnsKey]float64{},
 		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, tiny: map[Host]*counter{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
 }
 
@@ -372,7 +374,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	if hasPorts(p.FragProto) {
 		return d.firstFragment(p, out)
 	}
-	if p.IPProto != 0 {
+	if p.Portless {
 		return d.portless(p, out)
 	}
 	if p.Ports != PortNumber || (p.Src.Kind != AddrIPv4 && p.Src.Kind != AddrIPv6) {
@@ -382,9 +384,11 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 	t := p.Time
 	tcp := p.Proto == layers.IPProtocolTCP
 	flags := p.TCPFlags & (FlagSYN | FlagACK | FlagRST | FlagFIN)
-	stray := false // a data segment that does not follow on from its direction's last
+	// Data segments that do not follow on from their direction's last
+	// (see talking.saw).
+	var stray, sliver bool
 	if tcp && flags&FlagRST == 0 {
-		stray = d.talking.saw(p)
+		stray, sliver = d.talking.saw(p)
 	}
 	switch {
 	case tcp && flags == FlagSYN:
@@ -452,8 +456,9 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		// a download, the segments of an upload) is no flood; one that
 		// nothing answers is.
 		// A stray segment counts when the other side acknowledges nothing
-		// new: a STOMP flood's, not a lossy transfer's retransmission.
-		if talked, acked := d.talking.answered(p, r.RateWindow.Seconds()); !talked || stray && !acked {
+		// new (a STOMP flood's, not a lossy transfer's retransmission), a
+		// sliver whatever it acknowledges.
+		if talked, acked := d.talking.answered(p, r.RateWindow.Seconds()); !talked || stray && (!acked || sliver) {
 			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection or out of its sequence", r.ACKFloodRate, out)
 		}
 		if !r.NoPayloads && httpRequest(p.Payload) {
@@ -901,6 +906,11 @@ func (d *RuleDetector) evict(now float64) {
 	}
 	if due(sweepDNS, r.DNSWindow.Seconds()) {
 		forgetEnded(d.dns, now, r.DNSWindow)
+		for k, t := range d.dnsAsked {
+			if windowEnded(t, now, r.DNSWindow) {
+				delete(d.dnsAsked, k)
+			}
+		}
 	}
 	if due(sweepBrute, r.BruteForceWindow.Seconds()) {
 		forgetEnded(d.brute, now, r.BruteForceWindow)
@@ -933,7 +943,7 @@ func (d *RuleDetector) evict(now float64) {
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
 	return len(d.telnet) + len(d.hostScan) + len(d.randomScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
-		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) +
+		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) + len(d.dnsAsked) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.tiny) + len(d.dests)
 }
 

@@ -1561,15 +1561,18 @@ func FuzzDNSQuestion(f *testing.F) {
 	f.Add(dnsQuery(2, "1.2.0.192.in-addr.arpa"))
 	f.Add([]byte("\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		label, parent, ok := dnsQuestion(b)
+		name, ok := dnsQuestion(b)
 		if !ok {
 			return
 		}
-		if len(label) == 0 || len(label) > 63 || len(parent) < 4 || len(parent)+len(label)+1 > 255 {
-			t.Fatalf("label %q, parent %q", label, parent)
+		if name == "" || len(name) > 255 || strings.ToLower(name) != name || strings.Contains(name, "..") ||
+			strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+			t.Fatalf("name %q", name)
 		}
-		if name := nameString(parent); len(name) == 0 || len(name) >= len(parent) {
-			t.Fatalf("parent %q read as %q", parent, name)
+		for _, c := range []byte(name) {
+			if c <= ' ' || c >= 0x7f {
+				t.Fatalf("name %q has byte %#x", name, c)
+			}
 		}
 	})
 }
