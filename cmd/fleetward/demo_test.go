@@ -69,7 +69,7 @@ func TestTwoDemosRunSideBySide(t *testing.T) {
 		network := field(`(?m)^  scan        \S+ of (\S+): 4 hosts, 4 open ports, 3 working default passwords, 1 unmanaged$`)
 		broker := field(`(?m)^  devices     \d+ enrolled .*\(mTLS, port (\d+)\); 0 failed$`)
 		detection := field(`(?m)^  detection   packet sensor: (.*)$`)
-		for _, want := range []string{"anomaly", "telnet_scan"} {
+		for _, want := range []string{"anomaly", "telnet_scan", "ip_flood"} {
 			if !strings.Contains(detection, "on the camera: ") || !strings.Contains(detection, want) {
 				t.Errorf("demo %d's packet sensor found no %s on the camera: %s", i, want, detection)
 			}

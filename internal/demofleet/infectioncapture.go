@@ -31,7 +31,10 @@ var (
 	// score as anomalous as the bot's attempts; the detector charges them
 	// to the bot, which opened the connections.
 	CaptureTelnetVictim = netip.MustParseAddr("198.51.100.23")
-	captureRouter       = net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}
+	// CaptureFloodTarget is the host on the internet (TEST-NET-3) the
+	// bot's command server sends it to flood.
+	CaptureFloodTarget = netip.MustParseAddr("203.0.113.80")
+	captureRouter      = net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}
 )
 
 // CaptureDevice is a fleet device as its packets show it: the address and
@@ -49,9 +52,11 @@ type CaptureDevice struct {
 // Infected also does what a Mirai bot does — SYNs to random addresses on
 // Telnet (23, and 2323 one time in ten) many times a second, a Telnet
 // brute force of the one host that answers (a new connection and one
-// password pair every few seconds, the password sent in clear), and calls
-// to its command server. Only the traffic is synthetic; it is built with
-// gopacket as real frames, for the real detector.
+// password pair every few seconds, the password sent in clear), calls
+// to its command server, and, a minute before the end (or halfway through
+// a shorter infection), the attack its command server orders: Mirai's GRE
+// flood of a host on the internet for 3 s. Only the traffic is synthetic;
+// it is built with gopacket as real frames, for the real detector.
 type InfectionCapture struct {
 	Devices   []CaptureDevice
 	Infected  int // index in Devices
@@ -202,13 +207,7 @@ func (g *frameBuilder) emit(at time.Time, dev CaptureDevice, out bool, peer neti
 		u.SetNetworkLayerForChecksum(ip)
 		ls = []gopacket.SerializableLayer{eth, ip, u, gopacket.Payload(udp)}
 	}
-	if g.buf == nil {
-		g.buf = gopacket.NewSerializeBuffer()
-	}
-	if err := gopacket.SerializeLayers(g.buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		panic(fmt.Sprintf("demo capture: serialise a frame: %v", err)) // the layers above are always valid
-	}
-	g.out = append(g.out, capturedFrame{at: at, data: slices.Clone(g.buf.Bytes())})
+	g.serialise(at, ls...)
 }
 
 // routine adds a device's everyday traffic from start to end: a
@@ -270,6 +269,15 @@ func (g *frameBuilder) mirai(d CaptureDevice, start, end time.Time) {
 	for i, at := 0, start.Add(20*time.Second); at.Before(end); i, at = i+1, at.Add(time.Duration(2000+g.rng.IntN(2000))*time.Millisecond) {
 		g.telnetLogin(d, victim, at, miraiPairs[i%len(miraiPairs)])
 	}
+	// The attack: Mirai's greip flood, GRE packets wrapping 512-byte UDP
+	// datagrams to random ports of the target, 4,000 a second for 3 s.
+	attack := end.Add(-time.Minute)
+	if half := start.Add(end.Sub(start) / 2); attack.Before(half) {
+		attack = half
+	}
+	for i := range 12000 {
+		g.gre(attack.Add(time.Duration(i)*250*time.Microsecond), d, CaptureFloodTarget, 512)
+	}
 	// The command server: a connection attempt every 80 s, retried.
 	for at := start.Add(5 * time.Second); at.Before(end); at = at.Add(80 * time.Second) {
 		port := uint16(32768 + g.rng.IntN(28000))
@@ -279,6 +287,33 @@ func (g *frameBuilder) mirai(d CaptureDevice, start, end time.Time) {
 			}
 		}
 	}
+}
+
+// gre adds one packet of Mirai's greip flood from the device to target:
+// GRE carrying an IPv4 UDP datagram of size random bytes to a random port.
+func (g *frameBuilder) gre(at time.Time, d CaptureDevice, target netip.Addr, size int) {
+	src, dst := net.IP(d.IP.AsSlice()), net.IP(target.AsSlice())
+	eth := &layers.Ethernet{SrcMAC: d.MAC, DstMAC: captureRouter, EthernetType: layers.EthernetTypeIPv4}
+	outer := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: uint16(g.rng.Uint32()), Protocol: layers.IPProtocolGRE, SrcIP: src, DstIP: dst}
+	inner := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: uint16(g.rng.Uint32()), Protocol: layers.IPProtocolUDP, SrcIP: src, DstIP: dst}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(g.rng.Uint32()), DstPort: layers.UDPPort(g.rng.Uint32())}
+	udp.SetNetworkLayerForChecksum(inner)
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(g.rng.Uint32())
+	}
+	g.serialise(at, eth, outer, &layers.GRE{Protocol: layers.EthernetTypeIPv4}, inner, udp, gopacket.Payload(payload))
+}
+
+// serialise appends one frame made of ls.
+func (g *frameBuilder) serialise(at time.Time, ls ...gopacket.SerializableLayer) {
+	if g.buf == nil {
+		g.buf = gopacket.NewSerializeBuffer()
+	}
+	if err := gopacket.SerializeLayers(g.buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		panic(fmt.Sprintf("demo capture: serialise a frame: %v", err)) // the layers given are always valid
+	}
+	g.out = append(g.out, capturedFrame{at: at, data: slices.Clone(g.buf.Bytes())})
 }
 
 // telnetLogin adds one Telnet session: handshake, the login prompt, the

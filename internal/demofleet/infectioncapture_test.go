@@ -79,7 +79,7 @@ func checkInfectionCapture(t *testing.T, devs []CaptureDevice) {
 			t.Errorf("a %s signal on %s, outside the fleet: %s", s.Behaviour, s.SrcIP, s.Explanation)
 		}
 	}
-	for _, want := range []string{"anomaly", "telnet_scan"} {
+	for _, want := range []string{"anomaly", "telnet_scan", "ip_flood"} {
 		if behaviours[want] == 0 {
 			t.Errorf("no %s signal on the camera; got %v", want, behaviours)
 		}
