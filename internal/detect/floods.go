@@ -44,12 +44,64 @@ func protocolName(proto layers.IPProtocol) string {
 	return fmt.Sprintf("IP protocol %d", uint8(proto))
 }
 
+// methodStart is what a client sent of a request line before its method
+// was whole: token bytes alone in their segments.
+type methodStart struct {
+	b  [maxMethod]byte
+	n  uint8
+	at float64
+}
+
+// startsRequest reports whether a TCP segment with data starts an HTTP/1
+// request, also when the request line comes in pieces: a segment of token
+// bytes alone (the method, or its start) is kept, and the next segment of
+// the direction is read after it. A method sent a byte at a time hides
+// nothing; Telnet keystrokes, kept the same way, never make a request.
+func (d *RuleDetector) startsRequest(p *Packet) bool {
+	k := connKey{p.Src, p.Dst, p.SrcPort, p.DstPort}
+	pending, ok := d.methods[k]
+	if !ok {
+		if httpRequest(p.Payload) {
+			return true
+		}
+		if tokens(p.Payload) && len(p.Payload) == p.PayloadLen && len(p.Payload) <= maxMethod {
+			if len(d.methods) >= maxRuleKeys {
+				clear(d.methods)
+			}
+			m := methodStart{n: uint8(len(p.Payload)), at: p.Time}
+			copy(m.b[:], p.Payload)
+			d.methods[k] = m
+		}
+		return false
+	}
+	delete(d.methods, k)
+	var buf [maxMethod + MaxPayloadPrefix]byte
+	joined := append(append(buf[:0], pending.b[:pending.n]...), p.Payload...)
+	if httpRequest(joined) {
+		return true
+	}
+	if tokens(joined) && len(p.Payload) == p.PayloadLen && len(joined) <= maxMethod {
+		pending.n, pending.at = uint8(copy(pending.b[:], joined)), p.Time
+		d.methods[k] = pending
+	}
+	return false
+}
+
+// tokens reports whether b is all HTTP token bytes.
+func tokens(b []byte) bool {
+	for _, c := range b {
+		if !tokenChar(c) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
 // httpRequest reports whether a TCP payload starts an HTTP/1 request: a
 // method (any token: Mirai's HTTP flood sends whatever method it is told),
 // a space, and a target in origin form ("/…") or "*", or any target on a
 // line that names an HTTP/1 version. Empty lines before it are skipped, as
-// servers do (RFC 9112, 2.2). A request written in pieces, its first
-// segment shorter than its method and a space, is not seen.
+// servers do (RFC 9112, 2.2).
 func httpRequest(payload []byte) bool {
 	b := payload
 	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {

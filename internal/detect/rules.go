@@ -331,6 +331,7 @@ type RuleDetector struct {
 	synIn, udpIn, ackIn, ipIn, httpIn map[Host]*destCounter
 	dns                               map[dnsKey]*distinctSet[uint64] // the names each source asked under a registered domain
 	dnsAsked                          map[dnsKey]float64              // when each host was last asked for a name under a domain
+	methods                           map[connKey]methodStart         // the first bytes of request lines sent in pieces
 	ipWhat                            [256]string                     // ip_flood's words for each protocol, made at its first flood packet
 	brute                             map[serviceKey]*counter
 	beacons                           map[serviceKey]*beacon
@@ -352,7 +353,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
-		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{}, dnsAsked: map[dnsKey]float64{},
+		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{}, dnsAsked: map[dnsKey]float64{}, methods: map[connKey]methodStart{},
 		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, tiny: map[Host]*counter{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
 }
 
@@ -461,7 +462,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		if talked, acked := d.talking.answered(p, r.RateWindow.Seconds()); !talked || stray && (!acked || sliver) {
 			out = d.flood(p, d.ack, d.ackIn, "ack_flood", "TCP ACKs outside any connection or out of its sequence", r.ACKFloodRate, out)
 		}
-		if !r.NoPayloads && httpRequest(p.Payload) {
+		if !r.NoPayloads && len(p.Payload) > 0 && d.startsRequest(p) {
 			out = d.flood(p, d.http, d.httpIn, "http_flood", "HTTP requests", r.HTTPFloodRate, out)
 		}
 	case p.Proto == layers.IPProtocolUDP:
@@ -911,6 +912,11 @@ func (d *RuleDetector) evict(now float64) {
 				delete(d.dnsAsked, k)
 			}
 		}
+		for k, m := range d.methods {
+			if windowEnded(m.at, now, r.DNSWindow) {
+				delete(d.methods, k)
+			}
+		}
 	}
 	if due(sweepBrute, r.BruteForceWindow.Seconds()) {
 		forgetEnded(d.brute, now, r.BruteForceWindow)
@@ -943,7 +949,7 @@ func (d *RuleDetector) evict(now float64) {
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
 	return len(d.telnet) + len(d.hostScan) + len(d.randomScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
-		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) + len(d.dnsAsked) +
+		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) + len(d.dnsAsked) + len(d.methods) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.tiny) + len(d.dests)
 }
 

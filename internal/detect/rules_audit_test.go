@@ -87,8 +87,8 @@ func TestAuditDNSWaterTortureLongNamesCutByPrefix(t *testing.T) {
 
 // Mirai's HTTP flood takes its method from the attack's "method" option
 // (any string); servers also skip a CRLF before the request line (RFC 9112
-// 2.2). A request written in pieces, its method in a segment of its own,
-// is not seen (docs/DETECTION.md).
+// 2.2); and a request written in pieces puts its method, or part of it,
+// in a segment of its own.
 func TestAuditHTTPFloodEvasions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -97,6 +97,8 @@ func TestAuditHTTPFloodEvasions(t *testing.T) {
 		{"control: GET", [][]byte{[]byte("GET / HTTP/1.1\r\nHost: v\r\n\r\n")}},
 		{"Mirai method=PROPFIND", [][]byte{[]byte("PROPFIND / HTTP/1.1\r\nHost: v\r\n\r\n")}},
 		{"an empty line before the request line", [][]byte{[]byte("\r\nGET / HTTP/1.1\r\nHost: v\r\n\r\n")}},
+		{"the method in a segment of its own", [][]byte{[]byte("GET"), []byte(" / HTTP/1.1\r\nHost: v\r\n\r\n")}},
+		{"the method a byte at a time", [][]byte{[]byte("G"), []byte("E"), []byte("T"), []byte(" / HTTP/1.1\r\nHost: v\r\n\r\n")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := tcpHandshake(t, 0, botIP, victimIP, 40000, 80)
