@@ -1,22 +1,19 @@
 package detect
 
-// Audit of the rules added in 2947b21..cdf47f4 (ip_flood, STOMP in
-// ack_flood, http_flood, dns_water_torture). Each test asserts what the
-// rule should do and fails where it does not.
+// Regression tests from the audit of the rules added in 2947b21..cdf47f4
+// (ip_flood, STOMP in ack_flood, http_flood, dns_water_torture): each
+// failed before its fix (adbf412 and after).
 
 import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/fleetward/fleetward/internal/alert"
 )
@@ -146,17 +143,7 @@ func TestAuditSTOMPInWindowVariantEvades(t *testing.T) {
 // any), each with the link address of its sender, as Linux records it.
 func writeSLLCapture(t *testing.T, frames []crafted, senders []net.HardwareAddr, outgoing []bool) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "sll.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeLinuxSLL); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	for i, c := range frames {
+	return writeCraftedLink(t, layers.LinkTypeLinuxSLL, frames, func(i int, frame []byte) []byte {
 		h := make([]byte, 16)
 		if outgoing[i] {
 			binary.BigEndian.PutUint16(h[0:2], 4)
@@ -165,53 +152,40 @@ func writeSLLCapture(t *testing.T, frames []crafted, senders []net.HardwareAddr,
 		binary.BigEndian.PutUint16(h[4:6], 6)
 		copy(h[6:12], senders[i])
 		binary.BigEndian.PutUint16(h[14:16], uint16(layers.EthernetTypeIPv4))
-		data := append(h, c.frame[14:]...) // the IP packet of an Ethernet frame
-		ci := gopacket.CaptureInfo{Timestamp: start.Add(c.at), CaptureLength: len(data), Length: len(data)}
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+		return append(h, frame[14:]...) // the IP packet of an Ethernet frame
+	})
 }
 
 // A Linux cooked capture records the sender's link address only: the way
-// back never carries the MAC pair reversed, so nothing is ever answered.
+// back never carries the MAC pair reversed, so nothing was ever answered.
 func TestAuditCookedCaptureNothingIsAnswered(t *testing.T) {
-	t.Run("a GRE tunnel carrying 4,000 packets a second each way", func(t *testing.T) {
-		var fs []crafted
-		var senders []net.HardwareAddr
-		var out []bool
-		for i := range 8000 {
-			at := time.Duration(i) * 250 * time.Microsecond
-			fs = append(fs, crafted{at, greFrame(t, botIP, victimIP, false, uint16(i), 512)},
-				crafted{at + 100*time.Microsecond, greFrame(t, victimIP, botIP, false, uint16(i), 512)})
-			senders = append(senders, macA, macB)
-			out = append(out, true, false)
-		}
-		sigs := runRules(t, writeSLLCapture(t, fs, senders, out), Rules{}, 0)
-		if len(sigs) != 0 {
-			t.Errorf("an answered tunnel in a tcpdump -i any capture: %v", auditBehaviours(sigs))
-		}
-	})
-	t.Run("4,000 pings a second, each answered", func(t *testing.T) {
-		var fs []crafted
-		var senders []net.HardwareAddr
-		var out []bool
-		for i := range 8000 {
-			at := time.Duration(i) * 250 * time.Microsecond
-			fs = append(fs, crafted{at, icmpEchoFrame(t, botIP, victimIP, 8, uint16(i))},
-				crafted{at + 50*time.Microsecond, icmpEchoFrame(t, victimIP, botIP, 0, uint16(i))})
-			senders = append(senders, macA, macB)
-			out = append(out, true, false)
-		}
-		sigs := runRules(t, writeSLLCapture(t, fs, senders, out), Rules{}, 0)
-		if len(sigs) != 0 {
-			t.Errorf("answered pings in a tcpdump -i any capture: %v", auditBehaviours(sigs))
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		pair func(i int) (out, back []byte) // a packet and its answer
+	}{
+		{"a GRE tunnel carrying 4,000 packets a second each way", func(i int) ([]byte, []byte) {
+			return greFrame(t, botIP, victimIP, false, uint16(i), 512), greFrame(t, victimIP, botIP, false, uint16(i), 512)
+		}},
+		{"4,000 pings a second, each answered", func(i int) ([]byte, []byte) {
+			return icmpEchoFrame(t, botIP, victimIP, 8, uint16(i)), icmpEchoFrame(t, victimIP, botIP, 0, uint16(i))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fs []crafted
+			var senders []net.HardwareAddr
+			var out []bool
+			for i := range 8000 {
+				at := time.Duration(i) * 250 * time.Microsecond
+				there, back := tc.pair(i)
+				fs = append(fs, crafted{at, there}, crafted{at + 50*time.Microsecond, back})
+				senders = append(senders, macA, macB)
+				out = append(out, true, false)
+			}
+			if sigs := runRules(t, writeSLLCapture(t, fs, senders, out), Rules{}, 0); len(sigs) != 0 {
+				t.Errorf("answered traffic in a tcpdump -i any capture: %v", auditBehaviours(sigs))
+			}
+		})
+	}
 }
 
 // The same holds for ack_flood (older than these commits): a download's

@@ -103,19 +103,27 @@ func udpFrame(t testing.TB, src, dst net.IP, sport, dport uint16, payload []byte
 // writeCraftedCapture writes frames to a pcap file with pcapgo and returns its path.
 func writeCraftedCapture(t testing.TB, frames []crafted) string {
 	t.Helper()
+	return writeCraftedLink(t, layers.LinkTypeEthernet, frames, func(_ int, frame []byte) []byte { return frame })
+}
+
+// writeCraftedLink writes frames to a pcap file of link type link, each
+// turned into that link's frame by data, and returns its path.
+func writeCraftedLink(t testing.TB, link layers.LinkType, frames []crafted, data func(i int, frame []byte) []byte) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "crafted.pcap")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+	if err := w.WriteFileHeader(65535, link); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	for _, c := range frames {
-		ci := gopacket.CaptureInfo{Timestamp: start.Add(c.at), CaptureLength: len(c.frame), Length: len(c.frame)}
-		if err := w.WritePacket(ci, c.frame); err != nil {
+	for i, c := range frames {
+		b := data(i, c.frame)
+		ci := gopacket.CaptureInfo{Timestamp: start.Add(c.at), CaptureLength: len(b), Length: len(b)}
+		if err := w.WritePacket(ci, b); err != nil {
 			t.Fatal(err)
 		}
 	}
