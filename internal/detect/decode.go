@@ -82,10 +82,10 @@ type Packet struct {
 	// lengths (whatever the snaplen kept of it); 0 when they do not say
 	// (a header cut short, an IPv6 jumbogram).
 	PayloadLen int
-	// Portless marks an unfragmented IP packet that carries no TCP or UDP
-	// header and is no ICMP error (GRE, ESP, ICMP echo, any other
-	// protocol, 0 included), for the flood of such packets; IPProto is its
-	// protocol.
+	// Portless marks an IP packet, unfragmented or the first fragment of
+	// one, that carries no TCP or UDP header and is no ICMP error (GRE,
+	// ESP, ICMP echo, any other protocol, 0 included), for the flood of
+	// such packets; IPProto is its protocol.
 	Portless bool
 	IPProto  layers.IPProtocol
 	// Payload is the start of the transport payload, at most
@@ -255,6 +255,7 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 // fill copies the decoded layers into p following Kitsune's tshark rules.
 func (d *Decoder) fill(p *Packet) {
 	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6, fragment bool
+	firstFragment := false // fragment is the first of its packet
 	var transportFrom []byte // the IP payload, for ports of a truncated header
 	wire := 0                // transportFrom's length on the wire, from the IP lengths (0: unknown)
 	lastIPv6 := false        // the last IP header was IPv6's, so extension headers may follow
@@ -294,7 +295,7 @@ layers:
 			ipProto, wire = ip.Protocol, int(ip.Length)-int(ip.IHL)*4
 			if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 				d.Stats.Fragments++
-				fragment = true
+				fragment, firstFragment = true, ip.FragOffset == 0
 				// Only when what the fragment carries of the transport header
 				// (up to 20 bytes) was captured.
 				if n := max(int(ip.Length)-int(ip.IHL)*4, 0); ip.FragOffset == 0 && len(ip.Payload) >= min(n, len(p.FragHead)) {
@@ -371,6 +372,7 @@ layers:
 			}
 			d.Stats.Fragments++
 			fragment, transportFrom = true, nil
+			firstFragment, ipProto = first, d.ext.NextHeader
 			// A first fragment tells the rules what it carries of its
 			// transport header, as an IPv4 one does (FragProto), when it
 			// was captured whole.
@@ -450,7 +452,9 @@ layers:
 	// An ICMP error answers a packet (a flood's, often): it is no flood
 	// packet itself.
 	icmpError := haveICMP4 && icmp4Quotes(d.icmp4.TypeCode.Type()) || haveICMP6 && d.icmp6.TypeCode.Type() < 128
-	if haveIP && !haveTransport && !fragment && !icmpError && !hasPorts(ipProto) {
+	// A first fragment says its protocol too: a flood of big GRE packets
+	// or pings is fragmented. The later fragments count for nothing.
+	if haveIP && !haveTransport && (!fragment || firstFragment) && !icmpError && !hasPorts(ipProto) {
 		p.Portless, p.IPProto = true, ipProto
 	}
 }

@@ -26,7 +26,7 @@ func (d *RuleDetector) portless(p *Packet, out []alert.Signal) []alert.Signal {
 	q := *p
 	q.SrcPort, q.DstPort = uint16(p.IPProto), uint16(p.IPProto)
 	d.talking.saw(&q)
-	if talked, _ := d.talking.answered(&q, d.r.RateWindow.Seconds()); talked || groupAddress(p.Dst) {
+	if talked, _ := d.talking.answered(&q, d.r.RateWindow.Seconds()); talked || groupDestination(p) {
 		return out
 	}
 	what := &d.ipWhat[p.IPProto]
@@ -34,6 +34,21 @@ func (d *RuleDetector) portless(p *Packet, out []alert.Signal) []alert.Signal {
 		*what = protocolName(p.IPProto) + " packets (no ports) that nothing answers"
 	}
 	return d.flood(p, d.ip, d.ipIn, "ip_flood", *what, d.r.IPFloodRate, out)
+}
+
+// groupDestination reports whether p goes to a group: a multicast address,
+// IPv4's limited broadcast, or a group MAC address. An IPv4 address ending
+// in .255 counts as a subnet's broadcast only where the link carries no
+// MAC address to say so: it is an ordinary host in a network wider than a
+// /24, and one in 256 of the internet's.
+func groupDestination(p *Packet) bool {
+	if p.DstMAC[0]&1 == 1 {
+		return true
+	}
+	if a := p.Dst.Addr; p.Dst.Kind == AddrIPv4 && p.DstMAC != ([6]byte{}) {
+		return a[0] >= 224 || a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255
+	}
+	return groupAddress(p.Dst)
 }
 
 // protocolName names an IP protocol as gopacket does, or by its number.
@@ -99,23 +114,27 @@ func tokens(b []byte) bool {
 
 // httpRequest reports whether a TCP payload starts an HTTP/1 request: a
 // method (any token: Mirai's HTTP flood sends whatever method it is told),
-// a space, and a target in origin form ("/…") or "*", or any target on a
-// line that names an HTTP/1 version. Empty lines before it are skipped, as
-// servers do (RFC 9112, 2.2).
+// a space, and a target in origin form ("/…"), "*" or absolute form
+// ("http://…"), or any target on a line that names an HTTP/1 version.
+// Empty lines before it and extra spaces after the method are skipped, as
+// servers do (RFC 9112, 2.2 and 3).
 func httpRequest(payload []byte) bool {
 	b := payload
-	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
-		b = b[2:]
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
 	}
 	i := 0
 	for i < len(b) && i <= maxMethod && tokenChar(b[i]) {
 		i++
 	}
-	if i == 0 || i > maxMethod || i+1 >= len(b) || b[i] != ' ' {
+	if i == 0 || i > maxMethod || i >= len(b) || b[i] != ' ' {
 		return false
 	}
-	target := b[i+1:]
-	if target[0] == '/' || target[0] == '*' {
+	target := bytes.TrimLeft(b[i:], " ")
+	switch {
+	case len(target) == 0:
+		return false
+	case target[0] == '/' || target[0] == '*' || hasPrefixFold(target, "http://") || hasPrefixFold(target, "https://"):
 		return true
 	}
 	if end := bytes.IndexByte(target, '\n'); end >= 0 {

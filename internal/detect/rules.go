@@ -89,14 +89,16 @@ type Rules struct {
 	// few hundred milliseconds' worth). Many sources to one server raise
 	// http_flood_received.
 	HTTPFloodRate int `json:"http_flood_rate"`
-	// DNSSubdomains distinct names under one registered domain (a public
-	// suffix and one label more: example.co.uk, not co.uk) asked by one
+	// DNSSubdomains distinct names under one registered domain (an ICANN
+	// public suffix and one label more: example.co.uk, not co.uk; duckdns.org
+	// for every name a dynamic-DNS user has under it) asked by one
 	// source in DNS queries over UDP within DNSWindow: Mirai's DNS water
 	// torture, which asks the resolver for random names under its
 	// target's domain, so that every query reaches the target's
 	// authoritative servers past every cache. Reverse lookups
-	// (in-addr.arpa, ip6.arpa) do not count, nor do the queries of a
-	// resolver passing on names it was asked for. Default 100 in 10 s.
+	// (in-addr.arpa, ip6.arpa) do not count, nor does a query for a name
+	// another host asked for within the last 2 s (a resolver passing it
+	// on). Default 100 in 10 s.
 	DNSSubdomains int           `json:"dns_subdomains"`
 	DNSWindow     time.Duration `json:"dns_window"`
 	// PortScanPorts distinct TCP ports of one host sent a bare SYN by one
@@ -330,7 +332,7 @@ type RuleDetector struct {
 	// destination alone.
 	synIn, udpIn, ackIn, ipIn, httpIn map[Host]*destCounter
 	dns                               map[dnsKey]*distinctSet[uint64] // the names each source asked under a registered domain
-	dnsAsked                          map[dnsKey]float64              // when each host was last asked for a name under a domain
+	dnsNames                          map[uint64]dnsAsk               // who first asked for each name lately (a forwarder's queries follow)
 	methods                           map[connKey]methodStart         // the first bytes of request lines sent in pieces
 	ipWhat                            [256]string                     // ip_flood's words for each protocol, made at its first flood packet
 	brute                             map[serviceKey]*counter
@@ -353,7 +355,7 @@ func NewRuleDetector(r Rules) *RuleDetector {
 		udpPorts: map[hostPair]*distinctSet[uint16]{},
 		syn:      map[hostPair]*counter{}, udp: map[hostPair]*counter{}, ack: map[hostPair]*counter{},
 		synIn: map[Host]*destCounter{}, udpIn: map[Host]*destCounter{}, ackIn: map[Host]*destCounter{}, brute: map[serviceKey]*counter{},
-		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{}, dnsAsked: map[dnsKey]float64{}, methods: map[connKey]methodStart{},
+		ip: map[hostPair]*counter{}, http: map[hostPair]*counter{}, ipIn: map[Host]*destCounter{}, httpIn: map[Host]*destCounter{}, dns: map[dnsKey]*distinctSet[uint64]{}, dnsNames: map[uint64]dnsAsk{}, methods: map[connKey]methodStart{},
 		beacons: map[serviceKey]*beacon{}, knownPorts: map[servicePort]struct{}{}, creds: map[connKey]*credState{}, tiny: map[Host]*counter{}, credsSeen: map[serviceKey]*counter{}, dests: map[Host]*destClasses{}}
 }
 
@@ -436,15 +438,13 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 			}
 		}
 	case tcp && flags&(FlagSYN|FlagRST|FlagACK) == FlagACK: // FIN-ACKs too: a flood may set FIN
-		// An ACK, bare or with data. A bare one (no payload: the payload
-		// prefix says so when it is copied, as the credential rule wants,
-		// and the frame was captured whole, whatever its options or IP
-		// version; otherwise the frame must be no longer than Ethernet,
-		// IPv4 and TCP headers with timestamps) that completes a handshake
+		// An ACK, bare or with data. A bare one (no payload on the wire,
+		// by the IP lengths, whatever the link, options, IP version or
+		// snaplen) that completes a handshake
 		// takes its SYN off the SYN counts: a thousand devices
 		// reconnecting to their broker at once are no SYN flood, spoofed
 		// sources never answer, and a flooder's own ACKs complete nothing.
-		bare := flags == FlagACK && len(p.Payload) == 0 && (p.Length <= 66 || !r.NoPayloads && !p.Cut)
+		bare := flags == FlagACK && p.PayloadLen == 0 && len(p.Payload) == 0
 		if bare && d.handshakes.completes(p) {
 			if c := d.syn[hostPair{p.Src, p.Dst}]; c != nil && c.n > 0 {
 				c.n--
@@ -474,7 +474,7 @@ func (d *RuleDetector) Observe(p *Packet, out []alert.Signal) []alert.Signal {
 		}
 		// Discovery broadcasts to many ports (SSDP, mDNS and every vendor's
 		// own) and traceroute's probes (33434 and up) are no scan.
-		if !answers(p) && !groupAddress(p.Dst) && (p.DstPort < 33434 || p.DstPort > 33534) {
+		if !answers(p) && !groupDestination(p) && (p.DstPort < 33434 || p.DstPort > 33534) {
 			if n, fire := distinct(d.udpPorts, hostPair{p.Src, p.Dst}, p.DstPort, t, r.PortScanWindow, r.PortScanPorts); fire {
 				out = append(out, d.signal(p, "port_scan", alert.SeverityMedium, n, r.PortScanPorts,
 					fmt.Sprintf("UDP datagrams to %d ports of %s within %s (threshold %d)", n, hostString(p.Dst), r.PortScanWindow, r.PortScanPorts)))
@@ -907,9 +907,9 @@ func (d *RuleDetector) evict(now float64) {
 	}
 	if due(sweepDNS, r.DNSWindow.Seconds()) {
 		forgetEnded(d.dns, now, r.DNSWindow)
-		for k, t := range d.dnsAsked {
-			if windowEnded(t, now, r.DNSWindow) {
-				delete(d.dnsAsked, k)
+		for k, a := range d.dnsNames {
+			if now-a.at > forwardDelay || now < a.at {
+				delete(d.dnsNames, k)
 			}
 		}
 		for k, m := range d.methods {
@@ -949,7 +949,7 @@ func (d *RuleDetector) evict(now float64) {
 // Keys is the number of state entries kept.
 func (d *RuleDetector) Keys() int {
 	return len(d.telnet) + len(d.hostScan) + len(d.randomScan) + len(d.ports) + len(d.udpPorts) + len(d.syn) + len(d.udp) + len(d.ack) + len(d.synIn) + len(d.udpIn) + len(d.ackIn) +
-		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) + len(d.dnsAsked) + len(d.methods) +
+		len(d.ip) + len(d.http) + len(d.ipIn) + len(d.httpIn) + len(d.dns) + len(d.dnsNames) + len(d.methods) +
 		len(d.brute) + len(d.beacons) + len(d.creds) + len(d.credsSeen) + len(d.tiny) + len(d.dests)
 }
 
