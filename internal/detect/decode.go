@@ -255,7 +255,7 @@ func (d *Decoder) Decode(data []byte, ci gopacket.CaptureInfo, p *Packet) {
 // fill copies the decoded layers into p following Kitsune's tshark rules.
 func (d *Decoder) fill(p *Packet) {
 	var haveIP4, haveIP6, haveTransport, haveICMP4, haveARP, haveICMP6, fragment bool
-	firstFragment := false // fragment is the first of its packet
+	firstFragment := false   // fragment is the first of its packet
 	var transportFrom []byte // the IP payload, for ports of a truncated header
 	wire := 0                // transportFrom's length on the wire, from the IP lengths (0: unknown)
 	lastIPv6 := false        // the last IP header was IPv6's, so extension headers may follow
