@@ -31,9 +31,13 @@ func TestRulesOnRealKernelTraffic(t *testing.T) {
 	n := &netns{ipTool: v.ipTool, name: v.ns}
 	server := serveInNamespace(t, n)
 	target := net.IPv4(10, 200, 77, 2).To4()
+	// The floods below go as fast as this host sends, which a CI machine
+	// running other packages' tests at once may slow to a few thousand
+	// packets a second: the rates are a third of the defaults.
+	rules := Rules{ACKFloodRate: 1000, IPFloodRate: 1000, HTTPFloodRate: 70}
 
 	t.Run("Mirai's STOMP flood inside a real connection, answered by the target's duplicate ACKs, is an ACK flood", func(t *testing.T) {
-		sigs, frames := rulesWhile(t, v, Rules{}, func() {
+		sigs, frames := rulesWhile(t, v, rules, func() {
 			conn, err := net.Dial("tcp4", server.String())
 			if err != nil {
 				t.Fatal(err)
@@ -53,14 +57,14 @@ func TestRulesOnRealKernelTraffic(t *testing.T) {
 	})
 
 	t.Run("Mirai's GRE flood from a raw socket is an IP flood", func(t *testing.T) {
-		sigs, _ := rulesWhile(t, v, Rules{}, func() {
+		sigs, _ := rulesWhile(t, v, rules, func() {
 			sendRaw(t, unix.IPPROTO_GRE, target, 6000, func(i int) []byte { return greIPPayload(net.IPv4(10, 200, 77, 1).To4(), target, i, 512) })
 		})
 		wantOnly(t, sigs, "ip_flood", "10.200.77.1")
 	})
 
 	t.Run("1,500 HTTP requests over kept-alive connections as fast as the server answers are an HTTP flood", func(t *testing.T) {
-		sigs, _ := rulesWhile(t, v, Rules{}, func() {
+		sigs, _ := rulesWhile(t, v, rules, func() {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			defer client.CloseIdleConnections()
 			for range 1500 {
