@@ -74,7 +74,11 @@ type methodStart struct {
 // nothing; Telnet keystrokes, kept the same way, never make a request.
 func (d *RuleDetector) startsRequest(p *Packet) bool {
 	k := connKey{p.Src, p.Dst, p.SrcPort, p.DstPort}
-	pending, ok := d.methods[k]
+	var pending methodStart
+	ok := false
+	if len(d.methods) > 0 { // mostly empty: no hash of the key then
+		pending, ok = d.methods[k]
+	}
 	if !ok {
 		if httpRequest(p.Payload) {
 			return true
