@@ -96,6 +96,12 @@ func TestAuditHTTPFloodEvasions(t *testing.T) {
 		{"an empty line before the request line", [][]byte{[]byte("\r\nGET / HTTP/1.1\r\nHost: v\r\n\r\n")}},
 		{"the method in a segment of its own", [][]byte{[]byte("GET"), []byte(" / HTTP/1.1\r\nHost: v\r\n\r\n")}},
 		{"the method a byte at a time", [][]byte{[]byte("G"), []byte("E"), []byte("T"), []byte(" / HTTP/1.1\r\nHost: v\r\n\r\n")}},
+		// nginx and Go's net/http skip any leading CR or LF, and nginx takes
+		// extra spaces; a long target pushes the version past the payload
+		// prefix, so absolute and origin forms count without it.
+		{"a bare LF before the request line", [][]byte{[]byte("\nGET / HTTP/1.1\r\nHost: v\r\n\r\n")}},
+		{"absolute form, long URL", [][]byte{[]byte("GET http://v/?" + strings.Repeat("a", 400) + " HTTP/1.1\r\nHost: v\r\n\r\n")}},
+		{"two spaces, long path", [][]byte{[]byte("GET  /?" + strings.Repeat("a", 400) + " HTTP/1.1\r\nHost: v\r\n\r\n")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := tcpHandshake(t, 0, botIP, victimIP, 40000, 80)
