@@ -285,20 +285,20 @@ layers:
 				ip := &d.ip4.IPv4
 				if transportFrom == nil && !fragment && ip.Flags&layers.IPv4MoreFragments == 0 && ip.FragOffset == 0 &&
 					hasPorts(ip.Protocol) {
-					transportFrom, wire = ip.Payload, int(ip.Length)-int(ip.IHL)*4
+					transportFrom, wire = ip.Payload, ipv4PayloadLen(ip)
 				}
 				continue
 			}
 			haveIP4 = true
 			ip := &d.ip4.first
 			p.Src, p.Dst = hostIPv4(ip.SrcIP), hostIPv4(ip.DstIP)
-			ipProto, wire = ip.Protocol, int(ip.Length)-int(ip.IHL)*4
+			ipProto, wire = ip.Protocol, ipv4PayloadLen(ip)
 			if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 				d.Stats.Fragments++
 				fragment, firstFragment = true, ip.FragOffset == 0
 				// Only when what the fragment carries of the transport header
 				// (up to 20 bytes) was captured.
-				if n := max(int(ip.Length)-int(ip.IHL)*4, 0); ip.FragOffset == 0 && len(ip.Payload) >= min(n, len(p.FragHead)) {
+				if n := max(wire, 0); ip.FragOffset == 0 && len(ip.Payload) >= min(n, len(p.FragHead)) {
 					p.FragProto, p.FragLen = ip.Protocol, uint16(n)
 					copy(p.FragHead[:], ip.Payload)
 				}
@@ -311,10 +311,7 @@ layers:
 				if transportFrom == nil && !fragment {
 					// What follows is the inner packet's: its extension
 					// headers come off its own length.
-					wire = int(d.ip6.Length)
-					if d.ip6.HopByHop != nil {
-						wire -= len(d.ip6.HopByHop.Contents)
-					}
+					_, wire = ipv6Next(&d.ip6.IPv6)
 					if next := d.ip6.NextLayerType(); next == layers.LayerTypeTCP || next == layers.LayerTypeUDP {
 						transportFrom = d.ip6.Payload
 					}
@@ -615,15 +612,26 @@ func (l *ipv6First) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) err
 	case l.seen:
 	case err == nil:
 		l.first, l.firstHopByHop, l.firstNext = l.IPv6, l.HopByHop != nil, l.NextLayerType()
-		l.firstProto, l.firstWire = l.NextHeader, int(l.Length)
-		if l.HopByHop != nil {
-			l.firstProto, l.firstWire = l.HopByHop.NextHeader, l.firstWire-len(l.HopByHop.Contents)
-		}
+		l.firstProto, l.firstWire = ipv6Next(&l.IPv6)
 		l.seen = true
 	case len(data) >= 40 && data[0]>>4 == 6:
 		l.salvaged = true
 	}
 	return err
+}
+
+// ipv4PayloadLen is the length on the wire of what follows an IPv4
+// header, by its lengths.
+func ipv4PayloadLen(ip *layers.IPv4) int { return int(ip.Length) - int(ip.IHL)*4 }
+
+// ipv6Next returns the protocol after an IPv6 header and the hop-by-hop
+// header gopacket decodes inside it, and the length on the wire of what
+// follows them.
+func ipv6Next(ip *layers.IPv6) (layers.IPProtocol, int) {
+	if ip.HopByHop != nil {
+		return ip.HopByHop.NextHeader, int(ip.Length) - len(ip.HopByHop.Contents)
+	}
+	return ip.NextHeader, int(ip.Length)
 }
 
 // hasPorts reports whether proto is a transport with ports: TCP or UDP.

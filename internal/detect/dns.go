@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"strings"
+	"time"
 
 	"golang.org/x/net/publicsuffix"
 
@@ -23,8 +24,8 @@ type dnsAsk struct {
 }
 
 // forwardDelay is how soon after one host asks for a name another's query
-// for it is taken for a resolver passing it on, in seconds.
-const forwardDelay = 2.0
+// for it is taken for a resolver passing it on.
+const forwardDelay = 2 * time.Second
 
 // dnsSeed keys the hashes of DNS names.
 var dnsSeed = maphash.MakeSeed()
@@ -48,7 +49,7 @@ func (d *RuleDetector) waterTorture(p *Packet, out []alert.Signal) []alert.Signa
 	}
 	r := &d.r
 	h := maphash.String(dnsSeed, name)
-	if a, ok := d.dnsNames[h]; ok && a.by != p.Src && p.Time >= a.at && p.Time-a.at <= forwardDelay {
+	if a, ok := d.dnsNames[h]; ok && a.by != p.Src && !windowEnded(a.at, p.Time, forwardDelay) {
 		return out
 	}
 	if len(d.dnsNames) >= maxRuleKeys {

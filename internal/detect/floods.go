@@ -19,10 +19,10 @@ func (d *RuleDetector) portless(p *Packet, out []alert.Signal) []alert.Signal {
 	if p.Src.Kind != AddrIPv4 && p.Src.Kind != AddrIPv6 {
 		return out
 	}
+	d.counted(p.Time)
 	// The talking table keys a protocol's packets between two hosts by
 	// the protocol number in both port fields, so that the way back
 	// matches the way out.
-	d.counted(p.Time)
 	q := *p
 	q.SrcPort, q.DstPort = uint16(p.IPProto), uint16(p.IPProto)
 	d.talking.saw(&q)

@@ -209,13 +209,12 @@ func (c *talking) saw(p *Packet) (stray, sliver bool) {
 		t.data = true
 	}
 	if p.TCPFlags&FlagACK != 0 {
-		if t.hasAck && int32(p.Ack-t.ack) > 0 {
-			t.acked = p.Time
+		switch {
+		case !t.hasAck:
+			t.ack, t.hasAck = p.Ack, true
+		case int32(p.Ack-t.ack) > 0: // moved forward (in sequence space)
+			t.ack, t.acked = p.Ack, p.Time
 		}
-		if !t.hasAck || int32(p.Ack-t.ack) > 0 {
-			t.ack = p.Ack
-		}
-		t.hasAck = true
 	}
 	*s = t
 	return stray, sliver

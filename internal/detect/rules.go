@@ -60,18 +60,22 @@ type Rules struct {
 	// destination, the device under attack.
 	//
 	// An ACK with data also counts when its connection's direction has
-	// carried data before and this segment does not start where the last
-	// one ended: Mirai's STOMP flood opens a real connection, then sends
-	// PSH-ACKs of 768 bytes whose sequence numbers step by one (or by
-	// 65,536: it byte-swaps them), which the target answers with duplicate
-	// ACKs that keep the connection talking. A transfer's segments follow
-	// on from each other, save the few it retransmits.
+	// carried data before, this segment does not start where that data
+	// ended, and the other side has acknowledged nothing new within
+	// RateWindow (or the segment is mostly bytes sent before: see
+	// talking.saw): Mirai's STOMP flood opens a real connection, then
+	// sends PSH-ACKs of 768 bytes whose sequence numbers step by one (or
+	// by 65,536: it byte-swaps them), which the target answers with
+	// duplicate ACKs that keep the connection talking. A transfer's
+	// segments follow on from each other, save the few it retransmits,
+	// and its receiver's acknowledgement keeps moving.
 	SYNFloodRate int           `json:"syn_flood_rate"`
 	UDPFloodRate int           `json:"udp_flood_rate"`
 	ACKFloodRate int           `json:"ack_flood_rate"`
 	RateWindow   time.Duration `json:"rate_window"`
-	// IPFloodRate is unfragmented packets without ports (GRE, ESP, ICMP,
-	// any IP protocol but TCP and UDP) from one source to one unicast
+	// IPFloodRate is packets without ports (GRE, ESP, ICMP echo, any IP
+	// protocol but TCP and UDP; unfragmented, or the first fragment of
+	// one; ICMP errors aside) from one source to one unicast
 	// destination within RateWindow, that the destination has not
 	// answered with the same protocol (between the same MAC addresses,
 	// reversed) within RateWindow: Mirai's GRE floods, which wrap random
@@ -80,8 +84,8 @@ type Rules struct {
 	// Default 3000 in 1 s; many sources to one destination raise
 	// ip_flood_received.
 	IPFloodRate int `json:"ip_flood_rate"`
-	// HTTPFloodRate is HTTP requests (TCP payloads that start with a
-	// method and a space) from one source to one destination within
+	// HTTPFloodRate is HTTP requests (TCP payloads that start a request
+	// line, see httpRequest) from one source to one destination within
 	// RateWindow: Mirai's HTTP flood, which asks a web server for pages as
 	// fast as it answers, over connections that complete their handshakes
 	// and so are no SYN flood. Default 200 in 1 s (a browser opens 6
@@ -908,7 +912,7 @@ func (d *RuleDetector) evict(now float64) {
 	if due(sweepDNS, r.DNSWindow.Seconds()) {
 		forgetEnded(d.dns, now, r.DNSWindow)
 		for k, a := range d.dnsNames {
-			if now-a.at > forwardDelay || now < a.at {
+			if windowEnded(a.at, now, forwardDelay) {
 				delete(d.dnsNames, k)
 			}
 		}

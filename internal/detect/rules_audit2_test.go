@@ -96,15 +96,8 @@ func TestAudit2DNSWaterTortureWithBinaryLabels(t *testing.T) {
 // router's WAN address as a second attacker, the finding adbf412 fixed
 // for the one-address case only.
 func TestAudit2DNSForwarderOnAnotherAddressIsNamed(t *testing.T) {
-	routerLAN, routerWAN, upstream := net.IP{10, 200, 1, 1}, net.IP{198, 51, 100, 7}, net.IP{9, 9, 9, 9}
-	var fs []crafted
-	for i := range 200 {
-		at := time.Duration(i) * 20 * time.Millisecond
-		q := dnsQuery(uint16(i), auditRandLabel(i)+".victim-shop.example")
-		fs = append(fs, crafted{at, udpFrame(t, botIP, routerLAN, uint16(20000+i), 53, q)},
-			crafted{at + time.Millisecond, udpFrame(t, routerWAN, upstream, uint16(40000+i), 53, q)})
-	}
-	sigs := runRules(t, writeCraftedCapture(t, fs), Rules{}, 0)
+	routerLAN, routerWAN := net.IP{10, 200, 1, 1}, net.IP{198, 51, 100, 7}
+	sigs := forwardedWaterTorture(t, routerLAN, routerWAN)
 	if !auditHas(sigs, "dns_water_torture") {
 		t.Fatalf("no dns_water_torture at all: %v", auditBehaviours(sigs))
 	}

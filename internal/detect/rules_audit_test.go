@@ -301,20 +301,29 @@ func TestAuditIPProtocolZeroFlood(t *testing.T) {
 // bot asks for: water torture through it raises the rule on the router as
 // well, as if it were a second attacker.
 func TestAuditDNSWaterTortureForwarderIsNamed(t *testing.T) {
-	router, upstream := net.IP{10, 200, 1, 1}, net.IP{9, 9, 9, 9}
-	var fs []crafted
-	for i := range 200 {
-		at := time.Duration(i) * 20 * time.Millisecond
-		q := dnsQuery(uint16(i), auditRandLabel(i)+".victim-shop.example")
-		fs = append(fs, crafted{at, udpFrame(t, botIP, router, uint16(20000+i), 53, q)},
-			crafted{at + time.Millisecond, udpFrame(t, router, upstream, uint16(40000+i), 53, q)})
-	}
-	sigs := runRules(t, writeCraftedCapture(t, fs), Rules{}, 0)
+	router := net.IP{10, 200, 1, 1}
+	sigs := forwardedWaterTorture(t, router, router)
 	for _, s := range sigs {
 		if s.Behaviour == "dns_water_torture" && s.SrcIP == router.String() {
 			t.Errorf("the resolver forwarding the bot's queries is named too: %s from %s", s.Behaviour, s.SrcIP)
 		}
 	}
+}
+
+// forwardedWaterTorture runs the rules over a bot asking the resolver at
+// asked for 200 random names under one domain in 4 s, each passed on 1 ms
+// later from the resolver's address from to an upstream server.
+func forwardedWaterTorture(t *testing.T, asked, from net.IP) []alert.Signal {
+	t.Helper()
+	upstream := net.IP{9, 9, 9, 9}
+	var fs []crafted
+	for i := range 200 {
+		at := time.Duration(i) * 20 * time.Millisecond
+		q := dnsQuery(uint16(i), auditRandLabel(i)+".victim-shop.example")
+		fs = append(fs, crafted{at, udpFrame(t, botIP, asked, uint16(20000+i), 53, q)},
+			crafted{at + time.Millisecond, udpFrame(t, from, upstream, uint16(40000+i), 53, q)})
+	}
+	return runRules(t, writeCraftedCapture(t, fs), Rules{}, 0)
 }
 
 // PayloadLen of a TCP segment inside an IP tunnel whose inner header is
